@@ -1,0 +1,102 @@
+# rotor: one binary, built with make. `make` builds ./rotor; `make test` builds and runs the tests.
+# Vulkan and OpenCL are compiled in when their headers (and glslc, for Vulkan) are present;
+# VULKAN=0 / OPENCL=0 leave them out. Kernels for each instruction set get their own flags and
+# are chosen at run time; nothing is built with -march=native.
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS  ?=
+CFLAGS  += $(OPT) -g -std=c11 -Wall -Wextra -D_GNU_SOURCE -pthread -MMD -MP
+LDLIBS  += -lm -pthread
+SAN     ?=
+ifneq ($(SAN),)
+CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SAN)
+endif
+
+ARCH    ?= $(shell $(CC) -dumpmachine | cut -d- -f1)
+PKG     ?= pkg-config
+
+# --- required libraries ---
+CFLAGS  += $(shell $(PKG) --cflags libutf8proc sqlite3 2>/dev/null)
+LDLIBS  += $(shell $(PKG) --libs libutf8proc sqlite3 2>/dev/null || echo -lutf8proc -lsqlite3)
+
+# --- sources ---
+LIB_SRC := $(wildcard models/*.c) $(wildcard tools/*.c) backends/cpu.c backends/registry.c \
+           $(wildcard backends/cpu_*.c) kernels/dispatch.c kernels/scalar.c
+ifeq ($(ARCH),x86_64)
+LIB_SRC += $(wildcard kernels/*_avx2.c kernels/*_avx512.c)
+endif
+ifeq ($(ARCH),aarch64)
+LIB_SRC += $(wildcard kernels/*_neon.c)
+endif
+
+# --- optional GPU backends ---
+VULKAN  ?= $(shell $(PKG) --exists vulkan 2>/dev/null && command -v glslc >/dev/null && echo 1 || echo 0)
+OPENCL  ?= $(shell printf '\#include <CL/cl.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
+GLSLC   ?= glslc
+ifeq ($(VULKAN),1)
+CFLAGS  += -DRTR_HAVE_VULKAN $(shell $(PKG) --cflags vulkan)
+LDLIBS  += $(shell $(PKG) --libs vulkan)
+LIB_SRC += $(wildcard backends/vulkan*.c)
+SHADERS := $(wildcard kernels/*.comp)
+SPV     := $(SHADERS:kernels/%.comp=$(BUILD)/spv/%.spv)
+GEN     += $(BUILD)/gen/shaders.h
+endif
+ifeq ($(OPENCL),1)
+CFLAGS  += -DRTR_HAVE_OPENCL -DCL_TARGET_OPENCL_VERSION=120
+LDLIBS  += -lOpenCL
+LIB_SRC += $(wildcard backends/opencl*.c)
+GEN     += $(BUILD)/gen/cl_source.h
+endif
+CFLAGS  += -I$(BUILD)/gen
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+
+.PHONY: all test clean fuzz help
+all: rotor
+
+rotor: $(BUILD)/rotor.o $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c | $(GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# per-instruction-set flags; dispatch.c decides at run time whether they may run
+$(BUILD)/kernels/%_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/kernels/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx2 -mfma -mf16c
+$(BUILD)/kernels/%_neon.o:   CFLAGS += -march=armv8.2-a+dotprod+fp16
+
+# SPIR-V compiled at build time and embedded; no run-time compiler
+$(BUILD)/spv/%.spv: kernels/%.comp
+	@mkdir -p $(dir $@)
+	$(GLSLC) --target-env=vulkan1.1 -O -o $@ $<
+$(BUILD)/gen/shaders.h: $(SPV) kernels/embed.sh
+	@mkdir -p $(dir $@)
+	sh kernels/embed.sh spv $@ $(SPV)
+$(BUILD)/gen/cl_source.h: $(wildcard kernels/*.cl) kernels/embed.sh
+	@mkdir -p $(dir $@)
+	sh kernels/embed.sh cl $@ $(wildcard kernels/*.cl)
+
+$(BUILD)/tests/%: tests/%.c $(LIB_OBJ) tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
+
+test: rotor $(TESTS)
+	ROTOR=./rotor tests/run.sh $(BUILD) $(T)
+
+clean:
+	rm -rf $(BUILD) rotor
+
+help:
+	@echo "make            build ./rotor"
+	@echo "make test       build and run the test suite (T=pattern runs a subset)"
+	@echo "make SAN=address,undefined test   the suite under sanitizers"
+	@echo "make fuzz       run every fuzz target for FUZZ_SECONDS (default 60)"
+	@echo "make VULKAN=0 OPENCL=0          CPU-only build"
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/rotor.d
+-include tests/fuzz.mk

@@ -1,0 +1,450 @@
+/* cpu.c: the CPU backend: host buffers (weights alias the mapped file), every op of backend.h
+ * run at once on the thread pool with the kernel set chosen for this CPU. It is also the
+ * reference the GPU backends are tested against. */
+#include "backend.h"
+#include "cpu_pool.h"
+#include "../kernels/kernels.h"
+#include "../models/format.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rtr_buf {
+    uint8_t *p;
+    size_t size;
+    int owned;
+};
+
+typedef struct {
+    float *f;     /* f32 scratch */
+    int8_t *q;    /* int8 scratch */
+    int32_t *i;   /* int32 scratch */
+    size_t nf, nq, ni;
+} scratch;
+
+typedef struct {
+    rtr_backend base;
+    const rtr_kernels *k;
+    rtr_pool *pool;
+    scratch *sc; /* one per thread */
+    int nth;
+} cpu_backend;
+
+#define PTR(ref) ((ref).buf->p + (ref).off)
+#define F32(ref) ((float *)PTR(ref))
+
+static int grow(void **p, size_t *have, size_t want, size_t elt) {
+    if (*have >= want) return 0;
+    void *n = realloc(*p, want * elt);
+    if (!n) return -1;
+    *p = n;
+    *have = want;
+    return 0;
+}
+
+/* Scratch grows on the first batch of a given size and is then reused: the token loop does not
+ * allocate once the first token has run. */
+static int reserve(cpu_backend *b, size_t nf, size_t nq, size_t ni) {
+    for (int t = 0; t < b->nth; t++) {
+        scratch *s = &b->sc[t];
+        if (grow((void **)&s->f, &s->nf, nf, 4) || grow((void **)&s->q, &s->nq, nq, 1) ||
+            grow((void **)&s->i, &s->ni, ni, 4))
+            return RTR_ENOMEM;
+    }
+    return 0;
+}
+
+static void split(int n, int ith, int nth, int align, int *lo, int *hi) {
+    int chunks = (n + align - 1) / align;
+    int per = chunks / nth, rem = chunks % nth;
+    int c0 = ith * per + (ith < rem ? ith : rem), c1 = c0 + per + (ith < rem);
+    *lo = c0 * align;
+    *hi = c1 * align < n ? c1 * align : n;
+}
+
+/* ---- buffers ---- */
+static rtr_buf *cpu_buf_new(rtr_backend *be, size_t bytes, const void *host, int flags, rtr_err *err) {
+    (void)be;
+    rtr_buf *b = calloc(1, sizeof *b);
+    if (!b) { rtr_seterr(err, RTR_ENOMEM, "out of memory"); return NULL; }
+    b->size = bytes;
+    if (host && (flags & RTR_BUF_WEIGHT)) { b->p = (uint8_t *)host; return b; }
+    size_t sz = (bytes + 63) / 64 * 64;
+    b->p = aligned_alloc(64, sz ? sz : 64);
+    if (!b->p) { free(b); rtr_seterr(err, RTR_ENOMEM, "out of memory allocating %zu bytes", bytes); return NULL; }
+    b->owned = 1;
+    if (host) memcpy(b->p, host, bytes);
+    else memset(b->p, 0, sz ? sz : 64);
+    return b;
+}
+static void cpu_buf_free(rtr_backend *be, rtr_buf *b) {
+    (void)be;
+    if (!b) return;
+    if (b->owned) free(b->p);
+    free(b);
+}
+static int cpu_buf_write(rtr_backend *be, rtr_buf *b, size_t off, const void *src, size_t n, rtr_err *err) {
+    (void)be;
+    if (!b->owned || off > b->size || n > b->size - off) return rtr_seterr(err, RTR_EARG, "cpu: write out of bounds");
+    memcpy(b->p + off, src, n);
+    return 0;
+}
+static int cpu_buf_read(rtr_backend *be, rtr_buf *b, size_t off, void *dst, size_t n, rtr_err *err) {
+    (void)be;
+    if (off > b->size || n > b->size - off) return rtr_seterr(err, RTR_EARG, "cpu: read out of bounds");
+    memcpy(dst, b->p + off, n);
+    return 0;
+}
+static int cpu_begin(rtr_backend *be, rtr_err *err) { (void)be; (void)err; return 0; }
+static int cpu_end(rtr_backend *be, rtr_err *err) { (void)be; (void)err; return 0; }
+
+/* ---- ops ---- */
+typedef struct { cpu_backend *b; const rtr_op *op; } job;
+
+static void row_to_f32(int type, const uint8_t *base, size_t row, int d, float *out) {
+    switch (type) {
+    case RTR_T_F32: memcpy(out, base + row * (size_t)d * 4, (size_t)d * 4); break;
+    case RTR_T_F16: { const uint16_t *s = (const uint16_t *)base + row * (size_t)d; for (int i = 0; i < d; i++) out[i] = rtr_f16_to_f32(s[i]); break; }
+    case RTR_T_BF16: { const uint16_t *s = (const uint16_t *)base + row * (size_t)d; for (int i = 0; i < d; i++) out[i] = rtr_bf16_to_f32(s[i]); break; }
+    }
+}
+
+static void op_embed(void *v, int ith, int nth) {
+    job *j = v;
+    const rtr_op *op = j->op;
+    int lo, hi;
+    split(op->rows, ith, nth, 1, &lo, &hi);
+    const int32_t *ids = (const int32_t *)PTR(op->b);
+    const uint8_t *tab = PTR(op->a);
+    int d = op->p.emb.d;
+    for (int r = lo; r < hi; r++) {
+        float *out = F32(op->dst) + (size_t)r * d;
+        size_t id = (size_t)ids[r];
+        if (op->p.emb.type == RTR_T_Q8R) {
+            size_t rb = rtr_q8r_row_bytes((uint64_t)d);
+            const int8_t *s = (const int8_t *)tab + id * rb;
+            float sc;
+            memcpy(&sc, tab + (size_t)op->p.emb.n_rows * rb + id * 4, 4);
+            for (int i = 0; i < d; i++) out[i] = s[i] * sc;
+        } else row_to_f32(op->p.emb.type, tab, id, d, out);
+        if (op->p.emb.scale != 1.0f)
+            for (int i = 0; i < d; i++) out[i] *= op->p.emb.scale;
+    }
+}
+
+static void op_rmsnorm(void *v, int ith, int nth) {
+    job *j = v;
+    const rtr_op *op = j->op;
+    int lo, hi, n = op->p.norm.n, kpad = (n + 127) / 128 * 128;
+    split(op->rows, ith, nth, 1, &lo, &hi);
+    const float *w = op->c.buf ? F32(op->c) : NULL;
+    float *tmp = j->b->sc[ith].f;
+    for (int r = lo; r < hi; r++) {
+        float *x = F32(op->a) + (size_t)r * n;
+        if (op->b.buf) {
+            const float *d = F32(op->b) + (size_t)r * n;
+            for (int i = 0; i < n; i++) x[i] += d[i];
+        }
+        float ss = 0;
+        for (int i = 0; i < n; i++) ss += x[i] * x[i];
+        float inv = 1.0f / sqrtf(ss / (float)n + op->p.norm.eps);
+        float *y = op->dst.buf ? F32(op->dst) + (size_t)r * n : tmp;
+        for (int i = 0; i < n; i++) y[i] = x[i] * inv * (w ? w[i] : 1.0f);
+        if (op->dst2.buf) {
+            int32_t sum;
+            float s = j->b->k->quant_row(y, n, kpad, (int8_t *)PTR(op->dst2) + (size_t)r * kpad, &sum);
+            F32(op->dst3)[r] = s;
+        }
+    }
+}
+
+static void op_quant(void *v, int ith, int nth) {
+    job *j = v;
+    const rtr_op *op = j->op;
+    int lo, hi, n = op->p.norm.n, kpad = (n + 127) / 128 * 128;
+    split(op->rows, ith, nth, 1, &lo, &hi);
+    for (int r = lo; r < hi; r++) {
+        int32_t sum;
+        F32(op->dst3)[r] = j->b->k->quant_row(F32(op->a) + (size_t)r * n, n, kpad,
+                                               (int8_t *)PTR(op->dst2) + (size_t)r * kpad, &sum);
+    }
+}
+
+#define MM_ROWS 64 /* rows of one weight chunk: the int32 scratch holds MM_ROWS x tokens */
+
+static void op_matmul_t2(void *v, int ith, int nth) {
+    job *j = v;
+    const rtr_op *op = j->op;
+    const rtr_kernels *k = j->b->k;
+    int ntok = op->rows, kk = op->p.mm.k, kpad = (kk + 127) / 128 * 128;
+    size_t rb = rtr_t2_row_bytes((uint64_t)kk);
+    const int8_t *x = (const int8_t *)PTR(op->a);
+    const float *xs = F32(op->b);
+    int32_t *xsum = j->b->sc[ith].i, *acc = xsum + ntok;
+    for (int t = 0; t < ntok; t++) {
+        int32_t s = 0;
+        const int8_t *q = x + (size_t)t * kpad;
+        for (int i = 0; i < kpad; i++) s += q[i];
+        xsum[t] = s;
+    }
+    int total = 0;
+    for (int m = 0; m < op->p.mm.n_mat; m++) total += op->p.mm.n[m];
+    int lo, hi;
+    split(total, ith, nth, 16, &lo, &hi);
+    int base = 0;
+    for (int m = 0; m < op->p.mm.n_mat; m++) {
+        int n = op->p.mm.n[m];
+        int a0 = lo > base ? lo - base : 0, a1 = hi - base < n ? hi - base : n;
+        const uint8_t *w = PTR(op->p.mm.w[m]);
+        float *out = F32(op->p.mm.out[m]);
+        float alpha = op->p.mm.alpha[m];
+        for (int r0 = a0; r0 < a1; r0 += MM_ROWS) {
+            int nr = a1 - r0 < MM_ROWS ? a1 - r0 : MM_ROWS;
+            k->t2_gemm(w + (size_t)r0 * rb, rb, nr, x, xsum, kpad, ntok, acc, MM_ROWS);
+            for (int t = 0; t < ntok; t++) {
+                float f = alpha * xs[t];
+                float *o = out + (size_t)t * n + r0;
+                const int32_t *a = acc + (size_t)t * MM_ROWS;
+                if (op->p.mm.accum) for (int r = 0; r < nr; r++) o[r] += (float)a[r] * f;
+                else for (int r = 0; r < nr; r++) o[r] = (float)a[r] * f;
+            }
+        }
+        base += n;
+    }
+}
+
+static void op_matmul_f(void *v, int ith, int nth) {
+    job *j = v;
+    const rtr_op *op = j->op;
+    const rtr_kernels *k = j->b->k;
+    int n = op->p.mf.n, kk = op->p.mf.k, ntok = op->rows, lo, hi;
+    split(n, ith, nth, 16, &lo, &hi);
+    if (lo >= hi) return;
+    const float *x = F32(op->a);
+    float *y = F32(op->dst);
+    const uint8_t *w = PTR(op->p.mm.w[0]);
+    switch (op->p.mf.type) {
+    case RTR_T_F16:
+        k->f16_gemm((const uint16_t *)w + (size_t)lo * kk, hi - lo, kk, x, ntok, y + lo, (size_t)n);
+        break;
+    case RTR_T_BF16:
+        k->bf16_gemm((const uint16_t *)w + (size_t)lo * kk, hi - lo, kk, x, ntok, y + lo, (size_t)n);
+        break;
+    case RTR_T_F32:
+        for (int t = 0; t < ntok; t++)
+            for (int r = lo; r < hi; r++) {
+                const float *wr = (const float *)w + (size_t)r * kk, *xr = x + (size_t)t * kk;
+                float s = 0;
+                for (int i = 0; i < kk; i++) s += wr[i] * xr[i];
+                y[(size_t)t * n + r] = s;
+            }
+        break;
+    case RTR_T_Q8R: {
+        int kq = (int)rtr_q8r_row_bytes((uint64_t)kk);
+        int8_t *q = j->b->sc[ith].q;
+        float *xs = j->b->sc[ith].f;
+        for (int t = 0; t < ntok; t++) {
+            int32_t sum;
+            int kpad = (kk + 127) / 128 * 128; /* quant_row pads to 128; q8 rows use the first kq */
+            xs[t] = k->quant_row(x + (size_t)t * kk, kk, kpad, q + (size_t)t * kpad, &sum);
+            (void)kq;
+        }
+        const float *scale = (const float *)(w + (size_t)n * rtr_q8r_row_bytes((uint64_t)kk));
+        int kpad = (kk + 127) / 128 * 128;
+        /* q8_gemm reads x rows of kq entries: repack to kq stride when it differs */
+        if (kpad != kq)
+            for (int t = 1; t < ntok; t++) memmove(q + (size_t)t * kq, q + (size_t)t * kpad, (size_t)kq);
+        k->q8_gemm((const int8_t *)w + (size_t)lo * kq, scale + lo, hi - lo, kk, q, xs, ntok, y + lo, (size_t)n);
+        break;
+    }
+    }
+}
+
+static void op_rope(void *v, int ith, int nth) {
+    job *j = v;
+    const rtr_op *op = j->op;
+    int nh = op->p.rope.n_head, hd = op->p.rope.head_dim, rd = op->p.rope.rot_dim, half = rd / 2, lo, hi;
+    split(op->rows, ith, nth, 1, &lo, &hi);
+    const int32_t *pos = (const int32_t *)PTR(op->b);
+    float *cs = j->b->sc[ith].f, *sn = cs + half;
+    for (int r = lo; r < hi; r++) {
+        for (int i = 0; i < half; i++) {
+            /* float32 angles, as the reference computes them */
+            float inv = 1.0f / powf(op->p.rope.theta, (float)(2 * i) / (float)rd);
+            float ang = (float)pos[r] * inv;
+            cs[i] = (float)cos((double)ang);
+            sn[i] = (float)sin((double)ang);
+        }
+        for (int h = 0; h < nh; h++) {
+            float *x = F32(op->a) + ((size_t)r * nh + h) * hd;
+            for (int i = 0; i < half; i++) {
+                float x0 = x[i], x1 = x[i + half];
+                x[i] = x0 * cs[i] - x1 * sn[i];
+                x[i + half] = x1 * cs[i] + x0 * sn[i];
+            }
+        }
+    }
+}
+
+static void op_kv_store(void *v, int ith, int nth) {
+    job *j = v;
+    const rtr_op *op = j->op;
+    int n = op->p.kv.n, lo, hi;
+    split(op->rows, ith, nth, 1, &lo, &hi);
+    const int32_t *slot = (const int32_t *)PTR(op->c);
+    for (int r = lo; r < hi; r++) {
+        uint16_t *kd = (uint16_t *)PTR(op->dst) + (size_t)slot[r] * n;
+        uint16_t *vd = (uint16_t *)PTR(op->dst2) + (size_t)slot[r] * n;
+        const float *ks = F32(op->a) + (size_t)r * n, *vs = F32(op->b) + (size_t)r * n;
+        for (int i = 0; i < n; i++) { kd[i] = rtr_f32_to_f16(ks[i]); vd[i] = rtr_f32_to_f16(vs[i]); }
+    }
+}
+
+static void op_attn(void *v, int ith, int nth) {
+    job *j = v;
+    const rtr_op *op = j->op;
+    const rtr_kernels *k = j->b->k;
+    int nh = op->p.attn.n_head, nkv = op->p.attn.n_kv, hd = op->p.attn.head_dim, cap = op->p.attn.cap;
+    int grp = nh / nkv, lo, hi;
+    split(op->rows * nh, ith, nth, 1, &lo, &hi);
+    const int32_t *spos = (const int32_t *)PTR(op->d), *qpos = (const int32_t *)PTR(op->e);
+    const uint16_t *K = (const uint16_t *)PTR(op->b), *V = (const uint16_t *)PTR(op->c);
+    float *sc = j->b->sc[ith].f;
+    int32_t *idx = j->b->sc[ith].i;
+    for (int it = lo; it < hi; it++) {
+        int r = it / nh, h = it % nh, kvh = h / grp;
+        const float *q = F32(op->a) + ((size_t)r * nh + h) * hd;
+        float *out = F32(op->dst) + ((size_t)r * nh + h) * hd;
+        int p = qpos[r], m = 0;
+        float mx = -INFINITY;
+        for (int s = 0; s < cap; s++) {
+            int sp = spos[s];
+            if (sp < 0 || sp > p || (sp >= op->p.attn.n_sink && p - sp >= op->p.attn.window)) continue;
+            float d = k->dot_f32_f16(q, K + ((size_t)s * nkv + kvh) * hd, hd) * op->p.attn.scale;
+            sc[m] = d;
+            idx[m++] = s;
+            if (d > mx) mx = d;
+        }
+        float sum = 0;
+        for (int i = 0; i < m; i++) { sc[i] = expf(sc[i] - mx); sum += sc[i]; }
+        memset(out, 0, (size_t)hd * 4);
+        float inv = sum > 0 ? 1.0f / sum : 0;
+        for (int i = 0; i < m; i++) k->axpy_f16(sc[i] * inv, V + ((size_t)idx[i] * nkv + kvh) * hd, out, hd);
+    }
+}
+
+static void op_glu(void *v, int ith, int nth) {
+    job *j = v;
+    const rtr_op *op = j->op;
+    size_t total = (size_t)op->rows * op->p.glu.n;
+    int lo, hi;
+    split(op->rows, ith, nth, 1, &lo, &hi);
+    size_t a0 = (size_t)lo * op->p.glu.n, a1 = (size_t)hi * op->p.glu.n;
+    (void)total;
+    const float *g = F32(op->a), *u = F32(op->b);
+    float *d = F32(op->dst);
+    switch (op->p.glu.act) {
+    case RTR_ACT_RELU2:
+        for (size_t i = a0; i < a1; i++) { float r = g[i] > 0 ? g[i] : 0; d[i] = r * r * u[i]; }
+        break;
+    case RTR_ACT_SILU:
+        for (size_t i = a0; i < a1; i++) d[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        break;
+    case RTR_ACT_GELU_TANH:
+        for (size_t i = a0; i < a1; i++) {
+            float x = g[i];
+            d[i] = 0.5f * x * (1.0f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x))) * u[i];
+        }
+        break;
+    }
+}
+
+static void op_add(void *v, int ith, int nth) {
+    job *j = v;
+    const rtr_op *op = j->op;
+    int lo, hi;
+    split(op->rows, ith, nth, 1, &lo, &hi);
+    size_t n = (size_t)op->p.add.n;
+    float *d = F32(op->dst);
+    const float *a = F32(op->a);
+    for (size_t i = (size_t)lo * n; i < (size_t)hi * n; i++) d[i] += a[i];
+}
+
+static int cpu_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
+    cpu_backend *b = (cpu_backend *)be;
+    job j = {b, op};
+    rtr_pool_fn fn = NULL;
+    size_t nf = 0, nq = 0, ni = 0;
+    switch (op->kind) {
+    case RTR_OP_EMBED: fn = op_embed; break;
+    case RTR_OP_RMSNORM: fn = op_rmsnorm; nf = (size_t)op->p.norm.n + 128; break;
+    case RTR_OP_QUANT: fn = op_quant; break;
+    case RTR_OP_MATMUL_T2:
+        if (op->p.mm.n_mat < 1 || op->p.mm.n_mat > 3) return rtr_seterr(err, RTR_EARG, "cpu: bad matmul count");
+        fn = op_matmul_t2; ni = (size_t)op->rows * (MM_ROWS + 1); break;
+    case RTR_OP_MATMUL_F:
+        if (op->p.mf.type == RTR_T_BF16 && !b->k->bf16_gemm) return rtr_seterr(err, RTR_EBACKEND, "cpu: no bf16 kernel");
+        fn = op_matmul_f;
+        if (op->p.mf.type == RTR_T_Q8R) { nq = (size_t)op->rows * ((op->p.mf.k + 127) / 128 * 128); nf = (size_t)op->rows; }
+        break;
+    case RTR_OP_ROPE: fn = op_rope; nf = (size_t)op->p.rope.rot_dim + 2; break;
+    case RTR_OP_KV_STORE: fn = op_kv_store; break;
+    case RTR_OP_ATTN: fn = op_attn; nf = (size_t)op->p.attn.cap; ni = (size_t)op->p.attn.cap; break;
+    case RTR_OP_GLU: fn = op_glu; break;
+    case RTR_OP_ADD: fn = op_add; break;
+    default: return rtr_seterr(err, RTR_EARG, "cpu: unknown op %d", op->kind);
+    }
+    if (reserve(b, nf, nq, ni)) return rtr_seterr(err, RTR_ENOMEM, "cpu: out of memory for scratch");
+    rtr_pool_run(b->pool, fn, &j);
+    return 0;
+}
+
+static void cpu_destroy(rtr_backend *be) {
+    cpu_backend *b = (cpu_backend *)be;
+    if (!b) return;
+    rtr_pool_free(b->pool);
+    if (b->sc)
+        for (int t = 0; t < b->nth; t++) { free(b->sc[t].f); free(b->sc[t].q); free(b->sc[t].i); }
+    free(b->sc);
+    free(b);
+}
+
+static const rtr_backend_ops cpu_ops = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .buf_new = cpu_buf_new,
+    .buf_free = cpu_buf_free,
+    .buf_write = cpu_buf_write,
+    .buf_read = cpu_buf_read,
+    .begin = cpu_begin,
+    .run = cpu_run,
+    .end = cpu_end,
+};
+
+int rtr_cpu_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr_err *err) {
+    const rtr_kernels *k = rtr_kernels_pick(cfg ? cfg->kernel : NULL);
+    if (!k) return rtr_seterr(err, RTR_EBACKEND, "cpu: kernel set '%s' is not available on this CPU", cfg && cfg->kernel ? cfg->kernel : "?");
+    cpu_backend *b = calloc(1, sizeof *b);
+    if (!b) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
+    b->base.ops = &cpu_ops;
+    b->k = k;
+    b->nth = cfg && cfg->n_threads > 0 ? cfg->n_threads : rtr_physical_cores();
+    b->sc = calloc((size_t)b->nth, sizeof *b->sc);
+    b->pool = b->sc ? rtr_pool_new(b->nth) : NULL;
+    if (!b->pool) { cpu_destroy(&b->base); return rtr_seterr(err, RTR_ENOMEM, "cpu: cannot start %d threads", b->nth); }
+    snprintf(b->base.desc, sizeof b->base.desc, "CPU (%s, %d threads)", k->name, b->nth);
+    *out = &b->base;
+    return 0;
+}
+
+int rtr_cpu_list_devices(char *out, size_t cap) {
+    const rtr_kernels *ks[8];
+    int nk = rtr_kernels_available(ks, 8);
+    size_t l = strlen(out);
+    int w = snprintf(out + l, cap - l, "  0: CPU, %d physical cores, kernels:", rtr_physical_cores());
+    for (int i = 0; i < nk && w > 0; i++) { l = strlen(out); w = snprintf(out + l, cap - l, " %s", ks[i]->name); }
+    l = strlen(out);
+    snprintf(out + l, cap - l, "\n");
+    return 1;
+}

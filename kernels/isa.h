@@ -1,0 +1,25 @@
+/* isa.h: functions shared between the files of the instruction-set kernel sets (not public).
+ * Each set's tables live in its t2_<isa>.c; the float, int8 and quantization kernels in
+ * fp_<isa>.c. The AVX-512 set reuses the AVX2 float kernels, which run on any AVX-512 CPU. */
+#ifndef ROTOR_KERNELS_ISA_H
+#define ROTOR_KERNELS_ISA_H
+
+#include "kernels.h"
+
+#define RTR_FP_DECLS(isa)                                                                         \
+    void rtr_f16_gemm_##isa(const uint16_t *w, int nrows, int k, const float *x, int ntok,        \
+                            float *y, size_t ldy);                                                 \
+    void rtr_bf16_gemm_##isa(const uint16_t *w, int nrows, int k, const float *x, int ntok,       \
+                             float *y, size_t ldy);                                                \
+    void rtr_q8_gemm_##isa(const int8_t *w, const float *scale, int nrows, int k, const int8_t *x, \
+                           const float *xs, int ntok, float *y, size_t ldy);                       \
+    float rtr_quant_row_##isa(const float *x, int n, int kpad, int8_t *q, int32_t *sum);           \
+    float rtr_dot_f32_f16_##isa(const float *x, const uint16_t *y, int n);                         \
+    void rtr_axpy_f16_##isa(float a, const uint16_t *v, float *y, int n);
+
+RTR_FP_DECLS(avx2)
+RTR_FP_DECLS(neon)
+void rtr_q8_gemm_avx512vnni(const int8_t *w, const float *scale, int nrows, int k, const int8_t *x,
+                            const float *xs, int ntok, float *y, size_t ldy);
+
+#endif

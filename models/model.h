@@ -1,0 +1,59 @@
+/* model.h: what an open model and a session hold (internal to the engine).
+ * rtr_model owns the mapped file, the tokenizer, the backend and the weight buffers; the graph
+ * (graph.c) reads these to build the forward pass of every architecture it knows. */
+#ifndef ROTOR_MODEL_H
+#define ROTOR_MODEL_H
+
+#include "../rotor.h"
+#include "../backends/backend.h"
+#include "format.h"
+#include "tokenizer.h"
+
+/* projections of a layer, in the order the graph runs them */
+enum { P_Q, P_K, P_V, P_O, P_GATE, P_UP, P_DOWN, P_COUNT };
+
+typedef struct {
+    rtr_buf *attn_norm, *ffn_norm;
+    rtr_buf *attn_sub_norm, *ffn_sub_norm; /* 2B4T SubLN (NULL otherwise) */
+    rtr_buf *q_norm, *k_norm;              /* QK-norm (NULL otherwise) */
+    rtr_buf *w[P_COUNT];                   /* ternary projections */
+    float alpha[P_COUNT];
+    rtr_buf *in_norm[P_COUNT];             /* per-projection input norms (embedding models) */
+} rtr_layer;
+
+typedef struct {
+    int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, max_ctx;
+    float rope_theta, norm_eps, embd_scale;
+    int act, sub_norms, in_norms, qk_norm, pooling_last;
+    int bos, eos, eot, add_bos, add_eos;
+} rtr_hparams;
+
+struct rtr_model {
+    rtr_file f;
+    rtr_tokenizer *tok;
+    rtr_backend *be;
+    rtr_hparams hp;
+    char arch[32];
+    char note[256];
+    const char *chat_template; /* NUL-terminated copy */
+    rtr_buf *tok_embd, *output, *output_norm;
+    int embd_type, output_type;
+    rtr_layer *layers;
+    uint64_t bytes_per_token;
+};
+
+struct rtr_session {
+    rtr_model *m;
+    int n_ctx, n_sink, n_batch, cap, slack;
+    int pos;
+    const volatile int *cancel;
+    int32_t *slot_pos;            /* host mirror of the ring's positions [cap] */
+    int32_t *h_ids, *h_pos, *h_slot;  /* host staging [n_batch] */
+    float *logits;                /* [n_vocab] */
+    rtr_buf *kc, *vc;             /* [n_layer][cap][kv_dim] f16 */
+    rtr_buf *spos, *ids, *qpos, *slots;
+    rtr_buf *x, *xn, *q, *k, *v, *att, *g, *u, *qa, *qs, *out;
+    size_t bytes;
+};
+
+#endif

@@ -1,0 +1,326 @@
+/* session.c: sessions and the forward pass. One graph serves every architecture rotor knows
+ * (2B4T "bitnet", the "bitnet-qwen3" embedding model), switched by hyper-parameter flags, and is
+ * expressed only in backend ops, so it runs unchanged on every backend.
+ *
+ * The KV cache is a ring of cap = n_ctx + slack slots per layer. Position p lives in slot p while
+ * p < cap, later in n_sink + (p - n_sink) mod (cap - n_sink): the first n_sink positions (attention
+ * sinks: BOS and the start of the system prompt) are never overwritten. A query at position p
+ * sees the sinks and the newest n_ctx - n_sink positions (its window), so the result does not
+ * depend on how tokens are batched: once the ring wraps, batches are cut to slack + 1 tokens so
+ * that no token's write evicts anything an earlier token of the same batch still needs. */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RING_SLACK 32
+
+static int slot_of(const rtr_session *s, int p) {
+    if (p < s->cap) return p;
+    return s->n_sink + (p - s->n_sink) % (s->cap - s->n_sink);
+}
+
+static void free_bufs(rtr_session *s) {
+    rtr_backend *be = s->m->be;
+    rtr_buf *bs[] = {s->kc, s->vc, s->spos, s->ids, s->qpos, s->slots, s->x, s->xn, s->q, s->k,
+                     s->v, s->att, s->g, s->u, s->qa, s->qs, s->out};
+    for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++)
+        if (bs[i]) be->ops->buf_free(be, bs[i]);
+}
+
+int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *o, rtr_err *err) {
+    *out = NULL;
+    const rtr_hparams *h = &m->hp;
+    rtr_session *s = calloc(1, sizeof *s);
+    if (!s) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
+    s->m = m;
+    s->n_ctx = o && o->n_ctx > 0 ? o->n_ctx : (h->max_ctx < 4096 ? h->max_ctx : 4096);
+    s->n_sink = o && o->n_sink > 0 ? o->n_sink : 4;
+    s->n_batch = o && o->n_batch > 0 ? o->n_batch : 512;
+    s->cancel = o ? o->cancel : NULL;
+    if (o && o->n_sink < 0) s->n_sink = 0;
+    if (s->n_ctx < 8 || s->n_ctx > (1 << 22)) {
+        int c = s->n_ctx;
+        free(s);
+        return rtr_seterr(err, RTR_EARG, "context size %d is out of range (8 .. 4194304)", c);
+    }
+    if (s->n_sink >= s->n_ctx / 2) s->n_sink = s->n_ctx / 2 - 1;
+    if (s->n_batch > s->n_ctx) s->n_batch = s->n_ctx;
+    s->slack = RING_SLACK;
+    s->cap = s->n_ctx + s->slack;
+    int D = h->n_embd, qd = h->n_head * h->head_dim, kvd = h->n_head_kv * h->head_dim, F = h->n_ff, B = s->n_batch;
+    int wide = D > qd ? D : qd;
+    if (F > wide) wide = F;
+    size_t kpad = (size_t)(wide + 127) / 128 * 128;
+    s->slot_pos = malloc((size_t)s->cap * 4);
+    s->h_ids = malloc((size_t)B * 4);
+    s->h_pos = malloc((size_t)B * 4);
+    s->h_slot = malloc((size_t)B * 4);
+    s->logits = malloc((size_t)h->n_vocab * 4);
+    if (!s->slot_pos || !s->h_ids || !s->h_pos || !s->h_slot || !s->logits) { rtr_session_free(s); return rtr_seterr(err, RTR_ENOMEM, "out of memory"); }
+    rtr_backend *be = m->be;
+    size_t kvbytes = (size_t)h->n_layer * s->cap * kvd * 2;
+    struct { rtr_buf **b; size_t bytes; int flags; } want[] = {
+        {&s->kc, kvbytes, 0}, {&s->vc, kvbytes, 0},
+        {&s->spos, (size_t)s->cap * 4, 0}, {&s->ids, (size_t)B * 4, 0}, {&s->qpos, (size_t)B * 4, 0},
+        {&s->slots, (size_t)B * 4, 0},
+        {&s->x, (size_t)B * D * 4, 0}, {&s->xn, (size_t)B * wide * 4, 0}, {&s->q, (size_t)B * qd * 4, 0},
+        {&s->k, (size_t)B * kvd * 4, 0}, {&s->v, (size_t)B * kvd * 4, 0}, {&s->att, (size_t)B * qd * 4, 0},
+        {&s->g, (size_t)B * F * 4, 0}, {&s->u, (size_t)B * F * 4, 0}, {&s->qa, (size_t)B * kpad, 0},
+        {&s->qs, (size_t)B * 4, 0}, {&s->out, (size_t)h->n_vocab * 4, RTR_BUF_HOST},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        *want[i].b = be->ops->buf_new(be, want[i].bytes, NULL, want[i].flags, err);
+        if (!*want[i].b) {
+            int code = err ? err->code : RTR_ENOMEM;
+            if (code == RTR_ENOMEM && i < 2)
+                rtr_seterr(err, code, "not enough memory for a %d-token context (%.0f MB of KV cache); try a smaller -c", s->n_ctx, 2.0 * kvbytes / 1e6);
+            rtr_session_free(s);
+            return code;
+        }
+        s->bytes += want[i].bytes;
+    }
+    rtr_session_reset(s);
+    *out = s;
+    return 0;
+}
+
+void rtr_session_free(rtr_session *s) {
+    if (!s) return;
+    free_bufs(s);
+    free(s->slot_pos); free(s->h_ids); free(s->h_pos); free(s->h_slot); free(s->logits);
+    free(s);
+}
+
+void rtr_session_reset(rtr_session *s) {
+    for (int i = 0; i < s->cap; i++) s->slot_pos[i] = -1;
+    s->pos = 0;
+}
+
+int rtr_session_pos(const rtr_session *s) { return s->pos; }
+int rtr_session_ctx(const rtr_session *s) { return s->n_ctx; }
+size_t rtr_session_bytes(const rtr_session *s) { return s->bytes; }
+
+int rtr_session_rewind(rtr_session *s, int n) {
+    if (n < 0 || n > s->pos) return RTR_EARG;
+    for (int i = 0; i < n; i++) {
+        int p = s->pos - 1 - i, sl = slot_of(s, p);
+        if (s->slot_pos[sl] == p) s->slot_pos[sl] = -1;
+    }
+    s->pos -= n;
+    return 0;
+}
+
+const float *rtr_logits(const rtr_session *s) { return s->logits; }
+
+static rtr_ref R(rtr_buf *b, size_t off) { rtr_ref r = {b, off}; return r; }
+static const rtr_ref NONE = {NULL, 0};
+
+/* Norm of rows of a (optionally after a += b), then int8 quantization into qa/qs. */
+static rtr_op norm_quant(const rtr_session *s, int rows, rtr_ref a, rtr_ref resid, rtr_buf *w, int n) {
+    rtr_op op = {0};
+    op.kind = RTR_OP_RMSNORM;
+    op.rows = rows;
+    op.a = a; op.b = resid; op.c = R(w, 0);
+    op.dst2 = R(s->qa, 0); op.dst3 = R(s->qs, 0);
+    op.p.norm.n = n;
+    op.p.norm.eps = s->m->hp.norm_eps;
+    return op;
+}
+
+static rtr_op matmul(const rtr_session *s, int rows, int k, int accum) {
+    rtr_op op = {0};
+    op.kind = RTR_OP_MATMUL_T2;
+    op.rows = rows;
+    op.a = R(s->qa, 0); op.b = R(s->qs, 0);
+    op.p.mm.k = k;
+    op.p.mm.accum = accum;
+    return op;
+}
+
+static void mm_add(rtr_op *op, const rtr_layer *L, int p, rtr_buf *out, int n) {
+    int i = op->p.mm.n_mat++;
+    op->p.mm.w[i] = R(L->w[p], 0);
+    op->p.mm.out[i] = R(out, 0);
+    op->p.mm.n[i] = n;
+    op->p.mm.alpha[i] = L->alpha[p];
+}
+
+#define RUN(opv) do { rtr_op o_ = (opv); if ((r = ops->run(be, &o_, err))) return r; } while (0)
+
+/* One batch of n tokens whose ids, positions and slots are staged in the session. With
+ * want_out, the last row's result goes to s->out: logits for LMs, the final-norm row for
+ * embedding models. */
+static int forward(rtr_session *s, int n, int want_out, rtr_err *err) {
+    rtr_model *m = s->m;
+    const rtr_hparams *h = &m->hp;
+    rtr_backend *be = m->be;
+    const rtr_backend_ops *ops = be->ops;
+    int D = h->n_embd, hd = h->head_dim, qd = h->n_head * hd, kvd = h->n_head_kv * hd, F = h->n_ff;
+    int r;
+    if ((r = ops->buf_write(be, s->ids, 0, s->h_ids, (size_t)n * 4, err)) ||
+        (r = ops->buf_write(be, s->qpos, 0, s->h_pos, (size_t)n * 4, err)) ||
+        (r = ops->buf_write(be, s->slots, 0, s->h_slot, (size_t)n * 4, err)) ||
+        (r = ops->buf_write(be, s->spos, 0, s->slot_pos, (size_t)s->cap * 4, err)))
+        return r;
+    if ((r = ops->begin(be, err))) return r;
+    rtr_op op = {0};
+    op.kind = RTR_OP_EMBED; op.rows = n;
+    op.dst = R(s->x, 0); op.a = R(m->tok_embd, 0); op.b = R(s->ids, 0);
+    op.p.emb.type = m->embd_type; op.p.emb.n_rows = h->n_vocab; op.p.emb.d = D; op.p.emb.scale = h->embd_scale;
+    RUN(op);
+    size_t kv_layer = (size_t)s->cap * kvd * 2;
+    for (int l = 0; l < h->n_layer; l++) {
+        const rtr_layer *L = &m->layers[l];
+        /* attention block */
+        if (h->in_norms) {
+            rtr_op nm = norm_quant(s, n, R(s->x, 0), NONE, L->attn_norm, D);
+            nm.dst = R(s->xn, 0); nm.dst2 = NONE; nm.dst3 = NONE;
+            RUN(nm);
+            rtr_buf *outs[3] = {s->q, s->k, s->v};
+            int dims[3] = {qd, kvd, kvd};
+            for (int p = P_Q; p <= P_V; p++) {
+                RUN(norm_quant(s, n, R(s->xn, 0), NONE, L->in_norm[p], D));
+                rtr_op mm = matmul(s, n, D, 0);
+                mm_add(&mm, L, p, outs[p], dims[p]);
+                RUN(mm);
+            }
+        } else {
+            RUN(norm_quant(s, n, R(s->x, 0), NONE, L->attn_norm, D));
+            rtr_op mm = matmul(s, n, D, 0);
+            mm_add(&mm, L, P_Q, s->q, qd);
+            mm_add(&mm, L, P_K, s->k, kvd);
+            mm_add(&mm, L, P_V, s->v, kvd);
+            RUN(mm);
+        }
+        if (h->qk_norm) {
+            rtr_op qn = {0};
+            qn.kind = RTR_OP_RMSNORM; qn.p.norm.n = hd; qn.p.norm.eps = h->norm_eps;
+            qn.rows = n * h->n_head; qn.a = R(s->q, 0); qn.dst = R(s->q, 0); qn.c = R(L->q_norm, 0);
+            RUN(qn);
+            qn.rows = n * h->n_head_kv; qn.a = R(s->k, 0); qn.dst = R(s->k, 0); qn.c = R(L->k_norm, 0);
+            RUN(qn);
+        }
+        rtr_op rp = {0};
+        rp.kind = RTR_OP_ROPE; rp.rows = n; rp.b = R(s->qpos, 0);
+        rp.p.rope.head_dim = hd; rp.p.rope.rot_dim = hd; rp.p.rope.theta = h->rope_theta;
+        rp.a = R(s->q, 0); rp.p.rope.n_head = h->n_head;
+        RUN(rp);
+        rp.a = R(s->k, 0); rp.p.rope.n_head = h->n_head_kv;
+        RUN(rp);
+        rtr_op kv = {0};
+        kv.kind = RTR_OP_KV_STORE; kv.rows = n; kv.a = R(s->k, 0); kv.b = R(s->v, 0); kv.c = R(s->slots, 0);
+        kv.dst = R(s->kc, kv_layer * l); kv.dst2 = R(s->vc, kv_layer * l); kv.p.kv.n = kvd;
+        RUN(kv);
+        rtr_op at = {0};
+        at.kind = RTR_OP_ATTN; at.rows = n; at.a = R(s->q, 0);
+        at.b = R(s->kc, kv_layer * l); at.c = R(s->vc, kv_layer * l); at.d = R(s->spos, 0); at.e = R(s->qpos, 0);
+        at.dst = R(s->att, 0);
+        at.p.attn.n_head = h->n_head; at.p.attn.n_kv = h->n_head_kv; at.p.attn.head_dim = hd;
+        at.p.attn.cap = s->cap; at.p.attn.n_sink = s->n_sink; at.p.attn.window = s->n_ctx - s->n_sink;
+        at.p.attn.scale = 1.0f / sqrtf((float)hd);
+        RUN(at);
+        /* o projection: the attention output is normalized (SubLN or the o input norm), then
+         * quantized; the product is added into the residual stream */
+        RUN(norm_quant(s, n, R(s->att, 0), NONE, h->in_norms ? L->in_norm[P_O] : L->attn_sub_norm, qd));
+        rtr_op mo = matmul(s, n, qd, 1);
+        mm_add(&mo, L, P_O, s->x, D);
+        RUN(mo);
+        /* feed-forward block */
+        if (h->in_norms) {
+            rtr_op nm = norm_quant(s, n, R(s->x, 0), NONE, L->ffn_norm, D);
+            nm.dst = R(s->xn, 0); nm.dst2 = NONE; nm.dst3 = NONE;
+            RUN(nm);
+            rtr_buf *outs[2] = {s->g, s->u};
+            for (int p = P_GATE; p <= P_UP; p++) {
+                RUN(norm_quant(s, n, R(s->xn, 0), NONE, L->in_norm[p], D));
+                rtr_op mm = matmul(s, n, D, 0);
+                mm_add(&mm, L, p, outs[p - P_GATE], F);
+                RUN(mm);
+            }
+        } else {
+            RUN(norm_quant(s, n, R(s->x, 0), NONE, L->ffn_norm, D));
+            rtr_op mm = matmul(s, n, D, 0);
+            mm_add(&mm, L, P_GATE, s->g, F);
+            mm_add(&mm, L, P_UP, s->u, F);
+            RUN(mm);
+        }
+        rtr_op gl = {0};
+        gl.kind = RTR_OP_GLU; gl.rows = n; gl.a = R(s->g, 0); gl.b = R(s->u, 0); gl.dst = R(s->g, 0);
+        gl.p.glu.n = F; gl.p.glu.act = h->act;
+        RUN(gl);
+        RUN(norm_quant(s, n, R(s->g, 0), NONE, h->in_norms ? L->in_norm[P_DOWN] : L->ffn_sub_norm, F));
+        rtr_op md = matmul(s, n, F, 1);
+        mm_add(&md, L, P_DOWN, s->x, D);
+        RUN(md);
+    }
+    if (want_out) {
+        rtr_op fn = {0};
+        fn.kind = RTR_OP_RMSNORM; fn.rows = 1; fn.p.norm.n = D; fn.p.norm.eps = h->norm_eps;
+        fn.a = R(s->x, (size_t)(n - 1) * D * 4); fn.c = R(m->output_norm, 0);
+        fn.dst = h->pooling_last ? R(s->out, 0) : R(s->xn, 0);
+        RUN(fn);
+        if (!h->pooling_last) {
+            rtr_op hd_ = {0};
+            hd_.kind = RTR_OP_MATMUL_F; hd_.rows = 1; hd_.a = R(s->xn, 0); hd_.dst = R(s->out, 0);
+            hd_.p.mf.type = m->output_type; hd_.p.mf.n = h->n_vocab; hd_.p.mf.k = D;
+            hd_.p.mm.w[0] = R(m->output, 0);
+            RUN(hd_);
+        }
+    }
+    if ((r = ops->end(be, err))) return r;
+    if (want_out) {
+        size_t bytes = (size_t)(h->pooling_last ? D : h->n_vocab) * 4;
+        if ((r = ops->buf_read(be, s->out, 0, s->logits, bytes, err))) return r;
+    }
+    return 0;
+}
+
+int rtr_eval(rtr_session *s, const int32_t *ids, int n, rtr_err *err) {
+    if (n <= 0) return rtr_seterr(err, RTR_EARG, "nothing to evaluate");
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= s->m->hp.n_vocab)
+            return rtr_seterr(err, RTR_EARG, "token id %d is out of range (vocabulary %d)", ids[i], s->m->hp.n_vocab);
+    int done = 0;
+    while (done < n) {
+        if (s->cancel && *s->cancel) return rtr_seterr(err, RTR_EINTR, "interrupted");
+        if (s->pos > INT32_MAX - n) return rtr_seterr(err, RTR_EARG, "position counter exhausted");
+        int chunk = n - done < s->n_batch ? n - done : s->n_batch;
+        /* once a batch would evict, keep it short enough that it cannot evict its own window */
+        if (s->pos + chunk > s->cap && chunk > s->slack + 1) {
+            int free_slots = s->cap - s->pos;
+            chunk = free_slots > s->slack + 1 ? free_slots : s->slack + 1;
+        }
+        for (int i = 0; i < chunk; i++) {
+            int p = s->pos + i, sl = slot_of(s, p);
+            s->h_ids[i] = ids[done + i];
+            s->h_pos[i] = p;
+            s->h_slot[i] = sl;
+            s->slot_pos[sl] = p;
+        }
+        int r = forward(s, chunk, done + chunk == n, err);
+        if (r) {
+            /* the batch did not happen: forget its slots */
+            for (int i = 0; i < chunk; i++) if (s->slot_pos[s->h_slot[i]] == s->pos + i) s->slot_pos[s->h_slot[i]] = -1;
+            return r;
+        }
+        s->pos += chunk;
+        done += chunk;
+    }
+    return 0;
+}
+
+int rtr_embed(rtr_session *s, const int32_t *ids, int n, float *out, rtr_err *err) {
+    const rtr_hparams *h = &s->m->hp;
+    if (!h->pooling_last) return rtr_seterr(err, RTR_EARG, "this model is not an embedding model");
+    if (n > s->n_ctx) return rtr_seterr(err, RTR_EARG, "text of %d tokens is longer than the context (%d)", n, s->n_ctx);
+    rtr_session_reset(s);
+    int r = rtr_eval(s, ids, n, err);
+    if (r) return r;
+    double ss = 0;
+    for (int i = 0; i < h->n_embd; i++) ss += (double)s->logits[i] * s->logits[i];
+    float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0;
+    for (int i = 0; i < h->n_embd; i++) out[i] = s->logits[i] * inv;
+    return 0;
+}

@@ -1,0 +1,17 @@
+#!/bin/sh
+# tools/deps.sh: installs what rotor needs to build and test on Debian 12 (or Ubuntu).
+# Used by the README's two commands and by CI. Safe to run again: it only installs what is missing.
+set -e
+PKGS="build-essential pkg-config clang libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools \
+ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd clinfo libutf8proc-dev libsqlite3-dev \
+sqlite3 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+echo "rotor: installing:$missing" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >&2
