@@ -20,6 +20,7 @@ struct rtr_tokenizer {
     uint64_t vmask;
     const uint32_t *mh;    /* 4 * (mmask + 1): left, right, rank, result */
     uint64_t mmask;
+    uint64_t vprobe, mprobe; /* most slots a lookup visits (from the file, at most the table) */
     const int32_t *spec;   /* added tokens, by first byte, longest first */
     int n_spec;
     int spec_first[257];   /* spec[spec_first[b] .. spec_first[b+1]) start with byte b */
@@ -39,7 +40,7 @@ static const uint8_t *tok_span(const rtr_tokenizer *t, int64_t id, size_t *len) 
 static int32_t lookup(const rtr_tokenizer *t, const void *p, size_t n, int type_want) {
     uint64_t h = rtr_tok_hash_bytes(p, n), i = h & t->vmask;
     uint32_t tag = (uint32_t)(h >> 32);
-    for (uint64_t probe = 0; probe <= t->vmask; probe++, i = (i + 1) & t->vmask) {
+    for (uint64_t probe = 0; probe < t->vprobe; probe++, i = (i + 1) & t->vmask) {
         uint32_t id = t->vh[2 * i + 1];
         if (id == RTR_TOK_EMPTY) return -1;
         if (t->vh[2 * i] != tag) continue;
@@ -55,7 +56,7 @@ static int32_t lookup(const rtr_tokenizer *t, const void *p, size_t n, int type_
 static int32_t merge_of(const rtr_tokenizer *t, int32_t l, int32_t r, uint32_t *rank) {
     if (!t->mh) return -1;
     uint64_t i = rtr_tok_hash_pair((uint32_t)l, (uint32_t)r) & t->mmask;
-    for (uint64_t probe = 0; probe <= t->mmask; probe++, i = (i + 1) & t->mmask) {
+    for (uint64_t probe = 0; probe < t->mprobe; probe++, i = (i + 1) & t->mmask) {
         const uint32_t *e = t->mh + 4 * i;
         if (e[0] == RTR_TOK_EMPTY) return -1;
         if (e[0] == (uint32_t)l && e[1] == (uint32_t)r) {
@@ -131,6 +132,12 @@ int rtr_tok_load(rtr_tokenizer **out, const rtr_file *f, rtr_err *err) {
         t->spec = x->data;
         t->n_spec = (int)x->shape[0];
     }
+    /* probe limits bound the work a damaged table can cause */
+    int64_t vp = 0, mp = 0;
+    rtr_meta_int(f, "tokenizer.vocab_probe", &vp);
+    rtr_meta_int(f, "tokenizer.merge_probe", &mp);
+    t->vprobe = vp >= 1 && (uint64_t)vp <= t->vmask + 1 ? (uint64_t)vp : t->vmask + 1;
+    t->mprobe = mp >= 1 && (uint64_t)mp <= t->mmask + 1 ? (uint64_t)mp : t->mmask + 1;
     /* added tokens: non-empty, valid ids, sorted by first byte */
     for (int i = 0, prev = -1; i < t->n_spec; i++) {
         size_t l;

@@ -73,7 +73,7 @@ int rtr_tok_find(const rtr_tokenizer *t, const char *text, size_t len); /* exact
 /* Streaming UTF-8 repair for detokenizing: appends bytes to what d holds and writes every
  * complete character to out; an incomplete sequence at the end is kept in d, invalid bytes
  * become U+FFFD (one per maximal invalid subpart). Returns the bytes written; output beyond cap
- * is dropped, and cap >= n + 7 never drops anything. */
+ * is dropped. Valid UTF-8 needs at most n + 3 bytes; cap >= 3 * n + 3 never drops anything. */
 int rtr_detok_push_bytes(rtr_detok *d, const char *bytes, size_t n, char *out, size_t cap);
 /* rtr_detok_flush (rotor.h) is implemented in models/tokenizer.c as well. */
 

@@ -418,15 +418,18 @@ int rtr_tok_write(rtr_writer *w, const rtr_tok_src *s, rtr_err *err) {
 
     /* vocab hash: (tag, id) slots; the lowest id wins for duplicate texts */
     memset(vh, 0xFF, vcap * 8);
+    size_t vprobe = 1, mprobe = 1; /* longest probe sequence a lookup of a present key needs */
     for (int i = 0; i < nv; i++) {
         if (!s->len[i]) continue;
         const char *p = s->buf + s->start[i];
         uint64_t h = rtr_tok_hash_bytes(p, s->len[i]);
         size_t j = h & (vcap - 1);
-        for (;; j = (j + 1) & (vcap - 1)) {
+        for (size_t k = 1;; j = (j + 1) & (vcap - 1), k++) {
             uint32_t e = vh[2 * j + 1];
-            if (e == RTR_TOK_EMPTY) { vh[2 * j] = (uint32_t)(h >> 32); vh[2 * j + 1] = (uint32_t)i; break; }
-            if (s->len[e] == s->len[i] && !memcmp(s->buf + s->start[e], p, s->len[i])) break;
+            if (e == RTR_TOK_EMPTY) { vh[2 * j] = (uint32_t)(h >> 32); vh[2 * j + 1] = (uint32_t)i; }
+            else if (!(s->len[e] == s->len[i] && !memcmp(s->buf + s->start[e], p, s->len[i]))) continue;
+            if (k > vprobe) vprobe = k;
+            break;
         }
     }
     /* merge hash: (left, right, rank, result) slots; the lowest rank wins for duplicate pairs */
@@ -434,10 +437,12 @@ int rtr_tok_write(rtr_writer *w, const rtr_tok_src *s, rtr_err *err) {
     for (int r = 0; r < s->n_merges; r++) {
         uint32_t l = s->merges[3 * r], rt = s->merges[3 * r + 1];
         size_t j = rtr_tok_hash_pair(l, rt) & (mcap - 1);
-        for (;; j = (j + 1) & (mcap - 1)) {
+        for (size_t k = 1;; j = (j + 1) & (mcap - 1), k++) {
             uint32_t *e = mh + 4 * j;
-            if (e[0] == RTR_TOK_EMPTY) { e[0] = l; e[1] = rt; e[2] = (uint32_t)r; e[3] = s->merges[3 * r + 2]; break; }
-            if (e[0] == l && e[1] == rt) break;
+            if (e[0] == RTR_TOK_EMPTY) { e[0] = l; e[1] = rt; e[2] = (uint32_t)r; e[3] = s->merges[3 * r + 2]; }
+            else if (!(e[0] == l && e[1] == rt)) continue;
+            if (k > mprobe) mprobe = k;
+            break;
         }
     }
 
@@ -448,7 +453,9 @@ int rtr_tok_write(rtr_writer *w, const rtr_tok_src *s, rtr_err *err) {
         rtr_writer_meta_str(w, "tokenizer.normalizer", nf, strlen(nf)) ||
         rtr_writer_meta_int(w, "tokenizer.n_vocab", nv) ||
         rtr_writer_meta_int(w, "tokenizer.n_merges", s->n_merges) ||
-        rtr_writer_meta_int(w, "tokenizer.ignore_merges", s->ignore_merges)) {
+        rtr_writer_meta_int(w, "tokenizer.ignore_merges", s->ignore_merges) ||
+        rtr_writer_meta_int(w, "tokenizer.vocab_probe", (int64_t)vprobe) ||
+        rtr_writer_meta_int(w, "tokenizer.merge_probe", (int64_t)mprobe)) {
         rc = rtr_seterr(err, RTR_ENOMEM, "tokenizer: cannot add metadata");
         goto done;
     }

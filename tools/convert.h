@@ -49,6 +49,7 @@ typedef struct {
     char arch[32];            /* "bitnet" | "bitnet-qwen3" */
     char name[128];
     char source[512];
+    char origin[512];         /* the file or folder converted, for messages */
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, max_ctx;
     double rope_theta, norm_eps, embd_scale;
     char act[16];             /* "relu2" | "silu" | "gelu_tanh" */

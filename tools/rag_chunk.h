@@ -31,6 +31,7 @@ typedef struct {
     rag_map map1, map2;   /* text -> (after map2) intermediate -> (after map1) file offsets */
     size_t *nl;           /* file offsets of every '\n' in the file, ascending */
     size_t n_nl;
+    size_t src_len;       /* bytes of the file */
     size_t n_replaced;    /* invalid UTF-8 sequences replaced by U+FFFD */
 } rag_text;
 

@@ -1,0 +1,79 @@
+/* _common.cl: what every OpenCL kernel of rotor shares: the parameter block, the int8 dot product
+ * and ternary unpacking, work-group reductions. The Makefile concatenates kernels/*.cl in name
+ * order, so this file (leading underscore) comes first. OpenCL C 1.2; optional features only
+ * behind compiler macros (RTR_PTX_DP4A is defined by the host for NVIDIA devices it has tested).
+ *
+ * Every kernel takes its buffers, then one rtr_params by value: element offsets of the buffers
+ * (in argument order, in units of the buffer's element type), then integer and float scalars. The
+ * host mirrors this struct in backends/opencl_impl.h (cl_params); keep the two identical.
+ */
+#ifdef cl_khr_fp64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+
+typedef struct {
+    ulong off[8];
+    int i[12];
+    float f[4];
+} rtr_params;
+
+/* c + sum of the four signed byte products of a and b */
+#if defined(RTR_PTX_DP4A)
+inline int dot4(uint a, uint b, int c) {
+    int d;
+    asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+#elif defined(__opencl_c_integer_dot_product_input_4x8bit_packed)
+inline int dot4(uint a, uint b, int c) { return c + dot_4x8packed_ss_int(a, b); }
+#else
+inline int dot4(uint a, uint b, int c) {
+    char4 x = as_char4(a), y = as_char4(b);
+    return c + x.s0 * y.s0 + x.s1 * y.s1 + x.s2 * y.s2 + x.s3 * y.s3;
+}
+#endif
+
+/* T2: a 32-byte block holds 128 weights; weight j is in byte j%32, bits 2*(j/32) (code 00 = 0,
+ * 10 = +1, 01 = -1). A 32-bit word of the block (bytes 4u..4u+3) therefore holds, in bit plane
+ * p, the weights of the four consecutive columns 32p+4u..+3. t2_plane turns plane p of a word
+ * into four signed bytes, ready for dot4 with the activation word of those columns. */
+inline uint t2_plane(uint w, int p) {
+    uint plus = (w >> (2 * p + 1)) & 0x01010101u, minus = (w >> (2 * p)) & 0x01010101u;
+    return plus | (minus * 0xFFu);
+}
+
+/* Work-group reductions over a power-of-two local size; buf holds one float per work-item.
+ * Every work-item gets the result. */
+inline float wg_sum(float v, __local float *buf) {
+    int l = get_local_id(0), n = get_local_size(0);
+    buf[l] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = n >> 1; s > 0; s >>= 1) {
+        if (l < s) buf[l] += buf[l + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float r = buf[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return r;
+}
+
+inline float wg_max(float v, __local float *buf) {
+    int l = get_local_id(0), n = get_local_size(0);
+    buf[l] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = n >> 1; s > 0; s >>= 1) {
+        if (l < s && buf[l + s] > buf[l]) buf[l] = buf[l + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float r = buf[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return r;
+}
+
+/* int8 absmax quantization of one value, exactly as the CPU reference: clamp, then rint */
+inline char quant_i8(float y, float s) {
+    float v = y * s;
+    v = v < 127.0f ? v : 127.0f;
+    v = v > -128.0f ? v : -128.0f;
+    return (char)rint(v);
+}

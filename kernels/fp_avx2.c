@@ -1,0 +1,237 @@
+/* fp_avx2.c: the float, int8 and quantization kernels for AVX2 + FMA + F16C.
+ *
+ * f16/bf16 rows are widened to f32 eight at a time (vcvtph2ps, or a 16-bit shift for bf16) and
+ * multiplied with FMA; one token runs four rows at a time with two accumulators each, batches
+ * run tiles of four rows x two tokens so each converted weight serves two tokens. q8_gemm widens
+ * both operands to int16 and uses madd, which is exact for every int8 input (no maddubs
+ * saturation). quant_row gives the same codes as the scalar set bit for bit.
+ */
+#include "isa.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float f16_1(uint16_t h) { return _cvtsh_ss(h); }
+static inline float bf16_1(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline __m256 ld_f16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+static inline __m256 ld_bf16(const uint16_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+/* The two half-precision gemms differ only in the load; one body, instantiated twice. */
+#define HALF_GEMM(NAME, LD, ONE)                                                                  \
+    void NAME(const uint16_t *w, int nrows, int k, const float *x, int ntok, float *y,           \
+              size_t ldy) {                                                                       \
+        int k16 = k & ~15, k8 = k & ~7;                                                           \
+        if (ntok == 1) {                                                                          \
+            int r = 0;                                                                            \
+            for (; r + 4 <= nrows; r += 4) {                                                      \
+                const uint16_t *w0 = w + (size_t)r * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k; \
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                       \
+                __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                        \
+                int j = 0;                                                                        \
+                for (; j < k16; j += 16) {                                                        \
+                    __m256 x0 = _mm256_loadu_ps(x + j), x1 = _mm256_loadu_ps(x + j + 8);          \
+                    a0 = _mm256_fmadd_ps(LD(w0 + j), x0, a0);                                     \
+                    a1 = _mm256_fmadd_ps(LD(w1 + j), x0, a1);                                     \
+                    a2 = _mm256_fmadd_ps(LD(w2 + j), x0, a2);                                     \
+                    a3 = _mm256_fmadd_ps(LD(w3 + j), x0, a3);                                     \
+                    b0 = _mm256_fmadd_ps(LD(w0 + j + 8), x1, b0);                                 \
+                    b1 = _mm256_fmadd_ps(LD(w1 + j + 8), x1, b1);                                 \
+                    b2 = _mm256_fmadd_ps(LD(w2 + j + 8), x1, b2);                                 \
+                    b3 = _mm256_fmadd_ps(LD(w3 + j + 8), x1, b3);                                 \
+                }                                                                                 \
+                for (; j < k8; j += 8) {                                                          \
+                    __m256 x0 = _mm256_loadu_ps(x + j);                                           \
+                    a0 = _mm256_fmadd_ps(LD(w0 + j), x0, a0);                                     \
+                    a1 = _mm256_fmadd_ps(LD(w1 + j), x0, a1);                                     \
+                    a2 = _mm256_fmadd_ps(LD(w2 + j), x0, a2);                                     \
+                    a3 = _mm256_fmadd_ps(LD(w3 + j), x0, a3);                                     \
+                }                                                                                 \
+                float s0 = hsum_ps(_mm256_add_ps(a0, b0)), s1 = hsum_ps(_mm256_add_ps(a1, b1));   \
+                float s2 = hsum_ps(_mm256_add_ps(a2, b2)), s3 = hsum_ps(_mm256_add_ps(a3, b3));   \
+                for (; j < k; j++) {                                                              \
+                    s0 += ONE(w0[j]) * x[j]; s1 += ONE(w1[j]) * x[j];                             \
+                    s2 += ONE(w2[j]) * x[j]; s3 += ONE(w3[j]) * x[j];                             \
+                }                                                                                 \
+                y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3;                           \
+            }                                                                                     \
+            for (; r < nrows; r++) {                                                              \
+                const uint16_t *w0 = w + (size_t)r * k;                                           \
+                __m256 a0 = _mm256_setzero_ps();                                                  \
+                int j = 0;                                                                        \
+                for (; j < k8; j += 8) a0 = _mm256_fmadd_ps(LD(w0 + j), _mm256_loadu_ps(x + j), a0); \
+                float s0 = hsum_ps(a0);                                                           \
+                for (; j < k; j++) s0 += ONE(w0[j]) * x[j];                                       \
+                y[r] = s0;                                                                        \
+            }                                                                                     \
+            return;                                                                               \
+        }                                                                                         \
+        /* batches: tiles of 4 rows x 2 tokens (rows and tokens past the end repeat the last) */  \
+        for (int r = 0; r < nrows; r += 4) {                                                      \
+            const uint16_t *wr[4];                                                                \
+            for (int i = 0; i < 4; i++) wr[i] = w + (size_t)(r + i < nrows ? r + i : nrows - 1) * k; \
+            for (int t = 0; t < ntok; t += 2) {                                                   \
+                const float *xa = x + (size_t)t * k;                                              \
+                const float *xb = x + (size_t)(t + 1 < ntok ? t + 1 : t) * k;                     \
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                       \
+                __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                        \
+                int j = 0;                                                                        \
+                for (; j < k8; j += 8) {                                                          \
+                    __m256 xa0 = _mm256_loadu_ps(xa + j), xb0 = _mm256_loadu_ps(xb + j);          \
+                    __m256 v0 = LD(wr[0] + j), v1 = LD(wr[1] + j);                                \
+                    a0 = _mm256_fmadd_ps(v0, xa0, a0); b0 = _mm256_fmadd_ps(v0, xb0, b0);         \
+                    a1 = _mm256_fmadd_ps(v1, xa0, a1); b1 = _mm256_fmadd_ps(v1, xb0, b1);         \
+                    __m256 v2 = LD(wr[2] + j), v3 = LD(wr[3] + j);                                \
+                    a2 = _mm256_fmadd_ps(v2, xa0, a2); b2 = _mm256_fmadd_ps(v2, xb0, b2);         \
+                    a3 = _mm256_fmadd_ps(v3, xa0, a3); b3 = _mm256_fmadd_ps(v3, xb0, b3);         \
+                }                                                                                 \
+                float sa[4] = {hsum_ps(a0), hsum_ps(a1), hsum_ps(a2), hsum_ps(a3)};               \
+                float sb[4] = {hsum_ps(b0), hsum_ps(b1), hsum_ps(b2), hsum_ps(b3)};               \
+                for (; j < k; j++)                                                                \
+                    for (int i = 0; i < 4; i++) {                                                 \
+                        float wv = ONE(wr[i][j]);                                                 \
+                        sa[i] += wv * xa[j]; sb[i] += wv * xb[j];                                 \
+                    }                                                                             \
+                for (int i = 0; i < 4 && r + i < nrows; i++) {                                    \
+                    y[(size_t)t * ldy + r + i] = sa[i];                                           \
+                    if (t + 1 < ntok) y[(size_t)(t + 1) * ldy + r + i] = sb[i];                   \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+HALF_GEMM(rtr_f16_gemm_avx2, ld_f16, f16_1)
+HALF_GEMM(rtr_bf16_gemm_avx2, ld_bf16, bf16_1)
+
+/* ---- int8 x int8 rows ---- */
+
+static inline __m256i ld_i16(const int8_t *p) {
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
+}
+
+static inline int32_t hsum_i32(__m256i a) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Rows are kq = round_up(k, 64) long and x is zero past k, so whole 16-byte steps are exact. */
+void rtr_q8_gemm_avx2(const int8_t *w, const float *scale, int nrows, int k, const int8_t *x,
+                      const float *xs, int ntok, float *y, size_t ldy) {
+    size_t kq = (size_t)(k + 63) / 64 * 64;
+    for (int r = 0; r < nrows; r += 4) {
+        const int8_t *wr[4];
+        for (int i = 0; i < 4; i++) wr[i] = w + (size_t)(r + i < nrows ? r + i : nrows - 1) * kq;
+        for (int t = 0; t < ntok; t += 2) {
+            const int8_t *xa = x + (size_t)t * kq, *xb = x + (size_t)(t + 1 < ntok ? t + 1 : t) * kq;
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (size_t j = 0; j < kq; j += 16) {
+                __m256i xa0 = ld_i16(xa + j), xb0 = ld_i16(xb + j);
+                __m256i v0 = ld_i16(wr[0] + j), v1 = ld_i16(wr[1] + j);
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(v0, xa0));
+                b0 = _mm256_add_epi32(b0, _mm256_madd_epi16(v0, xb0));
+                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(v1, xa0));
+                b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(v1, xb0));
+                __m256i v2 = ld_i16(wr[2] + j), v3 = ld_i16(wr[3] + j);
+                a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(v2, xa0));
+                b2 = _mm256_add_epi32(b2, _mm256_madd_epi16(v2, xb0));
+                a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(v3, xa0));
+                b3 = _mm256_add_epi32(b3, _mm256_madd_epi16(v3, xb0));
+            }
+            int32_t sa[4] = {hsum_i32(a0), hsum_i32(a1), hsum_i32(a2), hsum_i32(a3)};
+            int32_t sb[4] = {hsum_i32(b0), hsum_i32(b1), hsum_i32(b2), hsum_i32(b3)};
+            for (int i = 0; i < 4 && r + i < nrows; i++) {
+                y[(size_t)t * ldy + r + i] = scale[r + i] * xs[t] * (float)sa[i];
+                if (t + 1 < ntok) y[(size_t)(t + 1) * ldy + r + i] = scale[r + i] * xs[t + 1] * (float)sb[i];
+            }
+        }
+    }
+}
+
+/* ---- activation quantization: identical codes to the scalar set ---- */
+
+float rtr_quant_row_avx2(const float *x, int n, int kpad, int8_t *q, int32_t *sum) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 mx = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) /* max(a, mx) keeps mx when a is NaN, as the scalar loop does */
+        mx = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), absmask), mx);
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float m = _mm_cvtss_f32(m4);
+    for (; i < n; i++) {
+        float a = fabsf(x[i]);
+        if (a > m) m = a;
+    }
+    if (!(m > 1e-5f)) m = 1e-5f;
+    float s = 127.0f / m;
+    const __m256 vs = _mm256_set1_ps(s), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-128.0f);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i acc = _mm256_setzero_si256();
+#define QCODE(p)                                                                                  \
+    _mm256_cvtps_epi32(_mm256_round_ps(                                                           \
+        _mm256_max_ps(_mm256_min_ps(_mm256_mul_ps(_mm256_loadu_ps(p), vs), hi), lo),              \
+        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+    for (i = 0; i + 32 <= n; i += 32) {
+        __m256i c0 = QCODE(x + i), c1 = QCODE(x + i + 8), c2 = QCODE(x + i + 16), c3 = QCODE(x + i + 24);
+        acc = _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)));
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(c0, c1), _mm256_packs_epi32(c2, c3));
+        _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(p, perm));
+    }
+#undef QCODE
+    int32_t total = hsum_i32(acc);
+    for (; i < n; i++) {
+        float v = x[i] * s;
+        v = v < 127.0f ? v : 127.0f;
+        v = v > -128.0f ? v : -128.0f;
+        q[i] = (int8_t)rintf(v);
+        total += q[i];
+    }
+    if (kpad > n) memset(q + n, 0, (size_t)(kpad - n));
+    *sum = total;
+    return m / 127.0f;
+}
+
+/* ---- attention over the f16 cache ---- */
+
+float rtr_dot_f32_f16_avx2(const float *x, const uint16_t *y, int n) {
+    __m256 a = _mm256_setzero_ps(), b = a;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), ld_f16(y + i), a);
+        b = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), ld_f16(y + i + 8), b);
+    }
+    for (; i + 8 <= n; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), ld_f16(y + i), a);
+    float s = hsum_ps(_mm256_add_ps(a, b));
+    for (; i < n; i++) s += x[i] * f16_1(y[i]);
+    return s;
+}
+
+void rtr_axpy_f16_avx2(float a, const uint16_t *v, float *y, int n) {
+    const __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, ld_f16(v + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * f16_1(v[i]);
+}

@@ -1,0 +1,274 @@
+/* cmd_bench.c: `rotor bench`: llama-bench style measurements (pp = prompt tokens per second,
+ * tg = generated tokens per second, mean and standard deviation over -r repetitions) plus what
+ * llama-bench lacks: load time, time to first token, peak memory, bytes read per generated
+ * token, this machine's measured memory bandwidth and tg as a fraction of that roofline.
+ * Output: -o md (default), csv, json or jsonl. */
+#include "cli.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_TESTS 16
+
+static void usage(void) {
+    fprintf(stdout,
+            "usage: rotor bench -m MODEL [options]\n"
+            "  -m, --model FILE       model (or --synthetic SHAPE: generated once into the cache)\n"
+            "      --synthetic SHAPE  bitnet-2b4t, tiny, bitnet-embed-0.6b: random weights, real shape\n"
+            "  -p, --n-prompt LIST    prompt sizes, comma-separated (default 128)\n"
+            "  -n, --n-gen LIST       generation lengths (default 128)\n"
+            "  -r, --repetitions N    repetitions of each test (default 3)\n"
+            "  -t, --threads N        CPU threads (default: physical cores)\n"
+            "      --backend NAME     auto, cpu, vulkan, opencl\n"
+            "      --device N         GPU index\n"
+            "      --kernel NAME      CPU kernel set (scalar, avx2, avx512vnni, neon)\n"
+            "      --no-bandwidth     skip the memory bandwidth measurement\n"
+            "  -o, --output FMT       md, csv, json, jsonl (default md)\n");
+}
+
+static int parse_list(const char *s, int *out, int cap) {
+    int n = 0;
+    while (*s && n < cap) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v > 1 << 20) return -1;
+        out[n++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return n;
+}
+
+/* ---- memory bandwidth: every thread sums its own slice of a buffer larger than any cache ---- */
+typedef struct { const uint64_t *p; size_t n; uint64_t sum; } bw_job;
+static void *bw_read(void *v) {
+    bw_job *j = v;
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    for (size_t i = 0; i + 4 <= j->n; i += 4) { a += j->p[i]; b += j->p[i + 1]; c += j->p[i + 2]; d += j->p[i + 3]; }
+    j->sum = a + b + c + d;
+    return NULL;
+}
+
+static double measure_bandwidth(int nth) {
+    size_t bytes = (size_t)1 << 30, words = bytes / 8;
+    uint64_t *buf = malloc(bytes);
+    if (!buf) return 0;
+    for (size_t i = 0; i < words; i++) buf[i] = i;
+    double best = 0;
+    pthread_t th[256];
+    bw_job jobs[256];
+    if (nth > 256) nth = 256;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = rtr_now();
+        for (int t = 0; t < nth; t++) {
+            jobs[t].p = buf + words / nth * t;
+            jobs[t].n = words / nth;
+            pthread_create(&th[t], NULL, bw_read, &jobs[t]);
+        }
+        uint64_t s = 0;
+        for (int t = 0; t < nth; t++) { pthread_join(th[t], NULL); s += jobs[t].sum; }
+        double dt = rtr_now() - t0;
+        if (s == 42) fprintf(stderr, " "); /* keeps the sum alive */
+        double gbs = (double)(words / nth * nth * 8) / dt / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    free(buf);
+    return best;
+}
+
+typedef struct { const char *name; int n_prompt, n_gen; double mean, sd; } result;
+
+static void stats(const double *v, int n, double *mean, double *sd) {
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
+}
+
+static const char *synthetic_path(const char *shape, char *buf, size_t cap) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char dir[512];
+    if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/rotor", xdg);
+    else snprintf(dir, sizeof dir, "%s/.cache/rotor", home ? home : "/tmp");
+    char parent[512];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash) { *slash = 0; mkdir(parent, 0755); }
+    mkdir(dir, 0755);
+    snprintf(buf, cap, "%s/synthetic-%s.rotor", dir, shape);
+    struct stat st;
+    if (stat(buf, &st) == 0) return buf;
+    fprintf(stderr, "rotor: generating a random-weight %s model into %s (once)\n", shape, buf);
+    char *args[] = {"convert", "--synthetic", (char *)shape, "-o", buf, NULL};
+    if (rtr_cmd_convert(5, args)) return NULL;
+    return buf;
+}
+
+int rtr_cmd_bench(int argc, char **argv) {
+    cli_model_args ma;
+    cli_model_args_init(&ma);
+    int pp[MAX_TESTS] = {128}, tg[MAX_TESTS] = {128}, npp = 1, ntg = 1, bad = 0, do_bw = 1;
+    long reps = 3;
+    const char *fmt = "md", *synth = NULL;
+    for (int i = 1; i < argc && !bad; i++) {
+        const char *v;
+        if (cli_model_arg(&ma, argc, argv, &i, &bad)) continue;
+        if (cli_flag(argv, i, "-h", "--help")) { usage(); return 0; }
+        if (cli_opt(argc, argv, &i, "-p", "--n-prompt", &v, &bad)) {
+            if (!bad && (npp = parse_list(v, pp, MAX_TESTS)) < 0) bad = cli_error("-p needs a comma-separated list of sizes");
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "-n", "--n-gen", &v, &bad)) {
+            if (!bad && (ntg = parse_list(v, tg, MAX_TESTS)) < 0) bad = cli_error("-n needs a comma-separated list of sizes");
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "-r", "--repetitions", &v, &bad)) {
+            if (!bad && !cli_int(v, 1, 1000, &reps)) bad = cli_error("-r needs a count >= 1");
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "-o", "--output", &v, &bad)) {
+            fmt = v;
+            if (!bad && strcmp(v, "md") && strcmp(v, "csv") && strcmp(v, "json") && strcmp(v, "jsonl")) bad = cli_error("-o must be md, csv, json or jsonl");
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, NULL, "--synthetic", &v, &bad)) { synth = v; continue; }
+        if (cli_flag(argv, i, NULL, "--no-bandwidth")) { do_bw = 0; continue; }
+        bad = cli_error("bench: unknown option '%s' (see rotor bench --help)", argv[i]);
+    }
+    if (bad) return 1;
+    char spath[1024];
+    if (synth && !ma.model) {
+        if (!(ma.model = synthetic_path(synth, spath, sizeof spath))) return 1;
+    }
+    double t0 = rtr_now();
+    rtr_model *m = cli_open_model(&ma);
+    if (!m) return 1;
+    double t_load = rtr_now() - t0;
+    rtr_model_info mi;
+    rtr_model_get_info(m, &mi);
+    int maxp = 8;
+    for (int i = 0; i < npp; i++) if (pp[i] > maxp) maxp = pp[i];
+    int maxg = 8;
+    for (int i = 0; i < ntg; i++) if (tg[i] > maxg) maxg = tg[i];
+    int ctx = maxp > maxg ? maxp : maxg;
+    ctx += 16;
+    rtr_session *s = NULL;
+    rtr_err e = {0};
+    rtr_session_opts so = {ctx, 4, maxp, NULL};
+    int rc = 1;
+    int32_t *ids = malloc((size_t)(maxp + 8) * 4);
+    double *times = malloc((size_t)reps * sizeof(double));
+    result res[2 * MAX_TESTS + 2];
+    int nres = 0;
+    if (!ids || !times) { cli_error("out of memory"); goto out; }
+    if (rtr_session_new(&s, m, &so, &e)) { cli_error("%s", e.msg); goto out; }
+    uint64_t rng = 12345;
+    for (int i = 0; i < maxp + 8; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((rng >> 33) % (uint64_t)mi.n_vocab);
+    }
+    /* time to first token: a 7-token prompt then one token out (greedy) */
+    double ttft;
+    {
+        rtr_session_reset(s);
+        double a = rtr_now();
+        if (rtr_eval(s, ids, 7, &e)) { cli_error("%s", e.msg); goto out; }
+        const float *lg = rtr_logits(s);
+        int best = 0;
+        if (!mi.is_embedding) for (int i = 1; i < mi.n_vocab; i++) if (lg[i] > lg[best]) best = i;
+        ttft = rtr_now() - a;
+        (void)best;
+    }
+    /* warm-up */
+    rtr_session_reset(s);
+    if (rtr_eval(s, ids, 8, &e)) { cli_error("%s", e.msg); goto out; }
+    for (int t = 0; t < npp; t++) {
+        if (pp[t] == 0) continue;
+        for (int r = 0; r < reps; r++) {
+            rtr_session_reset(s);
+            double a = rtr_now();
+            if (rtr_eval(s, ids, pp[t], &e)) { cli_error("%s", e.msg); goto out; }
+            times[r] = pp[t] / (rtr_now() - a);
+        }
+        res[nres].name = "pp"; res[nres].n_prompt = pp[t]; res[nres].n_gen = 0;
+        stats(times, (int)reps, &res[nres].mean, &res[nres].sd);
+        nres++;
+    }
+    for (int t = 0; t < ntg; t++) {
+        if (tg[t] == 0 || mi.is_embedding) continue;
+        for (int r = 0; r < reps; r++) {
+            rtr_session_reset(s);
+            int32_t id = ids[0];
+            double a = rtr_now();
+            for (int k = 0; k < tg[t]; k++) {
+                if (rtr_eval(s, &id, 1, &e)) { cli_error("%s", e.msg); goto out; }
+                const float *lg = rtr_logits(s);
+                int best = 0;
+                for (int i = 1; i < mi.n_vocab; i++) if (lg[i] > lg[best]) best = i;
+                id = best;
+            }
+            times[r] = tg[t] / (rtr_now() - a);
+        }
+        res[nres].name = "tg"; res[nres].n_prompt = 0; res[nres].n_gen = tg[t];
+        stats(times, (int)reps, &res[nres].mean, &res[nres].sd);
+        nres++;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double peak_mb = ru.ru_maxrss / 1024.0;
+    int nth = ma.mo.n_threads > 0 ? ma.mo.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    double bw = do_bw && !strcmp(rtr_model_backend(m), "cpu") ? measure_bandwidth(nth) : 0;
+    double bpt = (double)mi.weight_bytes_per_token;
+    double roof = bw > 0 ? bw * 1e9 / bpt : 0;
+    const char *name = strrchr(ma.model, '/') ? strrchr(ma.model, '/') + 1 : ma.model;
+    const char *dev = rtr_model_device(m);
+    if (!strcmp(fmt, "md")) {
+        printf("| model | size | backend | device | test | t/s | roofline |\n");
+        printf("| --- | ---: | --- | --- | ---: | ---: | ---: |\n");
+        for (int i = 0; i < nres; i++) {
+            char test[32], frac[32] = "";
+            snprintf(test, sizeof test, "%s%d", res[i].name, res[i].n_prompt + res[i].n_gen);
+            if (!strcmp(res[i].name, "tg") && roof > 0) snprintf(frac, sizeof frac, "%.0f%%", 100 * res[i].mean / roof);
+            printf("| %s | %.2f GiB | %s | %s | %s | %.2f ± %.2f | %s |\n", name, mi.file_bytes / 1073741824.0,
+                   rtr_model_backend(m), dev, test, res[i].mean, res[i].sd, frac);
+        }
+        printf("\nload %.3f s | first token (7-token prompt) %.3f s | peak memory %.0f MB | KV+scratch %.0f MB | "
+               "bytes/token %.1f MB",
+               t_load, ttft, peak_mb, rtr_session_bytes(s) / 1e6, bpt / 1e6);
+        if (bw > 0) printf(" | memory bandwidth %.1f GB/s (%d threads) | roofline %.1f tok/s", bw, nth, roof);
+        printf("\n");
+    } else {
+        int csv = !strcmp(fmt, "csv"), jsonl = !strcmp(fmt, "jsonl");
+        if (csv) printf("model,size_bytes,backend,device,test,n_prompt,n_gen,avg_ts,stddev_ts,load_s,ttft_s,peak_mb,bytes_per_token,bandwidth_gbs,roofline_ts,roofline_frac\n");
+        if (!csv && !jsonl) printf("[\n");
+        for (int i = 0; i < nres; i++) {
+            double frac = !strcmp(res[i].name, "tg") && roof > 0 ? res[i].mean / roof : 0;
+            if (csv)
+                printf("%s,%llu,%s,\"%s\",%s,%d,%d,%.3f,%.3f,%.4f,%.4f,%.0f,%.0f,%.2f,%.2f,%.3f\n", name,
+                       (unsigned long long)mi.file_bytes, rtr_model_backend(m), dev, res[i].name, res[i].n_prompt, res[i].n_gen,
+                       res[i].mean, res[i].sd, t_load, ttft, peak_mb, bpt, bw, roof, frac);
+            else
+                printf("%s{\"model\": \"%s\", \"size_bytes\": %llu, \"backend\": \"%s\", \"device\": \"%s\", \"test\": \"%s\", "
+                       "\"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.3f, \"stddev_ts\": %.3f, \"load_s\": %.4f, "
+                       "\"ttft_s\": %.4f, \"peak_mb\": %.0f, \"bytes_per_token\": %.0f, \"bandwidth_gbs\": %.2f, "
+                       "\"roofline_ts\": %.2f, \"roofline_frac\": %.3f}%s\n",
+                       jsonl ? "" : "  ", name, (unsigned long long)mi.file_bytes, rtr_model_backend(m), dev,
+                       res[i].name, res[i].n_prompt, res[i].n_gen, res[i].mean, res[i].sd, t_load, ttft, peak_mb,
+                       bpt, bw, roof, frac, jsonl || i == nres - 1 ? "" : ",");
+        }
+        if (!csv && !jsonl) printf("]\n");
+    }
+    rc = 0;
+out:
+    free(ids);
+    free(times);
+    rtr_session_free(s);
+    rtr_model_close(m);
+    return rc;
+}

@@ -1,0 +1,192 @@
+/* cmd_chat.c: `rotor chat`: a terminal chat that keeps the conversation in the KV ring, so each
+ * turn evaluates only its new tokens and the chat never runs out of context (the ring forgets
+ * the oldest turns, keeping the attention sinks). Reads turns line by line when stdin is not a
+ * terminal, so it can be scripted. Commands: /exit, /clear, /regen, /help. */
+#include "cli.h"
+#include "gen.h"
+#include "sampling_args.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_TURN_TOKENS (1 << 20)
+
+static void usage(void) {
+    fprintf(stdout,
+            "usage: rotor chat -m MODEL [options]\n"
+            "  -s, --system TEXT      system prompt\n"
+            "  -n, --predict N        most tokens per answer (default -1: until end of turn)\n"
+            "  -c, --ctx-size N       KV ring slots (default: model max, at most 4096)\n"
+            "  -t, --threads N        CPU threads\n"
+            "      --backend NAME     auto, cpu, vulkan, opencl\n"
+            "      --special          special-token strings typed in the chat become control tokens\n"
+            "      --color on|off|auto  colour the answers (default auto: on a terminal)\n"
+            "%s"
+            "in the chat: /exit, /clear (new conversation), /regen (answer again), /help\n"
+            "Ctrl-C stops an answer; Ctrl-C at an empty prompt or Ctrl-D leaves.\n",
+            SAMPLING_HELP);
+}
+
+typedef struct {
+    rtr_model *m;
+    rtr_session *s;
+    rtr_sampler *sp;
+    const char *system;
+    int special;
+    int32_t *ids;
+    int cap;
+    int pending_eot;   /* the last answer ended without its end-of-turn token in the cache */
+    int answer_start;  /* session position where the last answer began, -1 if none */
+    int32_t last_prompt_tok;
+    rtr_model_info mi;
+} chat_state;
+
+/* Tokens for one user turn after what the cache holds. The first turn carries BOS and the
+ * system prompt; later turns start with the end-of-turn token the previous answer left out. */
+static int turn_tokens(chat_state *c, const char *user) {
+    rtr_chat_msg msgs[2];
+    int nm = 0;
+    int first = rtr_session_pos(c->s) == 0;
+    if (first && c->system) msgs[nm++] = (rtr_chat_msg){"system", c->system};
+    msgs[nm++] = (rtr_chat_msg){"user", user};
+    int off = 0;
+    if (!first && c->pending_eot && c->mi.eot >= 0) c->ids[off++] = c->mi.eot;
+    int n = rtr_chat_tokenize(c->m, msgs, nm, 1, c->special, c->ids + off, c->cap - off);
+    if (n < 0) return n;
+    if (n > c->cap - off) return RTR_EARG;
+    if (!first && c->mi.bos >= 0 && n > 0 && c->ids[off] == c->mi.bos) {
+        memmove(c->ids + off, c->ids + off + 1, (size_t)(n - 1) * 4); /* one BOS per conversation */
+        n--;
+    }
+    return off + n;
+}
+
+static int answer(chat_state *c, const gen_opts *go) {
+    rtr_err e = {0};
+    gen_result gr;
+    c->answer_start = rtr_session_pos(c->s);
+    int r = gen_run(c->s, c->m, c->sp, go, &gr, &e);
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (r) return cli_error("%s", e.msg), -1;
+    /* generated tokens except the last were evaluated; an end token is added with the next turn */
+    c->pending_eot = 1;
+    if (gr.interrupted) { cli_interrupted = 0; fprintf(stderr, "[interrupted]\n"); }
+    return gr.out_closed ? -1 : 0;
+}
+
+int rtr_cmd_chat(int argc, char **argv) {
+    cli_model_args ma;
+    cli_model_args_init(&ma);
+    rtr_sampler_params sp;
+    rtr_sampler_defaults(&sp);
+    long seed = -1, n_predict = -1, n_ctx = 0;
+    const char *system = NULL, *color = "auto";
+    int special = 0, bad = 0;
+    for (int i = 1; i < argc && !bad; i++) {
+        const char *v;
+        if (cli_model_arg(&ma, argc, argv, &i, &bad)) continue;
+        if (sampling_arg(&sp, &seed, argc, argv, &i, &bad)) continue;
+        if (cli_flag(argv, i, "-h", "--help")) { usage(); return 0; }
+        if (cli_opt(argc, argv, &i, "-s", "--system", &v, &bad)) { system = v; continue; }
+        if (cli_opt(argc, argv, &i, NULL, "--color", &v, &bad)) { color = v; continue; }
+        if (cli_opt(argc, argv, &i, "-n", "--predict", &v, &bad)) {
+            if (!bad && !cli_int(v, -1, 1L << 30, &n_predict)) bad = cli_error("-n needs a number >= -1");
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "-c", "--ctx-size", &v, &bad)) {
+            if (!bad && !cli_int(v, 0, 1L << 22, &n_ctx)) bad = cli_error("-c needs a context size");
+            continue;
+        }
+        if (cli_flag(argv, i, NULL, "--special")) { special = 1; continue; }
+        bad = cli_error("chat: unknown option '%s' (see rotor chat --help)", argv[i]);
+    }
+    if (bad) return 1;
+    sampling_seed(&sp, seed);
+    int tty_in = isatty(0), tty_out = isatty(1);
+    int use_color = !strcmp(color, "on") || (!strcmp(color, "auto") && tty_out);
+
+    chat_state c = {0};
+    c.system = system;
+    c.special = special;
+    c.answer_start = -1;
+    if (!(c.m = cli_open_model(&ma))) return 1;
+    rtr_model_get_info(c.m, &c.mi);
+    int rc = 1;
+    rtr_err e = {0};
+    char *line = NULL;
+    size_t lcap = 0;
+    cli_install_signals();
+    rtr_session_opts so = {(int)n_ctx, 4, 0, &cli_interrupted};
+    if (rtr_session_new(&c.s, c.m, &so, &e)) { cli_error("%s", e.msg); goto out; }
+    if (rtr_sampler_new(&c.sp, &sp, c.mi.n_vocab)) { cli_error("out of memory"); goto out; }
+    c.cap = rtr_session_ctx(c.s) + 16;
+    c.ids = malloc((size_t)c.cap * 4);
+    if (!c.ids) { cli_error("out of memory"); goto out; }
+    gen_opts go = {(int)n_predict, 0, 0, use_color ? "\033[33m" : NULL};
+    if (tty_in) fprintf(stderr, "rotor chat: /exit to leave, /help for commands\n");
+    for (;;) {
+        if (tty_in) { fputs(use_color ? "\033[32m> \033[0m" : "> ", stdout); fflush(stdout); }
+        errno = 0;
+        ssize_t n = getline(&line, &lcap, stdin);
+        if (n < 0) {
+            if (errno == EINTR && cli_interrupted) { /* Ctrl-C at the prompt leaves */
+                if (tty_in) fputc('\n', stdout);
+                rc = 0;
+                break;
+            }
+            if (tty_in) fputc('\n', stdout);
+            rc = 0; /* end of input */
+            break;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (n == 0) continue;
+        if (!strcmp(line, "/exit") || !strcmp(line, "/quit") || !strcmp(line, "/bye")) { rc = 0; break; }
+        if (!strcmp(line, "/help")) {
+            fprintf(stdout, "/exit leave | /clear new conversation | /regen answer the last question again\n");
+            continue;
+        }
+        if (!strcmp(line, "/clear")) {
+            rtr_session_reset(c.s);
+            rtr_sampler_reset(c.sp);
+            c.pending_eot = 0;
+            c.answer_start = -1;
+            fprintf(stderr, "[new conversation]\n");
+            continue;
+        }
+        if (!strcmp(line, "/regen")) {
+            if (c.answer_start < 0) { fprintf(stderr, "[nothing to regenerate]\n"); continue; }
+            /* forget the answer and the last prompt token, then evaluate that token again to
+             * get the logits the answer started from */
+            if (rtr_session_rewind(c.s, rtr_session_pos(c.s) - c.answer_start + 1)) { fprintf(stderr, "[cannot regenerate]\n"); continue; }
+            if (rtr_eval(c.s, &c.last_prompt_tok, 1, &e)) { cli_error("%s", e.msg); goto out; }
+            c.pending_eot = 0;
+            if (answer(&c, &go)) goto out;
+            continue;
+        }
+        if (line[0] == '/' && strchr("abcdefghijklmnopqrstuvwxyz", line[1]) && !strchr(line, ' ')) {
+            fprintf(stderr, "[unknown command %s; /help lists them]\n", line);
+            continue;
+        }
+        int nt = turn_tokens(&c, line);
+        if (nt == RTR_EARG) { cli_error("that line is not valid UTF-8 or too long; try again"); continue; }
+        if (nt < 0) { cli_error("cannot build the chat prompt: %s", rtr_strerror(nt)); goto out; }
+        if (rtr_eval(c.s, c.ids, nt, &e)) {
+            if (e.code == RTR_EINTR) { cli_interrupted = 0; fprintf(stderr, "[interrupted]\n"); continue; }
+            cli_error("%s", e.msg);
+            goto out;
+        }
+        c.last_prompt_tok = c.ids[nt - 1];
+        c.pending_eot = 0;
+        if (answer(&c, &go)) goto out;
+    }
+out:
+    free(line);
+    free(c.ids);
+    rtr_sampler_free(c.sp);
+    rtr_session_free(c.s);
+    rtr_model_close(c.m);
+    return rc;
+}
