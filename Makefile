@@ -41,7 +41,9 @@ CFLAGS  += -DRTR_HAVE_VULKAN $(shell $(PKG) --cflags vulkan)
 LDLIBS  += $(shell $(PKG) --libs vulkan)
 LIB_SRC += $(wildcard backends/vulkan*.c)
 SHADERS := $(wildcard kernels/*.comp)
-SPV     := $(SHADERS:kernels/%.comp=$(BUILD)/spv/%.spv)
+# each shader plain (core 1.1) and __sg (subgroup ops); the matmuls also __dot (int8 dot product)
+SPV     := $(SHADERS:kernels/%.comp=$(BUILD)/spv/%.spv) $(SHADERS:kernels/%.comp=$(BUILD)/spv/%__sg.spv) \
+           $(patsubst kernels/%.comp,$(BUILD)/spv/%__dot.spv,$(filter kernels/mm_%.comp,$(SHADERS)))
 GEN     += $(BUILD)/gen/shaders.h
 endif
 ifeq ($(OPENCL),1)
@@ -71,7 +73,13 @@ $(BUILD)/kernels/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512v
 $(BUILD)/kernels/%_neon.o:   CFLAGS += -march=armv8.2-a+dotprod+fp16
 
 # SPIR-V compiled at build time and embedded; no run-time compiler
-$(BUILD)/spv/%.spv: kernels/%.comp
+$(BUILD)/spv/%__sg.spv: kernels/%.comp $(wildcard kernels/*.glsl)
+	@mkdir -p $(dir $@)
+	$(GLSLC) --target-env=vulkan1.1 -O -DRTR_SG -o $@ $<
+$(BUILD)/spv/%__dot.spv: kernels/%.comp $(wildcard kernels/*.glsl)
+	@mkdir -p $(dir $@)
+	$(GLSLC) --target-env=vulkan1.1 -O -DRTR_SG -DRTR_DOT -o $@ $<
+$(BUILD)/spv/%.spv: kernels/%.comp $(wildcard kernels/*.glsl)
 	@mkdir -p $(dir $@)
 	$(GLSLC) --target-env=vulkan1.1 -O -o $@ $<
 $(BUILD)/gen/shaders.h: $(SPV) kernels/embed.sh

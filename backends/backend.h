@@ -9,7 +9,7 @@
  * starts: a GPU backend must order every read-after-write, write-after-read and write-after-write
  * between ops (a full barrier between ops is correct). dst may alias a (in-place RMSNORM / ROPE).
  * Data conventions: activations are f32, row-major, one row per token. Every buffer position is
- * an rtr_ref (buffer + byte offset). KV caches are f16. Ternary weights are RTR_T_T2 rows (see
+ * an rtr_ref (buffer + byte offset). KV caches are f16 or f32 (p.kv.type / p.attn.kv_type). Ternary weights are RTR_T_T2 rows (see
  * docs/format.md); quantized activations are int8 rows padded with zeros to a multiple of 128,
  * with one f32 per row holding 1/s = absmax/127 (so x ~= q * that).
  * Errors: every function returns 0 or a negative RTR_E* and fills err; nothing prints.
@@ -51,9 +51,11 @@ enum rtr_op_kind {
      * b (int32 [rows]), the first rot_dim dims of each head rotated, base theta. */
     RTR_OP_ROPE,
     /* K/V into the ring: for each row r, slot = c[r] (int32): kcache[slot][0..n) = a[r],
-     * vcache[slot][0..n) = b[r], stored as f16. kcache = dst, vcache = dst2. */
+     * vcache[slot][0..n) = b[r], stored as p.kv.type (RTR_T_F16 or RTR_T_F32).
+     * kcache = dst, vcache = dst2. */
     RTR_OP_KV_STORE,
-    /* Attention over the ring. q = a [rows][n_head][head_dim]; K = b, V = c (f16 [cap][n_kv][hd]);
+    /* Attention over the ring. q = a [rows][n_head][head_dim]; K = b, V = c ([cap][n_kv][hd] of
+     * p.attn.kv_type, f16 or f32);
      * slot positions d (int32 [cap], -1 = empty); query positions e (int32 [rows]).
      * A slot s is visible to row r when 0 <= spos <= qpos and (spos < n_sink or
      * qpos - spos < window). Query head h reads KV head h / (n_head / n_kv).
@@ -83,8 +85,8 @@ typedef struct {
         } mm;
         struct { int type, n, k; } mf;
         struct { int n_head, head_dim, rot_dim; float theta; } rope;
-        struct { int n; } kv;                         /* floats per row (n_kv * head_dim) */
-        struct { int n_head, n_kv, head_dim, cap, n_sink, window; float scale; } attn;
+        struct { int n, type; } kv;                   /* n: floats per row (n_kv * head_dim) */
+        struct { int n_head, n_kv, head_dim, cap, n_sink, window, kv_type; float scale; } attn;
         struct { int n, act; } glu;
         struct { int n; } add;
     } p;

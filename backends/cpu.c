@@ -71,11 +71,12 @@ static rtr_buf *cpu_buf_new(rtr_backend *be, size_t bytes, const void *host, int
     b->size = bytes;
     if (host && (flags & RTR_BUF_WEIGHT)) { b->p = (uint8_t *)host; return b; }
     size_t sz = (bytes + 63) / 64 * 64;
-    b->p = aligned_alloc(64, sz ? sz : 64);
-    if (!b->p) { free(b); rtr_seterr(err, RTR_ENOMEM, "out of memory allocating %zu bytes", bytes); return NULL; }
+    /* calloc: large zeroed buffers (the KV ring) come as untouched pages, so a context too big
+     * for this machine fails here instead of later */
+    b->p = host ? aligned_alloc(64, sz ? sz : 64) : calloc(1, sz ? sz : 64);
+    if (!b->p) { free(b); rtr_seterr(err, RTR_ENOMEM, "out of memory allocating %zu MB", bytes >> 20); return NULL; }
     b->owned = 1;
     if (host) memcpy(b->p, host, bytes);
-    else memset(b->p, 0, sz ? sz : 64);
     return b;
 }
 static void cpu_buf_free(rtr_backend *be, rtr_buf *b) {
@@ -294,11 +295,26 @@ static void op_kv_store(void *v, int ith, int nth) {
     split(op->rows, ith, nth, 1, &lo, &hi);
     const int32_t *slot = (const int32_t *)PTR(op->c);
     for (int r = lo; r < hi; r++) {
+        const float *ks = F32(op->a) + (size_t)r * n, *vs = F32(op->b) + (size_t)r * n;
+        if (op->p.kv.type == RTR_T_F32) {
+            memcpy(F32(op->dst) + (size_t)slot[r] * n, ks, (size_t)n * 4);
+            memcpy(F32(op->dst2) + (size_t)slot[r] * n, vs, (size_t)n * 4);
+            continue;
+        }
         uint16_t *kd = (uint16_t *)PTR(op->dst) + (size_t)slot[r] * n;
         uint16_t *vd = (uint16_t *)PTR(op->dst2) + (size_t)slot[r] * n;
-        const float *ks = F32(op->a) + (size_t)r * n, *vs = F32(op->b) + (size_t)r * n;
         for (int i = 0; i < n; i++) { kd[i] = rtr_f32_to_f16(ks[i]); vd[i] = rtr_f32_to_f16(vs[i]); }
     }
+}
+
+static float dot_f32(const float *a, const float *b, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_f32(float a, const float *x, float *y, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
 static void op_attn(void *v, int ith, int nth) {
@@ -310,6 +326,8 @@ static void op_attn(void *v, int ith, int nth) {
     split(op->rows * nh, ith, nth, 1, &lo, &hi);
     const int32_t *spos = (const int32_t *)PTR(op->d), *qpos = (const int32_t *)PTR(op->e);
     const uint16_t *K = (const uint16_t *)PTR(op->b), *V = (const uint16_t *)PTR(op->c);
+    const float *Kf = F32(op->b), *Vf = F32(op->c);
+    int f32 = op->p.attn.kv_type == RTR_T_F32;
     float *sc = j->b->sc[ith].f;
     int32_t *idx = j->b->sc[ith].i;
     for (int it = lo; it < hi; it++) {
@@ -318,10 +336,13 @@ static void op_attn(void *v, int ith, int nth) {
         float *out = F32(op->dst) + ((size_t)r * nh + h) * hd;
         int p = qpos[r], m = 0;
         float mx = -INFINITY;
-        for (int s = 0; s < cap; s++) {
+        /* before the ring wraps, position p sits in slot p: later slots cannot be visible */
+        int last = p < cap ? p + 1 : cap;
+        for (int s = 0; s < last; s++) {
             int sp = spos[s];
             if (sp < 0 || sp > p || (sp >= op->p.attn.n_sink && p - sp >= op->p.attn.window)) continue;
-            float d = k->dot_f32_f16(q, K + ((size_t)s * nkv + kvh) * hd, hd) * op->p.attn.scale;
+            size_t o = ((size_t)s * nkv + kvh) * hd;
+            float d = (f32 ? dot_f32(q, Kf + o, hd) : k->dot_f32_f16(q, K + o, hd)) * op->p.attn.scale;
             sc[m] = d;
             idx[m++] = s;
             if (d > mx) mx = d;
@@ -330,7 +351,11 @@ static void op_attn(void *v, int ith, int nth) {
         for (int i = 0; i < m; i++) { sc[i] = expf(sc[i] - mx); sum += sc[i]; }
         memset(out, 0, (size_t)hd * 4);
         float inv = sum > 0 ? 1.0f / sum : 0;
-        for (int i = 0; i < m; i++) k->axpy_f16(sc[i] * inv, V + ((size_t)idx[i] * nkv + kvh) * hd, out, hd);
+        for (int i = 0; i < m; i++) {
+            size_t o = ((size_t)idx[i] * nkv + kvh) * hd;
+            if (f32) axpy_f32(sc[i] * inv, Vf + o, out, hd);
+            else k->axpy_f16(sc[i] * inv, V + o, out, hd);
+        }
     }
 }
 

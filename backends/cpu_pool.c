@@ -38,7 +38,7 @@ static void *worker(void *v) {
     worker_arg wa = *(worker_arg *)v;
     free(v);
     rtr_pool *p = wa.p;
-    unsigned seen = atomic_load(&p->gen);
+    unsigned seen = 0; /* gen at creation: a section started before this thread ran is not missed */
     for (;;) {
         int spins = 0;
         while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) {

@@ -1,5 +1,5 @@
 /* _common.cl: what every OpenCL kernel of rotor shares: the parameter block, the int8 dot product
- * and ternary unpacking, work-group reductions. The Makefile concatenates kernels/*.cl in name
+ * and ternary unpacking, work-group reductions. The Makefile concatenates the .cl files of kernels/ in name
  * order, so this file (leading underscore) comes first. OpenCL C 1.2; optional features only
  * behind compiler macros (RTR_PTX_DP4A is defined by the host for NVIDIA devices it has tested).
  *
@@ -16,6 +16,12 @@ typedef struct {
     int i[12];
     float f[4];
 } rtr_params;
+
+/* gemv shape (matmul_t2.cl, matmul_f.cl): rows per work-group, work-items along each row,
+ * tokens per pass. The host launches GV_ROWS * GV_LANES work-items per group. */
+#define GV_ROWS 8
+#define GV_LANES 32
+#define GV_TOK 8
 
 /* c + sum of the four signed byte products of a and b */
 #if defined(RTR_PTX_DP4A)

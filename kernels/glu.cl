@@ -1,6 +1,6 @@
 /* glu.cl: the element-wise ops. RTR_OP_GLU: dst = act(a) * b with act relu2 (0), silu (1) or
- * gelu_tanh (2); RTR_OP_ADD: dst += a. Global size: the element count (rounded up); P.l holds
- * the count as i[0] (low) and i[1] (high) so large batches stay exact. */
+ * gelu_tanh (2); RTR_OP_ADD: dst += a. Global size: the element count (rounded up); the count
+ * arrives as i[0] (low 32 bits) and i[1] (high 32 bits). */
 __kernel void glu(__global float *dst, __global const float *a, __global const float *b,
                   rtr_params P) {
     size_t n = (size_t)(uint)P.i[0] | ((size_t)(uint)P.i[1] << 32), i = get_global_id(0);

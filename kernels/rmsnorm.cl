@@ -13,20 +13,18 @@ __kernel void rmsnorm(__global float *a, __global const float *b, __global const
     b += P.off[1] + (size_t)r * n;
     w += P.off[2];
     dst += P.off[3] + (size_t)r * n;
-    float inv = 1.0f;
-    if (!(fl & 16)) {
-        float ss = 0.0f;
-        for (int i = l; i < n; i += nl) {
-            float x = a[i];
-            if (fl & 1) {
-                x += b[i];
-                a[i] = x;
-            }
-            ss += x * x;
+    /* every work-item reaches both reductions whatever the flags: no barrier is conditional */
+    float ss = 0.0f;
+    for (int i = l; i < n; i += nl) {
+        float x = a[i];
+        if (fl & 1) {
+            x += b[i];
+            a[i] = x;
         }
-        ss = wg_sum(ss, red);
-        inv = 1.0f / sqrt(ss / (float)n + eps);
+        ss += x * x;
     }
+    ss = wg_sum(ss, red);
+    float inv = (fl & 16) ? 1.0f : 1.0f / sqrt(ss / (float)n + eps);
     float m = 0.0f;
     for (int i = l; i < n; i += nl) {
         float y = (fl & 16) ? a[i] : a[i] * inv * ((fl & 2) ? w[i] : 1.0f);
@@ -34,8 +32,8 @@ __kernel void rmsnorm(__global float *a, __global const float *b, __global const
         float ab = fabs(y);
         if (ab > m) m = ab;
     }
-    if (!(fl & 8)) return;
     m = wg_max(m, red);
+    if (!(fl & 8)) return;
     if (!(m > 1e-5f)) m = 1e-5f;
     float s = 127.0f / m;
     q += P.off[4] + (size_t)r * kpad;

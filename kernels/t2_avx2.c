@@ -4,11 +4,11 @@
  * byte). A slice is unpacked with a shift, an AND and a pshufb that maps each code to c = w + 1
  * in {0, 1, 2}; maddubs(c, x) then gives pairs c0*x0 + c1*x1, and sum(c*x) - sum(x) = sum(w*x).
  *
- * No saturation or overflow is possible for any int8 x: a maddubs pair is at most 2*2*128 = 512
- * in magnitude, so 32 slices summed in int16 stay within +-16384; sums are then widened to int32
- * with madd(., 1).
+ * No saturation or overflow is possible for any int8 x: a maddubs pair lies in [-512, 508], so
+ * the decode path widens each block's four slices (at most +-2048) to int32 with madd(., 1), and
+ * the batch path sums at most 64 slices in int16 (exact, see tile4x2) before widening.
  *
- * ntok = 1 (decode) streams the weights: four rows at a time share the loaded activations.
+ * ntok = 1 (decode) streams the weights row after row (see gemv for why not several rows).
  * ntok > 1 (prefill) first unpacks four rows x KC weights into an L1 buffer, then runs that block
  * against the tokens two at a time, so each unpacked weight serves every token of the batch.
  */
@@ -17,27 +17,40 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define KC 2048 /* weights per row unpacked at once: 4 rows x 2 KB stay in L1 */
-#define SUB 32  /* 32-weight slices summed in int16 before widening: |sum| <= 32*512 */
+#define KC 2048 /* weights per row unpacked at once: 4 rows x 2 KB stay in L1; KC/32 <= 64 */
 
-/* code -> c = w + 1: 00 -> 1 (w 0), 01 -> 0 (w -1), 10 -> 2 (w +1); 11 never reaches a kernel */
-#define LUT_WP1 _mm256_setr_epi8(1, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, \
-                                 1, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+/* c = w + 1 for the code in bits 0-1 (LUT_LO) or bits 2-3 (LUT_HI) of a nibble:
+ * 00 -> 1 (w 0), 01 -> 0 (w -1), 10 -> 2 (w +1); 11 never reaches a kernel (files are checked) */
+#define LUT_LO _mm256_setr_epi8(1, 0, 2, 1, 1, 0, 2, 1, 1, 0, 2, 1, 1, 0, 2, 1, \
+                                1, 0, 2, 1, 1, 0, 2, 1, 1, 0, 2, 1, 1, 0, 2, 1)
+#define LUT_HI _mm256_setr_epi8(1, 1, 1, 1, 0, 0, 0, 0, 2, 2, 2, 2, 1, 1, 1, 1, \
+                                1, 1, 1, 1, 0, 0, 0, 0, 2, 2, 2, 2, 1, 1, 1, 1)
 
-static inline __m256i slice(__m256i v, __m256i lut, __m256i m3) {
-    return _mm256_shuffle_epi8(lut, _mm256_and_si256(v, m3));
-}
+typedef short v16i16 __attribute__((vector_size(32))); /* int16 lanes for plain += */
 
-/* sum(c*x) over one block, as 16 int16 lanes (each within +-2048) */
-static inline __m256i block_dot(const uint8_t *p, __m256i x0, __m256i x1, __m256i x2, __m256i x3,
-                                __m256i lut, __m256i m3) {
+/* The four slices of one block as c = w + 1 bytes */
+typedef struct { __m256i c0, c1, c2, c3; } slices;
+static inline slices unpack(const uint8_t *p) {
+    const __m256i m4 = _mm256_set1_epi8(15);
     __m256i v = _mm256_loadu_si256((const __m256i *)p);
-    __m256i s0 = _mm256_maddubs_epi16(slice(v, lut, m3), x0);
-    __m256i s1 = _mm256_maddubs_epi16(slice(_mm256_srli_epi16(v, 2), lut, m3), x1);
-    __m256i s2 = _mm256_maddubs_epi16(slice(_mm256_srli_epi16(v, 4), lut, m3), x2);
-    __m256i s3 = _mm256_maddubs_epi16(slice(_mm256_srli_epi16(v, 6), lut, m3), x3);
-    return _mm256_add_epi16(_mm256_add_epi16(s0, s1), _mm256_add_epi16(s2, s3));
+    __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    slices s = {_mm256_shuffle_epi8(LUT_LO, lo), _mm256_shuffle_epi8(LUT_HI, lo),
+                _mm256_shuffle_epi8(LUT_LO, hi), _mm256_shuffle_epi8(LUT_HI, hi)};
+    return s;
 }
+
+/* sum(c*x) over one block as int16 lanes (each within +-2048) */
+static inline v16i16 block_dot(const uint8_t *p, const int8_t *x) {
+    slices s = unpack(p);
+    v16i16 a = (v16i16)_mm256_maddubs_epi16(s.c0, _mm256_loadu_si256((const __m256i *)x));
+    a += (v16i16)_mm256_maddubs_epi16(s.c1, _mm256_loadu_si256((const __m256i *)(x + 32)));
+    a += (v16i16)_mm256_maddubs_epi16(s.c2, _mm256_loadu_si256((const __m256i *)(x + 64)));
+    a += (v16i16)_mm256_maddubs_epi16(s.c3, _mm256_loadu_si256((const __m256i *)(x + 96)));
+    return a;
+}
+
+/* int16 lanes summed pairwise into 8 int32 */
+static inline __m256i widen(v16i16 a) { return _mm256_madd_epi16((__m256i)a, _mm256_set1_epi16(1)); }
 
 /* [sum a0, sum a1, sum a2, sum a3] */
 static inline __m128i hsum4(__m256i a0, __m256i a1, __m256i a2, __m256i a3) {
@@ -54,46 +67,32 @@ static inline int32_t hsum1(__m256i a) {
 
 /* ---- ntok = 1: stream the rows ---- */
 
-static void gemv4(const uint8_t *w, size_t rb, const int8_t *x, int nb, int32_t xsum,
-                  int32_t *out) {
-    const __m256i lut = LUT_WP1, m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi16(1);
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    const uint8_t *w0 = w, *w1 = w + rb, *w2 = w + 2 * rb, *w3 = w + 3 * rb;
-    for (int b = 0; b < nb; b++) {
-        const int8_t *xb = x + (size_t)b * 128;
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)xb);
-        __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + 32));
-        __m256i x2 = _mm256_loadu_si256((const __m256i *)(xb + 64));
-        __m256i x3 = _mm256_loadu_si256((const __m256i *)(xb + 96));
-        size_t o = (size_t)b * 32;
-        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(block_dot(w0 + o, x0, x1, x2, x3, lut, m3), one));
-        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(block_dot(w1 + o, x0, x1, x2, x3, lut, m3), one));
-        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(block_dot(w2 + o, x0, x1, x2, x3, lut, m3), one));
-        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(block_dot(w3 + o, x0, x1, x2, x3, lut, m3), one));
-    }
-    __m128i s = _mm_sub_epi32(hsum4(a0, a1, a2, a3), _mm_set1_epi32(xsum));
-    _mm_storeu_si128((__m128i *)out, s);
-}
+/* One row at a time, so the matrix is read as one sequential stream: measured on Zen 3, this
+ * streams 20-50% faster from memory than four interleaved rows (short rows of 640 or 1728 bytes
+ * never let the hardware prefetcher lock on to four streams), and the activations come from L1
+ * either way. A software prefetch runs PF_AHEAD bytes ahead; past the end it is harmless. */
+#define PF_AHEAD 4096
 
-static int32_t gemv1(const uint8_t *w, const int8_t *x, int nb, int32_t xsum) {
-    const __m256i lut = LUT_WP1, m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi16(1);
-    __m256i a = _mm256_setzero_si256();
-    for (int b = 0; b < nb; b++) {
-        const int8_t *xb = x + (size_t)b * 128;
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)xb);
-        __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + 32));
-        __m256i x2 = _mm256_loadu_si256((const __m256i *)(xb + 64));
-        __m256i x3 = _mm256_loadu_si256((const __m256i *)(xb + 96));
-        a = _mm256_add_epi32(a, _mm256_madd_epi16(block_dot(w + (size_t)b * 32, x0, x1, x2, x3, lut, m3), one));
+static void gemv(const uint8_t *w, size_t rb, int nrows, const int8_t *x, int nb, int32_t xsum,
+                 int32_t *out) {
+    for (int r = 0; r < nrows; r++) {
+        const uint8_t *p = w + (size_t)r * rb;
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+        int b = 0;
+        for (; b + 2 <= nb; b += 2) { /* one cache line of weights per step */
+            _mm_prefetch((const char *)(p + PF_AHEAD + (size_t)b * 32), _MM_HINT_T0);
+            a0 = _mm256_add_epi32(a0, widen(block_dot(p + (size_t)b * 32, x + (size_t)b * 128)));
+            a1 = _mm256_add_epi32(a1, widen(block_dot(p + (size_t)b * 32 + 32, x + (size_t)b * 128 + 128)));
+        }
+        if (b < nb) a0 = _mm256_add_epi32(a0, widen(block_dot(p + (size_t)b * 32, x + (size_t)b * 128)));
+        out[r] = hsum1(_mm256_add_epi32(a0, a1)) - xsum;
     }
-    return hsum1(a) - xsum;
 }
 
 /* ---- ntok > 1: unpack four rows once, run them against every token ---- */
 
 /* buf[s][r][32]: c for row r, weights 32s..32s+31 of the chunk; rows past nr get c = 0 */
 static void unpack4(const uint8_t *w, size_t rb, int nr, int nb, uint8_t *buf) {
-    const __m256i lut = LUT_WP1, m3 = _mm256_set1_epi8(3);
     for (int r = 0; r < 4; r++) {
         if (r >= nr) {
             for (int s = 0; s < nb * 4; s++) memset(buf + ((size_t)s * 4 + r) * 32, 0, 32);
@@ -101,12 +100,12 @@ static void unpack4(const uint8_t *w, size_t rb, int nr, int nb, uint8_t *buf) {
         }
         const uint8_t *p = w + (size_t)r * rb;
         for (int b = 0; b < nb; b++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(p + (size_t)b * 32));
+            slices c = unpack(p + (size_t)b * 32);
             uint8_t *d = buf + ((size_t)b * 16 + r) * 32;
-            _mm256_store_si256((__m256i *)d, slice(v, lut, m3));
-            _mm256_store_si256((__m256i *)(d + 128), slice(_mm256_srli_epi16(v, 2), lut, m3));
-            _mm256_store_si256((__m256i *)(d + 256), slice(_mm256_srli_epi16(v, 4), lut, m3));
-            _mm256_store_si256((__m256i *)(d + 384), slice(_mm256_srli_epi16(v, 6), lut, m3));
+            _mm256_store_si256((__m256i *)d, c.c0);
+            _mm256_store_si256((__m256i *)(d + 128), c.c1);
+            _mm256_store_si256((__m256i *)(d + 256), c.c2);
+            _mm256_store_si256((__m256i *)(d + 384), c.c3);
         }
     }
 }
@@ -123,56 +122,40 @@ static inline void put4(int32_t *o, __m128i s, int nr, int first, int32_t xsum) 
     for (int r = 0; r < nr; r++) o[r] = first ? v[r] : o[r] + v[r];
 }
 
-#define MAC(acc, c, x) acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(c, x))
-#define WIDEN(acc32, acc16) acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(acc16, one))
+#define MAC(acc, c, x) acc += (v16i16)_mm256_maddubs_epi16(c, x)
 
-/* rows r0..r0+3 (unpacked in buf, nst slices) against tokens xa and xb */
+/* Rows r0..r0+3 (unpacked in buf, nst <= KC/32 slices) against tokens xa and xb. The int16
+ * sums wrap modulo 2^16 on the way, which is harmless: the final sum is within [-32768, 32512]
+ * (64 slices of at least -512 and at most +508 each), so it is exact. */
 static void tile4x2(const uint8_t *buf, int nst, const int8_t *xa, const int8_t *xb,
                     __m128i *ra, __m128i *rbv) {
-    const __m256i one = _mm256_set1_epi16(1);
-    __m256i A0 = _mm256_setzero_si256(), A1 = A0, A2 = A0, A3 = A0;
-    __m256i B0 = A0, B1 = A0, B2 = A0, B3 = A0;
-    for (int s0 = 0; s0 < nst; s0 += SUB) {
-        int s1 = s0 + SUB < nst ? s0 + SUB : nst;
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-        __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        for (int s = s0; s < s1; s++) {
-            const uint8_t *c = buf + (size_t)s * 128;
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(xa + (size_t)s * 32));
-            __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + (size_t)s * 32));
-            __m256i c0 = _mm256_load_si256((const __m256i *)c);
-            MAC(a0, c0, x0); MAC(b0, c0, x1);
-            __m256i c1 = _mm256_load_si256((const __m256i *)(c + 32));
-            MAC(a1, c1, x0); MAC(b1, c1, x1);
-            __m256i c2 = _mm256_load_si256((const __m256i *)(c + 64));
-            MAC(a2, c2, x0); MAC(b2, c2, x1);
-            __m256i c3 = _mm256_load_si256((const __m256i *)(c + 96));
-            MAC(a3, c3, x0); MAC(b3, c3, x1);
-        }
-        WIDEN(A0, a0); WIDEN(A1, a1); WIDEN(A2, a2); WIDEN(A3, a3);
-        WIDEN(B0, b0); WIDEN(B1, b1); WIDEN(B2, b2); WIDEN(B3, b3);
+    v16i16 a0 = {0}, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (const uint8_t *c = buf, *end = buf + (size_t)nst * 128; c < end; c += 128, xa += 32, xb += 32) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)xa);
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)xb);
+        __m256i c0 = _mm256_load_si256((const __m256i *)c);
+        MAC(a0, c0, x0); MAC(b0, c0, x1);
+        __m256i c1 = _mm256_load_si256((const __m256i *)(c + 32));
+        MAC(a1, c1, x0); MAC(b1, c1, x1);
+        __m256i c2 = _mm256_load_si256((const __m256i *)(c + 64));
+        MAC(a2, c2, x0); MAC(b2, c2, x1);
+        __m256i c3 = _mm256_load_si256((const __m256i *)(c + 96));
+        MAC(a3, c3, x0); MAC(b3, c3, x1);
     }
-    *ra = hsum4(A0, A1, A2, A3);
-    *rbv = hsum4(B0, B1, B2, B3);
+    *ra = hsum4(widen(a0), widen(a1), widen(a2), widen(a3));
+    *rbv = hsum4(widen(b0), widen(b1), widen(b2), widen(b3));
 }
 
 static __m128i tile4x1(const uint8_t *buf, int nst, const int8_t *xa) {
-    const __m256i one = _mm256_set1_epi16(1);
-    __m256i A0 = _mm256_setzero_si256(), A1 = A0, A2 = A0, A3 = A0;
-    for (int s0 = 0; s0 < nst; s0 += SUB) {
-        int s1 = s0 + SUB < nst ? s0 + SUB : nst;
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-        for (int s = s0; s < s1; s++) {
-            const uint8_t *c = buf + (size_t)s * 128;
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(xa + (size_t)s * 32));
-            MAC(a0, _mm256_load_si256((const __m256i *)c), x0);
-            MAC(a1, _mm256_load_si256((const __m256i *)(c + 32)), x0);
-            MAC(a2, _mm256_load_si256((const __m256i *)(c + 64)), x0);
-            MAC(a3, _mm256_load_si256((const __m256i *)(c + 96)), x0);
-        }
-        WIDEN(A0, a0); WIDEN(A1, a1); WIDEN(A2, a2); WIDEN(A3, a3);
+    v16i16 a0 = {0}, a1 = a0, a2 = a0, a3 = a0;
+    for (const uint8_t *c = buf, *end = buf + (size_t)nst * 128; c < end; c += 128, xa += 32) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)xa);
+        MAC(a0, _mm256_load_si256((const __m256i *)c), x0);
+        MAC(a1, _mm256_load_si256((const __m256i *)(c + 32)), x0);
+        MAC(a2, _mm256_load_si256((const __m256i *)(c + 64)), x0);
+        MAC(a3, _mm256_load_si256((const __m256i *)(c + 96)), x0);
     }
-    return hsum4(A0, A1, A2, A3);
+    return hsum4(widen(a0), widen(a1), widen(a2), widen(a3));
 }
 
 static void gemm_batch(const uint8_t *w, size_t rb, int nrows, const int8_t *x,
@@ -221,9 +204,7 @@ static void t2_gemm(const uint8_t *w, size_t rb, int nrows, const int8_t *x, con
         gemm_batch(w, rb, nrows, x, xsum, kpad, ntok, out, os);
         return;
     }
-    int nb = kpad / 128, r = 0;
-    for (; r + 4 <= nrows; r += 4) gemv4(w + (size_t)r * rb, rb, x, nb, xsum[0], out + r);
-    for (; r < nrows; r++) out[r] = gemv1(w + (size_t)r * rb, x, nb, xsum[0]);
+    gemv(w, rb, nrows, x, kpad / 128, xsum[0], out);
 }
 
 const rtr_kernels rtr_kernels_avx2 = {

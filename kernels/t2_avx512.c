@@ -13,6 +13,7 @@
 #include <string.h>
 
 #define KC 2048 /* weights per row unpacked at once (4 rows x 2 KB) */
+#define UNROLL4 _Pragma("GCC unroll 4") /* keeps small arrays of accumulators in registers */
 
 static inline __m512i lut_wp1(void) {
     /* code -> w + 1: 00 -> 1, 01 -> 0, 10 -> 2, 11 -> 1 (never reaches a kernel) */
@@ -44,13 +45,13 @@ static void gemv(const uint8_t *w, size_t rb, int nr, const int8_t *x, int nb, i
                  int32_t *out) {
     const __m512i lut = lut_wp1(), m3 = _mm512_set1_epi8(3);
     __m512i acc[4];
-    for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_si512();
+    UNROLL4 for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_si512();
     for (int b = 0; b < nb; b += 2) {
         int two = b + 1 < nb;
         const int8_t *x0 = x + (size_t)b * 128, *x1 = two ? x0 + 128 : NULL;
         __m512i xv[4];
-        for (int i = 0; i < 4; i++) xv[i] = pair(x0 + 32 * i, x1 ? x1 + 32 * i : NULL);
-        for (int r = 0; r < nr; r++) {
+        UNROLL4 for (int i = 0; i < 4; i++) xv[i] = pair(x0 + 32 * i, x1 ? x1 + 32 * i : NULL);
+        UNROLL4 for (int r = 0; r < nr; r++) {
             const uint8_t *p = w + (size_t)r * rb + (size_t)b * 32;
             __m512i v = two ? _mm512_loadu_si512(p) : pair(p, NULL);
             acc[r] = block_pair_dot(acc[r], v, xv, lut, m3);
@@ -92,15 +93,15 @@ static void gemm_batch(const uint8_t *w, size_t rb, int nrows, const int8_t *x,
                 int nt = ntok - t0 < 4 ? ntok - t0 : 4;
                 const int8_t *xt[4];
                 for (int t = 0; t < 4; t++) xt[t] = x + (size_t)(t0 + (t < nt ? t : nt - 1)) * kpad + k0;
-                __m512i acc[4][4];
-                for (int r = 0; r < 4; r++)
-                    for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_si512();
+                __m512i acc[4][4]; /* [row][token]: fully unrolled into 16 registers */
+                UNROLL4 for (int r = 0; r < 4; r++)
+                    UNROLL4 for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_si512();
                 for (int s = 0; s < nst; s++) {
                     __m512i xv[4];
-                    for (int t = 0; t < 4; t++) xv[t] = _mm512_loadu_si512(xt[t] + (size_t)s * 64);
-                    for (int r = 0; r < 4; r++) {
+                    UNROLL4 for (int t = 0; t < 4; t++) xv[t] = _mm512_loadu_si512(xt[t] + (size_t)s * 64);
+                    UNROLL4 for (int r = 0; r < 4; r++) {
                         __m512i c = _mm512_load_si512(buf + ((size_t)s * 4 + r) * 64);
-                        for (int t = 0; t < 4; t++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], c, xv[t]);
+                        UNROLL4 for (int t = 0; t < 4; t++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], c, xv[t]);
                     }
                 }
                 for (int t = 0; t < nt; t++) {
@@ -153,10 +154,10 @@ void rtr_q8_gemm_avx512vnni(const int8_t *w, const float *scale, int nrows, int 
         for (int t = 0; t < ntok; t += 2) {
             const int8_t *xa = x + (size_t)t * kq, *xb = x + (size_t)(t + 1 < ntok ? t + 1 : t) * kq;
             __m512i a[4], b[4];
-            for (int i = 0; i < 4; i++) a[i] = b[i] = _mm512_setzero_si512();
+            UNROLL4 for (int i = 0; i < 4; i++) a[i] = b[i] = _mm512_setzero_si512();
             for (size_t j = 0; j < kq; j += 32) {
                 __m512i va = ld_i16(xa + j), vb = ld_i16(xb + j);
-                for (int i = 0; i < 4; i++) {
+                UNROLL4 for (int i = 0; i < 4; i++) {
                     __m512i v = ld_i16(w + (size_t)(r + (i < nr ? i : nr - 1)) * kq + j);
                     a[i] = _mm512_dpwssd_epi32(a[i], v, va);
                     b[i] = _mm512_dpwssd_epi32(b[i], v, vb);

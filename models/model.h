@@ -44,7 +44,7 @@ struct rtr_model {
 
 struct rtr_session {
     rtr_model *m;
-    int n_ctx, n_sink, n_batch, cap, slack;
+    int n_ctx, n_sink, n_batch, cap, slack, kv_type;
     int pos;
     const volatile int *cancel;
     int32_t *slot_pos;            /* host mirror of the ring's positions [cap] */

@@ -39,6 +39,7 @@ int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *o, 
     s->n_sink = o && o->n_sink > 0 ? o->n_sink : 4;
     s->n_batch = o && o->n_batch > 0 ? o->n_batch : 512;
     s->cancel = o ? o->cancel : NULL;
+    s->kv_type = o && o->kv_f32 ? RTR_T_F32 : RTR_T_F16;
     if (o && o->n_sink < 0) s->n_sink = 0;
     if (s->n_ctx < 8 || s->n_ctx > (1 << 22)) {
         int c = s->n_ctx;
@@ -60,7 +61,8 @@ int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *o, 
     s->logits = malloc((size_t)h->n_vocab * 4);
     if (!s->slot_pos || !s->h_ids || !s->h_pos || !s->h_slot || !s->logits) { rtr_session_free(s); return rtr_seterr(err, RTR_ENOMEM, "out of memory"); }
     rtr_backend *be = m->be;
-    size_t kvbytes = (size_t)h->n_layer * s->cap * kvd * 2;
+    size_t kv_elt = s->kv_type == RTR_T_F32 ? 4 : 2;
+    size_t kvbytes = (size_t)h->n_layer * s->cap * kvd * kv_elt;
     struct { rtr_buf **b; size_t bytes; int flags; } want[] = {
         {&s->kc, kvbytes, 0}, {&s->vc, kvbytes, 0},
         {&s->spos, (size_t)s->cap * 4, 0}, {&s->ids, (size_t)B * 4, 0}, {&s->qpos, (size_t)B * 4, 0},
@@ -170,7 +172,7 @@ static int forward(rtr_session *s, int n, int want_out, rtr_err *err) {
     op.dst = R(s->x, 0); op.a = R(m->tok_embd, 0); op.b = R(s->ids, 0);
     op.p.emb.type = m->embd_type; op.p.emb.n_rows = h->n_vocab; op.p.emb.d = D; op.p.emb.scale = h->embd_scale;
     RUN(op);
-    size_t kv_layer = (size_t)s->cap * kvd * 2;
+    size_t kv_layer = (size_t)s->cap * kvd * (s->kv_type == RTR_T_F32 ? 4 : 2);
     for (int l = 0; l < h->n_layer; l++) {
         const rtr_layer *L = &m->layers[l];
         /* attention block */
@@ -212,6 +214,7 @@ static int forward(rtr_session *s, int n, int want_out, rtr_err *err) {
         rtr_op kv = {0};
         kv.kind = RTR_OP_KV_STORE; kv.rows = n; kv.a = R(s->k, 0); kv.b = R(s->v, 0); kv.c = R(s->slots, 0);
         kv.dst = R(s->kc, kv_layer * l); kv.dst2 = R(s->vc, kv_layer * l); kv.p.kv.n = kvd;
+        kv.p.kv.type = s->kv_type;
         RUN(kv);
         rtr_op at = {0};
         at.kind = RTR_OP_ATTN; at.rows = n; at.a = R(s->q, 0);
@@ -220,6 +223,7 @@ static int forward(rtr_session *s, int n, int want_out, rtr_err *err) {
         at.p.attn.n_head = h->n_head; at.p.attn.n_kv = h->n_head_kv; at.p.attn.head_dim = hd;
         at.p.attn.cap = s->cap; at.p.attn.n_sink = s->n_sink; at.p.attn.window = s->n_ctx - s->n_sink;
         at.p.attn.scale = 1.0f / sqrtf((float)hd);
+        at.p.attn.kv_type = s->kv_type;
         RUN(at);
         /* o projection: the attention output is normalized (SubLN or the o input norm), then
          * quantized; the product is added into the residual stream */

@@ -338,25 +338,28 @@ int rtr_tok_src_from_hf(rtr_tok_src **out, const rtr_json *tj, rtr_err *err) {
     s->n_merges = (int)merges->n;
     s->merges = malloc((merges->n ? merges->n : 1) * 3 * sizeof *s->merges);
     if (!s->merges) { rc = rtr_seterr(err, RTR_ENOMEM, "out of memory"); goto fail; }
-    char tmp[2 * 65536 + 8];
-    for (size_t i = 0; i < merges->n; i++) {
+    char *tmp = malloc(2 * 65536 + 8);
+    if (!tmp) { rc = rtr_seterr(err, RTR_ENOMEM, "out of memory"); goto fail; }
+    for (size_t i = 0; i < merges->n && !rc; i++) {
         const rtr_json *m = &merges->items[i];
         const char *a, *b;
         size_t an, bn;
         if (m->type == RTR_JSON_STR) {
             const char *sp = memchr(m->str, ' ', m->len);
-            if (!sp) { rc = rtr_seterr(err, RTR_EFORMAT, "tokenizer.json: merge %zu is not \"a b\"", i); goto fail; }
+            if (!sp) { rc = rtr_seterr(err, RTR_EFORMAT, "tokenizer.json: merge %zu is not \"a b\"", i); break; }
             a = m->str; an = (size_t)(sp - a); b = sp + 1; bn = m->len - an - 1;
         } else if (m->type == RTR_JSON_ARR && m->n == 2 && m->items[0].type == RTR_JSON_STR &&
                    m->items[1].type == RTR_JSON_STR) {
             a = m->items[0].str; an = m->items[0].len; b = m->items[1].str; bn = m->items[1].len;
         } else {
             rc = rtr_seterr(err, RTR_EFORMAT, "tokenizer.json: merge %zu is malformed", i);
-            goto fail;
+            break;
         }
-        if (an > 65536 || bn > 65536) { rc = rtr_seterr(err, RTR_EFORMAT, "tokenizer.json: merge %zu too long", i); goto fail; }
-        if ((rc = add_merge(s, (int)i, a, an, b, bn, tmp, err))) goto fail;
+        if (an > 65536 || bn > 65536) rc = rtr_seterr(err, RTR_EFORMAT, "tokenizer.json: merge %zu too long", i);
+        else rc = add_merge(s, (int)i, a, an, b, bn, tmp, err);
     }
+    free(tmp);
+    if (rc) goto fail;
     *out = s;
     return 0;
 fail:

@@ -38,7 +38,7 @@ for t in "$build"/tests/test_*; do
 done
 for t in tests/*.sh; do
     n=$(basename "$t" .sh)
-    [ "$n" = run ] && continue
+    case "$n" in run|lib|_*) continue ;; esac
     [ -n "$pat" ] && [[ "$n" != *$pat* ]] && continue
     run_one "$n" env ROTOR="${ROTOR:-./rotor}" BUILD="$build" bash "$t"
 done

@@ -483,6 +483,44 @@ static void test_qwen2(void) {
     unlink(out);
 }
 
+/* malformed tokenizer.json documents are refused with a message */
+static void test_hf_errors(void) {
+#define RE_L3 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"
+#define PRE "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"" RE_L3 "\"}},"
+    struct { const char *json, *want; int ok; } cases[] = {
+        {"{" PRE "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a b\"]}}", "", 1},
+        {"{" PRE "\"model\":{\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[[\"a\",\"b\"]]},\"added_tokens\":[{\"id\":5,\"content\":\"<s>\",\"special\":true}]}", "", 1},
+        {"{\"model\":{\"vocab\":{\"a\":0},\"merges\":[]}}", "pre-tokenizer", 0},
+        {"{" PRE "\"model\":{\"type\":\"Unigram\",\"vocab\":{\"a\":0},\"merges\":[]}}", "BPE", 0},
+        {"{" PRE "\"model\":{\"vocab\":{\"a\":-1},\"merges\":[]}}", "bad id", 0},
+        {"{" PRE "\"model\":{\"vocab\":{\"a\":0,\"b\":0},\"merges\":[]}}", "twice", 0},
+        {"{" PRE "\"model\":{\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a b\"]}}", "not in the vocabulary", 0},
+        {"{" PRE "\"model\":{\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"ab\"]}}", "merge 0", 0},
+        {"{" PRE "\"model\":{\"vocab\":{\"a\":0,\"b\":1},\"merges\":[7]}}", "malformed", 0},
+        {"{" PRE "\"model\":{\"vocab\":{\"a\\u0000\":0},\"merges\":[]}}", "byte-level", 0},
+        {"{" PRE "\"normalizer\":{\"type\":\"NFKC\"},\"model\":{\"vocab\":{\"a\":0},\"merges\":[]}}", "normalizer", 0},
+        {"{\"model\":{\"vocab\":[],\"merges\":[]}}", "model.vocab", 0},
+        {"[]", "model.vocab", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rtr_json *j;
+        rtr_err e = {0};
+        if (rtr_json_parse(cases[i].json, strlen(cases[i].json), &j, &e)) { CHECK(0, "case %zu: %s", i, e.msg); continue; }
+        rtr_tok_src *s = NULL;
+        int rc = rtr_tok_src_from_hf(&s, j, &e);
+        if (cases[i].ok) {
+            CHECK(rc == 0 && rtr_tok_src_find(s, "ab") == 2, "hf case %zu: %s", i, e.msg);
+        } else {
+            CHECK(rc == RTR_EFORMAT && !s && strstr(e.msg, cases[i].want), "hf case %zu: rc %d '%s' (want '%s')", i, rc, e.msg, cases[i].want);
+        }
+        if (s && i == 1) CHECK(rtr_tok_src_n_vocab(s) == 6 && rtr_tok_src_find(s, "<s>") == 5, "added token beyond the vocab");
+        rtr_tok_src_free(s);
+        rtr_json_free(j);
+    }
+#undef PRE
+#undef RE_L3
+}
+
 static int bench(const rtr_tokenizer *t, const char *file) {
     size_t len;
     char *txt = NULL;
@@ -576,6 +614,7 @@ int main(int argc, char **argv) {
         close_tok(&o);
     }
     test_detok();
+    test_hf_errors();
     test_qwen2();
     /* GGUF-style arrays give the same tokenizer as tokenizer.json */
     {

@@ -43,10 +43,12 @@ void cli_progress_init(cli_progress *p, const char *label);
 void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total, const char *unit);
 void cli_progress_end(cli_progress *p);
 
-/* Shared model flags (-m, --backend, --device, -t, --kernel, --verbose) for run/chat/bench/embed. */
+/* Shared model flags (-m, --backend, --device, -t, --kernel, --cache-type, --verbose) for
+ * run/chat/bench/embed. */
 typedef struct {
     const char *model;
     rtr_model_opts mo;
+    int kv_f32; /* --cache-type f32 */
 } cli_model_args;
 void cli_model_args_init(cli_model_args *a);
 /* Consumes argv[*i] if it is a model flag; returns 1 if consumed, sets *bad on a bad value. */

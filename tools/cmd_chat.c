@@ -23,6 +23,7 @@ static void usage(void) {
             "      --backend NAME     auto, cpu, vulkan, opencl\n"
             "      --special          special-token strings typed in the chat become control tokens\n"
             "      --color on|off|auto  colour the answers (default auto: on a terminal)\n"
+            "      --ignore-eos       answers end only at -n or Ctrl-C (for tests)\n"
             "%s"
             "in the chat: /exit, /clear (new conversation), /regen (answer again), /help\n"
             "Ctrl-C stops an answer; Ctrl-C at an empty prompt or Ctrl-D leaves.\n",
@@ -84,7 +85,7 @@ int rtr_cmd_chat(int argc, char **argv) {
     rtr_sampler_defaults(&sp);
     long seed = -1, n_predict = -1, n_ctx = 0;
     const char *system = NULL, *color = "auto";
-    int special = 0, bad = 0;
+    int special = 0, ignore_eos = 0, bad = 0;
     for (int i = 1; i < argc && !bad; i++) {
         const char *v;
         if (cli_model_arg(&ma, argc, argv, &i, &bad)) continue;
@@ -101,6 +102,7 @@ int rtr_cmd_chat(int argc, char **argv) {
             continue;
         }
         if (cli_flag(argv, i, NULL, "--special")) { special = 1; continue; }
+        if (cli_flag(argv, i, NULL, "--ignore-eos")) { ignore_eos = 1; continue; }
         bad = cli_error("chat: unknown option '%s' (see rotor chat --help)", argv[i]);
     }
     if (bad) return 1;
@@ -119,13 +121,13 @@ int rtr_cmd_chat(int argc, char **argv) {
     char *line = NULL;
     size_t lcap = 0;
     cli_install_signals();
-    rtr_session_opts so = {(int)n_ctx, 4, 0, &cli_interrupted};
+    rtr_session_opts so = {(int)n_ctx, 4, 0, &cli_interrupted, ma.kv_f32};
     if (rtr_session_new(&c.s, c.m, &so, &e)) { cli_error("%s", e.msg); goto out; }
     if (rtr_sampler_new(&c.sp, &sp, c.mi.n_vocab)) { cli_error("out of memory"); goto out; }
     c.cap = rtr_session_ctx(c.s) + 16;
     c.ids = malloc((size_t)c.cap * 4);
     if (!c.ids) { cli_error("out of memory"); goto out; }
-    gen_opts go = {(int)n_predict, 0, 0, use_color ? "\033[33m" : NULL};
+    gen_opts go = {(int)n_predict, ignore_eos, 0, use_color ? "\033[33m" : NULL};
     if (tty_in) fprintf(stderr, "rotor chat: /exit to leave, /help for commands\n");
     for (;;) {
         if (tty_in) { fputs(use_color ? "\033[32m> \033[0m" : "> ", stdout); fflush(stdout); }

@@ -16,6 +16,7 @@ static void usage(void) {
             "  -c, --ctx-size N       KV ring slots (default: model max, at most 4096)\n"
             "  -b, --batch-size N     prompt tokens per evaluation step (default 512)\n"
             "      --sinks N          ring slots never evicted (default 4)\n"
+            "      --cache-type T     KV cache precision: f16 (default) or f32 (reference-exact)\n"
             "  -t, --threads N        CPU threads (default: physical cores)\n"
             "      --backend NAME     auto, cpu, vulkan, opencl (default auto)\n"
             "      --device N         GPU index (rotor --list-devices)\n"
@@ -154,7 +155,7 @@ int rtr_cmd_run(int argc, char **argv) {
         if (ids[i] >= mi.n_vocab) { cli_error("token id %d is out of range (vocabulary %d)", ids[i], mi.n_vocab); goto out; }
 
     cli_install_signals();
-    rtr_session_opts so = {(int)n_ctx, (int)n_sink, (int)n_batch, &cli_interrupted};
+    rtr_session_opts so = {(int)n_ctx, (int)n_sink, (int)n_batch, &cli_interrupted, ma.kv_f32};
     if (rtr_session_new(&s, m, &so, &e)) { cli_error("%s", e.msg); goto out; }
     if (n_ids > rtr_session_ctx(s)) {
         cli_error("the prompt is %d tokens, longer than the context (%d); raise -c", n_ids, rtr_session_ctx(s));

@@ -218,6 +218,7 @@ typedef struct {
 } wctx;
 
 static int put(wctx *c, const void *p, size_t n) {
+    if (c->o && c->o->cancel && *c->o->cancel) return rtr_seterr(c->err, RTR_EINTR, "interrupted");
     int r = rtr_writer_data(c->w, p, n, c->err);
     if (r) return r;
     c->done += n;

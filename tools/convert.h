@@ -21,6 +21,7 @@ typedef struct {
     const char *tokenizer;    /* tokenizer.json[.gz] to use instead of the source's own */
     void (*progress)(uint64_t done, uint64_t total, void *ud); /* may be NULL */
     void *ud;
+    const volatile int *cancel; /* when *cancel becomes non-zero: RTR_EINTR, nothing written */
 } rtr_convert_opts;
 
 typedef struct {

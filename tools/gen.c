@@ -26,7 +26,7 @@ int gen_run(rtr_session *s, const rtr_model *m, rtr_sampler *sp, const gen_opts 
     rtr_model_info mi;
     rtr_model_get_info(m, &mi);
     rtr_detok dt = {{0}, 0};
-    char text[256];
+    char text[512];
     double t0 = rtr_now();
     int r = 0;
     if (o->color && !o->print_ids) emit(o->color, strlen(o->color), res);

@@ -86,7 +86,7 @@ static int rd_str(cursor *c, const char **s, uint64_t *len, const char *what) {
     uint64_t l;
     if (rd_u64(c, &l, what)) return RTR_EFORMAT;
     if (l > (uint64_t)(c->end - c->p))
-        return rtr_seterr(c->err, RTR_EFORMAT, "%s: string length %llu runs past the end of the file (%s)",
+        return rtr_seterr(c->err, RTR_EFORMAT, "%s: truncated or corrupt GGUF header: string length %llu runs past the end of the file (%s)",
                           c->base, (unsigned long long)l, what);
     *s = (const char *)c->p;
     *len = l;
@@ -113,13 +113,13 @@ static int skip_value(cursor *c, uint32_t t, int depth, const char *what) {
         if (at != RTR_GGUF_STR && at != RTR_GGUF_ARR) {
             uint64_t sz = (uint64_t)scalar_size[at];
             if (n > (uint64_t)(c->end - c->p) / sz)
-                return rtr_seterr(c->err, RTR_EFORMAT, "%s: array of %llu elements runs past the end of the file (%s)",
+                return rtr_seterr(c->err, RTR_EFORMAT, "%s: truncated or corrupt GGUF header: array of %llu elements runs past the end of the file (%s)",
                                   c->base, (unsigned long long)n, what);
             c->p += n * sz;
             return 0;
         }
         if (n > (uint64_t)(c->end - c->p) / 8) /* every element needs at least 8 bytes */
-            return rtr_seterr(c->err, RTR_EFORMAT, "%s: array of %llu elements runs past the end of the file (%s)",
+            return rtr_seterr(c->err, RTR_EFORMAT, "%s: truncated or corrupt GGUF header: array of %llu elements runs past the end of the file (%s)",
                               c->base, (unsigned long long)n, what);
         for (uint64_t i = 0; i < n; i++)
             if (skip_value(c, at, depth + 1, what)) return RTR_EFORMAT;
@@ -188,8 +188,8 @@ int rtr_gguf_open(rtr_gguf *g, const char *path, rtr_err *err) {
     if (rd_u64(&c, &nt, "tensor count") || rd_u64(&c, &nkv, "key count")) goto fail;
     /* each key/value needs >= 13 bytes and each tensor record >= 28: bound the counts first */
     if (nkv > g->size / 13 || nt > g->size / 28 || nt > 65536) {
-        rtr_seterr(err, r, "%s: absurd counts (%llu tensors, %llu keys)", g->base, (unsigned long long)nt,
-                   (unsigned long long)nkv);
+        rtr_seterr(err, r, "%s: truncated or corrupt GGUF header (%llu tensors and %llu keys cannot fit in %zu bytes)",
+                   g->base, (unsigned long long)nt, (unsigned long long)nkv, g->size);
         goto fail;
     }
     g->kv = calloc(nkv ? nkv : 1, sizeof *g->kv);

@@ -49,12 +49,17 @@ int rag_text_line(const rag_text *t, size_t src_off) {
     size_t lo = 0, hi = t->n_nl; /* newlines before src_off */
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (t->nl[mid] < src_off) lo = mid + 1; else hi = mid;
+        if (t->nl[mid] < src_off)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return (int)(lo + 1 > 0x7fffffff ? 0x7fffffff : lo + 1);
 }
 
-static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+static int is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 static int count(const rag_chunk_opts *o, const char *s, size_t n) {
     if (!o->count) return (int)((n + 3) / 4 > 0x3fffffff ? 0x3fffffff : (n + 3) / 4);
@@ -77,8 +82,9 @@ static int push(units *us, size_t start, size_t end, int strength) {
 static size_t terminator(const char *s, size_t n, size_t i) {
     char c = s[i];
     if (c == '.' || c == '!' || c == '?') return 1;
-    if (i + 3 <= n && (!memcmp(s + i, "\xE3\x80\x82", 3) || !memcmp(s + i, "\xEF\xBC\x81", 3) ||
-                       !memcmp(s + i, "\xEF\xBC\x9F", 3)))
+    if (i + 3 <= n &&
+        (!memcmp(s + i, "\xE3\x80\x82", 3) || !memcmp(s + i, "\xEF\xBC\x81", 3) ||
+         !memcmp(s + i, "\xEF\xBC\x9F", 3)))
         return 3;
     return 0;
 }
@@ -94,7 +100,10 @@ static int split_units(const char *s, size_t n, units *us) {
             size_t j = i + 1;
             int para = 0;
             for (size_t k = j; k < n && is_space(s[k]); k++)
-                if (s[k] == '\n') { para = 1; j = k + 1; }
+                if (s[k] == '\n') {
+                    para = 1;
+                    j = k + 1;
+                }
             if (push(us, start, j, para ? B_PARA : ended ? B_SENTENCE : B_LINE)) return -1;
             start = i = j;
             ended = 0;
@@ -105,7 +114,11 @@ static int split_units(const char *s, size_t n, units *us) {
             while (j < n && (s[j] == '"' || s[j] == '\'' || s[j] == ')' || s[j] == ']')) j++;
             if (j >= n || s[j] == ' ' || s[j] == '\t') {
                 while (j < n && (s[j] == ' ' || s[j] == '\t')) j++;
-                if (j < n && s[j] == '\n') { i = j; ended = 1; continue; } /* the break ends it */
+                if (j < n && s[j] == '\n') {
+                    i = j;
+                    ended = 1;
+                    continue;
+                } /* the break ends it */
                 if (push(us, start, j, B_SENTENCE)) return -1;
                 start = i = j;
                 continue;
@@ -139,8 +152,13 @@ static int split_long(const char *s, const unit *u, int max_tokens, const rag_ch
         if (u->end - a > piece) {
             size_t lim = a + piece, cut = lim;
             while (cut > a + piece / 2 && !is_space(s[cut - 1])) cut--;
-            if (cut > a + piece / 2) { b = cut; strength = B_WORD; }
-            else { b = char_start(s, lim, a + 1); strength = B_NONE; }
+            if (cut > a + piece / 2) {
+                b = cut;
+                strength = B_WORD;
+            } else {
+                b = char_start(s, lim, a + 1);
+                strength = B_NONE;
+            }
             if (b <= a) b = lim;
         }
         if (push(out, a, b, strength)) return rtr_seterr(err, RTR_ENOMEM, "out of memory chunking");
@@ -184,19 +202,31 @@ int rag_chunk_text(const rag_text *t, const rag_chunk_opts *o, rag_chunk **out, 
     *out = NULL;
     *n_out = 0;
     rag_chunk_opts def;
-    if (!o) { rag_chunk_defaults(&def); o = &def; }
+    if (!o) {
+        rag_chunk_defaults(&def);
+        o = &def;
+    }
     int target = o->tokens > 0 ? o->tokens : 400;
     int overlap = o->overlap < 0 ? 0 : o->overlap >= target ? target / 2 : o->overlap;
     units raw = {0}, us = {0};
     int rc = 0, n = 0, cap = 0;
-    if (split_units(t->text, t->len, &raw)) { rc = rtr_seterr(err, RTR_ENOMEM, "out of memory chunking"); goto done; }
+    if (split_units(t->text, t->len, &raw)) {
+        rc = rtr_seterr(err, RTR_ENOMEM, "out of memory chunking");
+        goto done;
+    }
     for (size_t i = 0; i < raw.n && !rc; i++) {
         unit u = raw.u[i];
         u.tokens = count(o, t->text + u.start, u.end - u.start);
-        if (u.tokens < 0) { rc = rtr_seterr(err, u.tokens, "token count failed while chunking"); break; }
-        if (u.tokens > target) rc = split_long(t->text, &u, target, o, &us, err);
-        else if (push(&us, u.start, u.end, u.strength)) rc = rtr_seterr(err, RTR_ENOMEM, "out of memory chunking");
-        else us.u[us.n - 1].tokens = u.tokens;
+        if (u.tokens < 0) {
+            rc = rtr_seterr(err, u.tokens, "token count failed while chunking");
+            break;
+        }
+        if (u.tokens > target)
+            rc = split_long(t->text, &u, target, o, &us, err);
+        else if (push(&us, u.start, u.end, u.strength))
+            rc = rtr_seterr(err, RTR_ENOMEM, "out of memory chunking");
+        else
+            us.u[us.n - 1].tokens = u.tokens;
     }
     size_t i = 0;
     while (!rc && i < us.n) {
@@ -211,7 +241,10 @@ int rag_chunk_text(const rag_text *t, const rag_chunk_opts *o, rag_chunk **out, 
             int best = -1;
             for (size_t p = i; p < j; p++) {
                 acc += us.u[p].tokens;
-                if (acc >= half && us.u[p].strength >= best) { best = us.u[p].strength; end = p + 1; }
+                if (acc >= half && us.u[p].strength >= best) {
+                    best = us.u[p].strength;
+                    end = p + 1;
+                }
             }
         }
         long tokens = 0;
@@ -230,7 +263,11 @@ int rag_chunk_text(const rag_text *t, const rag_chunk_opts *o, rag_chunk **out, 
 done:
     free(raw.u);
     free(us.u);
-    if (rc) { free(*out); *out = NULL; n = 0; }
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        n = 0;
+    }
     *n_out = n;
     return rc;
 }

@@ -28,25 +28,25 @@ typedef struct {
 typedef struct {
     char *text;
     size_t len;
-    rag_map map1, map2;   /* text -> (after map2) intermediate -> (after map1) file offsets */
-    size_t *nl;           /* file offsets of every '\n' in the file, ascending */
+    rag_map map1, map2; /* text -> (after map2) intermediate -> (after map1) file offsets */
+    size_t *nl; /* file offsets of every '\n' in the file, ascending */
     size_t n_nl;
-    size_t src_len;       /* bytes of the file */
-    size_t n_replaced;    /* invalid UTF-8 sequences replaced by U+FFFD */
+    size_t src_len; /* bytes of the file */
+    size_t n_replaced; /* invalid UTF-8 sequences replaced by U+FFFD */
 } rag_text;
 
 /* A chunk: a byte range of the extracted text with its place in the source file. */
 typedef struct {
-    size_t start, end;            /* in rag_text.text */
+    size_t start, end; /* in rag_text.text */
     int64_t byte_start, byte_end; /* in the source file, end exclusive */
-    int line_start, line_end;     /* 1-based, inclusive */
+    int line_start, line_end; /* 1-based, inclusive */
     int n_tokens;
 } rag_chunk;
 
 typedef struct {
-    int tokens;          /* target tokens per chunk (default 400) */
-    int overlap;         /* tokens repeated from the end of the previous chunk (default 60) */
-    rag_count_fn count;  /* NULL: bytes/4 */
+    int tokens; /* target tokens per chunk (default 400) */
+    int overlap; /* tokens repeated from the end of the previous chunk (default 60) */
+    rag_count_fn count; /* NULL: bytes/4 */
     void *count_ud;
 } rag_chunk_opts;
 

@@ -20,8 +20,8 @@
 #define MAX_DEPTH 128
 
 const char *rag_skip_name(int why) {
-    static const char *const names[RAG_SKIP_N] = {"hidden", "binary", "too large", "outside root",
-                                                  "duplicate", "special", "unreadable"};
+    static const char *const names[RAG_SKIP_N] = {
+        "hidden", "binary", "too large", "outside root", "duplicate", "special", "unreadable"};
     return why >= 0 && why < RAG_SKIP_N ? names[why] : "?";
 }
 
@@ -44,7 +44,10 @@ static int map_mark(rag_map *m, size_t o, size_t s) {
     if (m->n) {
         size_t i = m->n - 1;
         if (o >= m->out[i] && m->src[i] + (o - m->out[i]) == s) return 0;
-        if (m->out[i] == o) { m->src[i] = s; return 0; }
+        if (m->out[i] == o) {
+            m->src[i] = s;
+            return 0;
+        }
     } else if (o == s) {
         return 0;
     }
@@ -58,7 +61,11 @@ static int map_mark(rag_map *m, size_t o, size_t s) {
         m->src = b;
         m->cap = cap;
     }
-    if (!m->n && o) { m->out[0] = 0; m->src[0] = 0; m->n = 1; } /* the identity before o */
+    if (!m->n && o) {
+        m->out[0] = 0;
+        m->src[0] = 0;
+        m->n = 1;
+    } /* the identity before o */
     m->out[m->n] = o;
     m->src[m->n] = s;
     m->n++;
@@ -70,7 +77,10 @@ size_t rag_map_apply(const rag_map *m, size_t o) {
     size_t lo = 0, hi = m->n; /* largest i with out[i] <= o */
     while (hi - lo > 1) {
         size_t mid = (lo + hi) / 2;
-        if (m->out[mid] <= o) lo = mid; else hi = mid;
+        if (m->out[mid] <= o)
+            lo = mid;
+        else
+            hi = mid;
     }
     size_t s = m->src[lo] + (o - m->out[lo]);
     if (lo + 1 < m->n && s > m->src[lo + 1]) s = m->src[lo + 1];
@@ -85,10 +95,17 @@ static int utf8_len(const unsigned char *p, size_t n) {
     if (c < 0x80) return 1;
     int len;
     unsigned min;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; }
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        min = 0x10000;
+    } else
+        return 0;
     if ((size_t)len > n) return 0;
     unsigned cp = c & (0x7F >> len);
     for (int i = 1; i < len; i++) {
@@ -99,12 +116,35 @@ static int utf8_len(const unsigned char *p, size_t n) {
     return len;
 }
 
+/* Length of the longest prefix at p that could start a valid sequence (>= 1): the bytes one
+ * U+FFFD replaces ("maximal subpart", as the Unicode standard recommends). */
+static int bad_len(const unsigned char *p, size_t n) {
+    unsigned c = p[0];
+    int len = c >= 0xC2 && c <= 0xDF ? 2
+        : c >= 0xE0 && c <= 0xEF     ? 3
+        : c >= 0xF0 && c <= 0xF4     ? 4
+                                     : 1;
+    unsigned lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+    unsigned hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    int k = 1;
+    for (; k < len && (size_t)k < n; k++) {
+        unsigned b = p[k];
+        if (k == 1 ? (b < lo || b > hi) : (b & 0xC0) != 0x80) break;
+    }
+    return k;
+}
+
 char *rag_utf8_clean(const char *s, size_t len, size_t *out_len, rag_map *map, size_t *n_replaced) {
     const unsigned char *p = (const unsigned char *)s;
     size_t bad = 0;
     for (size_t i = 0; i < len;) {
         int l = utf8_len(p + i, len - i);
-        if (l) i += l; else { bad++; i++; }
+        if (l)
+            i += (size_t)l;
+        else {
+            bad++;
+            i += (size_t)bad_len(p + i, len - i);
+        }
     }
     if (len > (SIZE_MAX - 1) / 3) return NULL;
     char *o = malloc(len + 2 * bad + 1);
@@ -118,11 +158,17 @@ char *rag_utf8_clean(const char *s, size_t len, size_t *out_len, rag_map *map, s
             i += (size_t)l;
             continue;
         }
-        if (map && map_mark(map, w, i)) { free(o); return NULL; }
+        if (map && map_mark(map, w, i)) {
+            free(o);
+            return NULL;
+        }
         memcpy(o + w, "\xEF\xBF\xBD", 3);
         w += 3;
-        i++;
-        if (map && map_mark(map, w, i)) { free(o); return NULL; }
+        i += (size_t)bad_len(p + i, len - i);
+        if (map && map_mark(map, w, i)) {
+            free(o);
+            return NULL;
+        }
     }
     o[w] = 0;
     *out_len = w;
@@ -147,26 +193,40 @@ static int starts_ci(const char *s, size_t n, const char *w) {
 
 static size_t put_utf8(char *o, unsigned cp) {
     if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 63)); return 2; }
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | cp >> 6);
+        o[1] = (char)(0x80 | (cp & 63));
+        return 2;
+    }
     if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | (cp >> 6 & 63));
+        o[0] = (char)(0xE0 | cp >> 12);
+        o[1] = (char)(0x80 | (cp >> 6 & 63));
         o[2] = (char)(0x80 | (cp & 63));
         return 3;
     }
-    o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | (cp >> 12 & 63));
-    o[2] = (char)(0x80 | (cp >> 6 & 63)); o[3] = (char)(0x80 | (cp & 63));
+    o[0] = (char)(0xF0 | cp >> 18);
+    o[1] = (char)(0x80 | (cp >> 12 & 63));
+    o[2] = (char)(0x80 | (cp >> 6 & 63));
+    o[3] = (char)(0x80 | (cp & 63));
     return 4;
 }
 
 /* Decodes the entity at s[0] == '&'; returns the bytes consumed (0: not an entity) and writes at
  * most 4 bytes to o (*w their count). */
 static size_t entity(const char *s, size_t n, char *o, size_t *w) {
-    static const struct { const char *name; unsigned cp; } named[] = {
-        {"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}, {"nbsp", ' '},
-        {"mdash", 0x2014}, {"ndash", 0x2013}, {"hellip", 0x2026}, {"copy", 0xA9}, {"reg", 0xAE},
-        {"lsquo", 0x2018}, {"rsquo", 0x2019}, {"ldquo", 0x201C}, {"rdquo", 0x201D},
-        {"laquo", 0xAB}, {"raquo", 0xBB}, {"middot", 0xB7}, {"times", 0xD7}, {"deg", 0xB0},
+    static const struct {
+        const char *name;
+        unsigned cp;
+    } named[] = {
+        {"amp", '&'},       {"lt", '<'},       {"gt", '>'},       {"quot", '"'},
+        {"apos", '\''},     {"nbsp", ' '},     {"mdash", 0x2014}, {"ndash", 0x2013},
+        {"hellip", 0x2026}, {"copy", 0xA9},    {"reg", 0xAE},     {"lsquo", 0x2018},
+        {"rsquo", 0x2019},  {"ldquo", 0x201C}, {"rdquo", 0x201D}, {"laquo", 0xAB},
+        {"raquo", 0xBB},    {"middot", 0xB7},  {"times", 0xD7},   {"deg", 0xB0},
     };
     size_t e = 1;
     while (e < n && e < 12 && s[e] != ';' && (is_alnum((unsigned char)s[e]) || s[e] == '#')) e++;
@@ -179,9 +239,12 @@ static size_t entity(const char *s, size_t n, char *o, size_t *w) {
         if (i == e) return 0;
         for (; i < e; i++) {
             int c = lower((unsigned char)s[i]), d;
-            if (c >= '0' && c <= '9') d = c - '0';
-            else if (hex && c >= 'a' && c <= 'f') d = c - 'a' + 10;
-            else return 0;
+            if (c >= '0' && c <= '9')
+                d = c - '0';
+            else if (hex && c >= 'a' && c <= 'f')
+                d = c - 'a' + 10;
+            else
+                return 0;
             cp = cp * (hex ? 16 : 10) + (unsigned long)d;
             if (cp > 0x10FFFF) cp = 0x110000; /* stays invalid, no overflow */
         }
@@ -198,17 +261,20 @@ static size_t entity(const char *s, size_t n, char *o, size_t *w) {
 
 /* 2: a block element (paragraph break), 1: a line break element, 0: inline. */
 static int tag_break(const char *name, size_t n) {
-    static const char *const para[] = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "section",
-                                       "article", "header", "footer", "pre", "blockquote", "table",
-                                       "ul", "ol", "dl", "title", "nav", "main", "aside", "figure",
-                                       "form", "hr", "body", "html", "head"};
+    static const char *const para[] = {
+        "p",     "div",     "h1",      "h2",     "h3",     "h4",   "h5",
+        "h6",    "section", "article", "header", "footer", "pre",  "blockquote",
+        "table", "ul",      "ol",      "dl",     "title",  "nav",  "main",
+        "aside", "figure",  "form",    "hr",     "body",   "html", "head"};
     static const char *const line[] = {"br", "li", "tr", "dt", "dd", "td", "th", "option"};
     char low[16];
     if (n >= sizeof low) return 0;
     for (size_t i = 0; i < n; i++) low[i] = (char)lower((unsigned char)name[i]);
     low[n] = 0;
-    for (size_t i = 0; i < sizeof para / sizeof para[0]; i++) if (!strcmp(low, para[i])) return 2;
-    for (size_t i = 0; i < sizeof line / sizeof line[0]; i++) if (!strcmp(low, line[i])) return 1;
+    for (size_t i = 0; i < sizeof para / sizeof para[0]; i++)
+        if (!strcmp(low, para[i])) return 2;
+    for (size_t i = 0; i < sizeof line / sizeof line[0]; i++)
+        if (!strcmp(low, line[i])) return 1;
     return 0;
 }
 
@@ -216,9 +282,12 @@ static int tag_break(const char *name, size_t n) {
 static size_t tag_end(const char *s, size_t n, size_t i) {
     char q = 0;
     for (i++; i < n; i++) {
-        if (q) { if (s[i] == q) q = 0; }
-        else if (s[i] == '"' || s[i] == '\'') q = s[i];
-        else if (s[i] == '>') return i + 1;
+        if (q) {
+            if (s[i] == q) q = 0;
+        } else if (s[i] == '"' || s[i] == '\'')
+            q = s[i];
+        else if (s[i] == '>')
+            return i + 1;
     }
     return n;
 }
@@ -231,11 +300,16 @@ static size_t find_ci(const char *s, size_t n, size_t i, const char *needle) {
 }
 
 char *rag_html_strip(const char *s, size_t len, size_t *out_len, rag_map *map) {
-    char *o = malloc(len + 1);
+    /* output <= input: a tag that leaves n line breaks is at least n bytes, an entity is longer
+     * than its text; 2 bytes of slack all the same */
+    char *o = malloc(len + 3);
     if (!o) return NULL;
     size_t w = 0, i = 0;
     int nl_run = 2; /* newlines at the end of the output (start counts as a paragraph break) */
-#define MARK() do { if (map && map_mark(map, w, i)) goto oom; } while (0)
+#define MARK()                                                                                     \
+    do {                                                                                           \
+        if (map && map_mark(map, w, i)) goto oom;                                                  \
+    } while (0)
     while (i < len) {
         char c = s[i];
         if (c == '<' && i + 1 < len) {
@@ -250,17 +324,22 @@ char *rag_html_strip(const char *s, size_t len, size_t *out_len, rag_map *map) {
             int nc = (unsigned char)s[i + 1];
             if (is_alpha(nc) || nc == '/' || nc == '!' || nc == '?') {
                 size_t a = i + 1 + (nc == '/'), b = a;
-                while (b < len && (is_alnum((unsigned char)s[b]) || s[b] == '-' || s[b] == ':')) b++;
+                while (b < len && (is_alnum((unsigned char)s[b]) || s[b] == '-' || s[b] == ':'))
+                    b++;
                 int brk = tag_break(s + a, b - a);
-                int skip_body = nc != '/' && ((b - a == 6 && starts_ci(s + a, b - a, "script")) ||
-                                              (b - a == 5 && starts_ci(s + a, b - a, "style")));
+                int skip_body = nc != '/' &&
+                    ((b - a == 6 && starts_ci(s + a, b - a, "script")) ||
+                     (b - a == 5 && starts_ci(s + a, b - a, "style")));
                 i = tag_end(s, len, i);
                 if (skip_body) {
                     size_t e = find_ci(s, len, i, b - a == 6 ? "</script" : "</style");
                     i = e < len ? tag_end(s, len, e) : len;
                 }
                 /* inline tags leave nothing; block tags leave up to a blank line */
-                for (int k = nl_run; k < brk; k++) { o[w++] = '\n'; nl_run++; }
+                for (int k = nl_run; k < brk; k++) {
+                    o[w++] = '\n';
+                    nl_run++;
+                }
                 MARK();
                 continue;
             }
@@ -302,19 +381,22 @@ static int in_list(const char *ext, const char *const *list) {
     size_t n = strlen(ext);
     if (!n || n >= sizeof low) return 0;
     for (size_t i = 0; i <= n; i++) low[i] = (char)lower((unsigned char)ext[i]);
-    for (; *list; list++) if (!strcmp(low, *list)) return 1;
+    for (; *list; list++)
+        if (!strcmp(low, *list)) return 1;
     return 0;
 }
 
 static int binary_name(const char *name) {
     static const char *const bin[] = {
-        "png", "jpg", "jpeg", "gif", "bmp", "ico", "webp", "tif", "tiff", "psd", "pdf", "zip",
-        "gz", "tgz", "bz2", "xz", "zst", "7z", "rar", "tar", "jar", "war", "class", "o", "a",
-        "so", "dylib", "dll", "exe", "bin", "dat", "iso", "img", "dmg", "deb", "rpm", "whl",
-        "pyc", "pyo", "mp3", "mp4", "wav", "flac", "ogg", "m4a", "avi", "mov", "mkv", "webm",
-        "woff", "woff2", "ttf", "otf", "eot", "sqlite", "sqlite3", "db", "rotor", "gguf",
-        "safetensors", "pt", "pth", "onnx", "npy", "npz", "parquet", "xls", "xlsx", "doc",
-        "docx", "ppt", "pptx", "odt", "ods", "epub", "wasm", "lock", NULL};
+        "png",    "jpg",     "jpeg",    "gif",   "bmp",   "ico",         "webp", "tif", "tiff",
+        "psd",    "pdf",     "zip",     "gz",    "tgz",   "bz2",         "xz",   "zst", "7z",
+        "rar",    "tar",     "jar",     "war",   "class", "o",           "a",    "so",  "dylib",
+        "dll",    "exe",     "bin",     "dat",   "iso",   "img",         "dmg",  "deb", "rpm",
+        "whl",    "pyc",     "pyo",     "mp3",   "mp4",   "wav",         "flac", "ogg", "m4a",
+        "avi",    "mov",     "mkv",     "webm",  "woff",  "woff2",       "ttf",  "otf", "eot",
+        "sqlite", "sqlite3", "db",      "rotor", "gguf",  "safetensors", "pt",   "pth", "onnx",
+        "npy",    "npz",     "parquet", "xls",   "xlsx",  "doc",         "docx", "ppt", "pptx",
+        "odt",    "ods",     "epub",    "wasm",  "lock",  NULL};
     return in_list(ext_of(name), bin);
 }
 
@@ -322,12 +404,13 @@ static int kind_of(const char *name) {
     static const char *const md[] = {"md", "markdown", "mdx", "mkd", "rst", "org", "adoc", NULL};
     static const char *const html[] = {"html", "htm", "xhtml", NULL};
     static const char *const code[] = {
-        "c", "h", "cc", "cpp", "cxx", "hpp", "hh", "m", "mm", "cs", "java", "kt", "scala", "go",
-        "rs", "py", "rb", "php", "pl", "pm", "lua", "js", "mjs", "cjs", "ts", "tsx", "jsx", "sh",
-        "bash", "zsh", "fish", "ps1", "swift", "zig", "nim", "hs", "ml", "mli", "ex", "exs",
-        "erl", "clj", "el", "lisp", "scm", "r", "jl", "dart", "sql", "glsl", "comp", "cl", "cu",
-        "asm", "s", "v", "vhd", "cmake", "mk", "make", "gradle", "tf", "proto", "css", "scss",
-        "vue", "svelte", NULL};
+        "c",      "h",   "cc",    "cpp",  "cxx",  "hpp", "hh",     "m",     "mm",   "cs",
+        "java",   "kt",  "scala", "go",   "rs",   "py",  "rb",     "php",   "pl",   "pm",
+        "lua",    "js",  "mjs",   "cjs",  "ts",   "tsx", "jsx",    "sh",    "bash", "zsh",
+        "fish",   "ps1", "swift", "zig",  "nim",  "hs",  "ml",     "mli",   "ex",   "exs",
+        "erl",    "clj", "el",    "lisp", "scm",  "r",   "jl",     "dart",  "sql",  "glsl",
+        "comp",   "cl",  "cu",    "asm",  "s",    "v",   "vhd",    "cmake", "mk",   "make",
+        "gradle", "tf",  "proto", "css",  "scss", "vue", "svelte", NULL};
     const char *e = ext_of(name);
     if (in_list(e, md)) return RAG_KIND_MARKDOWN;
     if (in_list(e, html)) return RAG_KIND_HTML;
@@ -367,7 +450,11 @@ static int set_add(rag_walk_set *s, uint64_t dev, uint64_t ino) {
     if ((s->n + 1) * 2 > s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024;
         uint64_t *d = calloc(cap, 8), *in = calloc(cap, 8);
-        if (!d || !in) { free(d); free(in); return -1; }
+        if (!d || !in) {
+            free(d);
+            free(in);
+            return -1;
+        }
         for (size_t i = 0; i < s->cap; i++) {
             if (!s->ino[i]) continue;
             size_t j = slot_of(s->dev[i], s->ino[i], cap);
@@ -409,7 +496,7 @@ typedef struct {
 static int inside_root(const walk_ctx *w, const char *real) {
     if (w->root_len == 1) return real[0] == '/'; /* the root is "/" */
     return !strncmp(real, w->root, w->root_len) &&
-           (real[w->root_len] == '/' || real[w->root_len] == 0);
+        (real[w->root_len] == '/' || real[w->root_len] == 0);
 }
 
 static int excluded(const walk_ctx *w, const char *path) {
@@ -454,7 +541,10 @@ static int walk_dir(walk_ctx *w, const char *dir, int depth);
 /* One entry: path (link or not) whose own name is name. */
 static int walk_entry(walk_ctx *w, const char *path, const char *name, int depth) {
     struct stat st;
-    if (lstat(path, &st)) { w->skipped[RAG_SKIP_UNREADABLE]++; return 0; }
+    if (lstat(path, &st)) {
+        w->skipped[RAG_SKIP_UNREADABLE]++;
+        return 0;
+    }
     if (S_ISLNK(st.st_mode)) {
         char real[PATH_MAX];
         if (!realpath(path, real) || !inside_root(w, real) || stat(real, &st)) {
@@ -462,40 +552,76 @@ static int walk_entry(walk_ctx *w, const char *path, const char *name, int depth
             return 0;
         }
         /* a link to a hidden place inside the root stays hidden */
-        for (const char *p = real + w->root_len; *p; p++)
-            if (*p == '/' && hidden_name(p + 1)) { w->skipped[RAG_SKIP_HIDDEN]++; return 0; }
+        for (const char *p = real + w->root_len; *p; p++) {
+            if (*p != '/') continue;
+            char part[256];
+            size_t n = strcspn(p + 1, "/");
+            snprintf(part, sizeof part, "%.*s", (int)(n < sizeof part ? n : sizeof part - 1),
+                     p + 1);
+            if (hidden_name(part)) {
+                w->skipped[RAG_SKIP_HIDDEN]++;
+                return 0;
+            }
+        }
     }
     if (S_ISDIR(st.st_mode)) {
         int r = set_add(w->seen, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
         if (r < 0) return rtr_seterr(w->err, RTR_ENOMEM, "out of memory walking %s", path);
-        if (r) { w->skipped[RAG_SKIP_DUP]++; return 0; }
-        if (depth >= MAX_DEPTH) { w->skipped[RAG_SKIP_UNREADABLE]++; return 0; }
+        if (r) {
+            w->skipped[RAG_SKIP_DUP]++;
+            return 0;
+        }
+        if (depth >= MAX_DEPTH) {
+            w->skipped[RAG_SKIP_UNREADABLE]++;
+            return 0;
+        }
         return walk_dir(w, path, depth + 1);
     }
-    if (!S_ISREG(st.st_mode)) { w->skipped[RAG_SKIP_SPECIAL]++; return 0; }
+    if (!S_ISREG(st.st_mode)) {
+        w->skipped[RAG_SKIP_SPECIAL]++;
+        return 0;
+    }
     if (excluded(w, path)) return 0;
-    if (binary_name(name)) { w->skipped[RAG_SKIP_BINARY]++; return 0; }
-    if ((uint64_t)st.st_size > w->max_bytes) { w->skipped[RAG_SKIP_LARGE]++; return 0; }
+    if (binary_name(name)) {
+        w->skipped[RAG_SKIP_BINARY]++;
+        return 0;
+    }
+    if ((uint64_t)st.st_size > w->max_bytes) {
+        w->skipped[RAG_SKIP_LARGE]++;
+        return 0;
+    }
     int r = set_add(w->seen, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
     if (r < 0) return rtr_seterr(w->err, RTR_ENOMEM, "out of memory walking %s", path);
-    if (r) { w->skipped[RAG_SKIP_DUP]++; return 0; }
+    if (r) {
+        w->skipped[RAG_SKIP_DUP]++;
+        return 0;
+    }
     return add_file(w, path, &st, kind_of(name));
 }
 
 static int walk_dir(walk_ctx *w, const char *dir, int depth) {
     DIR *d = opendir(dir);
-    if (!d) { w->skipped[RAG_SKIP_UNREADABLE]++; return 0; }
+    if (!d) {
+        w->skipped[RAG_SKIP_UNREADABLE]++;
+        return 0;
+    }
     char **names = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        if (hidden_name(e->d_name)) { w->skipped[RAG_SKIP_HIDDEN]++; continue; }
+        if (hidden_name(e->d_name)) {
+            w->skipped[RAG_SKIP_HIDDEN]++;
+            continue;
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn) { rc = rtr_seterr(w->err, RTR_ENOMEM, "out of memory reading %s", dir); break; }
+            if (!nn) {
+                rc = rtr_seterr(w->err, RTR_ENOMEM, "out of memory reading %s", dir);
+                break;
+            }
             names = nn;
         }
         if (!(names[n] = strdup(e->d_name))) {
@@ -510,7 +636,10 @@ static int walk_dir(walk_ctx *w, const char *dir, int depth) {
     for (size_t i = 0; i < n && !rc; i++) {
         size_t nl = strlen(names[i]);
         char *p = malloc(dl + nl + 2);
-        if (!p) { rc = rtr_seterr(w->err, RTR_ENOMEM, "out of memory walking %s", dir); break; }
+        if (!p) {
+            rc = rtr_seterr(w->err, RTR_ENOMEM, "out of memory walking %s", dir);
+            break;
+        }
         memcpy(p, dir, dl);
         size_t k = dl;
         if (!k || p[k - 1] != '/') p[k++] = '/';
@@ -526,12 +655,14 @@ static int walk_dir(walk_ctx *w, const char *dir, int depth) {
 int rag_walk(const char *root, const rag_walk_opts *o, rag_walk_set *visited, rag_file **files,
              size_t *n, size_t *cap, uint64_t skipped[RAG_SKIP_N], rtr_err *err) {
     char real[PATH_MAX];
-    if (!realpath(root, real))
-        return rtr_seterr(err, RTR_EIO, "%s: %s", root, strerror(errno));
+    if (!realpath(root, real)) return rtr_seterr(err, RTR_EIO, "%s: %s", root, strerror(errno));
     struct stat st;
     if (stat(real, &st)) return rtr_seterr(err, RTR_EIO, "%s: %s", root, strerror(errno));
-    walk_ctx w = {o, o && o->max_bytes ? o->max_bytes : DEFAULT_MAX_BYTES, real, strlen(real),
-                  visited, files, n, cap, skipped, err};
+    walk_ctx w = {o,       o && o->max_bytes ? o->max_bytes : DEFAULT_MAX_BYTES,
+                  real,    strlen(real),
+                  visited, files,
+                  n,       cap,
+                  skipped, err};
     if (S_ISDIR(st.st_mode)) {
         int r = set_add(visited, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
         if (r < 0) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
@@ -568,13 +699,20 @@ static char *read_all(int fd, uint64_t limit, size_t hint, size_t *len) {
     size_t cap = hint + 1 > limit + 1 ? (size_t)limit + 1 : hint + 1, n = 0;
     if (cap < 4096) cap = 4096;
     char *b = malloc(cap + 1);
-    if (!b) { errno = ENOMEM; return NULL; }
+    if (!b) {
+        errno = ENOMEM;
+        return NULL;
+    }
     for (;;) {
         if (n == cap) {
             if (cap > limit) break; /* already past the limit: the caller skips it */
             size_t nc = cap * 2 > limit + 1 ? (size_t)limit + 1 : cap * 2;
             char *nb = realloc(b, nc + 1);
-            if (!nb) { free(b); errno = ENOMEM; return NULL; }
+            if (!nb) {
+                free(b);
+                errno = ENOMEM;
+                return NULL;
+            }
             b = nb;
             cap = nc;
         }
@@ -607,14 +745,21 @@ int rag_extract(const char *path, int kind, uint64_t max_bytes, rag_text *out, i
     size_t len = 0;
     for (int attempt = 0;; attempt++) {
         int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) { *why = RAG_SKIP_UNREADABLE; return 0; }
+        if (fd < 0) {
+            *why = RAG_SKIP_UNREADABLE;
+            return 0;
+        }
         struct stat a, b;
         if (fstat(fd, &a) || !S_ISREG(a.st_mode)) {
             close(fd);
             *why = S_ISREG(a.st_mode) ? RAG_SKIP_UNREADABLE : RAG_SKIP_SPECIAL;
             return 0;
         }
-        if ((uint64_t)a.st_size > max_bytes) { close(fd); *why = RAG_SKIP_LARGE; return 0; }
+        if ((uint64_t)a.st_size > max_bytes) {
+            close(fd);
+            *why = RAG_SKIP_LARGE;
+            return 0;
+        }
         free(raw);
         raw = read_all(fd, max_bytes, (size_t)a.st_size, &len);
         int rerr = errno;
@@ -625,15 +770,26 @@ int rag_extract(const char *path, int kind, uint64_t max_bytes, rag_text *out, i
             *why = RAG_SKIP_UNREADABLE;
             return 0;
         }
-        if (len > max_bytes) { free(raw); *why = RAG_SKIP_LARGE; return 0; }
+        if (len > max_bytes) {
+            free(raw);
+            *why = RAG_SKIP_LARGE;
+            return 0;
+        }
         int same = st_ok && a.st_size == b.st_size && mtime_ns(&a) == mtime_ns(&b) &&
-                   (uint64_t)len == (uint64_t)b.st_size;
+            (uint64_t)len == (uint64_t)b.st_size;
         *size = st_ok ? (int64_t)b.st_size : (int64_t)len;
         *mtime = st_ok ? mtime_ns(&b) : 0;
         if (same) break;
-        if (attempt == 2) { *unstable = 1; break; }
+        if (attempt == 2) {
+            *unstable = 1;
+            break;
+        }
     }
-    if (looks_binary((const unsigned char *)raw, len)) { free(raw); *why = RAG_SKIP_BINARY; return 0; }
+    if (looks_binary((const unsigned char *)raw, len)) {
+        free(raw);
+        *why = RAG_SKIP_BINARY;
+        return 0;
+    }
     uint64_t h0 = rtr_hash64(raw, len, 0), h1 = rtr_hash64(raw, len, 0x5bd1e9955bd1e995ull);
     memcpy(hash, &h0, 8);
     memcpy(hash + 8, &h1, 8);

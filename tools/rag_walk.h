@@ -14,12 +14,12 @@
 
 /* Why a file was left out. */
 enum {
-    RAG_SKIP_HIDDEN,     /* hidden file or folder, .git, node_modules ... */
-    RAG_SKIP_BINARY,     /* binary by name or by content */
-    RAG_SKIP_LARGE,      /* larger than the size limit */
-    RAG_SKIP_OUTSIDE,    /* a symlink leading outside the root, or dangling */
-    RAG_SKIP_DUP,        /* already visited under another name (link, hard link) */
-    RAG_SKIP_SPECIAL,    /* device, fifo, socket */
+    RAG_SKIP_HIDDEN, /* hidden file or folder, .git, node_modules ... */
+    RAG_SKIP_BINARY, /* binary by name or by content */
+    RAG_SKIP_LARGE, /* larger than the size limit */
+    RAG_SKIP_OUTSIDE, /* a symlink leading outside the root, or dangling */
+    RAG_SKIP_DUP, /* already visited under another name (link, hard link) */
+    RAG_SKIP_SPECIAL, /* device, fifo, socket */
     RAG_SKIP_UNREADABLE, /* permission denied, vanished, or an I/O error */
     RAG_SKIP_N
 };
@@ -30,7 +30,7 @@ enum { RAG_KIND_TEXT, RAG_KIND_MARKDOWN, RAG_KIND_CODE, RAG_KIND_HTML };
 const char *rag_kind_name(int kind);
 
 typedef struct {
-    char *path;          /* absolute, through the (real) root */
+    char *path; /* absolute, through the (real) root */
     int64_t size, mtime_ns;
     int kind;
 } rag_file;
@@ -38,7 +38,7 @@ typedef struct {
 typedef struct rag_walk_set rag_walk_set; /* dev/ino pairs already visited, across roots */
 
 typedef struct {
-    uint64_t max_bytes;         /* files larger are skipped (0: 16 MiB) */
+    uint64_t max_bytes; /* files larger are skipped (0: 16 MiB) */
     const char *const *exclude; /* absolute real paths never listed (the database files) */
     int n_exclude;
 } rag_walk_opts;

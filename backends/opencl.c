@@ -1,0 +1,596 @@
+/* opencl.c: the OpenCL backend's device side: platform and device choice through the ICD
+ * loader, the kernel program (built from the embedded source of the kernels folder's .cl files, its
+ * binary cached on disk), buffers, and the begin/end of a batch. The ops themselves are in opencl_ops.c.
+ * Written for OpenCL 1.2 hosts and OpenCL C 1.2 devices; nothing here prints or exits.
+ */
+#include "opencl_impl.h"
+#include "../models/format.h"
+
+#include "cl_source.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STAGE_BYTES (1u << 20) /* small buf_writes are staged here and enqueued without waiting */
+#define UPLOAD_CHUNK ((size_t)64 << 20)
+#define CL_PROGRAM_MAGIC "RTRCLBIN"
+
+static const char *const kernel_names[K_COUNT] = {
+    [K_EMBED] = "embed",          [K_RMSNORM] = "rmsnorm",       [K_GEMV_T2] = "matmul_t2_gemv",
+    [K_GEMM_T2] = "matmul_t2_gemm", [K_MATMUL_F] = "matmul_f",   [K_ROPE] = "rope",
+    [K_KV_STORE] = "kv_store",    [K_ATTN] = "attn",             [K_ATTN_MERGE] = "attn_merge",
+    [K_GLU] = "glu",              [K_ADD] = "add",
+};
+
+const char *cl_errname(cl_int rc) {
+    switch (rc) {
+    case CL_DEVICE_NOT_FOUND: return "CL_DEVICE_NOT_FOUND";
+    case CL_DEVICE_NOT_AVAILABLE: return "CL_DEVICE_NOT_AVAILABLE";
+    case CL_COMPILER_NOT_AVAILABLE: return "CL_COMPILER_NOT_AVAILABLE";
+    case CL_MEM_OBJECT_ALLOCATION_FAILURE: return "CL_MEM_OBJECT_ALLOCATION_FAILURE";
+    case CL_OUT_OF_RESOURCES: return "CL_OUT_OF_RESOURCES";
+    case CL_OUT_OF_HOST_MEMORY: return "CL_OUT_OF_HOST_MEMORY";
+    case CL_BUILD_PROGRAM_FAILURE: return "CL_BUILD_PROGRAM_FAILURE";
+    case CL_INVALID_VALUE: return "CL_INVALID_VALUE";
+    case CL_INVALID_DEVICE: return "CL_INVALID_DEVICE";
+    case CL_INVALID_BINARY: return "CL_INVALID_BINARY";
+    case CL_INVALID_BUFFER_SIZE: return "CL_INVALID_BUFFER_SIZE";
+    case CL_INVALID_MEM_OBJECT: return "CL_INVALID_MEM_OBJECT";
+    case CL_INVALID_KERNEL_ARGS: return "CL_INVALID_KERNEL_ARGS";
+    case CL_INVALID_ARG_SIZE: return "CL_INVALID_ARG_SIZE";
+    case CL_INVALID_WORK_GROUP_SIZE: return "CL_INVALID_WORK_GROUP_SIZE";
+    case CL_INVALID_WORK_ITEM_SIZE: return "CL_INVALID_WORK_ITEM_SIZE";
+    case CL_INVALID_GLOBAL_WORK_SIZE: return "CL_INVALID_GLOBAL_WORK_SIZE";
+    case CL_MISALIGNED_SUB_BUFFER_OFFSET: return "CL_MISALIGNED_SUB_BUFFER_OFFSET";
+    case CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST: return "CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST";
+    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR";
+    }
+    return "OpenCL error";
+}
+
+/* Maps an OpenCL status to RTR_ENOMEM (device memory) or RTR_EBACKEND, with one line. */
+int cl_fail(rtr_err *err, const char *what, cl_int rc) {
+    int code = (rc == CL_MEM_OBJECT_ALLOCATION_FAILURE || rc == CL_OUT_OF_HOST_MEMORY) ? RTR_ENOMEM
+                                                                                      : RTR_EBACKEND;
+    return rtr_seterr(err, code, "opencl: %s: %s (%d)", what, cl_errname(rc), (int)rc);
+}
+
+/* ---- devices ---- */
+
+typedef struct {
+    cl_platform_id plat;
+    cl_device_id dev;
+} cl_dev_ref;
+
+/* All devices of all platforms, in platform order. Returns the count (0 when there is no
+ * platform) and fills at most cap entries; *why gets a reason when the count is 0. */
+static int enum_devices(cl_dev_ref *out, int cap, const char **why) {
+    cl_platform_id plats[16];
+    cl_uint np = 0;
+    cl_int rc = clGetPlatformIDs(16, plats, &np);
+    *why = NULL;
+    if (rc != CL_SUCCESS || np == 0) {
+        *why = "no OpenCL platform (no ICD loader or no installed driver)";
+        return 0;
+    }
+    if (np > 16) np = 16;
+    int n = 0;
+    for (cl_uint p = 0; p < np; p++) {
+        cl_device_id devs[32];
+        cl_uint nd = 0;
+        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 32, devs, &nd) != CL_SUCCESS) continue;
+        if (nd > 32) nd = 32;
+        for (cl_uint d = 0; d < nd; d++) {
+            if (n < cap) out[n] = (cl_dev_ref){plats[p], devs[d]};
+            n++;
+        }
+    }
+    if (n == 0) *why = "OpenCL platforms have no devices";
+    return n;
+}
+
+static void dev_str(cl_device_id d, cl_device_info what, char *buf, size_t cap) {
+    buf[0] = 0;
+    if (clGetDeviceInfo(d, what, cap, buf, NULL) != CL_SUCCESS) buf[0] = 0;
+    buf[cap - 1] = 0;
+}
+
+static int has_ext(cl_device_id d, const char *name) {
+    size_t sz = 0;
+    if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &sz) != CL_SUCCESS || !sz) return 0;
+    char *e = malloc(sz + 1);
+    if (!e) return 0;
+    int found = 0;
+    if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, sz, e, NULL) == CL_SUCCESS) {
+        e[sz] = 0;
+        size_t l = strlen(name);
+        for (const char *p = e; (p = strstr(p, name)); p += l)
+            if ((p == e || p[-1] == ' ') && (p[l] == ' ' || p[l] == 0)) { found = 1; break; }
+    }
+    free(e);
+    return found;
+}
+
+static const char *type_name(cl_device_type t) {
+    if (t & CL_DEVICE_TYPE_GPU) return "GPU";
+    if (t & CL_DEVICE_TYPE_CPU) return "CPU";
+    if (t & CL_DEVICE_TYPE_ACCELERATOR) return "accelerator";
+    return "other";
+}
+
+int rtr_opencl_list_devices(char *out, size_t cap) {
+    cl_dev_ref devs[64];
+    const char *why;
+    int n = enum_devices(devs, 64, &why);
+    if (n > 64) n = 64;
+    for (int i = 0; i < n; i++) {
+        char name[256], plat[256], clc[128];
+        cl_device_type t = 0;
+        cl_ulong mem = 0;
+        dev_str(devs[i].dev, CL_DEVICE_NAME, name, sizeof name);
+        dev_str(devs[i].dev, CL_DEVICE_OPENCL_C_VERSION, clc, sizeof clc);
+        if (clGetPlatformInfo(devs[i].plat, CL_PLATFORM_NAME, sizeof plat, plat, NULL) != CL_SUCCESS) plat[0] = 0;
+        plat[sizeof plat - 1] = 0;
+        clGetDeviceInfo(devs[i].dev, CL_DEVICE_TYPE, sizeof t, &t, NULL);
+        clGetDeviceInfo(devs[i].dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
+        int fp16 = has_ext(devs[i].dev, "cl_khr_fp16");
+        int sg = has_ext(devs[i].dev, "cl_khr_subgroups") || has_ext(devs[i].dev, "cl_intel_subgroups");
+        int idot = has_ext(devs[i].dev, "cl_khr_integer_dot_product");
+        size_t l = strlen(out);
+        if (l < cap)
+            snprintf(out + l, cap - l, "  %d: %s [%s] %s, %.1f GiB, %s, fp16 %s, subgroups %s, int dot %s\n",
+                     i, name, type_name(t), plat, (double)mem / (1024.0 * 1024 * 1024), clc,
+                     fp16 ? "yes" : "no", sg ? "yes" : "no", idot ? "yes" : "no");
+    }
+    if (n == 0 && why) {
+        size_t l = strlen(out);
+        if (l < cap) snprintf(out + l, cap - l, "  (%s)\n", why);
+    }
+    return n;
+}
+
+/* ---- program cache ---- */
+
+/* $XDG_CACHE_HOME/rotor or ~/.cache/rotor, created if missing; 0 if neither is known */
+static int cache_dir(char *buf, size_t cap) {
+    const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+    int w;
+    if (x && x[0] == '/') w = snprintf(buf, cap, "%s/rotor", x);
+    else if (h && h[0]) {
+        w = snprintf(buf, cap, "%s/.cache", h);
+        if (w > 0 && (size_t)w < cap) mkdir(buf, 0755);
+        w = snprintf(buf, cap, "%s/.cache/rotor", h);
+    } else return 0;
+    if (w <= 0 || (size_t)w >= cap) return 0;
+    mkdir(buf, 0755);
+    return 1;
+}
+
+static uint64_t program_key(cl_backend *b, const char *opts) {
+    char s[512];
+    uint64_t h = rtr_hash64(rtr_cl_source, sizeof rtr_cl_source - 1, 0x726f746f72636cull);
+    h = rtr_hash64(opts, strlen(opts), h);
+    cl_device_info what[] = {CL_DEVICE_NAME, CL_DEVICE_VENDOR, CL_DRIVER_VERSION, CL_DEVICE_VERSION};
+    for (size_t i = 0; i < sizeof what / sizeof what[0]; i++) {
+        dev_str(b->dev, what[i], s, sizeof s);
+        h = rtr_hash64(s, strlen(s), h);
+    }
+    if (clGetPlatformInfo(b->plat, CL_PLATFORM_VERSION, sizeof s, s, NULL) == CL_SUCCESS) {
+        s[sizeof s - 1] = 0;
+        h = rtr_hash64(s, strlen(s), h);
+    }
+    return h;
+}
+
+/* Cache file: magic, key, size, hash of the binary, binary. Anything that does not check out
+ * is ignored (and rebuilt). Returns a malloc'd binary or NULL. */
+static unsigned char *cache_load(const char *path, uint64_t key, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    unsigned char hdr[32], *bin = NULL;
+    uint64_t k, n, h;
+    if (fread(hdr, 1, 32, f) == 32 && !memcmp(hdr, CL_PROGRAM_MAGIC, 8)) {
+        memcpy(&k, hdr + 8, 8);
+        memcpy(&n, hdr + 16, 8);
+        memcpy(&h, hdr + 24, 8);
+        if (k == key && n > 0 && n < ((uint64_t)1 << 30) && (bin = malloc(n))) {
+            if (fread(bin, 1, n, f) != n || rtr_hash64(bin, n, key) != h || fgetc(f) != EOF) {
+                free(bin);
+                bin = NULL;
+            } else *len = n;
+        }
+    }
+    fclose(f);
+    return bin;
+}
+
+static void cache_store(const char *path, uint64_t key, const unsigned char *bin, size_t n) {
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof tmp) return;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return;
+    unsigned char hdr[32];
+    uint64_t nn = n, h = rtr_hash64(bin, n, key);
+    memcpy(hdr, CL_PROGRAM_MAGIC, 8);
+    memcpy(hdr + 8, &key, 8);
+    memcpy(hdr + 16, &nn, 8);
+    memcpy(hdr + 24, &h, 8);
+    int ok = fwrite(hdr, 1, 32, f) == 32 && fwrite(bin, 1, n, f) == n;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path)) unlink(tmp);
+}
+
+static unsigned char *program_binary(cl_program p, cl_device_id dev, size_t *len) {
+    cl_uint nd = 0;
+    if (clGetProgramInfo(p, CL_PROGRAM_NUM_DEVICES, sizeof nd, &nd, NULL) != CL_SUCCESS || nd != 1) return NULL;
+    cl_device_id d;
+    size_t sz = 0;
+    if (clGetProgramInfo(p, CL_PROGRAM_DEVICES, sizeof d, &d, NULL) != CL_SUCCESS || d != dev) return NULL;
+    if (clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof sz, &sz, NULL) != CL_SUCCESS || !sz) return NULL;
+    unsigned char *bin = malloc(sz);
+    if (!bin) return NULL;
+    if (clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) != CL_SUCCESS) {
+        free(bin);
+        return NULL;
+    }
+    *len = sz;
+    return bin;
+}
+
+/* The build log's first non-empty line, and (verbose) the whole log in the cache folder. */
+static int build_error(cl_backend *b, cl_program p, cl_int rc, int verbose, rtr_err *err) {
+    size_t sz = 0;
+    char first[160] = "", where[4300] = "";
+    char *log = NULL;
+    if (clGetProgramBuildInfo(p, b->dev, CL_PROGRAM_BUILD_LOG, 0, NULL, &sz) == CL_SUCCESS && sz &&
+        (log = malloc(sz + 1)) &&
+        clGetProgramBuildInfo(p, b->dev, CL_PROGRAM_BUILD_LOG, sz, log, NULL) == CL_SUCCESS) {
+        log[sz] = 0;
+        const char *s = log;
+        while (*s == '\n' || *s == '\r' || *s == ' ') s++;
+        size_t l = strcspn(s, "\r\n");
+        if (l >= sizeof first) l = sizeof first - 1;
+        memcpy(first, s, l);
+        first[l] = 0;
+        char dir[4096], path[4200];
+        if (verbose && cache_dir(dir, sizeof dir) &&
+            snprintf(path, sizeof path, "%s/opencl-build.log", dir) < (int)sizeof path) {
+            FILE *f = fopen(path, "w");
+            if (f) {
+                int ok = fputs(log, f) >= 0;
+                if ((fclose(f) == 0) && ok) snprintf(where, sizeof where, "%s", path);
+            }
+        }
+    }
+    free(log);
+    if (where[0])
+        return rtr_seterr(err, RTR_EBACKEND, "opencl: kernel build failed (log: %s): %s", where,
+                          first[0] ? first : "no build log");
+    return rtr_seterr(err, RTR_EBACKEND, "opencl: kernel build failed (%s): %s", cl_errname(rc),
+                      first[0] ? first : "no build log");
+}
+
+static int build_from_source(cl_backend *b, const char *opts, cl_program *out, int verbose, rtr_err *err) {
+    const char *src = rtr_cl_source;
+    size_t len = sizeof rtr_cl_source - 1;
+    cl_int rc;
+    cl_program p = clCreateProgramWithSource(b->ctx, 1, &src, &len, &rc);
+    if (rc != CL_SUCCESS) return cl_fail(err, "clCreateProgramWithSource", rc);
+    rc = clBuildProgram(p, 1, &b->dev, opts, NULL, NULL);
+    if (rc != CL_SUCCESS) {
+        int r = build_error(b, p, rc, verbose, err);
+        clReleaseProgram(p);
+        return r;
+    }
+    *out = p;
+    return 0;
+}
+
+/* Loads the program binary from the cache or builds it from source (and caches it). */
+static int load_program(cl_backend *b, const char *opts, int verbose, rtr_err *err) {
+    char dir[4096], path[4200];
+    int have_dir = cache_dir(dir, sizeof dir);
+    uint64_t key = program_key(b, opts);
+    if (have_dir && snprintf(path, sizeof path, "%s/opencl-%016llx.bin", dir, (unsigned long long)key) >= (int)sizeof path)
+        have_dir = 0;
+    if (have_dir) {
+        size_t n = 0;
+        unsigned char *bin = cache_load(path, key, &n);
+        if (bin) {
+            const unsigned char *bp = bin;
+            cl_int rc, st = CL_SUCCESS;
+            cl_program p = clCreateProgramWithBinary(b->ctx, 1, &b->dev, &n, &bp, &st, &rc);
+            free(bin);
+            if (rc == CL_SUCCESS && st == CL_SUCCESS) {
+                if (clBuildProgram(p, 1, &b->dev, opts, NULL, NULL) == CL_SUCCESS) {
+                    b->prog = p;
+                    return 0;
+                }
+            }
+            if (rc == CL_SUCCESS) clReleaseProgram(p);
+        }
+    }
+    int r = build_from_source(b, opts, &b->prog, verbose, err);
+    if (r) return r;
+    if (have_dir) {
+        size_t n = 0;
+        unsigned char *bin = program_binary(b->prog, b->dev, &n);
+        if (bin) cache_store(path, key, bin, n);
+        free(bin);
+    }
+    return 0;
+}
+
+/* NVIDIA devices of compute capability 6.1 and up have dp4a, reachable through inline PTX. */
+static int nvidia_dp4a(cl_device_id d) {
+    if (!has_ext(d, "cl_nv_device_attribute_query")) return 0;
+    cl_uint major = 0, minor = 0;
+    if (clGetDeviceInfo(d, 0x4000 /* CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV */, sizeof major, &major, NULL) != CL_SUCCESS ||
+        clGetDeviceInfo(d, 0x4001 /* CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV */, sizeof minor, &minor, NULL) != CL_SUCCESS)
+        return 0;
+    return major > 6 || (major == 6 && minor >= 1);
+}
+
+static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
+    char opts[256] = "";
+    cl_device_fp_config fp = 0;
+    clGetDeviceInfo(b->dev, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL);
+    if (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) strcat(opts, "-cl-fp32-correctly-rounded-divide-sqrt ");
+    int r = -1;
+    /* inline PTX first where it should work; a failed build falls back to portable code */
+    if (nvidia_dp4a(b->dev) && !getenv("ROTOR_OPENCL_NO_PTX")) {
+        char o2[300];
+        snprintf(o2, sizeof o2, "%s-DRTR_PTX_DP4A", opts);
+        rtr_err e2;
+        r = load_program(b, o2, 0, &e2);
+    }
+    if (r && (r = load_program(b, opts, verbose, err))) return r;
+    for (int i = 0; i < K_COUNT; i++) {
+        cl_int rc;
+        b->k[i] = clCreateKernel(b->prog, kernel_names[i], &rc);
+        if (rc != CL_SUCCESS) return cl_fail(err, kernel_names[i], rc);
+    }
+    size_t wg = 256, kwg = 0;
+    if (clGetKernelWorkGroupInfo(b->k[K_RMSNORM], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) == CL_SUCCESS)
+        while (wg > kwg && wg > 1) wg >>= 1;
+    b->norm_wg = wg;
+    /* the fixed-size kernels need their work-group sizes */
+    static const struct { int k; size_t need; } fixed[] = {
+        {K_GEMV_T2, 256}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (clGetKernelWorkGroupInfo(b->k[fixed[i].k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) == CL_SUCCESS &&
+            kwg < fixed[i].need)
+            return rtr_seterr(err, RTR_EBACKEND, "opencl: kernel %s needs work-groups of %zu, the device allows %zu",
+                              kernel_names[fixed[i].k], fixed[i].need, kwg);
+    return 0;
+}
+
+/* ---- buffers ---- */
+
+static rtr_buf *cl_buf_new(rtr_backend *be, size_t bytes, const void *host, int flags, rtr_err *err) {
+    cl_backend *b = (cl_backend *)be;
+    if (bytes > b->max_alloc) {
+        rtr_seterr(err, RTR_ENOMEM, "opencl: buffer of %zu bytes exceeds the device's largest allocation (%llu)",
+                   bytes, (unsigned long long)b->max_alloc);
+        return NULL;
+    }
+    rtr_buf *buf = calloc(1, sizeof *buf);
+    if (!buf) { rtr_seterr(err, RTR_ENOMEM, "out of memory"); return NULL; }
+    buf->bytes = bytes;
+    size_t sz = bytes ? (bytes + 63) / 64 * 64 : 64;
+    cl_int rc;
+    int weight = (flags & RTR_BUF_WEIGHT) != 0;
+    if (weight && host && b->host_unified && bytes && (uintptr_t)host % b->base_align == 0) {
+        /* the device reads host memory directly: alias the mapped file, as the CPU backend does */
+        buf->mem = clCreateBuffer(b->ctx, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, bytes, (void *)host, &rc);
+        if (rc == CL_SUCCESS) return buf;
+    }
+    cl_mem_flags mf = weight ? CL_MEM_READ_ONLY : CL_MEM_READ_WRITE;
+    if ((flags & RTR_BUF_HOST) && !b->host_unified) mf |= CL_MEM_ALLOC_HOST_PTR;
+    buf->mem = clCreateBuffer(b->ctx, mf, sz, NULL, &rc);
+    if (rc != CL_SUCCESS) goto fail;
+    if (host) {
+        for (size_t done = 0; done < bytes;) {
+            size_t n = bytes - done < UPLOAD_CHUNK ? bytes - done : UPLOAD_CHUNK;
+            rc = clEnqueueWriteBuffer(b->q, buf->mem, CL_TRUE, done, n, (const char *)host + done, 0, NULL, NULL);
+            if (rc != CL_SUCCESS) goto fail;
+            done += n;
+            if (weight && b->progress) b->progress(done, bytes, b->progress_ud);
+        }
+        if (sz > bytes) {
+            static const unsigned char zero = 0;
+            rc = clEnqueueFillBuffer(b->q, buf->mem, &zero, 1, bytes, sz - bytes, 0, NULL, NULL);
+        }
+    } else {
+        static const unsigned char zero = 0;
+        rc = clEnqueueFillBuffer(b->q, buf->mem, &zero, 1, 0, sz, 0, NULL, NULL);
+    }
+    if (rc == CL_SUCCESS) rc = clFinish(b->q);
+    if (rc == CL_SUCCESS) {
+        b->stage_used = 0;
+        return buf;
+    }
+fail:
+    cl_fail(err, "allocating a buffer", rc);
+    if (buf->mem) clReleaseMemObject(buf->mem);
+    free(buf);
+    return NULL;
+}
+
+static void cl_buf_free(rtr_backend *be, rtr_buf *buf) {
+    cl_backend *b = (cl_backend *)be;
+    if (!buf) return;
+    for (int k = 0; k < K_COUNT; k++)
+        for (int a = 0; a < CL_MAX_ARGS; a++)
+            if (b->last_arg[k][a] == buf->mem) b->last_arg[k][a] = NULL;
+    clReleaseMemObject(buf->mem);
+    free(buf);
+}
+
+static int cl_buf_write(rtr_backend *be, rtr_buf *buf, size_t off, const void *src, size_t n, rtr_err *err) {
+    cl_backend *b = (cl_backend *)be;
+    if (off > buf->bytes || n > buf->bytes - off) return rtr_seterr(err, RTR_EARG, "opencl: write out of bounds");
+    if (!n) return 0;
+    cl_int rc;
+    if (n <= b->stage_cap - b->stage_used) {
+        /* copied now, transferred in queue order without waiting; the copy lives until the
+         * queue drains (end, buf_read, or a blocking write) */
+        unsigned char *s = b->stage + b->stage_used;
+        memcpy(s, src, n);
+        size_t adv = (n + 63) / 64 * 64;
+        b->stage_used = adv < b->stage_cap - b->stage_used ? b->stage_used + adv : b->stage_cap;
+        rc = clEnqueueWriteBuffer(b->q, buf->mem, CL_FALSE, off, n, s, 0, NULL, NULL);
+        if (rc == CL_SUCCESS && ++b->pending >= 16) {
+            clFlush(b->q);
+            b->pending = 0;
+        }
+    } else {
+        rc = clEnqueueWriteBuffer(b->q, buf->mem, CL_TRUE, off, n, src, 0, NULL, NULL);
+        if (rc == CL_SUCCESS) b->stage_used = 0;
+    }
+    return rc == CL_SUCCESS ? 0 : cl_fail(err, "clEnqueueWriteBuffer", rc);
+}
+
+static int cl_buf_read(rtr_backend *be, rtr_buf *buf, size_t off, void *dst, size_t n, rtr_err *err) {
+    cl_backend *b = (cl_backend *)be;
+    if (off > buf->bytes || n > buf->bytes - off) return rtr_seterr(err, RTR_EARG, "opencl: read out of bounds");
+    if (!n) return 0;
+    cl_int rc = clEnqueueReadBuffer(b->q, buf->mem, CL_TRUE, off, n, dst, 0, NULL, NULL);
+    if (rc != CL_SUCCESS) return cl_fail(err, "clEnqueueReadBuffer", rc);
+    b->stage_used = 0;
+    b->pending = 0;
+    return 0;
+}
+
+/* Backend-owned device scratch (attention partials, quantized LM-head input). It grows to the
+ * largest request and stays: after the first batch of each shape nothing is allocated. A buffer
+ * still in use by queued kernels is kept alive by OpenCL until they finish. */
+int cl_scratch(cl_backend *b, size_t bytes, rtr_err *err) {
+    if (bytes <= b->scratch_bytes) return 0;
+    bytes = (bytes + 65535) / 65536 * 65536;
+    cl_int rc;
+    cl_mem m = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, bytes, NULL, &rc);
+    if (rc != CL_SUCCESS) return cl_fail(err, "allocating scratch", rc);
+    if (b->scratch) clReleaseMemObject(b->scratch);
+    for (int k = 0; k < K_COUNT; k++)
+        for (int a = 0; a < CL_MAX_ARGS; a++)
+            if (b->last_arg[k][a] == b->scratch) b->last_arg[k][a] = NULL;
+    b->scratch = m;
+    b->scratch_bytes = bytes;
+    return 0;
+}
+
+static int cl_begin(rtr_backend *be, rtr_err *err) {
+    (void)err;
+    ((cl_backend *)be)->in_batch = 1;
+    return 0;
+}
+
+static int cl_end(rtr_backend *be, rtr_err *err) {
+    cl_backend *b = (cl_backend *)be;
+    b->in_batch = 0;
+    b->pending = 0;
+    cl_int rc = clFinish(b->q);
+    b->stage_used = 0;
+    return rc == CL_SUCCESS ? 0 : cl_fail(err, "clFinish", rc);
+}
+
+static void cl_destroy(rtr_backend *be) {
+    cl_backend *b = (cl_backend *)be;
+    if (!b) return;
+    if (b->q) clFinish(b->q);
+    for (int i = 0; i < K_COUNT; i++)
+        if (b->k[i]) clReleaseKernel(b->k[i]);
+    if (b->prog) clReleaseProgram(b->prog);
+    if (b->scratch) clReleaseMemObject(b->scratch);
+    if (b->dummy) clReleaseMemObject(b->dummy);
+    if (b->q) clReleaseCommandQueue(b->q);
+    if (b->ctx) clReleaseContext(b->ctx);
+    free(b->stage);
+    free(b);
+}
+
+static const rtr_backend_ops cl_ops = {
+    .name = "opencl",
+    .destroy = cl_destroy,
+    .buf_new = cl_buf_new,
+    .buf_free = cl_buf_free,
+    .buf_write = cl_buf_write,
+    .buf_read = cl_buf_read,
+    .begin = cl_begin,
+    .run = cl_run,
+    .end = cl_end,
+};
+
+int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr_err *err) {
+    cl_dev_ref devs[64];
+    const char *why;
+    int n = enum_devices(devs, 64, &why), want = cfg ? cfg->device : -1, pick = -1;
+    if (n > 64) n = 64;
+    if (n == 0) return rtr_seterr(err, RTR_EBACKEND, "opencl: %s", why);
+    if (want >= 0) {
+        if (want >= n) return rtr_seterr(err, RTR_EBACKEND, "opencl: no device %d (%d found)", want, n);
+        pick = want;
+    } else {
+        for (int i = 0; i < n && pick < 0; i++) {
+            cl_device_type t = 0;
+            if (clGetDeviceInfo(devs[i].dev, CL_DEVICE_TYPE, sizeof t, &t, NULL) == CL_SUCCESS && (t & CL_DEVICE_TYPE_GPU))
+                pick = i;
+        }
+        if (pick < 0) pick = 0;
+    }
+    cl_backend *b = calloc(1, sizeof *b);
+    if (!b) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
+    b->base.ops = &cl_ops;
+    b->plat = devs[pick].plat;
+    b->dev = devs[pick].dev;
+    b->progress = cfg ? cfg->progress : NULL;
+    b->progress_ud = cfg ? cfg->progress_ud : NULL;
+    char name[200], clc[64];
+    dev_str(b->dev, CL_DEVICE_NAME, name, sizeof name);
+    dev_str(b->dev, CL_DEVICE_OPENCL_C_VERSION, clc, sizeof clc);
+    snprintf(b->base.desc, sizeof b->base.desc, "%s", name);
+    int r;
+    cl_device_type t = 0;
+    cl_ulong lmem = 0;
+    cl_uint align_bits = 0;
+    cl_bool unified = CL_FALSE;
+    clGetDeviceInfo(b->dev, CL_DEVICE_TYPE, sizeof t, &t, NULL);
+    clGetDeviceInfo(b->dev, CL_DEVICE_LOCAL_MEM_SIZE, sizeof lmem, &lmem, NULL);
+    clGetDeviceInfo(b->dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof b->n_cu, &b->n_cu, NULL);
+    clGetDeviceInfo(b->dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof b->max_alloc, &b->max_alloc, NULL);
+    clGetDeviceInfo(b->dev, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL);
+    clGetDeviceInfo(b->dev, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL);
+    b->host_unified = (t & CL_DEVICE_TYPE_CPU) && unified;
+    b->base_align = align_bits >= 8 ? align_bits / 8 : 128;
+    if (!b->n_cu) b->n_cu = 1;
+    if (strncmp(clc, "OpenCL C 1.0", 12) == 0 || strncmp(clc, "OpenCL C 1.1", 12) == 0) {
+        r = rtr_seterr(err, RTR_EBACKEND, "opencl: %s supports only %s (1.2 needed)", name, clc);
+        goto fail;
+    }
+    if (lmem < 24 * 1024) {
+        r = rtr_seterr(err, RTR_EBACKEND, "opencl: %s has %llu bytes of local memory (24 KiB needed)", name,
+                       (unsigned long long)lmem);
+        goto fail;
+    }
+    cl_int rc;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)b->plat, 0};
+    b->ctx = clCreateContext(props, 1, &b->dev, NULL, NULL, &rc);
+    if (rc != CL_SUCCESS) { r = cl_fail(err, "clCreateContext", rc); goto fail; }
+    b->q = clCreateCommandQueue(b->ctx, b->dev, 0, &rc);
+    if (rc != CL_SUCCESS) { r = cl_fail(err, "clCreateCommandQueue", rc); goto fail; }
+    b->dummy = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, 64, NULL, &rc);
+    if (rc != CL_SUCCESS) { r = cl_fail(err, "clCreateBuffer", rc); goto fail; }
+    b->stage_cap = STAGE_BYTES;
+    if (!(b->stage = malloc(b->stage_cap))) { r = rtr_seterr(err, RTR_ENOMEM, "out of memory"); goto fail; }
+    if ((r = build_kernels(b, cfg ? cfg->verbose : 0, err))) goto fail;
+    *out = &b->base;
+    return 0;
+fail:
+    cl_destroy(&b->base);
+    return r;
+}

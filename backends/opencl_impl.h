@@ -1,0 +1,62 @@
+/* opencl_impl.h: what backends/opencl.c (device, program, buffers) and backends/opencl_ops.c
+ * (one enqueue per op) share. Private to the OpenCL backend. */
+#ifndef ROTOR_OPENCL_IMPL_H
+#define ROTOR_OPENCL_IMPL_H
+
+#include "backend.h"
+
+#include <CL/cl.h>
+
+struct rtr_buf {
+    cl_mem mem;
+    size_t bytes;
+};
+
+/* Mirror of rtr_params in kernels/_common.cl: element offsets of the buffer arguments, then
+ * integer and float scalars. Passed by value as each kernel's last argument. */
+typedef struct {
+    cl_ulong off[8];
+    cl_int i[12];
+    cl_float f[4];
+} cl_params;
+
+enum {
+    K_EMBED, K_RMSNORM, K_GEMV_T2, K_GEMM_T2, K_MATMUL_F, K_ROPE, K_KV_STORE, K_ATTN,
+    K_ATTN_MERGE, K_GLU, K_ADD, K_COUNT
+};
+#define CL_MAX_ARGS 8
+
+typedef struct {
+    rtr_backend base;
+    cl_platform_id plat;
+    cl_device_id dev;
+    cl_context ctx;
+    cl_command_queue q;
+    cl_program prog;
+    cl_kernel k[K_COUNT];
+    cl_mem last_arg[K_COUNT][CL_MAX_ARGS]; /* skip clSetKernelArg when a buffer is unchanged */
+    size_t norm_wg;                        /* work-group size of rmsnorm (power of two) */
+    cl_uint n_cu;
+    int host_unified;     /* CPU-like device: weights may alias host memory */
+    cl_uint base_align;   /* CL_DEVICE_MEM_BASE_ADDR_ALIGN, bytes */
+    cl_ulong max_alloc;
+    cl_mem dummy;         /* bound where an operand is absent */
+    cl_mem scratch;       /* attention partials and quantized LM-head input; grows, never shrinks */
+    size_t scratch_bytes;
+    unsigned char *stage; /* host copies of small buf_writes, alive until the queue drains */
+    size_t stage_cap, stage_used;
+    int pending;          /* enqueues since the last flush */
+    int in_batch;
+    void (*progress)(uint64_t, uint64_t, void *);
+    void *progress_ud;
+} cl_backend;
+
+/* backends/opencl.c */
+int cl_fail(rtr_err *err, const char *what, cl_int rc);
+const char *cl_errname(cl_int rc);
+int cl_scratch(cl_backend *b, size_t bytes, rtr_err *err);
+
+/* backends/opencl_ops.c */
+int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err);
+
+#endif

@@ -1,0 +1,321 @@
+/* opencl_ops.c: the ops of backend.h on an OpenCL device. Each op becomes one kernel launch on
+ * the in-order queue (two for split attention and for the q8r LM head): set the buffer arguments
+ * that changed, pass one cl_params by value, enqueue. No allocation here except the scratch
+ * buffer growing on the first batch of a new shape. The kernels are the .cl files of kernels/.
+ */
+#include "opencl_impl.h"
+#include "../models/format.h"
+
+#include <string.h>
+
+#define GV_TOK 8       /* tokens one gemv pass handles (kernels/matmul_t2.cl) */
+#define GEMV_MAX_ROWS 16 /* batches up to this use the gemv kernels, larger ones the tiled gemm */
+#define FLUSH_EVERY 32 /* enqueues between clFlush calls, so the device starts early */
+
+static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+static int launch(cl_backend *b, int k, int nmem, const cl_mem *mem, const cl_params *p, cl_uint dims,
+                  const size_t *gws, const size_t *lws, rtr_err *err) {
+    cl_kernel kk = b->k[k];
+    cl_int rc;
+    for (int i = 0; i < nmem; i++) {
+        cl_mem m = mem[i] ? mem[i] : b->dummy;
+        if (b->last_arg[k][i] == m) continue;
+        if ((rc = clSetKernelArg(kk, (cl_uint)i, sizeof m, &m)) != CL_SUCCESS) return cl_fail(err, "clSetKernelArg", rc);
+        b->last_arg[k][i] = m;
+    }
+    if ((rc = clSetKernelArg(kk, (cl_uint)nmem, sizeof *p, p)) != CL_SUCCESS) return cl_fail(err, "clSetKernelArg", rc);
+    for (cl_uint d = 0; d < dims; d++)
+        if (gws[d] == 0) return 0;
+    rc = clEnqueueNDRangeKernel(b->q, kk, dims, NULL, gws, lws, 0, NULL, NULL);
+    if (rc != CL_SUCCESS) return cl_fail(err, "clEnqueueNDRangeKernel", rc);
+    if (++b->pending >= FLUSH_EVERY) {
+        clFlush(b->q);
+        b->pending = 0;
+    }
+    return 0;
+}
+
+static cl_mem M(rtr_ref r) { return r.buf ? r.buf->mem : NULL; }
+
+/* element offset of a reference; the byte offset must be a multiple of the element size */
+static int eoff(rtr_ref r, size_t elt, cl_ulong *out, const char *what, rtr_err *err) {
+    if (r.off % elt) return rtr_seterr(err, RTR_EARG, "opencl: %s offset %zu is not %zu-byte aligned", what, r.off, elt);
+    *out = r.buf ? r.off / elt : 0;
+    return 0;
+}
+
+static int need(rtr_ref r, const char *what, rtr_err *err) {
+    return r.buf ? 0 : rtr_seterr(err, RTR_EARG, "opencl: operand %s is missing", what);
+}
+
+/* ---- ops ---- */
+
+static int op_embed(cl_backend *b, const rtr_op *op, rtr_err *err) {
+    int t = op->p.emb.type, d = op->p.emb.d, r;
+    if (t != RTR_T_F32 && t != RTR_T_F16 && t != RTR_T_BF16 && t != RTR_T_Q8R)
+        return rtr_seterr(err, RTR_EARG, "opencl: embed: unsupported table type %d", t);
+    if ((r = need(op->dst, "dst", err)) || (r = need(op->a, "table", err)) || (r = need(op->b, "ids", err))) return r;
+    cl_params p = {0};
+    r = eoff(op->dst, 4, &p.off[0], "embed dst", err);
+    r = r ? r : eoff(op->a, t == RTR_T_F16 || t == RTR_T_BF16 ? 2 : 4, &p.off[1], "embed table", err);
+    r = r ? r : eoff(op->b, 4, &p.off[2], "embed ids", err);
+    if (r) return r;
+    p.off[1] = op->a.off; /* the kernel indexes the table in bytes */
+    p.i[0] = t;
+    p.i[1] = op->p.emb.n_rows;
+    p.i[2] = d;
+    p.f[0] = op->p.emb.scale;
+    cl_mem m[3] = {M(op->dst), M(op->a), M(op->b)};
+    size_t g[2] = {round_up((size_t)d, 64), (size_t)op->rows}, l[2] = {64, 1};
+    return launch(b, K_EMBED, 3, m, &p, 2, g, l, err);
+}
+
+/* rmsnorm kernel flags (kernels/rmsnorm.cl) */
+enum { NF_RESID = 1, NF_WEIGHT = 2, NF_DST = 4, NF_QUANT = 8, NF_NONORM = 16 };
+
+static int norm_launch(cl_backend *b, int rows, int n, int flags, float eps, rtr_ref a, rtr_ref res, rtr_ref w,
+                       rtr_ref dst, rtr_ref q, rtr_ref qs, rtr_err *err) {
+    cl_params p = {0};
+    int r = eoff(a, 4, &p.off[0], "norm input", err);
+    r = r ? r : eoff(res, 4, &p.off[1], "norm residual", err);
+    r = r ? r : eoff(w, 4, &p.off[2], "norm weight", err);
+    r = r ? r : eoff(dst, 4, &p.off[3], "norm dst", err);
+    r = r ? r : eoff(q, 1, &p.off[4], "quant dst", err);
+    r = r ? r : eoff(qs, 4, &p.off[5], "quant scales", err);
+    if (r) return r;
+    p.i[0] = n;
+    p.i[1] = flags;
+    p.i[2] = (n + 127) / 128 * 128;
+    p.f[0] = eps;
+    cl_mem m[6] = {M(a), M(res), M(w), M(dst), M(q), M(qs)};
+    size_t g = (size_t)rows * b->norm_wg, l = b->norm_wg;
+    return launch(b, K_RMSNORM, 6, m, &p, 1, &g, &l, err);
+}
+
+static int op_rmsnorm(cl_backend *b, const rtr_op *op, rtr_err *err) {
+    int r;
+    if ((r = need(op->a, "a", err))) return r;
+    int fl = (op->b.buf ? NF_RESID : 0) | (op->c.buf ? NF_WEIGHT : 0) | (op->dst.buf ? NF_DST : 0);
+    if (op->dst2.buf) {
+        if ((r = need(op->dst3, "dst3", err))) return r;
+        fl |= NF_QUANT;
+    }
+    return norm_launch(b, op->rows, op->p.norm.n, fl, op->p.norm.eps, op->a, op->b, op->c, op->dst, op->dst2,
+                       op->dst3, err);
+}
+
+static int op_quant(cl_backend *b, const rtr_op *op, rtr_err *err) {
+    static const rtr_ref none = {NULL, 0};
+    int r;
+    if ((r = need(op->a, "a", err)) || (r = need(op->dst2, "dst2", err)) || (r = need(op->dst3, "dst3", err))) return r;
+    return norm_launch(b, op->rows, op->p.norm.n, NF_QUANT | NF_NONORM, 0.0f, op->a, none, none, none, op->dst2,
+                       op->dst3, err);
+}
+
+static int op_matmul_t2(cl_backend *b, const rtr_op *op, rtr_err *err) {
+    int nm = op->p.mm.n_mat, k = op->p.mm.k, gemv = op->rows <= GEMV_MAX_ROWS, r;
+    if (nm < 1 || nm > 3) return rtr_seterr(err, RTR_EARG, "opencl: matmul of %d matrices", nm);
+    if (k <= 0) return rtr_seterr(err, RTR_EARG, "opencl: matmul with k = %d", k);
+    if ((r = need(op->a, "a", err)) || (r = need(op->b, "b", err))) return r;
+    cl_params p = {0};
+    cl_mem m[8] = {M(op->a), M(op->b)};
+    r = eoff(op->a, 4, &p.off[0], "matmul input", err);
+    r = r ? r : eoff(op->b, 4, &p.off[1], "matmul scales", err);
+    if (r) return r;
+    size_t tiles = 0, tm = gemv ? 8 : 64;
+    for (int i = 0; i < nm; i++) {
+        if ((r = need(op->p.mm.w[i], "w", err)) || (r = need(op->p.mm.out[i], "out", err))) return r;
+        if ((r = eoff(op->p.mm.w[i], 4, &p.off[2 + i], "matmul weight", err)) ||
+            (r = eoff(op->p.mm.out[i], 4, &p.off[5 + i], "matmul output", err)))
+            return r;
+        m[2 + i] = M(op->p.mm.w[i]);
+        m[5 + i] = M(op->p.mm.out[i]);
+        p.i[2 + i] = op->p.mm.n[i];
+        p.f[i] = op->p.mm.alpha[i];
+        size_t t = ((size_t)op->p.mm.n[i] + tm - 1) / tm;
+        if (i < 2) p.i[5 + i] = (cl_int)t;
+        tiles += t;
+    }
+    p.i[0] = op->rows;
+    p.i[1] = (k + 127) / 128 * 128;
+    p.i[7] = op->p.mm.accum;
+    if (gemv) {
+        size_t g = tiles * 256, l = 256;
+        return launch(b, K_GEMV_T2, 8, m, &p, 1, &g, &l, err);
+    }
+    size_t g[2] = {tiles * 64, ((size_t)op->rows + 63) / 64}, l[2] = {64, 1};
+    return launch(b, K_GEMM_T2, 8, m, &p, 2, g, l, err);
+}
+
+static int op_matmul_f(cl_backend *b, const rtr_op *op, rtr_err *err) {
+    int t = op->p.mf.type, n = op->p.mf.n, k = op->p.mf.k, r;
+    rtr_ref w = op->p.mm.w[0];
+    if (t != RTR_T_F32 && t != RTR_T_F16 && t != RTR_T_BF16 && t != RTR_T_Q8R)
+        return rtr_seterr(err, RTR_EARG, "opencl: matmul_f: unsupported weight type %d", t);
+    if (n <= 0 || k <= 0) return rtr_seterr(err, RTR_EARG, "opencl: matmul_f with n = %d, k = %d", n, k);
+    if ((r = need(op->a, "a", err)) || (r = need(op->dst, "dst", err)) || (r = need(w, "w", err))) return r;
+    cl_params p = {0};
+    cl_mem m[5] = {M(op->a), M(w), M(op->dst), NULL, NULL};
+    if ((r = eoff(op->a, 4, &p.off[0], "matmul_f input", err)) ||
+        (r = eoff(w, t == RTR_T_F16 || t == RTR_T_BF16 ? 2 : 4, &p.off[1], "matmul_f weight", err)) ||
+        (r = eoff(op->dst, 4, &p.off[2], "matmul_f dst", err)))
+        return r;
+    p.off[1] = w.off; /* bytes */
+    if (t == RTR_T_Q8R) {
+        /* quantize the input rows as the CPU reference does, into scratch */
+        size_t kpad = ((size_t)k + 127) / 128 * 128, qbytes = round_up((size_t)op->rows * kpad, 256);
+        if ((r = cl_scratch(b, qbytes + (size_t)op->rows * 4, err))) return r;
+        rtr_buf sb = {b->scratch, b->scratch_bytes};
+        rtr_ref q = {&sb, 0}, qs = {&sb, qbytes}, none = {NULL, 0};
+        if ((r = norm_launch(b, op->rows, k, NF_QUANT | NF_NONORM, 0.0f, op->a, none, none, none, q, qs, err))) return r;
+        m[3] = m[4] = b->scratch;
+        p.off[3] = 0;
+        p.off[4] = qbytes / 4;
+    }
+    p.i[0] = t;
+    p.i[1] = n;
+    p.i[2] = k;
+    p.i[3] = op->rows;
+    size_t g = ((size_t)n + 7) / 8 * 256, l = 256;
+    return launch(b, K_MATMUL_F, 5, m, &p, 1, &g, &l, err);
+}
+
+static int op_rope(cl_backend *b, const rtr_op *op, rtr_err *err) {
+    int nh = op->p.rope.n_head, hd = op->p.rope.head_dim, rd = op->p.rope.rot_dim, r;
+    if (rd < 0 || rd > hd || rd % 2) return rtr_seterr(err, RTR_EARG, "opencl: rope: rot_dim %d of head_dim %d", rd, hd);
+    if ((r = need(op->a, "a", err)) || (r = need(op->b, "positions", err))) return r;
+    cl_params p = {0};
+    if ((r = eoff(op->a, 4, &p.off[0], "rope x", err)) || (r = eoff(op->b, 4, &p.off[1], "rope positions", err))) return r;
+    p.i[0] = nh;
+    p.i[1] = hd;
+    p.i[2] = rd;
+    p.f[0] = op->p.rope.theta;
+    cl_mem m[2] = {M(op->a), M(op->b)};
+    size_t g[3] = {round_up((size_t)(rd / 2), 64), (size_t)nh, (size_t)op->rows}, l[3] = {64, 1, 1};
+    return launch(b, K_ROPE, 2, m, &p, 3, g, l, err);
+}
+
+static int op_kv_store(cl_backend *b, const rtr_op *op, rtr_err *err) {
+    int n = op->p.kv.n, r;
+    if (n <= 0) return rtr_seterr(err, RTR_EARG, "opencl: kv_store of %d floats", n);
+    if ((r = need(op->dst, "kcache", err)) || (r = need(op->dst2, "vcache", err)) || (r = need(op->a, "k", err)) ||
+        (r = need(op->b, "v", err)) || (r = need(op->c, "slots", err)))
+        return r;
+    cl_params p = {0};
+    if ((r = eoff(op->dst, 2, &p.off[0], "kcache", err)) || (r = eoff(op->dst2, 2, &p.off[1], "vcache", err)) ||
+        (r = eoff(op->a, 4, &p.off[2], "k", err)) || (r = eoff(op->b, 4, &p.off[3], "v", err)) ||
+        (r = eoff(op->c, 4, &p.off[4], "slots", err)))
+        return r;
+    /* slots that fit in both caches; the kernel skips any other */
+    size_t row = (size_t)n * 2, ks = op->dst.off <= op->dst.buf->bytes ? (op->dst.buf->bytes - op->dst.off) / row : 0,
+           vs = op->dst2.off <= op->dst2.buf->bytes ? (op->dst2.buf->bytes - op->dst2.off) / row : 0;
+    size_t cap = ks < vs ? ks : vs;
+    p.i[0] = n;
+    p.i[1] = cap > 0x7fffffff ? 0x7fffffff : (cl_int)cap;
+    cl_mem m[5] = {M(op->dst), M(op->dst2), M(op->a), M(op->b), M(op->c)};
+    size_t g[2] = {round_up((size_t)n, 64), (size_t)op->rows}, l[2] = {64, 1};
+    return launch(b, K_KV_STORE, 5, m, &p, 2, g, l, err);
+}
+
+#define ATTN_WG 128
+#define ATTN_HG_MAX 8
+#define ATTN_HD_MAX 256
+
+static int op_attn(cl_backend *b, const rtr_op *op, rtr_err *err) {
+    int nh = op->p.attn.n_head, nkv = op->p.attn.n_kv, hd = op->p.attn.head_dim, cap = op->p.attn.cap, r;
+    if (nh <= 0 || nkv <= 0 || nh % nkv || hd <= 0 || hd % 4 || hd > ATTN_HD_MAX || cap <= 0)
+        return rtr_seterr(err, RTR_EARG, "opencl: attention shape n_head %d, n_kv %d, head_dim %d, cap %d is not supported",
+                          nh, nkv, hd, cap);
+    if ((r = need(op->a, "q", err)) || (r = need(op->b, "K", err)) || (r = need(op->c, "V", err)) ||
+        (r = need(op->d, "slot positions", err)) || (r = need(op->e, "query positions", err)) ||
+        (r = need(op->dst, "dst", err)))
+        return r;
+    int grp = nh / nkv, hg = grp < ATTN_HG_MAX ? grp : ATTN_HG_MAX;
+    while (grp % hg) hg--;
+    size_t ngr = (size_t)op->rows * (nh / hg);
+    /* few work-groups (decode): split the ring so the whole device works */
+    int n_split = 1, chunk = cap;
+    if (ngr < 2 * (size_t)b->n_cu && cap > ATTN_WG) {
+        size_t want = (4 * (size_t)b->n_cu + ngr - 1) / ngr, most = ((size_t)cap + ATTN_WG - 1) / ATTN_WG;
+        n_split = (int)(want < most ? want : most);
+        chunk = (int)round_up(((size_t)cap + n_split - 1) / n_split, ATTN_WG);
+        n_split = (cap + chunk - 1) / chunk;
+    }
+    cl_params p = {0};
+    if ((r = eoff(op->a, 4, &p.off[0], "q", err)) || (r = eoff(op->b, 2, &p.off[1], "K", err)) ||
+        (r = eoff(op->c, 2, &p.off[2], "V", err)) || (r = eoff(op->d, 4, &p.off[3], "slot positions", err)) ||
+        (r = eoff(op->e, 4, &p.off[4], "query positions", err)) || (r = eoff(op->dst, 4, &p.off[5], "dst", err)))
+        return r;
+    p.i[0] = nh;
+    p.i[1] = nkv;
+    p.i[2] = hd;
+    p.i[3] = cap;
+    p.i[4] = op->p.attn.n_sink;
+    p.i[5] = op->p.attn.window;
+    p.i[6] = hg;
+    p.i[7] = n_split;
+    p.i[8] = chunk;
+    p.f[0] = op->p.attn.scale;
+    cl_mem part = NULL;
+    if (n_split > 1) {
+        if ((r = cl_scratch(b, (size_t)op->rows * nh * n_split * (hd + 2) * 4, err))) return r;
+        part = b->scratch;
+    }
+    cl_mem m[7] = {M(op->a), M(op->b), M(op->c), M(op->d), M(op->e), M(op->dst), part};
+    size_t g[2] = {ngr * ATTN_WG, (size_t)n_split}, l[2] = {ATTN_WG, 1};
+    if ((r = launch(b, K_ATTN, 7, m, &p, 2, g, l, err)) || n_split == 1) return r;
+    cl_mem m2[2] = {part, M(op->dst)};
+    size_t g2[2] = {round_up((size_t)hd, 64), (size_t)op->rows * nh}, l2[2] = {64, 1};
+    return launch(b, K_ATTN_MERGE, 2, m2, &p, 2, g2, l2, err);
+}
+
+static int op_glu(cl_backend *b, const rtr_op *op, rtr_err *err) {
+    int act = op->p.glu.act, r;
+    if (act != RTR_ACT_RELU2 && act != RTR_ACT_SILU && act != RTR_ACT_GELU_TANH)
+        return rtr_seterr(err, RTR_EARG, "opencl: unknown activation %d", act);
+    if ((r = need(op->dst, "dst", err)) || (r = need(op->a, "a", err)) || (r = need(op->b, "b", err))) return r;
+    cl_params p = {0};
+    if ((r = eoff(op->dst, 4, &p.off[0], "glu dst", err)) || (r = eoff(op->a, 4, &p.off[1], "glu a", err)) ||
+        (r = eoff(op->b, 4, &p.off[2], "glu b", err)))
+        return r;
+    size_t n = (size_t)op->rows * (size_t)op->p.glu.n;
+    p.i[0] = (cl_int)(uint32_t)n;
+    p.i[1] = (cl_int)(uint32_t)((uint64_t)n >> 32);
+    p.i[2] = act;
+    cl_mem m[3] = {M(op->dst), M(op->a), M(op->b)};
+    size_t g = round_up(n, 256), l = 256;
+    return launch(b, K_GLU, 3, m, &p, 1, &g, &l, err);
+}
+
+static int op_add(cl_backend *b, const rtr_op *op, rtr_err *err) {
+    int r;
+    if ((r = need(op->dst, "dst", err)) || (r = need(op->a, "a", err))) return r;
+    cl_params p = {0};
+    if ((r = eoff(op->dst, 4, &p.off[0], "add dst", err)) || (r = eoff(op->a, 4, &p.off[1], "add a", err))) return r;
+    size_t n = (size_t)op->rows * (size_t)op->p.add.n;
+    p.i[0] = (cl_int)(uint32_t)n;
+    p.i[1] = (cl_int)(uint32_t)((uint64_t)n >> 32);
+    cl_mem m[2] = {M(op->dst), M(op->a)};
+    size_t g = round_up(n, 256), l = 256;
+    return launch(b, K_ADD, 2, m, &p, 1, &g, &l, err);
+}
+
+int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
+    cl_backend *b = (cl_backend *)be;
+    if (op->rows < 0) return rtr_seterr(err, RTR_EARG, "opencl: negative row count");
+    if (op->rows == 0) return 0;
+    switch (op->kind) {
+    case RTR_OP_EMBED: return op_embed(b, op, err);
+    case RTR_OP_RMSNORM: return op_rmsnorm(b, op, err);
+    case RTR_OP_QUANT: return op_quant(b, op, err);
+    case RTR_OP_MATMUL_T2: return op_matmul_t2(b, op, err);
+    case RTR_OP_MATMUL_F: return op_matmul_f(b, op, err);
+    case RTR_OP_ROPE: return op_rope(b, op, err);
+    case RTR_OP_KV_STORE: return op_kv_store(b, op, err);
+    case RTR_OP_ATTN: return op_attn(b, op, err);
+    case RTR_OP_GLU: return op_glu(b, op, err);
+    case RTR_OP_ADD: return op_add(b, op, err);
+    }
+    return rtr_seterr(err, RTR_EARG, "opencl: unknown op %d", op->kind);
+}

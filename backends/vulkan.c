@@ -1,0 +1,696 @@
+/* vulkan.c: the Vulkan backend's device half: instance and device selection, the device list,
+ * memory and buffers, transfers (staging for weights and read-back, an upload ring for small
+ * per-batch writes), pipelines, and begin/run/end with a fenced submit that never waits forever.
+ * Op checking and command recording live in vulkan_ops.c.
+ *
+ * Memory: weights and large buffers are device-local, uploaded through a staging buffer in
+ * chunks; RTR_BUF_HOST buffers live in host-visible (cached) memory; other small buffers
+ * (ids, positions, slot tables, per-row scales) go to device-local host-visible memory when the
+ * device has it, so writing them is a memcpy. A write to a buffer the host cannot map is copied
+ * into the upload ring and queued: it reaches the device before the next batch's ops.
+ * Batches: run() only checks and collects ops; end() replays an identical earlier recording
+ * (decode repeats the same ops every token) or records a new one, then submits and waits.
+ * ROTOR_VK_PORTABLE=1 in the environment keeps to core Vulkan 1.1 (no subgroup or dot product
+ * shaders, no mapped device memory), to test those paths on any device; ROTOR_VK_NOFUSE=1 turns
+ * off the norm+matmul fusion of vulkan_ops.c. */
+#include "vulkan_impl.h"
+#include "shaders.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VK_TIMEOUT_NS 60000000000ull /* a batch that takes longer is treated as a hang */
+#define VK_STAGE_BYTES (64u << 20)
+#define VK_RING_BYTES (1u << 20)
+#define VK_SMALL_BYTES (1u << 20)
+#define VK_PART_BYTES (2u << 20)
+
+static const char *vk_result_name(VkResult r) {
+    switch (r) {
+    case VK_ERROR_OUT_OF_HOST_MEMORY: return "out of host memory";
+    case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "out of device memory";
+    case VK_ERROR_INITIALIZATION_FAILED: return "initialization failed";
+    case VK_ERROR_DEVICE_LOST: return "device lost";
+    case VK_ERROR_MEMORY_MAP_FAILED: return "memory map failed";
+    case VK_ERROR_EXTENSION_NOT_PRESENT: return "extension not present";
+    case VK_ERROR_FEATURE_NOT_PRESENT: return "feature not present";
+    case VK_ERROR_INCOMPATIBLE_DRIVER: return "incompatible driver";
+    case VK_ERROR_TOO_MANY_OBJECTS: return "too many objects";
+    case VK_ERROR_OUT_OF_POOL_MEMORY: return "out of pool memory";
+    case VK_TIMEOUT: return "timeout";
+    default: return "error";
+    }
+}
+
+int vk_fail(vk_backend *vk, VkResult r, const char *what, rtr_err *err) {
+    if (r == VK_ERROR_DEVICE_LOST && vk) vk->lost = 1;
+    int code = (r == VK_ERROR_OUT_OF_HOST_MEMORY || r == VK_ERROR_OUT_OF_DEVICE_MEMORY) ? RTR_ENOMEM : RTR_EBACKEND;
+    return rtr_seterr(err, code, "vulkan: %s failed (%s, %d)", what, vk_result_name(r), (int)r);
+}
+
+static int lost_err(rtr_err *err) {
+    return rtr_seterr(err, RTR_EBACKEND, "vulkan: the device was lost or hung earlier; nothing more can run");
+}
+
+/* ---- submission ---- */
+
+/* Submits command buffers and waits for them with a timeout. A hang or device loss marks the
+ * backend lost: every later call fails instead of touching the device. */
+static int submit_wait(vk_backend *vk, const VkCommandBuffer *cbs, int n, rtr_err *err) {
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = (uint32_t)n, .pCommandBuffers = cbs};
+    VkResult r = vkQueueSubmit(vk->queue, 1, &si, vk->fence);
+    if (r != VK_SUCCESS) { vk->lost = r == VK_ERROR_DEVICE_LOST; return vk_fail(vk, r, "vkQueueSubmit", err); }
+    r = vkWaitForFences(vk->dev, 1, &vk->fence, VK_TRUE, VK_TIMEOUT_NS);
+    if (r == VK_TIMEOUT) {
+        vk->lost = 1;
+        return rtr_seterr(err, RTR_EBACKEND, "vulkan: the GPU did not finish a batch within %llu s (hung)",
+                          VK_TIMEOUT_NS / 1000000000ull);
+    }
+    if (r != VK_SUCCESS) { vk->lost = 1; return vk_fail(vk, r, "waiting for the GPU", err); }
+    vkResetFences(vk->dev, 1, &vk->fence);
+    return 0;
+}
+
+/* Every command buffer starts and ends with a full barrier: earlier submissions' writes are
+ * visible to it, and its writes to the host and to later transfers. */
+static void cb_full_barrier(VkCommandBuffer cb, int to_host) {
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT |
+                                           (to_host ? VK_ACCESS_HOST_READ_BIT : 0)};
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
+                         VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | (to_host ? VK_PIPELINE_STAGE_HOST_BIT : 0), 0, 1, &mb,
+                         0, NULL, 0, NULL);
+}
+
+static int cb_begin(vk_backend *vk, VkCommandBuffer cb, int once, rtr_err *err) {
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = once ? VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT : 0};
+    VkResult r = vkBeginCommandBuffer(cb, &bi);
+    if (r != VK_SUCCESS) return vk_fail(vk, r, "vkBeginCommandBuffer", err);
+    cb_full_barrier(cb, 0);
+    return 0;
+}
+
+/* Sends the queued uploads now (before a read-back or a synchronous transfer). */
+static int flush_uploads(vk_backend *vk, rtr_err *err) {
+    if (!vk->up_open) return 0;
+    vk->up_open = 0;
+    vk->ring_used = 0;
+    cb_full_barrier(vk->up_cb, 1);
+    VkResult r = vkEndCommandBuffer(vk->up_cb);
+    if (r != VK_SUCCESS) return vk_fail(vk, r, "vkEndCommandBuffer", err);
+    int rc = submit_wait(vk, &vk->up_cb, 1, err);
+    vkResetCommandBuffer(vk->up_cb, 0);
+    return rc;
+}
+
+static int open_uploads(vk_backend *vk, rtr_err *err) {
+    if (vk->up_open) return 0;
+    int rc = cb_begin(vk, vk->up_cb, 1, err);
+    if (!rc) vk->up_open = 1;
+    return rc;
+}
+
+/* One synchronous copy between buffers (staging <-> device-local). */
+static int copy_now(vk_backend *vk, VkBuffer src, VkDeviceSize soff, VkBuffer dst, VkDeviceSize doff,
+                    VkDeviceSize n, rtr_err *err) {
+    int rc = cb_begin(vk, vk->xfer_cb, 1, err);
+    if (rc) return rc;
+    VkBufferCopy reg = {soff, doff, n};
+    vkCmdCopyBuffer(vk->xfer_cb, src, dst, 1, &reg);
+    cb_full_barrier(vk->xfer_cb, 1);
+    VkResult r = vkEndCommandBuffer(vk->xfer_cb);
+    if (r != VK_SUCCESS) return vk_fail(vk, r, "vkEndCommandBuffer", err);
+    rc = submit_wait(vk, &vk->xfer_cb, 1, err);
+    vkResetCommandBuffer(vk->xfer_cb, 0);
+    return rc;
+}
+
+/* ---- memory and buffers ---- */
+
+static int pick_type(const vk_backend *vk, uint32_t bits, VkMemoryPropertyFlags want, VkMemoryPropertyFlags avoid) {
+    for (uint32_t i = 0; i < vk->memp.memoryTypeCount; i++) {
+        VkMemoryPropertyFlags f = vk->memp.memoryTypes[i].propertyFlags;
+        if ((bits >> i & 1) && (f & want) == want && !(f & avoid)) return (int)i;
+    }
+    return -1;
+}
+
+static int type_for(const vk_backend *vk, uint32_t bits, int kind) {
+    const VkMemoryPropertyFlags DL = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, HV = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT,
+                                HC = VK_MEMORY_PROPERTY_HOST_COHERENT_BIT, CA = VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
+    int t = -1;
+    switch (kind) {
+    case VK_MEM_HOST:
+        if ((t = pick_type(vk, bits, HV | HC | CA, 0)) < 0) t = pick_type(vk, bits, HV | HC, 0);
+        break;
+    case VK_MEM_STAGE:
+        if ((t = pick_type(vk, bits, HV | HC, DL)) < 0) t = pick_type(vk, bits, HV | HC, 0);
+        break;
+    case VK_MEM_SMALL:
+        if (!vk->portable && (t = pick_type(vk, bits, DL | HV | HC, 0)) >= 0) break;
+        /* fall through */
+    default:
+        if ((t = pick_type(vk, bits, DL, HV)) < 0 && (t = pick_type(vk, bits, DL, 0)) < 0) t = pick_type(vk, bits, 0, 0);
+    }
+    return t;
+}
+
+rtr_buf *vk_buf_make(vk_backend *vk, size_t bytes, int kind, int flags, rtr_err *err) {
+    rtr_buf *b = calloc(1, sizeof *b);
+    if (!b) { rtr_seterr(err, RTR_ENOMEM, "out of memory"); return NULL; }
+    b->size = bytes;
+    b->flags = flags;
+    b->vsize = (bytes + 15) / 16 * 16;
+    if (!b->vsize) b->vsize = 16;
+    VkBufferCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = b->vsize,
+                             .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                             .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    VkResult r = vkCreateBuffer(vk->dev, &ci, NULL, &b->buf);
+    if (r != VK_SUCCESS) { free(b); vk_fail(vk, r, "vkCreateBuffer", err); return NULL; }
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(vk->dev, b->buf, &req);
+    int t = type_for(vk, req.memoryTypeBits, kind);
+    if (t < 0) {
+        vkDestroyBuffer(vk->dev, b->buf, NULL);
+        free(b);
+        rtr_seterr(err, RTR_EBACKEND, "vulkan: no memory type fits a buffer of %zu bytes", bytes);
+        return NULL;
+    }
+    VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
+                               .memoryTypeIndex = (uint32_t)t};
+    r = vkAllocateMemory(vk->dev, &ai, NULL, &b->mem);
+    if (r != VK_SUCCESS && kind == VK_MEM_SMALL) { /* the host-visible device heap can be small */
+        ai.memoryTypeIndex = (uint32_t)(t = type_for(vk, req.memoryTypeBits, VK_MEM_DEV));
+        r = vkAllocateMemory(vk->dev, &ai, NULL, &b->mem);
+    }
+    if (r != VK_SUCCESS) {
+        vkDestroyBuffer(vk->dev, b->buf, NULL);
+        free(b);
+        if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
+            rtr_seterr(err, RTR_ENOMEM, "vulkan: out of %s memory allocating %.1f MB",
+                       r == VK_ERROR_OUT_OF_DEVICE_MEMORY ? "device" : "host", bytes / 1e6);
+        else vk_fail(vk, r, "vkAllocateMemory", err);
+        return NULL;
+    }
+    vkBindBufferMemory(vk->dev, b->buf, b->mem, 0);
+    VkMemoryPropertyFlags f = vk->memp.memoryTypes[t].propertyFlags;
+    int mappable = (f & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) && (f & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
+    if (vk->portable && (kind == VK_MEM_DEV || kind == VK_MEM_SMALL)) mappable = 0;
+    if (mappable) {
+        void *p;
+        if ((r = vkMapMemory(vk->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &p)) != VK_SUCCESS) {
+            vk_buf_drop(vk, b);
+            vk_fail(vk, r, "vkMapMemory", err);
+            return NULL;
+        }
+        b->map = p;
+    }
+    return b;
+}
+
+void vk_buf_drop(vk_backend *vk, rtr_buf *b) {
+    if (!b) return;
+    if (b->map) vkUnmapMemory(vk->dev, b->mem);
+    vkDestroyBuffer(vk->dev, b->buf, NULL);
+    vkFreeMemory(vk->dev, b->mem, NULL);
+    free(b);
+}
+
+static int ensure_stage(vk_backend *vk, rtr_err *err) {
+    if (!vk->stage && !(vk->stage = vk_buf_make(vk, VK_STAGE_BYTES, VK_MEM_STAGE, 0, err))) return err ? err->code : RTR_ENOMEM;
+    if (!vk->stage->map) return rtr_seterr(err, RTR_EBACKEND, "vulkan: staging memory is not mappable");
+    return 0;
+}
+
+/* Writes through mapping, the upload ring (small writes, queued) or staging (large, now). */
+int vk_write(vk_backend *vk, rtr_buf *b, size_t off, const void *src, size_t n, rtr_err *err) {
+    if (!n) return 0;
+    if (b->map) {
+        memcpy(b->map + off, src, n);
+        if ((b->flags & RTR_BUF_WEIGHT) && vk->progress) vk->progress(n, n, vk->progress_ud);
+        return 0;
+    }
+    int rc;
+    if (n <= VK_RING_BYTES / 4) {
+        if (!vk->ring && !(vk->ring = vk_buf_make(vk, VK_RING_BYTES, VK_MEM_STAGE, 0, err))) return err ? err->code : RTR_ENOMEM;
+        if (vk->ring_used + n > VK_RING_BYTES && (rc = flush_uploads(vk, err))) return rc;
+        if ((rc = open_uploads(vk, err))) return rc;
+        memcpy(vk->ring->map + vk->ring_used, src, n);
+        VkBufferCopy reg = {vk->ring_used, off, n};
+        vkCmdCopyBuffer(vk->up_cb, vk->ring->buf, b->buf, 1, &reg);
+        vk->ring_used = (vk->ring_used + n + 15) / 16 * 16;
+        return 0;
+    }
+    if ((rc = flush_uploads(vk, err)) || (rc = ensure_stage(vk, err))) return rc;
+    int weight = (b->flags & RTR_BUF_WEIGHT) != 0;
+    for (size_t done = 0; done < n;) {
+        size_t c = n - done < VK_STAGE_BYTES ? n - done : VK_STAGE_BYTES;
+        memcpy(vk->stage->map, (const uint8_t *)src + done, c);
+        if ((rc = copy_now(vk, vk->stage->buf, 0, b->buf, off + done, c, err))) return rc;
+        done += c;
+        if (weight && vk->progress) vk->progress(done, n, vk->progress_ud);
+    }
+    return 0;
+}
+
+static rtr_buf *vkb_buf_new(rtr_backend *be, size_t bytes, const void *host, int flags, rtr_err *err) {
+    vk_backend *vk = (vk_backend *)be;
+    if (vk->lost) { lost_err(err); return NULL; }
+    if (bytes > ((size_t)1 << 40)) {
+        rtr_seterr(err, RTR_EARG, "vulkan: buffer of %zu bytes is too large", bytes);
+        return NULL;
+    }
+    int kind = (flags & RTR_BUF_HOST) ? VK_MEM_HOST : (flags & RTR_BUF_WEIGHT) ? VK_MEM_DEV
+             : bytes <= VK_SMALL_BYTES ? VK_MEM_SMALL : VK_MEM_DEV;
+    rtr_buf *b = vk_buf_make(vk, bytes, kind, flags, err);
+    if (!b) return NULL;
+    int rc = 0;
+    if (host) rc = vk_write(vk, b, 0, host, bytes, err);
+    else if (b->map) memset(b->map, 0, b->vsize);
+    else if (!(rc = open_uploads(vk, err))) vkCmdFillBuffer(vk->up_cb, b->buf, 0, b->vsize, 0);
+    if (rc) { vk_buf_drop(vk, b); return NULL; }
+    return b;
+}
+
+static void vkb_buf_free(rtr_backend *be, rtr_buf *b) {
+    vk_backend *vk = (vk_backend *)be;
+    if (!b) return;
+    if (vk->up_open && !vk->lost) flush_uploads(vk, NULL); /* it may hold copies into b */
+    vk_forget_buffer(vk, b);
+    vk_buf_drop(vk, b);
+}
+
+static int vkb_buf_write(rtr_backend *be, rtr_buf *b, size_t off, const void *src, size_t n, rtr_err *err) {
+    vk_backend *vk = (vk_backend *)be;
+    if (vk->lost) return lost_err(err);
+    if (!b || off > b->size || n > b->size - off) return rtr_seterr(err, RTR_EARG, "vulkan: write out of bounds");
+    return vk_write(vk, b, off, src, n, err);
+}
+
+static int vkb_buf_read(rtr_backend *be, rtr_buf *b, size_t off, void *dst, size_t n, rtr_err *err) {
+    vk_backend *vk = (vk_backend *)be;
+    if (vk->lost) return lost_err(err);
+    if (!b || off > b->size || n > b->size - off) return rtr_seterr(err, RTR_EARG, "vulkan: read out of bounds");
+    int rc = flush_uploads(vk, err);
+    if (rc) return rc;
+    if (b->map) { memcpy(dst, b->map + off, n); return 0; }
+    if ((rc = ensure_stage(vk, err))) return rc;
+    for (size_t done = 0; done < n;) {
+        size_t c = n - done < VK_STAGE_BYTES ? n - done : VK_STAGE_BYTES;
+        if ((rc = copy_now(vk, b->buf, off + done, vk->stage->buf, 0, c, err))) return rc;
+        memcpy((uint8_t *)dst + done, vk->stage->map, c);
+        done += c;
+    }
+    return 0;
+}
+
+/* ---- batches ---- */
+
+static int vkb_begin(rtr_backend *be, rtr_err *err) {
+    vk_backend *vk = (vk_backend *)be;
+    if (vk->lost) return lost_err(err);
+    if (vk->recording) return rtr_seterr(err, RTR_EARG, "vulkan: begin() inside a batch");
+    vk->recording = 1;
+    vk->n_ops = 0;
+    return 0;
+}
+
+static int vkb_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
+    vk_backend *vk = (vk_backend *)be;
+    if (vk->lost) return lost_err(err);
+    if (!vk->recording) return rtr_seterr(err, RTR_EARG, "vulkan: run() outside begin()/end()");
+    if (vk->n_ops == vk->cap_ops) {
+        int nc = vk->cap_ops ? vk->cap_ops * 2 : 512;
+        rtr_op *n = realloc(vk->ops, (size_t)nc * sizeof *n);
+        if (!n) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
+        vk->ops = n;
+        vk->cap_ops = nc;
+    }
+    int rc = vk_op_check(vk, op, &vk->ops[vk->n_ops], err);
+    if (rc) return rc;
+    vk->n_ops++;
+    return 0;
+}
+
+static int same_ops(const vk_rec *r, const rtr_op *ops, int n) {
+    return r->valid && r->n == n && !memcmp(r->ops, ops, (size_t)n * sizeof *ops);
+}
+
+static int vkb_end(rtr_backend *be, rtr_err *err) {
+    vk_backend *vk = (vk_backend *)be;
+    if (vk->lost) return lost_err(err);
+    if (!vk->recording) return rtr_seterr(err, RTR_EARG, "vulkan: end() without begin()");
+    vk->recording = 0;
+    int rc = vk_prepare(vk, err);
+    if (rc) return rc;
+    vk_rec *rec = NULL;
+    for (int i = 0; i < VK_NREC && !rec; i++)
+        if (same_ops(&vk->rec[i], vk->ops, vk->n_ops)) rec = &vk->rec[i];
+    if (!rec) {
+        rec = &vk->rec[0];
+        for (int i = 1; i < VK_NREC; i++)
+            if (!vk->rec[i].valid || (rec->valid && vk->rec[i].stamp < rec->stamp)) rec = &vk->rec[i];
+        rec->valid = 0;
+        if (rec->cap < vk->n_ops) {
+            rtr_op *n = realloc(rec->ops, (size_t)vk->n_ops * sizeof *n);
+            if (!n) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
+            rec->ops = n;
+            rec->cap = vk->n_ops;
+        }
+        vkResetCommandBuffer(rec->cb, 0);
+        if ((rc = cb_begin(vk, rec->cb, 0, err))) return rc;
+        if ((rc = vk_record(vk, rec, err))) { vkEndCommandBuffer(rec->cb); vkResetCommandBuffer(rec->cb, 0); return rc; }
+        cb_full_barrier(rec->cb, 1);
+        VkResult r = vkEndCommandBuffer(rec->cb);
+        if (r != VK_SUCCESS) return vk_fail(vk, r, "recording a batch", err);
+        memcpy(rec->ops, vk->ops, (size_t)vk->n_ops * sizeof *rec->ops);
+        rec->n = vk->n_ops;
+        rec->valid = 1;
+    }
+    rec->stamp = ++vk->stamp;
+    VkCommandBuffer cbs[2];
+    int n = 0;
+    if (vk->up_open) {
+        vk->up_open = 0;
+        VkResult r = vkEndCommandBuffer(vk->up_cb);
+        if (r != VK_SUCCESS) return vk_fail(vk, r, "vkEndCommandBuffer", err);
+        cbs[n++] = vk->up_cb;
+    }
+    cbs[n++] = rec->cb;
+    rc = submit_wait(vk, cbs, n, err);
+    if (n == 2) { vkResetCommandBuffer(vk->up_cb, 0); vk->ring_used = 0; }
+    return rc;
+}
+
+/* ---- creation ---- */
+
+static void vkb_destroy(rtr_backend *be) {
+    vk_backend *vk = (vk_backend *)be;
+    if (!vk) return;
+    if (vk->dev) {
+        if (!vk->lost) {
+            if (vk->up_open) flush_uploads(vk, NULL);
+            vkDeviceWaitIdle(vk->dev);
+        }
+        vk_desc_free_all(vk);
+        rtr_buf *own[] = {vk->dummy, vk->ring, vk->stage, vk->part, vk->q8, vk->rope_tab};
+        for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) vk_buf_drop(vk, own[i]);
+        for (int i = 0; i < VP_COUNT; i++)
+            if (vk->pipe[i]) vkDestroyPipeline(vk->dev, vk->pipe[i], NULL);
+        if (vk->playout) vkDestroyPipelineLayout(vk->dev, vk->playout, NULL);
+        if (vk->dsl) vkDestroyDescriptorSetLayout(vk->dev, vk->dsl, NULL);
+        if (vk->fence) vkDestroyFence(vk->dev, vk->fence, NULL);
+        if (vk->cpool) vkDestroyCommandPool(vk->dev, vk->cpool, NULL);
+        vkDestroyDevice(vk->dev, NULL);
+    }
+    for (int i = 0; i < VK_NREC; i++) free(vk->rec[i].ops);
+    free(vk->ops);
+    if (vk->inst) vkDestroyInstance(vk->inst, NULL);
+    free(vk);
+}
+
+static const rtr_backend_ops vk_ops = {
+    .name = "vulkan",
+    .destroy = vkb_destroy,
+    .buf_new = vkb_buf_new,
+    .buf_free = vkb_buf_free,
+    .buf_write = vkb_buf_write,
+    .buf_read = vkb_buf_read,
+    .begin = vkb_begin,
+    .run = vkb_run,
+    .end = vkb_end,
+};
+
+static int make_instance(VkInstance *out, rtr_err *err) {
+    uint32_t ver = VK_API_VERSION_1_0;
+    PFN_vkEnumerateInstanceVersion ev = (PFN_vkEnumerateInstanceVersion)vkGetInstanceProcAddr(NULL, "vkEnumerateInstanceVersion");
+    if (ev) ev(&ver);
+    if (ver < VK_API_VERSION_1_1)
+        return rtr_seterr(err, RTR_EBACKEND, "vulkan: the Vulkan loader is older than 1.1");
+    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .pApplicationName = "rotor",
+                             .pEngineName = "rotor", .apiVersion = ver < VK_API_VERSION_1_3 ? ver : VK_API_VERSION_1_3};
+    VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app};
+    VkResult r = vkCreateInstance(&ci, NULL, out);
+    if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED)
+        return rtr_seterr(err, RTR_EBACKEND, "vulkan: no Vulkan driver found (%s)", vk_result_name(r));
+    if (r != VK_SUCCESS) return vk_fail(NULL, r, "vkCreateInstance", err);
+    return 0;
+}
+
+static int has_ext(VkPhysicalDevice pd, const char *name) {
+    uint32_t n = 0;
+    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL) != VK_SUCCESS || !n) return 0;
+    VkExtensionProperties *e = malloc(n * sizeof *e);
+    int found = 0;
+    if (e && vkEnumerateDeviceExtensionProperties(pd, NULL, &n, e) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(e[i].extensionName, name);
+    free(e);
+    return found;
+}
+
+/* What the shaders may use on this device. */
+typedef struct {
+    int sg, sg_size, dot, dot_accel, dot_ext, int8, st8, st16;
+    char driver[VK_MAX_DRIVER_NAME_SIZE + VK_MAX_DRIVER_INFO_SIZE + 2];
+} dev_caps;
+
+static void query_caps(VkPhysicalDevice pd, dev_caps *c) {
+    memset(c, 0, sizeof *c);
+    VkPhysicalDeviceProperties p;
+    vkGetPhysicalDeviceProperties(pd, &p);
+    int v13 = p.apiVersion >= VK_API_VERSION_1_3, v12 = p.apiVersion >= VK_API_VERSION_1_2;
+    c->dot_ext = !v13 && has_ext(pd, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
+    int drv = v12 || has_ext(pd, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME);
+    VkPhysicalDeviceSubgroupProperties sp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceDriverProperties dp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+    VkPhysicalDeviceShaderIntegerDotProductProperties ip = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sp};
+    if (drv) { dp.pNext = p2.pNext; p2.pNext = &dp; }
+    if (v13 || c->dot_ext) { ip.pNext = p2.pNext; p2.pNext = &ip; }
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    c->sg_size = (int)sp.subgroupSize;
+    c->sg = (sp.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+            (sp.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
+            (sp.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
+            sp.subgroupSize >= 4 && sp.subgroupSize <= 128 && !(sp.subgroupSize & (sp.subgroupSize - 1));
+    c->dot_accel = ip.integerDotProduct4x8BitPackedMixedSignednessAccelerated;
+    if (drv) snprintf(c->driver, sizeof c->driver, "%s %s", dp.driverName, dp.driverInfo);
+    else snprintf(c->driver, sizeof c->driver, "driver %u.%u.%u", VK_API_VERSION_MAJOR(p.driverVersion),
+                  VK_API_VERSION_MINOR(p.driverVersion), VK_API_VERSION_PATCH(p.driverVersion));
+    VkPhysicalDevice8BitStorageFeatures f8 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES};
+    VkPhysicalDevice16BitStorageFeatures f16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES, .pNext = &f8};
+    VkPhysicalDeviceShaderFloat16Int8Features fi = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .pNext = &f16};
+    VkPhysicalDeviceShaderIntegerDotProductFeatures fd = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f16};
+    if (v12 || has_ext(pd, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME)) f2.pNext = &fi;
+    if (v13 || c->dot_ext) { fd.pNext = f2.pNext; f2.pNext = &fd; }
+    vkGetPhysicalDeviceFeatures2(pd, &f2);
+    c->int8 = fi.shaderInt8;
+    c->st8 = f8.storageBuffer8BitAccess;
+    c->st16 = f16.storageBuffer16BitAccess;
+    c->dot = fd.shaderIntegerDotProduct;
+}
+
+static const char *type_name(VkPhysicalDeviceType t) {
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "CPU";
+    default: return "other";
+    }
+}
+
+int rtr_vulkan_list_devices(char *out, size_t cap) {
+    VkInstance inst;
+    rtr_err e;
+    if (make_instance(&inst, &e)) return RTR_EBACKEND;
+    uint32_t n = 0;
+    vkEnumeratePhysicalDevices(inst, &n, NULL);
+    VkPhysicalDevice *pds = n ? malloc(n * sizeof *pds) : NULL;
+    if (n && !pds) { vkDestroyInstance(inst, NULL); return RTR_ENOMEM; }
+    if (n) vkEnumeratePhysicalDevices(inst, &n, pds);
+    for (uint32_t i = 0; i < n; i++) {
+        VkPhysicalDeviceProperties p;
+        VkPhysicalDeviceMemoryProperties mp;
+        dev_caps c;
+        vkGetPhysicalDeviceProperties(pds[i], &p);
+        vkGetPhysicalDeviceMemoryProperties(pds[i], &mp);
+        query_caps(pds[i], &c);
+        char heaps[160] = "";
+        for (uint32_t h = 0; h < mp.memoryHeapCount && strlen(heaps) < sizeof heaps - 40; h++)
+            snprintf(heaps + strlen(heaps), sizeof heaps - strlen(heaps), "%s%.1f GiB%s", h ? " + " : "",
+                     mp.memoryHeaps[h].size / 1073741824.0,
+                     mp.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT ? " device" : " host");
+        size_t l = strlen(out);
+        if (l >= cap) break;
+        snprintf(out + l, cap - l,
+                 "  %u: %s (%s), %s, Vulkan %u.%u, heaps %s, subgroup %d%s, int8 %s, 8/16-bit storage %s/%s, "
+                 "int dot %s\n",
+                 i, p.deviceName, type_name(p.deviceType), c.driver, VK_API_VERSION_MAJOR(p.apiVersion),
+                 VK_API_VERSION_MINOR(p.apiVersion), heaps, c.sg_size, c.sg ? " (arith)" : "",
+                 c.int8 ? "yes" : "no", c.st8 ? "yes" : "no", c.st16 ? "yes" : "no",
+                 !c.dot ? "no" : c.dot_accel ? "yes (accelerated)" : "yes");
+    }
+    free(pds);
+    vkDestroyInstance(inst, NULL);
+    return (int)n;
+}
+
+static const rtr_spv_entry *find_spv(const char *name) {
+    for (size_t i = 0; i < sizeof rtr_spv_table / sizeof rtr_spv_table[0]; i++)
+        if (!strcmp(rtr_spv_table[i].name, name)) return &rtr_spv_table[i];
+    return NULL;
+}
+
+static int make_pipelines(vk_backend *vk, rtr_err *err) {
+    static const struct { const char *shader; int tmax; } P[VP_COUNT] = {
+        [VP_EMBED] = {"embed", 0}, [VP_NORM] = {"norm", 0}, [VP_MMT2_1] = {"mm_t2", 1},
+        [VP_MMT2_N] = {"mm_t2", VK_TMAX}, [VP_MMF_1] = {"mm_f", 1}, [VP_MMF_N] = {"mm_f", VK_TMAX},
+        [VP_ROPE] = {"rope", 0}, [VP_KV] = {"kv_store", 0}, [VP_ATTN] = {"attn", 0},
+        [VP_ATTN_MERGE] = {"attn_merge", 0}, [VP_GLU] = {"glu", 0},
+    };
+    for (int i = 0; i < VP_COUNT; i++) {
+        char name[64];
+        int mm = !strncmp(P[i].shader, "mm_", 3);
+        snprintf(name, sizeof name, "%s%s", P[i].shader, vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
+        const rtr_spv_entry *s = find_spv(name);
+        if (!s) return rtr_seterr(err, RTR_EBACKEND, "vulkan: shader %s is not built in", name);
+        VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = s->bytes, .pCode = s->code};
+        VkShaderModule mod;
+        VkResult r = vkCreateShaderModule(vk->dev, &mi, NULL, &mod);
+        if (r != VK_SUCCESS) return vk_fail(vk, r, "vkCreateShaderModule", err);
+        uint32_t tmax = (uint32_t)P[i].tmax;
+        VkSpecializationMapEntry me = {0, 0, 4};
+        VkSpecializationInfo spi = {1, &me, 4, &tmax};
+        VkComputePipelineCreateInfo ci = {
+            .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+            .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                      .module = mod, .pName = "main", .pSpecializationInfo = tmax ? &spi : NULL},
+            .layout = vk->playout};
+        r = vkCreateComputePipelines(vk->dev, VK_NULL_HANDLE, 1, &ci, NULL, &vk->pipe[i]);
+        vkDestroyShaderModule(vk->dev, mod, NULL);
+        if (r != VK_SUCCESS) return vk_fail(vk, r, "creating the compute pipelines", err);
+    }
+    return 0;
+}
+
+static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
+    int rc = make_instance(&vk->inst, err);
+    if (rc) return rc;
+    uint32_t n = 0;
+    vkEnumeratePhysicalDevices(vk->inst, &n, NULL);
+    if (!n) return rtr_seterr(err, RTR_EBACKEND, "vulkan: no device");
+    VkPhysicalDevice pds[16];
+    if (n > 16) n = 16;
+    vkEnumeratePhysicalDevices(vk->inst, &n, pds);
+    int want = cfg ? cfg->device : -1, pick = -1;
+    if (want >= (int)n) return rtr_seterr(err, RTR_EBACKEND, "vulkan: device %d does not exist (%u found)", want, n);
+    if (want >= 0) pick = want;
+    static const VkPhysicalDeviceType pref[] = {VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU, VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU,
+                                                VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU, VK_PHYSICAL_DEVICE_TYPE_CPU,
+                                                VK_PHYSICAL_DEVICE_TYPE_OTHER};
+    for (int t = 0; t < 5 && pick < 0; t++)
+        for (uint32_t i = 0; i < n && pick < 0; i++) {
+            VkPhysicalDeviceProperties p;
+            vkGetPhysicalDeviceProperties(pds[i], &p);
+            if (p.deviceType == pref[t] && p.apiVersion >= VK_API_VERSION_1_1) pick = (int)i;
+        }
+    if (pick < 0) return rtr_seterr(err, RTR_EBACKEND, "vulkan: no device supports Vulkan 1.1");
+    vk->pd = pds[pick];
+    vkGetPhysicalDeviceProperties(vk->pd, &vk->props);
+    vkGetPhysicalDeviceMemoryProperties(vk->pd, &vk->memp);
+    if (vk->props.apiVersion < VK_API_VERSION_1_1)
+        return rtr_seterr(err, RTR_EBACKEND, "vulkan: %s supports only Vulkan 1.0", vk->props.deviceName);
+    uint32_t nq = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(vk->pd, &nq, NULL);
+    VkQueueFamilyProperties qf[32];
+    if (nq > 32) nq = 32;
+    vkGetPhysicalDeviceQueueFamilyProperties(vk->pd, &nq, qf);
+    int fam = -1;
+    for (uint32_t i = 0; i < nq && fam < 0; i++) /* a compute queue without graphics first */
+        if ((qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && !(qf[i].queueFlags & VK_QUEUE_GRAPHICS_BIT)) fam = (int)i;
+    for (uint32_t i = 0; i < nq && fam < 0; i++)
+        if (qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) fam = (int)i;
+    if (fam < 0) return rtr_seterr(err, RTR_EBACKEND, "vulkan: %s has no compute queue", vk->props.deviceName);
+    vk->qfam = (uint32_t)fam;
+
+    dev_caps c;
+    query_caps(vk->pd, &c);
+    const char *port = getenv("ROTOR_VK_PORTABLE");
+    vk->portable = port && *port && strcmp(port, "0");
+    const char *nf = getenv("ROTOR_VK_NOFUSE"); /* for measuring what the fused norm saves */
+    vk->no_fuse = nf && *nf && strcmp(nf, "0");
+    vk->sg = c.sg && !vk->portable;
+    vk->sg_size = c.sg_size;
+    vk->dot = vk->sg && c.dot;
+    float prio = 1.0f;
+    VkDeviceQueueCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = vk->qfam,
+                                  .queueCount = 1, .pQueuePriorities = &prio};
+    VkPhysicalDeviceShaderIntegerDotProductFeatures fd = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES,
+                                                          .shaderIntegerDotProduct = VK_TRUE};
+    const char *exts[1];
+    uint32_t next = 0;
+    if (vk->dot && c.dot_ext) exts[next++] = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
+    VkDeviceCreateInfo di = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = vk->dot ? &fd : NULL,
+                             .queueCreateInfoCount = 1, .pQueueCreateInfos = &qi,
+                             .enabledExtensionCount = next, .ppEnabledExtensionNames = exts};
+    VkResult r = vkCreateDevice(vk->pd, &di, NULL, &vk->dev);
+    if (r != VK_SUCCESS) return vk_fail(vk, r, "vkCreateDevice", err);
+    vkGetDeviceQueue(vk->dev, vk->qfam, 0, &vk->queue);
+
+    if (vk->props.limits.maxPerStageDescriptorStorageBuffers < VK_NBIND)
+        return rtr_seterr(err, RTR_EBACKEND, "vulkan: %s allows %u storage buffers per shader, %d are needed",
+                          vk->props.deviceName, vk->props.limits.maxPerStageDescriptorStorageBuffers, VK_NBIND);
+    vk->align = vk->props.limits.minStorageBufferOffsetAlignment;
+    if (vk->align < 16) vk->align = 16;
+    vk->max_range = vk->props.limits.maxStorageBufferRange / 16 * 16;
+    vk->nt_mm = vk->sg ? 128u / (uint32_t)vk->sg_size : 128u / 16u;
+
+    VkCommandPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                  .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT, .queueFamilyIndex = vk->qfam};
+    if ((r = vkCreateCommandPool(vk->dev, &pi, NULL, &vk->cpool)) != VK_SUCCESS) return vk_fail(vk, r, "vkCreateCommandPool", err);
+    VkCommandBuffer cbs[2 + VK_NREC];
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = vk->cpool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 2 + VK_NREC};
+    if ((r = vkAllocateCommandBuffers(vk->dev, &ai, cbs)) != VK_SUCCESS) return vk_fail(vk, r, "vkAllocateCommandBuffers", err);
+    vk->up_cb = cbs[0];
+    vk->xfer_cb = cbs[1];
+    for (int i = 0; i < VK_NREC; i++) vk->rec[i].cb = cbs[2 + i];
+    VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    if ((r = vkCreateFence(vk->dev, &fi, NULL, &vk->fence)) != VK_SUCCESS) return vk_fail(vk, r, "vkCreateFence", err);
+
+    VkDescriptorSetLayoutBinding bd[VK_NBIND];
+    for (int i = 0; i < VK_NBIND; i++)
+        bd[i] = (VkDescriptorSetLayoutBinding){(uint32_t)i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, NULL};
+    VkDescriptorSetLayoutCreateInfo li = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO, .bindingCount = VK_NBIND, .pBindings = bd};
+    if ((r = vkCreateDescriptorSetLayout(vk->dev, &li, NULL, &vk->dsl)) != VK_SUCCESS) return vk_fail(vk, r, "vkCreateDescriptorSetLayout", err);
+    VkPushConstantRange pr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, 128};
+    VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1,
+                                      .pSetLayouts = &vk->dsl, .pushConstantRangeCount = 1, .pPushConstantRanges = &pr};
+    if ((r = vkCreatePipelineLayout(vk->dev, &pli, NULL, &vk->playout)) != VK_SUCCESS) return vk_fail(vk, r, "vkCreatePipelineLayout", err);
+    if ((rc = make_pipelines(vk, err))) return rc;
+
+    if (!(vk->dummy = vk_buf_make(vk, 16, VK_MEM_DEV, 0, err)) ||
+        !(vk->part = vk_buf_make(vk, VK_PART_BYTES, VK_MEM_DEV, 0, err)) ||
+        !(vk->rope_tab = vk_buf_make(vk, 64 << 10, VK_MEM_SMALL, 0, err)))
+        return err ? err->code : RTR_ENOMEM;
+    snprintf(vk->base.desc, sizeof vk->base.desc, "%.80s (Vulkan%s%s)", vk->props.deviceName,
+             vk->dot ? ", int8 dot" : vk->sg ? ", subgroups" : "", vk->portable ? ", portable" : "");
+    return 0;
+}
+
+int rtr_vulkan_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr_err *err) {
+    vk_backend *vk = calloc(1, sizeof *vk);
+    if (!vk) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
+    vk->base.ops = &vk_ops;
+    if (cfg) { vk->progress = cfg->progress; vk->progress_ud = cfg->progress_ud; }
+    int rc = setup(vk, cfg, err);
+    if (rc) { vkb_destroy(&vk->base); return rc; }
+    *out = &vk->base;
+    return 0;
+}

@@ -1,0 +1,119 @@
+/* vulkan_impl.h: what the two halves of the Vulkan backend share. vulkan.c owns the device,
+ * memory, buffers, transfers and submission; vulkan_ops.c owns op checking, descriptor sets,
+ * barriers and command recording. Internal to backends/vulkan*.c. */
+#ifndef ROTOR_VULKAN_IMPL_H
+#define ROTOR_VULKAN_IMPL_H
+
+#include "backend.h"
+#include <vulkan/vulkan.h>
+
+struct rtr_buf {
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    size_t size;        /* bytes the caller asked for */
+    VkDeviceSize vsize; /* the VkBuffer's size: size rounded up to 16 */
+    uint8_t *map;       /* host mapping, or NULL: transfers then go through staging */
+    int flags;
+};
+
+/* pipelines: one per shader, the matmuls twice (TMAX 1 for decode, VK_TMAX for batches) */
+enum {
+    VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMF_1, VP_MMF_N, VP_ROPE, VP_KV,
+    VP_ATTN, VP_ATTN_MERGE, VP_GLU, VP_COUNT
+};
+
+#define VK_NBIND 10  /* storage buffers every shader's set layout has */
+#define VK_TMAX 8    /* tokens a matmul workgroup takes at once in batches */
+#define VK_NREC 4    /* recorded batches kept for replay */
+#define VK_NPEND 64  /* accesses tracked since the last barrier */
+
+typedef struct {
+    VkBuffer b[VK_NBIND];
+    VkDeviceSize off[VK_NBIND], range[VK_NBIND];
+} vk_dkey;
+
+typedef struct {
+    vk_dkey key;
+    VkDescriptorSet set;
+    int used, pool;
+} vk_dent;
+
+typedef struct {
+    const rtr_buf *b;
+    size_t lo, hi;
+    int w;
+} vk_access;
+
+/* A recorded batch: its command buffer and the (normalized) ops it was recorded from. */
+typedef struct {
+    VkCommandBuffer cb;
+    rtr_op *ops;
+    int n, cap;
+    uint64_t stamp;
+    int valid;
+} vk_rec;
+
+typedef struct {
+    float theta;
+    int rot;
+    uint32_t off; /* byte offset in rope_tab */
+} vk_rope;
+
+typedef struct {
+    rtr_backend base;
+    VkInstance inst;
+    VkPhysicalDevice pd;
+    VkDevice dev;
+    VkQueue queue;
+    uint32_t qfam;
+    VkPhysicalDeviceProperties props;
+    VkPhysicalDeviceMemoryProperties memp;
+    int sg, dot, sg_size, portable, no_fuse;
+    VkDeviceSize align, max_range;
+    VkCommandPool cpool;
+    VkCommandBuffer up_cb, xfer_cb;
+    VkFence fence;
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout playout;
+    VkPipeline pipe[VP_COUNT];
+    uint32_t nt_mm; /* weight rows per matmul workgroup */
+    /* internal buffers */
+    rtr_buf *dummy, *ring, *stage, *part, *q8, *rope_tab;
+    size_t ring_used;
+    int up_open;
+    /* descriptor set cache: open addressing on vk_dkey */
+    vk_dent *dtab;
+    size_t dcap, dcount;
+    VkDescriptorPool *dpools;
+    int n_dpools;
+    /* the batch being collected between begin and end */
+    int recording;
+    rtr_op *ops;
+    int n_ops, cap_ops;
+    vk_rec rec[VK_NREC];
+    uint64_t stamp;
+    vk_access pend[VK_NPEND];
+    int n_pend;
+    vk_rope rope[16];
+    int n_rope;
+    uint32_t rope_used;
+    int lost;
+    void (*progress)(uint64_t, uint64_t, void *);
+    void *progress_ud;
+} vk_backend;
+
+/* vulkan.c */
+enum { VK_MEM_DEV, VK_MEM_HOST, VK_MEM_STAGE, VK_MEM_SMALL };
+rtr_buf *vk_buf_make(vk_backend *vk, size_t bytes, int kind, int flags, rtr_err *err);
+void vk_buf_drop(vk_backend *vk, rtr_buf *b);
+int vk_write(vk_backend *vk, rtr_buf *b, size_t off, const void *src, size_t n, rtr_err *err);
+int vk_fail(vk_backend *vk, VkResult r, const char *what, rtr_err *err);
+
+/* vulkan_ops.c */
+int vk_op_check(vk_backend *vk, const rtr_op *op, rtr_op *norm, rtr_err *err);
+int vk_prepare(vk_backend *vk, rtr_err *err);
+int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err);
+void vk_forget_buffer(vk_backend *vk, const rtr_buf *b);
+void vk_desc_free_all(vk_backend *vk);
+
+#endif

@@ -1,0 +1,679 @@
+/* vulkan_ops.c: the Vulkan backend's op half: checking each op against backend.h (sizes,
+ * offsets, bounds: a bad op is an error here, never an out-of-bounds access on the device),
+ * the descriptor-set cache, barriers between dependent ops, and recording a batch.
+ *
+ * Every shader has the same set layout: ten storage buffers. An operand is bound from its
+ * offset rounded down to the device's alignment, and the remainder goes in the push constants;
+ * a set is made once per distinct (buffers, ranges) and kept, so a layer's ops find theirs in a
+ * hash table. A barrier goes between two ops only when one writes what the other touches. */
+#include "vulkan_impl.h"
+#include "../models/format.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- op checks ---- */
+
+typedef struct {
+    vk_access a[12];
+    int open[12]; /* extent runs to the end of the buffer (KV ring writes by slot) */
+    int n;
+} acc_list;
+
+static int mul3(size_t a, size_t b, size_t c, size_t *out) {
+    size_t t;
+    if (__builtin_mul_overflow(a, b, &t) || __builtin_mul_overflow(t, c, out)) return 0;
+    return 1;
+}
+
+/* Adds operand r of bytes (checked: present, aligned, inside its buffer and the device's
+ * storage range). Absent optional operands are skipped. */
+static int need(const vk_backend *vk, acc_list *l, rtr_ref r, size_t bytes, int w, int optional, int open,
+                const char *what, rtr_err *err) {
+    if (!r.buf) {
+        if (optional) return 0;
+        return rtr_seterr(err, RTR_EARG, "vulkan: %s is missing", what);
+    }
+    if (r.off % 4) return rtr_seterr(err, RTR_EARG, "vulkan: %s offset %zu is not 4-byte aligned", what, r.off);
+    if (r.off > r.buf->size || bytes > r.buf->size - r.off)
+        return rtr_seterr(err, RTR_EARG, "vulkan: %s (%zu bytes at %zu) runs past its buffer of %zu bytes", what,
+                          bytes, r.off, r.buf->size);
+    size_t resid = r.off % vk->align;
+    if (!open && bytes + resid > vk->max_range)
+        return rtr_seterr(err, RTR_EARG, "vulkan: %s of %zu bytes exceeds the device's storage buffer range (%llu)",
+                          what, bytes, (unsigned long long)vk->max_range);
+    if (open) bytes = r.buf->size - r.off;
+    l->open[l->n] = open;
+    l->a[l->n++] = (vk_access){r.buf, r.off, r.off + bytes, w};
+    return 0;
+}
+
+static size_t kpad128(int n) { return ((size_t)n + 127) / 128 * 128; }
+
+static int float_type(int t) { return t == RTR_T_F32 || t == RTR_T_F16 || t == RTR_T_BF16 || t == RTR_T_Q8R; }
+
+static int table_bytes(int type, int rows, int d, size_t *out) {
+    size_t rb;
+    switch (type) {
+    case RTR_T_F32: return mul3((size_t)rows, (size_t)d, 4, out);
+    case RTR_T_F16: case RTR_T_BF16: return mul3((size_t)rows, (size_t)d, 2, out);
+    default: rb = (size_t)rtr_q8r_row_bytes((uint64_t)d) + 4; return mul3((size_t)rows, rb, 1, out);
+    }
+}
+
+#define NEED(ref, bytes, w, opt, what)                                                 \
+    do {                                                                               \
+        int rc_ = need(vk, l, ref, bytes, w, opt, 0, what, err);                       \
+        if (rc_) return rc_;                                                           \
+    } while (0)
+#define BAD(...) return rtr_seterr(err, RTR_EARG, __VA_ARGS__)
+#define SZ(a, b, c) (mul3((size_t)(a), (size_t)(b), (size_t)(c), &sz) ? sz : (size_t)-1)
+
+/* The op's operands as accesses, after checking its parameters. */
+static int op_accesses(const vk_backend *vk, const rtr_op *op, acc_list *l, rtr_err *err) {
+    l->n = 0;
+    int rows = op->rows;
+    size_t sz;
+    if (rows < 1 || rows > (1 << 24)) BAD("vulkan: op %d: bad row count %d", op->kind, rows);
+    switch (op->kind) {
+    case RTR_OP_EMBED: {
+        int t = op->p.emb.type, d = op->p.emb.d, nr = op->p.emb.n_rows;
+        if (!float_type(t) || d < 1 || nr < 1) BAD("vulkan: embed: bad table (type %d, %d x %d)", t, nr, d);
+        size_t tb;
+        if (!table_bytes(t, nr, d, &tb)) BAD("vulkan: embed: table too large");
+        NEED(op->a, tb, 0, 0, "embed table");
+        NEED(op->b, SZ(rows, 4, 1), 0, 0, "embed ids");
+        NEED(op->dst, SZ(rows, d, 4), 1, 0, "embed output");
+        break;
+    }
+    case RTR_OP_RMSNORM:
+    case RTR_OP_QUANT: {
+        int n = op->p.norm.n, norm = op->kind == RTR_OP_RMSNORM;
+        if (n < 1) BAD("vulkan: norm: bad row length %d", n);
+        if (norm && !(op->p.norm.eps >= 0)) BAD("vulkan: norm: bad eps");
+        NEED(op->a, SZ(rows, n, 4), norm && op->b.buf, 0, "norm input");
+        if (norm) {
+            NEED(op->b, SZ(rows, n, 4), 0, 1, "norm residual");
+            NEED(op->c, SZ(n, 4, 1), 0, 1, "norm weight");
+            NEED(op->dst, SZ(rows, n, 4), 1, 1, "norm output");
+        }
+        NEED(op->dst2, SZ(rows, kpad128(n), 1), 1, norm, "quantized output");
+        if (op->dst2.buf) NEED(op->dst3, SZ(rows, 4, 1), 1, 0, "quantization scales");
+        if (!op->dst.buf && !op->dst2.buf) BAD("vulkan: norm: no output");
+        break;
+    }
+    case RTR_OP_MATMUL_T2: {
+        int nm = op->p.mm.n_mat, k = op->p.mm.k;
+        if (nm < 1 || nm > 3) BAD("vulkan: matmul: %d matrices (1 to 3)", nm);
+        if (k < 1) BAD("vulkan: matmul: bad k %d", k);
+        size_t total = 0;
+        NEED(op->a, SZ(rows, kpad128(k), 1), 0, 0, "matmul input");
+        NEED(op->b, SZ(rows, 4, 1), 0, 0, "matmul input scales");
+        for (int i = 0; i < nm; i++) {
+            int n = op->p.mm.n[i];
+            if (n < 1) BAD("vulkan: matmul: bad row count %d", n);
+            total += (size_t)n;
+            NEED(op->p.mm.w[i], SZ(n, rtr_t2_row_bytes((uint64_t)k), 1), 0, 0, "matmul weights");
+            NEED(op->p.mm.out[i], SZ(rows, n, 4), 1, 0, "matmul output");
+        }
+        if ((total + vk->nt_mm - 1) / vk->nt_mm > 65535ull * 65535ull || (rows + VK_TMAX - 1) / VK_TMAX > 65535)
+            BAD("vulkan: matmul too large");
+        break;
+    }
+    case RTR_OP_MATMUL_F: {
+        int t = op->p.mf.type, n = op->p.mf.n, k = op->p.mf.k;
+        if (!float_type(t) || n < 1 || k < 1) BAD("vulkan: matmul_f: bad weights (type %d, %d x %d)", t, n, k);
+        size_t wb;
+        if (!table_bytes(t, n, k, &wb)) BAD("vulkan: matmul_f: weights too large");
+        NEED(op->a, SZ(rows, k, 4), 0, 0, "matmul_f input");
+        NEED(op->p.mm.w[0], wb, 0, 0, "matmul_f weights");
+        NEED(op->dst, SZ(rows, n, 4), 1, 0, "matmul_f output");
+        if ((n + vk->nt_mm - 1) / vk->nt_mm > 65535u * 65535u || (rows + VK_TMAX - 1) / VK_TMAX > 65535)
+            BAD("vulkan: matmul_f too large");
+        break;
+    }
+    case RTR_OP_ROPE: {
+        int nh = op->p.rope.n_head, hd = op->p.rope.head_dim, rd = op->p.rope.rot_dim;
+        if (nh < 1 || hd < 2 || rd < 2 || rd > hd || rd % 2 || rd > 2048)
+            BAD("vulkan: rope: bad shape (%d heads of %d, %d rotated)", nh, hd, rd);
+        if (!(op->p.rope.theta > 0) || !isfinite(op->p.rope.theta)) BAD("vulkan: rope: bad theta");
+        NEED(op->a, SZ(rows, nh, (size_t)hd * 4), 1, 0, "rope input");
+        NEED(op->b, SZ(rows, 4, 1), 0, 0, "rope positions");
+        break;
+    }
+    case RTR_OP_KV_STORE: {
+        int n = op->p.kv.n, t = op->p.kv.type;
+        if (n < 2 || n % 2) BAD("vulkan: kv_store: row length %d must be even", n);
+        if (t != RTR_T_F16 && t != RTR_T_F32) BAD("vulkan: kv_store: cache type %d (f16 or f32)", t);
+        size_t es = t == RTR_T_F32 ? 4 : 2;
+        NEED(op->a, SZ(rows, n, 4), 0, 0, "kv_store keys");
+        NEED(op->b, SZ(rows, n, 4), 0, 0, "kv_store values");
+        NEED(op->c, SZ(rows, 4, 1), 0, 0, "kv_store slots");
+        int rc = need(vk, l, op->dst, (size_t)n * es, 1, 0, 1, "key cache", err);
+        if (!rc) rc = need(vk, l, op->dst2, (size_t)n * es, 1, 0, 1, "value cache", err);
+        if (rc) return rc;
+        break;
+    }
+    case RTR_OP_ATTN: {
+        int nh = op->p.attn.n_head, nkv = op->p.attn.n_kv, hd = op->p.attn.head_dim, cap = op->p.attn.cap;
+        if (nh < 1 || nkv < 1 || nh % nkv || nh > 65535) BAD("vulkan: attn: bad head counts %d / %d", nh, nkv);
+        if (hd < 2 || hd % 2 || hd > 256) BAD("vulkan: attn: head_dim %d must be even and at most 256", hd);
+        if (cap < 1) BAD("vulkan: attn: bad ring size %d", cap);
+        int t = op->p.attn.kv_type;
+        if (t != RTR_T_F16 && t != RTR_T_F32) BAD("vulkan: attn: cache type %d (f16 or f32)", t);
+        size_t es = t == RTR_T_F32 ? 4 : 2;
+        if (rows > 65535) BAD("vulkan: attn: too many rows");
+        NEED(op->a, SZ(rows, nh, (size_t)hd * 4), 0, 0, "attn queries");
+        NEED(op->b, SZ(cap, nkv, (size_t)hd * es), 0, 0, "key cache");
+        NEED(op->c, SZ(cap, nkv, (size_t)hd * es), 0, 0, "value cache");
+        NEED(op->d, SZ(cap, 4, 1), 0, 0, "slot positions");
+        NEED(op->e, SZ(rows, 4, 1), 0, 0, "query positions");
+        NEED(op->dst, SZ(rows, nh, (size_t)hd * 4), 1, 0, "attn output");
+        break;
+    }
+    case RTR_OP_GLU:
+    case RTR_OP_ADD: {
+        int n = op->kind == RTR_OP_GLU ? op->p.glu.n : op->p.add.n;
+        if (n < 1) BAD("vulkan: bad row length %d", n);
+        if (op->kind == RTR_OP_GLU && (op->p.glu.act < 0 || op->p.glu.act > 2)) BAD("vulkan: glu: unknown activation %d", op->p.glu.act);
+        NEED(op->a, SZ(rows, n, 4), 0, 0, "elementwise input");
+        if (op->kind == RTR_OP_GLU) NEED(op->b, SZ(rows, n, 4), 0, 0, "glu gate input");
+        NEED(op->dst, SZ(rows, n, 4), 1, 0, "elementwise output");
+        break;
+    }
+    default: BAD("vulkan: unknown op %d", op->kind);
+    }
+    return 0;
+}
+
+/* A copy of op holding only the fields its kind uses (everything else zero), so that two
+ * batches of the same ops compare equal byte for byte. */
+static void normalize(const rtr_op *op, rtr_op *o) {
+    memset(o, 0, sizeof *o);
+    o->kind = op->kind;
+    o->rows = op->rows;
+    const rtr_ref *src[8] = {&op->dst, &op->dst2, &op->dst3, &op->a, &op->b, &op->c, &op->d, &op->e};
+    rtr_ref *dst[8] = {&o->dst, &o->dst2, &o->dst3, &o->a, &o->b, &o->c, &o->d, &o->e};
+    for (int i = 0; i < 8; i++)
+        if (src[i]->buf) { dst[i]->buf = src[i]->buf; dst[i]->off = src[i]->off; }
+    switch (op->kind) {
+    case RTR_OP_EMBED:
+        o->p.emb.type = op->p.emb.type; o->p.emb.n_rows = op->p.emb.n_rows;
+        o->p.emb.d = op->p.emb.d; o->p.emb.scale = op->p.emb.scale;
+        break;
+    case RTR_OP_RMSNORM: case RTR_OP_QUANT:
+        o->p.norm.n = op->p.norm.n;
+        o->p.norm.eps = op->kind == RTR_OP_RMSNORM ? op->p.norm.eps : 0.0f;
+        break;
+    case RTR_OP_MATMUL_T2:
+        o->p.mm.n_mat = op->p.mm.n_mat; o->p.mm.k = op->p.mm.k; o->p.mm.accum = op->p.mm.accum != 0;
+        for (int i = 0; i < op->p.mm.n_mat; i++) {
+            o->p.mm.w[i].buf = op->p.mm.w[i].buf; o->p.mm.w[i].off = op->p.mm.w[i].off;
+            o->p.mm.out[i].buf = op->p.mm.out[i].buf; o->p.mm.out[i].off = op->p.mm.out[i].off;
+            o->p.mm.n[i] = op->p.mm.n[i]; o->p.mm.alpha[i] = op->p.mm.alpha[i];
+        }
+        break;
+    case RTR_OP_MATMUL_F: {
+        rtr_ref w = op->p.mm.w[0];
+        o->p.mm.w[0].buf = w.buf; o->p.mm.w[0].off = w.off; /* beside p.mf in the union */
+        o->p.mf.type = op->p.mf.type; o->p.mf.n = op->p.mf.n; o->p.mf.k = op->p.mf.k;
+        break;
+    }
+    case RTR_OP_ROPE:
+        o->p.rope.n_head = op->p.rope.n_head; o->p.rope.head_dim = op->p.rope.head_dim;
+        o->p.rope.rot_dim = op->p.rope.rot_dim; o->p.rope.theta = op->p.rope.theta;
+        break;
+    case RTR_OP_KV_STORE: o->p.kv.n = op->p.kv.n; o->p.kv.type = op->p.kv.type; break;
+    case RTR_OP_ATTN:
+        o->p.attn.n_head = op->p.attn.n_head; o->p.attn.n_kv = op->p.attn.n_kv;
+        o->p.attn.head_dim = op->p.attn.head_dim; o->p.attn.cap = op->p.attn.cap;
+        o->p.attn.n_sink = op->p.attn.n_sink; o->p.attn.window = op->p.attn.window;
+        o->p.attn.scale = op->p.attn.scale; o->p.attn.kv_type = op->p.attn.kv_type;
+        break;
+    case RTR_OP_GLU: o->p.glu.n = op->p.glu.n; o->p.glu.act = op->p.glu.act; break;
+    case RTR_OP_ADD: o->p.add.n = op->p.add.n; break;
+    }
+}
+
+int vk_op_check(vk_backend *vk, const rtr_op *op, rtr_op *norm, rtr_err *err) {
+    acc_list l;
+    int rc = op_accesses(vk, op, &l, err);
+    if (rc) return rc;
+    normalize(op, norm);
+    return 0;
+}
+
+/* ---- descriptor sets ---- */
+
+static uint64_t key_hash(const vk_dkey *k) {
+    const uint8_t *p = (const uint8_t *)k;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < sizeof *k; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static int table_put(vk_dent *tab, size_t cap, const vk_dent *e) {
+    size_t i = key_hash(&e->key) & (cap - 1);
+    while (tab[i].used) i = (i + 1) & (cap - 1);
+    tab[i] = *e;
+    return 0;
+}
+
+static int table_grow(vk_backend *vk, size_t cap, rtr_err *err) {
+    vk_dent *n = calloc(cap, sizeof *n);
+    if (!n) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < vk->dcap; i++)
+        if (vk->dtab[i].used) table_put(n, cap, &vk->dtab[i]);
+    free(vk->dtab);
+    vk->dtab = n;
+    vk->dcap = cap;
+    return 0;
+}
+
+static int new_pool(vk_backend *vk, rtr_err *err) {
+    VkDescriptorPool *np = realloc(vk->dpools, (size_t)(vk->n_dpools + 1) * sizeof *np);
+    if (!np) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
+    vk->dpools = np;
+    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 256 * VK_NBIND};
+    VkDescriptorPoolCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                     .flags = VK_DESCRIPTOR_POOL_CREATE_FREE_DESCRIPTOR_SET_BIT,
+                                     .maxSets = 256, .poolSizeCount = 1, .pPoolSizes = &ps};
+    VkResult r = vkCreateDescriptorPool(vk->dev, &ci, NULL, &vk->dpools[vk->n_dpools]);
+    if (r != VK_SUCCESS) return vk_fail(vk, r, "vkCreateDescriptorPool", err);
+    vk->n_dpools++;
+    return 0;
+}
+
+static VkDescriptorSet desc_get(vk_backend *vk, const vk_dkey *k, rtr_err *err) {
+    if ((vk->dcount + 1) * 2 > vk->dcap && table_grow(vk, vk->dcap ? vk->dcap * 2 : 256, err)) return VK_NULL_HANDLE;
+    size_t i = key_hash(k) & (vk->dcap - 1);
+    for (; vk->dtab[i].used; i = (i + 1) & (vk->dcap - 1))
+        if (!memcmp(&vk->dtab[i].key, k, sizeof *k)) return vk->dtab[i].set;
+    vk_dent e = {.key = *k, .used = 1};
+    VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO, .descriptorSetCount = 1,
+                                      .pSetLayouts = &vk->dsl};
+    VkResult r = VK_ERROR_OUT_OF_POOL_MEMORY;
+    if (vk->n_dpools) {
+        ai.descriptorPool = vk->dpools[vk->n_dpools - 1];
+        r = vkAllocateDescriptorSets(vk->dev, &ai, &e.set);
+    }
+    if (r == VK_ERROR_OUT_OF_POOL_MEMORY || r == VK_ERROR_FRAGMENTED_POOL) {
+        if (new_pool(vk, err)) return VK_NULL_HANDLE;
+        ai.descriptorPool = vk->dpools[vk->n_dpools - 1];
+        r = vkAllocateDescriptorSets(vk->dev, &ai, &e.set);
+    }
+    if (r != VK_SUCCESS) { vk_fail(vk, r, "vkAllocateDescriptorSets", err); return VK_NULL_HANDLE; }
+    e.pool = vk->n_dpools - 1;
+    VkDescriptorBufferInfo bi[VK_NBIND];
+    VkWriteDescriptorSet w = {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = e.set, .descriptorCount = VK_NBIND,
+                              .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = bi};
+    for (int b = 0; b < VK_NBIND; b++) bi[b] = (VkDescriptorBufferInfo){k->b[b], k->off[b], k->range[b]};
+    vkUpdateDescriptorSets(vk->dev, 1, &w, 0, NULL);
+    vk->dtab[i] = e;
+    vk->dcount++;
+    return e.set;
+}
+
+/* A buffer is going away: drop the sets that name it and every recording (they may too). */
+void vk_forget_buffer(vk_backend *vk, const rtr_buf *b) {
+    for (int i = 0; i < VK_NREC; i++) vk->rec[i].valid = 0;
+    if (!vk->dcap) return;
+    vk_dent *n = calloc(vk->dcap, sizeof *n);
+    size_t cnt = 0;
+    for (size_t i = 0; i < vk->dcap; i++) {
+        vk_dent *e = &vk->dtab[i];
+        if (!e->used) continue;
+        int hit = 0;
+        for (int j = 0; j < VK_NBIND; j++) hit |= e->key.b[j] == b->buf;
+        if (hit || !n) vkFreeDescriptorSets(vk->dev, vk->dpools[e->pool], 1, &e->set);
+        else { table_put(n, vk->dcap, e); cnt++; }
+    }
+    if (n) { free(vk->dtab); vk->dtab = n; vk->dcount = cnt; }
+    else memset(vk->dtab, 0, vk->dcap * sizeof *vk->dtab), vk->dcount = 0;
+}
+
+void vk_desc_free_all(vk_backend *vk) {
+    for (int i = 0; i < vk->n_dpools; i++) vkDestroyDescriptorPool(vk->dev, vk->dpools[i], NULL);
+    free(vk->dpools);
+    free(vk->dtab);
+    vk->dpools = NULL;
+    vk->dtab = NULL;
+    vk->n_dpools = 0;
+    vk->dcap = vk->dcount = 0;
+}
+
+/* ---- recording ---- */
+
+#define P VK_NBIND /* push constants: the operands' offsets, then each shader's parameters */
+
+typedef struct {
+    vk_backend *vk;
+    VkCommandBuffer cb;
+    VkPipeline cur;
+    rtr_ref ref[VK_NBIND];
+    uint32_t pc[32];
+} rec_ctx;
+
+/* Puts a barrier before the next dispatch when it touches what an earlier one since the last
+ * barrier wrote, or writes what one read. */
+static void depend(rec_ctx *c, const vk_access *a, int n) {
+    vk_backend *vk = c->vk;
+    int need = vk->n_pend + n > VK_NPEND;
+    for (int i = 0; i < n && !need; i++)
+        for (int j = 0; j < vk->n_pend && !need; j++) {
+            const vk_access *p = &vk->pend[j];
+            need = p->b == a[i].b && p->lo < a[i].hi && a[i].lo < p->hi && (p->w || a[i].w);
+        }
+    if (need) {
+        VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                              .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+        vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1,
+                             &mb, 0, NULL, 0, NULL);
+        vk->n_pend = 0;
+    }
+    for (int i = 0; i < n; i++) vk->pend[vk->n_pend++] = a[i];
+}
+
+static void clear_refs(rec_ctx *c) { memset(c->ref, 0, sizeof c->ref); }
+
+static void bind_range(const vk_backend *vk, rtr_ref r, VkDeviceSize *base, VkDeviceSize *range) {
+    *base = r.off / vk->align * vk->align;
+    *range = r.buf->vsize - *base;
+    if (*range > vk->max_range) *range = vk->max_range;
+}
+
+/* Binds pipeline p with the operands in c->ref, pushes npc words of c->pc (the first eight
+ * are filled here with the operands' offsets inside their bound ranges) and dispatches. */
+static int dispatch(rec_ctx *c, int p, int npc, uint32_t gx, uint32_t gy, uint32_t gz, rtr_err *err) {
+    vk_backend *vk = c->vk;
+    vk_dkey k;
+    memset(&k, 0, sizeof k);
+    for (int i = 0; i < VK_NBIND; i++) {
+        if (!c->ref[i].buf) {
+            k.b[i] = vk->dummy->buf;
+            k.range[i] = vk->dummy->vsize;
+            c->pc[i] = 0;
+            continue;
+        }
+        k.b[i] = c->ref[i].buf->buf;
+        bind_range(vk, c->ref[i], &k.off[i], &k.range[i]);
+        c->pc[i] = (uint32_t)(c->ref[i].off - k.off[i]);
+    }
+    VkDescriptorSet set = desc_get(vk, &k, err);
+    if (!set) return err ? err->code : RTR_EBACKEND;
+    if (c->cur != vk->pipe[p]) {
+        vkCmdBindPipeline(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, vk->pipe[p]);
+        c->cur = vk->pipe[p];
+    }
+    vkCmdBindDescriptorSets(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, vk->playout, 0, 1, &set, 0, NULL);
+    vkCmdPushConstants(c->cb, vk->playout, VK_SHADER_STAGE_COMPUTE_BIT, 0, (uint32_t)npc * 4, c->pc);
+    vkCmdDispatch(c->cb, gx, gy, gz);
+    return 0;
+}
+
+/* groups laid out over x (at most 65535) and y */
+static void grid(uint64_t groups, uint32_t *gx, uint32_t *gy) {
+    if (!groups) groups = 1;
+    *gx = groups < 65535 ? (uint32_t)groups : 65535;
+    *gy = (uint32_t)((groups + *gx - 1) / *gx);
+}
+
+static uint32_t fbits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+static int find_rope(const vk_backend *vk, float theta, int rot) {
+    for (int i = 0; i < vk->n_rope; i++)
+        if (vk->rope[i].theta == theta && vk->rope[i].rot == rot) return i;
+    return -1;
+}
+
+static int rec_norm(rec_ctx *c, const rtr_op *op, rtr_err *err) {
+    int n = op->p.norm.n, norm = op->kind == RTR_OP_RMSNORM;
+    clear_refs(c);
+    c->ref[0] = op->a; c->ref[4] = op->dst2; c->ref[5] = op->dst3;
+    if (norm) { c->ref[1] = op->b; c->ref[2] = op->c; c->ref[3] = op->dst; }
+    c->pc[P + 0] = (uint32_t)op->rows;
+    c->pc[P + 1] = (uint32_t)n;
+    c->pc[P + 2] = (uint32_t)kpad128(n);
+    c->pc[P + 3] = (norm && op->b.buf ? 1u : 0) | (norm && op->c.buf ? 2u : 0) | (norm && op->dst.buf ? 4u : 0) |
+                (op->dst2.buf ? 8u : 0) | (norm ? 16u : 0);
+    c->pc[P + 4] = fbits(norm ? op->p.norm.eps : 0.0f);
+    uint32_t gx, gy;
+    grid((uint64_t)op->rows, &gx, &gy);
+    return dispatch(c, VP_NORM, P + 5, gx, gy, 1, err);
+}
+
+static int rec_matmul_f(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err) {
+    vk_backend *vk = c->vk;
+    int t = op->p.mf.type, n = op->p.mf.n, k = op->p.mf.k, rows = op->rows, rc;
+    size_t kq = (size_t)rtr_q8r_row_bytes((uint64_t)k);
+    clear_refs(c);
+    if (t == RTR_T_Q8R) {
+        /* the CPU quantizes the input rows first; so does this, into the q8 scratch */
+        rtr_ref q = {vk->q8, 0}, s = {vk->q8, (size_t)rows * kq};
+        vk_access qa[2] = {{vk->q8, 0, (size_t)rows * (kq + 4), 1}, l->a[0]};
+        depend(c, qa, 2);
+        c->ref[0] = op->a; c->ref[4] = q; c->ref[5] = s;
+        c->pc[P + 0] = (uint32_t)rows; c->pc[P + 1] = (uint32_t)k; c->pc[P + 2] = (uint32_t)kq; c->pc[P + 3] = 8u; c->pc[P + 4] = 0;
+        uint32_t gx, gy;
+        grid((uint64_t)rows, &gx, &gy);
+        if ((rc = dispatch(c, VP_NORM, P + 5, gx, gy, 1, err))) return rc;
+        clear_refs(c);
+        c->ref[0] = q; c->ref[1] = s;
+        qa[0].w = 0;
+        depend(c, qa, 1);
+        depend(c, l->a + 1, l->n - 1);
+    } else {
+        c->ref[0] = op->a;
+        depend(c, l->a, l->n);
+    }
+    c->ref[2] = op->p.mm.w[0]; c->ref[3] = op->dst;
+    c->pc[P + 0] = (uint32_t)t; c->pc[P + 1] = (uint32_t)n; c->pc[P + 2] = (uint32_t)k; c->pc[P + 3] = (uint32_t)rows;
+    c->pc[P + 4] = vk->nt_mm; c->pc[P + 5] = (uint32_t)kq;
+    uint32_t gx, gy, tm = rows == 1 ? 1 : VK_TMAX;
+    grid((n + vk->nt_mm - 1) / vk->nt_mm, &gx, &gy);
+    return dispatch(c, rows == 1 ? VP_MMF_1 : VP_MMF_N, P + 6, gx, gy, (uint32_t)(rows + tm - 1) / tm, err);
+}
+
+static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
+    vk_backend *vk = c->vk;
+    int nh = op->p.attn.n_head, hd = op->p.attn.head_dim, cap = op->p.attn.cap, rows = op->rows;
+    /* split the ring across workgroups when there are too few (head, row) pairs to fill the
+     * device; the partial results meet in the scratch */
+    uint32_t nch = (uint32_t)(cap + 127) / 128, want = (uint32_t)((256 + rows * nh - 1) / (rows * nh));
+    size_t per = (size_t)rows * nh * (hd + 2) * 4;
+    uint32_t fit = (uint32_t)(vk->part->size / per), ns = want;
+    if (ns > nch) ns = nch;
+    if (ns > 64) ns = 64;
+    if (ns > fit) ns = fit;
+    if (ns < 1) ns = 1;
+    uint32_t cps = (nch + ns - 1) / ns;
+    ns = (nch + cps - 1) / cps;
+    clear_refs(c);
+    c->ref[0] = op->a; c->ref[1] = op->b; c->ref[2] = op->c; c->ref[3] = op->d; c->ref[4] = op->e;
+    c->ref[5] = op->dst; c->ref[6] = (rtr_ref){vk->part, 0};
+    c->pc[P + 0] = (uint32_t)nh; c->pc[P + 1] = (uint32_t)op->p.attn.n_kv; c->pc[P + 2] = (uint32_t)hd; c->pc[P + 3] = (uint32_t)cap;
+    c->pc[P + 4] = (uint32_t)op->p.attn.n_sink; c->pc[P + 5] = (uint32_t)op->p.attn.window;
+    c->pc[P + 6] = fbits(op->p.attn.scale); c->pc[P + 7] = ns; c->pc[P + 8] = cps;
+    c->pc[P + 9] = op->p.attn.kv_type == RTR_T_F32;
+    if (ns > 1) {
+        vk_access pa = {vk->part, 0, per * ns, 1};
+        depend(c, &pa, 1);
+    }
+    int rc = dispatch(c, VP_ATTN, P + 10, (uint32_t)nh, (uint32_t)rows, ns, err);
+    if (rc || ns == 1) return rc;
+    vk_access pa = {vk->part, 0, per * ns, 0};
+    depend(c, &pa, 1);
+    return dispatch(c, VP_ATTN_MERGE, P + 10, (uint32_t)nh, (uint32_t)rows, 1, err);
+}
+
+static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
+    vk_backend *vk = c->vk;
+    acc_list l;
+    int rc = op_accesses(vk, op, &l, err);
+    if (rc) return rc;
+    if (op->kind != RTR_OP_MATMUL_F) depend(c, l.a, l.n);
+    uint32_t gx, gy;
+    int rows = op->rows;
+    clear_refs(c);
+    switch (op->kind) {
+    case RTR_OP_EMBED:
+        c->ref[0] = op->a; c->ref[1] = op->b; c->ref[2] = op->dst;
+        c->pc[P + 0] = (uint32_t)op->p.emb.type; c->pc[P + 1] = (uint32_t)op->p.emb.n_rows; c->pc[P + 2] = (uint32_t)op->p.emb.d;
+        c->pc[P + 3] = (uint32_t)rows; c->pc[P + 4] = fbits(op->p.emb.scale);
+        c->pc[P + 5] = (uint32_t)rtr_q8r_row_bytes((uint64_t)op->p.emb.d);
+        grid(((uint64_t)rows * op->p.emb.d + 255) / 256, &gx, &gy);
+        return dispatch(c, VP_EMBED, P + 6, gx, gy, 1, err);
+    case RTR_OP_RMSNORM:
+    case RTR_OP_QUANT:
+        return rec_norm(c, op, err);
+    case RTR_OP_MATMUL_T2: {
+        /* push: kw, rows, n0..n2, accum, rows a workgroup, alpha0..2 */
+        uint64_t total = 0;
+        c->ref[0] = op->a; c->ref[1] = op->b;
+        for (int i = 0; i < 3; i++) {
+            int on = i < op->p.mm.n_mat;
+            if (on) { c->ref[2 + i] = op->p.mm.w[i]; c->ref[5 + i] = op->p.mm.out[i]; }
+            c->pc[P + 2 + i] = on ? (uint32_t)op->p.mm.n[i] : 0;
+            c->pc[P + 7 + i] = on ? fbits(op->p.mm.alpha[i]) : 0;
+            total += on ? (uint64_t)op->p.mm.n[i] : 0;
+        }
+        c->pc[P + 0] = (uint32_t)(kpad128(op->p.mm.k) / 16);
+        c->pc[P + 1] = (uint32_t)rows;
+        c->pc[P + 5] = op->p.mm.accum ? 1u : 0;
+        c->pc[P + 6] = vk->nt_mm;
+        c->pc[P + 10] = c->pc[P + 11] = c->pc[P + 12] = 0; /* not fused */
+        uint32_t tm = rows == 1 ? 1 : VK_TMAX;
+        grid((total + vk->nt_mm - 1) / vk->nt_mm, &gx, &gy);
+        return dispatch(c, rows == 1 ? VP_MMT2_1 : VP_MMT2_N, P + 13, gx, gy, (uint32_t)(rows + tm - 1) / tm, err);
+    }
+    case RTR_OP_MATMUL_F:
+        return rec_matmul_f(c, op, &l, err);
+    case RTR_OP_ROPE: {
+        int half = op->p.rope.rot_dim / 2, ri = find_rope(vk, op->p.rope.theta, op->p.rope.rot_dim);
+        if (ri < 0) return rtr_seterr(err, RTR_EBACKEND, "vulkan: rope table missing");
+        c->ref[0] = op->a; c->ref[1] = op->b; c->ref[2] = (rtr_ref){vk->rope_tab, vk->rope[ri].off};
+        c->pc[P + 0] = (uint32_t)rows; c->pc[P + 1] = (uint32_t)op->p.rope.n_head; c->pc[P + 2] = (uint32_t)op->p.rope.head_dim;
+        c->pc[P + 3] = (uint32_t)half;
+        grid(((uint64_t)rows * op->p.rope.n_head * half + 255) / 256, &gx, &gy);
+        return dispatch(c, VP_ROPE, P + 4, gx, gy, 1, err);
+    }
+    case RTR_OP_KV_STORE: {
+        int n = op->p.kv.n;
+        uint64_t ms = UINT32_MAX, es = op->p.kv.type == RTR_T_F32 ? 4 : 2;
+        const rtr_ref *caches[2] = {&op->dst, &op->dst2};
+        for (int i = 0; i < 2; i++) {
+            VkDeviceSize base, range;
+            bind_range(vk, *caches[i], &base, &range);
+            uint64_t s = (range - (caches[i]->off - base)) / ((uint64_t)n * es);
+            if (s < ms) ms = s;
+        }
+        c->ref[0] = op->a; c->ref[1] = op->b; c->ref[2] = op->c; c->ref[3] = op->dst; c->ref[4] = op->dst2;
+        c->pc[P + 0] = (uint32_t)rows; c->pc[P + 1] = (uint32_t)n; c->pc[P + 2] = (uint32_t)ms; c->pc[P + 3] = es == 4;
+        grid(((uint64_t)rows * (n / 2) + 255) / 256, &gx, &gy);
+        return dispatch(c, VP_KV, P + 4, gx, gy, 1, err);
+    }
+    case RTR_OP_ATTN:
+        return rec_attn(c, op, err);
+    case RTR_OP_GLU:
+    case RTR_OP_ADD: {
+        int add = op->kind == RTR_OP_ADD, n = add ? op->p.add.n : op->p.glu.n;
+        c->ref[0] = op->a; c->ref[1] = add ? (rtr_ref){NULL, 0} : op->b; c->ref[2] = op->dst;
+        c->pc[P + 0] = (uint32_t)((uint64_t)rows * n);
+        c->pc[P + 1] = add ? 3u : (uint32_t)op->p.glu.act;
+        grid(((uint64_t)rows * n + 255) / 256, &gx, &gy);
+        return dispatch(c, VP_GLU, P + 2, gx, gy, 1, err);
+    }
+    }
+    return rtr_seterr(err, RTR_EARG, "vulkan: unknown op %d", op->kind);
+}
+
+/* Internal resources the batch needs, made before recording: RoPE frequency tables (computed
+ * on the host as the CPU backend computes them) and the q8 input scratch of MATMUL_F. */
+int vk_prepare(vk_backend *vk, rtr_err *err) {
+    size_t q8need = 0;
+    for (int i = 0; i < vk->n_ops; i++) {
+        const rtr_op *op = &vk->ops[i];
+        if (op->kind == RTR_OP_MATMUL_F && op->p.mf.type == RTR_T_Q8R) {
+            size_t need = (size_t)op->rows * ((size_t)rtr_q8r_row_bytes((uint64_t)op->p.mf.k) + 4);
+            if (need > q8need) q8need = need;
+        }
+        if (op->kind != RTR_OP_ROPE || find_rope(vk, op->p.rope.theta, op->p.rope.rot_dim) >= 0) continue;
+        int half = op->p.rope.rot_dim / 2;
+        float tab[1024];
+        if (vk->n_rope == 16 || vk->rope_used + (uint32_t)half * 4 > vk->rope_tab->size)
+            return rtr_seterr(err, RTR_EARG, "vulkan: too many distinct RoPE settings");
+        for (int j = 0; j < half; j++)
+            tab[j] = 1.0f / powf(op->p.rope.theta, (float)(2 * j) / (float)op->p.rope.rot_dim);
+        int rc = vk_write(vk, vk->rope_tab, vk->rope_used, tab, (size_t)half * 4, err);
+        if (rc) return rc;
+        vk->rope[vk->n_rope++] = (vk_rope){op->p.rope.theta, op->p.rope.rot_dim, vk->rope_used};
+        vk->rope_used += ((uint32_t)half * 4 + 15) / 16 * 16;
+    }
+    if (q8need && (!vk->q8 || vk->q8->size < q8need)) {
+        if (vk->q8) { vk_forget_buffer(vk, vk->q8); vk_buf_drop(vk, vk->q8); vk->q8 = NULL; }
+        if (!(vk->q8 = vk_buf_make(vk, q8need, VK_MEM_DEV, 0, err))) return err ? err->code : RTR_ENOMEM;
+    }
+    return 0;
+}
+
+static int same_ref(rtr_ref a, rtr_ref b) { return a.buf == b.buf && a.off == b.off; }
+
+/* A one-token RMSNORM that only quantizes (no residual, no f32 output) followed by the ternary
+ * product of its output: the matmul's workgroups do the norm themselves (mm_t2.comp, fused
+ * mode). Only when nothing the pair writes overlaps anything else it touches. */
+static int fusable(const vk_backend *vk, const rtr_op *nm, const rtr_op *mm, acc_list *la, acc_list *lb) {
+    if (nm->kind != RTR_OP_RMSNORM || mm->kind != RTR_OP_MATMUL_T2 || nm->rows != 1 || mm->rows != 1) return 0;
+    if (nm->b.buf || nm->dst.buf || !nm->dst2.buf || !nm->dst3.buf) return 0;
+    if (mm->p.mm.k != nm->p.norm.n || kpad128(mm->p.mm.k) / 4 > 2048) return 0;
+    if (!same_ref(mm->a, nm->dst2) || !same_ref(mm->b, nm->dst3)) return 0;
+    if (op_accesses(vk, nm, la, NULL) || op_accesses(vk, mm, lb, NULL)) return 0;
+    vk_access all[24];
+    int n = 0;
+    for (int i = 0; i < la->n; i++) all[n++] = la->a[i];
+    for (int i = 2; i < lb->n; i++) all[n++] = lb->a[i]; /* not the int8 input and its scales */
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            if (i != j && all[i].w && all[i].b == all[j].b && all[i].lo < all[j].hi && all[j].lo < all[i].hi) return 0;
+    return 1;
+}
+
+static int rec_norm_matmul(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, acc_list *la, acc_list *lb, rtr_err *err) {
+    vk_backend *vk = c->vk;
+    depend(c, la->a, la->n);
+    depend(c, lb->a, lb->n);
+    clear_refs(c);
+    uint64_t total = 0;
+    c->ref[0] = mm->a; c->ref[1] = mm->b; c->ref[8] = nm->a; c->ref[9] = nm->c;
+    for (int i = 0; i < 3; i++) {
+        int on = i < mm->p.mm.n_mat;
+        if (on) { c->ref[2 + i] = mm->p.mm.w[i]; c->ref[5 + i] = mm->p.mm.out[i]; }
+        c->pc[P + 2 + i] = on ? (uint32_t)mm->p.mm.n[i] : 0;
+        c->pc[P + 7 + i] = on ? fbits(mm->p.mm.alpha[i]) : 0;
+        total += on ? (uint64_t)mm->p.mm.n[i] : 0;
+    }
+    c->pc[P + 0] = (uint32_t)(kpad128(mm->p.mm.k) / 16);
+    c->pc[P + 1] = 1;
+    c->pc[P + 5] = mm->p.mm.accum ? 1u : 0;
+    c->pc[P + 6] = vk->nt_mm;
+    c->pc[P + 10] = 1u | (nm->c.buf ? 2u : 0);
+    c->pc[P + 11] = fbits(nm->p.norm.eps);
+    c->pc[P + 12] = (uint32_t)nm->p.norm.n;
+    uint32_t gx, gy;
+    grid((total + vk->nt_mm - 1) / vk->nt_mm, &gx, &gy);
+    return dispatch(c, VP_MMT2_1, P + 13, gx, gy, 1, err);
+}
+
+int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {
+    rec_ctx c = {.vk = vk, .cb = rec->cb};
+    vk->n_pend = 0;
+    for (int i = 0; i < vk->n_ops; i++) {
+        acc_list la, lb;
+        int rc;
+        if (!vk->no_fuse && i + 1 < vk->n_ops && fusable(vk, &vk->ops[i], &vk->ops[i + 1], &la, &lb))
+            rc = rec_norm_matmul(&c, &vk->ops[i], &vk->ops[i + 1], &la, &lb, err), i++;
+        else rc = rec_op(&c, &vk->ops[i], err);
+        if (rc) return rc;
+    }
+    return 0;
+}

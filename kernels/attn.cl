@@ -1,0 +1,180 @@
+/* attn.cl: RTR_OP_ATTN over the KV ring, f32 math on the f16 caches.
+ * attn: one work-group per (query row, group of hg query heads sharing one KV head, split of
+ * the ring). It walks its slots AWG at a time: each work-item scores one slot against the hg
+ * query heads, an online softmax keeps a running max and sum per head, and each work-item
+ * accumulates hg outputs of one head dimension (several work-items split the slots when
+ * head_dim < AWG). With one split it writes the normalized output; with several it writes
+ * (max, sum, unnormalized acc[head_dim]) per split and attn_merge combines them.
+ * Visibility: 0 <= spos <= qpos and (spos < n_sink or qpos - spos < window).
+ * Params: off q, K, V, spos, qpos, dst, part; i n_head, n_kv, head_dim, cap, n_sink, window,
+ * hg, n_split, chunk; f scale. Limits (checked by the host): head_dim % 4 == 0,
+ * head_dim <= ATTN_HD_MAX, hg <= ATTN_HG_MAX. */
+#define AWG 128
+#define ATTN_HG_MAX 8
+#define ATTN_HD_MAX 256
+#define ATTN_DPT (ATTN_HD_MAX / AWG)
+
+__kernel __attribute__((reqd_work_group_size(AWG, 1, 1)))
+void attn(__global const float *q, __global const half *K, __global const half *V,
+          __global const int *spos, __global const int *qpos, __global float *dst,
+          __global float *part, rtr_params P) {
+    __local float ql[ATTN_HG_MAX * ATTN_HD_MAX];
+    __local float sc[ATTN_HG_MAX * AWG];
+    __local float red[ATTN_HG_MAX * AWG];
+    __local int vis[AWG];
+    __local int any;
+    const int n_head = P.i[0], n_kv = P.i[1], hd = P.i[2], cap = P.i[3], n_sink = P.i[4];
+    const int window = P.i[5], hg = P.i[6], n_split = P.i[7], chunk = P.i[8];
+    const float scale = P.f[0];
+    int l = get_local_id(0), g = get_group_id(0), split = get_group_id(1);
+    int ngr = n_head / hg, r = g / ngr, h0 = (g % ngr) * hg, kvh = h0 / (n_head / n_kv);
+    int p = qpos[P.off[4] + r];
+    q += P.off[0] + ((size_t)r * n_head + h0) * hd;
+    for (int i = l; i < hg * hd; i += AWG) ql[i] = q[i];
+    size_t kvs = (size_t)n_kv * hd;
+    K += P.off[1] + (size_t)kvh * hd;
+    V += P.off[2] + (size_t)kvh * hd;
+    spos += P.off[3];
+
+    /* the V phase: work-item l owns dims d0, d0 + AWG, ... of every head, for slots j = sub
+     * (mod nsub) of each chunk */
+    int nsub = hd <= AWG ? AWG / hd : 1;
+    int d0 = hd <= AWG ? l % hd : l, sub = hd <= AWG ? l / hd : 0;
+    int vact = sub < nsub;
+    float acc[ATTN_HG_MAX][ATTN_DPT], mrun[ATTN_HG_MAX], lpriv[ATTN_HG_MAX];
+    for (int h = 0; h < ATTN_HG_MAX; h++) {
+        mrun[h] = -INFINITY;
+        lpriv[h] = 0.0f;
+        for (int t = 0; t < ATTN_DPT; t++) acc[h][t] = 0.0f;
+    }
+    int s0 = split * chunk, s1 = min(cap, s0 + chunk);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int base = s0; base < s1; base += AWG) {
+        int s = base + l, ok = 0;
+        if (s < s1) {
+            int sp = spos[s];
+            ok = sp >= 0 && sp <= p && (sp < n_sink || p - sp < window);
+        }
+        if (l == 0) any = 0;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (ok) any = 1;
+        vis[l] = ok;
+        float sv[ATTN_HG_MAX];
+        for (int h = 0; h < ATTN_HG_MAX; h++) sv[h] = 0.0f;
+        if (ok) {
+            __global const half *kr = K + (size_t)s * kvs;
+            for (int d = 0; d < hd; d += 4) {
+                float4 kk = vload_half4(0, kr + d);
+                for (int h = 0; h < ATTN_HG_MAX; h++)
+                    if (h < hg) sv[h] += dot(kk, vload4(0, ql + h * hd + d));
+            }
+        }
+        for (int h = 0; h < ATTN_HG_MAX; h++)
+            if (h < hg) {
+                float v = ok ? sv[h] * scale : -INFINITY;
+                sc[h * AWG + l] = v;
+                red[h * AWG + l] = v;
+            }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        int has = any;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (!has) continue;
+        for (int st = AWG / 2; st > 0; st >>= 1) {
+            if (l < st)
+                for (int h = 0; h < ATTN_HG_MAX; h++)
+                    if (h < hg) red[h * AWG + l] = fmax(red[h * AWG + l], red[h * AWG + l + st]);
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+        float corr[ATTN_HG_MAX];
+        for (int h = 0; h < ATTN_HG_MAX; h++) {
+            corr[h] = 1.0f;
+            if (h >= hg) continue;
+            float mn = fmax(mrun[h], red[h * AWG]);
+            corr[h] = mrun[h] == -INFINITY ? 0.0f : exp(mrun[h] - mn);
+            mrun[h] = mn;
+            float pv = ok ? exp(sc[h * AWG + l] - mn) : 0.0f;
+            sc[h * AWG + l] = pv;
+            lpriv[h] = lpriv[h] * corr[h] + pv;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (vact) {
+            for (int h = 0; h < ATTN_HG_MAX; h++)
+                for (int t = 0; t < ATTN_DPT; t++) acc[h][t] *= corr[h];
+            for (int j = sub; j < AWG; j += nsub) {
+                if (!vis[j]) continue;
+                __global const half *vr = V + (size_t)(base + j) * kvs;
+                for (int t = 0; t < ATTN_DPT; t++) {
+                    int d = d0 + t * AWG;
+                    if (d < hd && (t == 0 || hd > AWG)) {
+                        float vv = vload_half(d, vr);
+                        for (int h = 0; h < ATTN_HG_MAX; h++)
+                            if (h < hg) acc[h][t] += sc[h * AWG + j] * vv;
+                    }
+                }
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    /* softmax denominators: sum the per-work-item partial sums */
+    for (int h = 0; h < ATTN_HG_MAX; h++)
+        if (h < hg) red[h * AWG + l] = lpriv[h];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int st = AWG / 2; st > 0; st >>= 1) {
+        if (l < st)
+            for (int h = 0; h < ATTN_HG_MAX; h++)
+                if (h < hg) red[h * AWG + l] += red[h * AWG + l + st];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float lsum[ATTN_HG_MAX];
+    for (int h = 0; h < ATTN_HG_MAX; h++) lsum[h] = h < hg ? red[h * AWG] : 0.0f;
+    /* work-items that split the slots of one dimension add up their accumulators */
+    if (vact && sub > 0)
+        for (int h = 0; h < ATTN_HG_MAX; h++)
+            if (h < hg) sc[((sub - 1) * hg + h) * hd + d0] = acc[h][0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (sub == 0)
+        for (int s2 = 1; s2 < nsub; s2++)
+            for (int h = 0; h < ATTN_HG_MAX; h++)
+                if (h < hg) acc[h][0] += sc[((s2 - 1) * hg + h) * hd + d0];
+    if (sub != 0 || !vact) return;
+    for (int h = 0; h < ATTN_HG_MAX; h++) {
+        if (h >= hg) break;
+        size_t rh = (size_t)r * n_head + h0 + h;
+        for (int t = 0; t < ATTN_DPT; t++) {
+            int d = d0 + t * AWG;
+            if (d >= hd || (t > 0 && hd <= AWG)) continue;
+            if (n_split == 1) {
+                dst[P.off[5] + rh * hd + d] = lsum[h] > 0.0f ? acc[h][t] / lsum[h] : 0.0f;
+            } else {
+                __global float *pp = part + P.off[6] + (rh * n_split + split) * (hd + 2);
+                pp[2 + d] = acc[h][t];
+                if (d == 0) {
+                    pp[0] = mrun[h];
+                    pp[1] = lsum[h];
+                }
+            }
+        }
+    }
+}
+
+/* attn_merge: combines the per-split partial results of attn. Global size: (head_dim rounded
+ * up, rows * n_head). */
+__kernel void attn_merge(__global const float *part, __global float *dst, rtr_params P) {
+    const int hd = P.i[2], n_split = P.i[7];
+    int d = get_global_id(0);
+    size_t rh = get_global_id(1);
+    if (d >= hd) return;
+    part += P.off[6] + rh * n_split * (hd + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < n_split; s++) M = fmax(M, part[(size_t)s * (hd + 2)]);
+    float L = 0.0f, a = 0.0f;
+    if (M != -INFINITY)
+        for (int s = 0; s < n_split; s++) {
+            __global const float *pp = part + (size_t)s * (hd + 2);
+            if (pp[0] == -INFINITY) continue;
+            float e = exp(pp[0] - M);
+            L += pp[1] * e;
+            a += pp[2 + d] * e;
+        }
+    dst[P.off[5] + rh * hd + d] = L > 0.0f ? a / L : 0.0f;
+}

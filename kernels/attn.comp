@@ -1,0 +1,114 @@
+/* attn.comp: ATTN over the ring (f16 or f32 K/V), f32 math. One workgroup per (head, row, split): the ring's
+ * slots are cut into chunks of CH; a split takes a run of chunks and keeps an online softmax
+ * (running max m, sum l, weighted V sum) over them. Per chunk, invocation i scores slot
+ * chunk*CH + i (visibility rule of backend.h, then q . K * scale), the chunk max and sum come
+ * from workgroup reductions, and the V rows are summed with each invocation owning one word
+ * (two dims) of the head; when the head is narrow, groups of invocations take alternate slots
+ * and are combined at the end. With one split the result goes to dst; with several, (m, l,
+ * acc[hd]) go to the scratch and attn_merge.comp combines them. head_dim is even, <= 256. */
+#version 450
+#define WG 128
+#define CH 128
+layout(local_size_x = WG) in;
+#include "vk_common.glsl"
+
+layout(std430, binding = 0) readonly buffer BQ { uint Q[]; };
+layout(std430, binding = 1) readonly buffer BK { uint K[]; };
+layout(std430, binding = 2) readonly buffer BV { uint V[]; };
+layout(std430, binding = 3) readonly buffer BSP { int SP[]; };
+layout(std430, binding = 4) readonly buffer BQP { int QP[]; };
+layout(std430, binding = 5) writeonly buffer BD { uint D[]; };
+layout(std430, binding = 6) writeonly buffer BPT { uint PT[]; };
+
+layout(push_constant) uniform PC {
+    uint o[10];
+    uint n_head, n_kv, hd, cap;
+    int n_sink, window;
+    float scale;
+    uint nsplit, cps, f32;
+} pc;
+
+/* elements 2w, 2w+1 of the row starting at element e0 of a cache */
+vec2 kpair(uint e0, uint w) {
+    if (pc.f32 != 0) return vec2(uintBitsToFloat(K[pc.o[1] / 4 + e0 + 2 * w]), uintBitsToFloat(K[pc.o[1] / 4 + e0 + 2 * w + 1]));
+    return unpackHalf2x16(K[pc.o[1] / 4 + e0 / 2 + w]);
+}
+vec2 vpair(uint e0, uint w) {
+    if (pc.f32 != 0) return vec2(uintBitsToFloat(V[pc.o[2] / 4 + e0 + 2 * w]), uintBitsToFloat(V[pc.o[2] / 4 + e0 + 2 * w + 1]));
+    return unpackHalf2x16(V[pc.o[2] / 4 + e0 / 2 + w]);
+}
+
+shared float qsh[256];
+shared float p[CH];
+shared vec2 comb[WG];
+
+void main() {
+    uint h = gl_WorkGroupID.x, r = gl_WorkGroupID.y, sp = gl_WorkGroupID.z;
+    uint l = gl_LocalInvocationIndex, hd = pc.hd, hw = hd / 2;
+    uint kvh = h / (pc.n_head / pc.n_kv);
+    uint qb = pc.o[0] / 4 + (r * pc.n_head + h) * hd;
+    for (uint d = l; d < hd; d += WG) qsh[d] = uintBitsToFloat(Q[qb + d]);
+    int qp = QP[pc.o[4] / 4 + r];
+    barrier();
+
+    const float NEG_INF = uintBitsToFloat(0xff800000u);
+    uint G = WG / hw, wi = l % hw, gi = l / hw;
+    bool vact = gi < G;
+    vec2 acc = vec2(0.0);
+    float m = NEG_INF, lsum = 0.0;
+    uint nch = (pc.cap + CH - 1) / CH;
+    uint c0 = sp * pc.cps, c1 = min(c0 + pc.cps, nch);
+    uint kstride = pc.n_kv * hd; /* elements per slot */
+    for (uint c = c0; c < c1; c++) {
+        uint s = c * CH + l;
+        bool vis = false;
+        float sc = NEG_INF;
+        if (s < pc.cap) {
+            int spos = SP[pc.o[3] / 4 + s];
+            vis = spos >= 0 && spos <= qp && (spos < pc.n_sink || qp - spos < pc.window);
+        }
+        if (vis) {
+            uint kb = s * kstride + kvh * hd;
+            float dot = 0.0;
+            for (uint w = 0; w < hw; w++) {
+                vec2 kk = kpair(kb, w);
+                dot += qsh[2 * w] * kk.x + qsh[2 * w + 1] * kk.y;
+            }
+            sc = dot * pc.scale;
+        }
+        float cm = wg_max(sc);
+        if (cm == NEG_INF) continue; /* nothing visible in this chunk (uniform) */
+        float mn = max(m, cm);
+        float corr = exp(m - mn);
+        float e = vis ? exp(sc - mn) : 0.0;
+        p[l] = e;
+        float cs = wg_sum(e); /* its barriers also publish p */
+        lsum = lsum * corr + cs;
+        acc *= corr;
+        m = mn;
+        if (vact)
+            for (uint j = gi; j < CH; j += G) {
+                float pj = p[j];
+                if (pj != 0.0) {
+                    vec2 vv = vpair((c * CH + j) * kstride + kvh * hd, wi);
+                    acc += pj * vv;
+                }
+            }
+        barrier();
+    }
+    comb[l] = acc;
+    barrier();
+    if (gi != 0 || !vact) return;
+    for (uint g = 1; g < G; g++) acc += comb[g * hw + wi];
+    if (pc.nsplit == 1) {
+        vec2 outv = lsum > 0.0 ? acc / lsum : vec2(0.0);
+        uint ob = pc.o[5] / 4 + (r * pc.n_head + h) * hd + 2 * wi;
+        D[ob] = floatBitsToUint(outv.x);
+        D[ob + 1] = floatBitsToUint(outv.y);
+    } else {
+        uint pb = pc.o[6] / 4 + ((r * pc.n_head + h) * pc.nsplit + sp) * (hd + 2);
+        if (wi == 0) { PT[pb] = floatBitsToUint(m); PT[pb + 1] = floatBitsToUint(lsum); }
+        PT[pb + 2 + 2 * wi] = floatBitsToUint(acc.x);
+        PT[pb + 3 + 2 * wi] = floatBitsToUint(acc.y);
+    }
+}

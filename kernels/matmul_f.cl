@@ -1,0 +1,82 @@
+/* matmul_f.cl: RTR_OP_MATMUL_F, float-weight product (the LM head): y[t][r] = W[r] . x[t].
+ * W is f32 (0), f16 (1), bf16 (2) or q8r (4: int8 rows of kq = round_up(k,64) bytes, then one
+ * f32 scale per row). For q8r the host first quantizes x (as the CPU reference does) into xq
+ * (int8 rows of kpad = round_up(k,128)) with 1/s per row in xqs, and
+ * y = scale[r] * xqs[t] * (exact int32 sum).
+ * GV_ROWS rows per work-group, GV_LANES work-items along each row, tokens GV_TOK at a time.
+ * Params: off x, w (bytes), y, xq (words), xqs; i type, n, k, ntok. */
+__kernel __attribute__((reqd_work_group_size(GV_ROWS * GV_LANES, 1, 1)))
+void matmul_f(__global const float *x, __global const uchar *w, __global float *y,
+              __global const uint *xq, __global const float *xqs, rtr_params P) {
+    __local float red[GV_TOK][GV_ROWS * GV_LANES];
+    const int type = P.i[0], n = P.i[1], k = P.i[2], ntok = P.i[3];
+    int lid = get_local_id(0), lane = lid % GV_LANES, rl = lid / GV_LANES;
+    int row = get_group_id(0) * GV_ROWS + rl, k8 = k & ~7;
+    x += P.off[0];
+    w += P.off[1];
+    y += P.off[2];
+    xq += P.off[3];
+    xqs += P.off[4];
+    size_t kq = (size_t)(k + 63) / 64 * 64;
+    int xw = (k + 127) / 128 * 32;
+    for (int t0 = 0; t0 < ntok; t0 += GV_TOK) {
+        float acc[GV_TOK];
+        for (int t = 0; t < GV_TOK; t++) acc[t] = 0.0f;
+        if (row < n && type == 4) {
+            /* int32 partial sums travel through acc as bit patterns until the reduction */
+            __global const uint *wr = (__global const uint *)(w + (size_t)row * kq);
+            int iacc[GV_TOK];
+            for (int t = 0; t < GV_TOK; t++) iacc[t] = 0;
+            for (int u = lane; u < (int)(kq / 4); u += GV_LANES) {
+                uint wv = wr[u];
+                for (int t = 0; t < GV_TOK; t++) {
+                    if (t0 + t >= ntok) break;
+                    iacc[t] = dot4(wv, xq[(size_t)(t0 + t) * xw + u], iacc[t]);
+                }
+            }
+            for (int t = 0; t < GV_TOK; t++) acc[t] = as_float(iacc[t]);
+        } else if (row < n) {
+            size_t rb = (size_t)row * k;
+            for (int j = lane * 8; j < k8; j += GV_LANES * 8) {
+                float8 wv;
+                if (type == 0) wv = vload8(0, (__global const float *)w + rb + j);
+                else if (type == 1) wv = vload_half8(0, (__global const half *)w + rb + j);
+                else wv = as_float8(convert_uint8(vload8(0, (__global const ushort *)w + rb + j)) << 16);
+                for (int t = 0; t < GV_TOK; t++) {
+                    if (t0 + t >= ntok) break;
+                    float8 xv = vload8(0, x + (size_t)(t0 + t) * k + j);
+                    acc[t] += dot(wv.lo, xv.lo) + dot(wv.hi, xv.hi);
+                }
+            }
+            int j = k8 + lane;
+            if (j < k) {
+                float wv;
+                if (type == 0) wv = ((__global const float *)w)[rb + j];
+                else if (type == 1) wv = vload_half(rb + j, (__global const half *)w);
+                else wv = as_float((uint)((__global const ushort *)w)[rb + j] << 16);
+                for (int t = 0; t < GV_TOK; t++) {
+                    if (t0 + t >= ntok) break;
+                    acc[t] += wv * x[(size_t)(t0 + t) * k + j];
+                }
+            }
+        }
+        for (int t = 0; t < GV_TOK; t++) red[t][lid] = acc[t];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int s = GV_LANES / 2; s > 0; s >>= 1) {
+            if (lane < s)
+                for (int t = 0; t < GV_TOK; t++)
+                    red[t][lid] = type == 4 ? as_float(as_int(red[t][lid]) + as_int(red[t][lid + s]))
+                                            : red[t][lid] + red[t][lid + s];
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+        if (lane < GV_TOK && t0 + lane < ntok && row < n) {
+            float v = red[lane][rl * GV_LANES];
+            if (type == 4) {
+                float sc = ((__global const float *)(w + (size_t)n * kq))[row];
+                v = sc * xqs[t0 + lane] * (float)as_int(v);
+            }
+            y[(size_t)(t0 + lane) * n + row] = v;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+}

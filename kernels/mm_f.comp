@@ -1,0 +1,146 @@
+/* mm_f.comp: MATMUL_F, the float-weight product of the LM head: dst[t][r] = W[r] . a[t].
+ * W is f32, f16, bf16 (read as 32-bit words, two halves each) or q8r. For q8r the backend first
+ * quantizes a into int8 rows of kq (as the CPU does) and this shader takes the int8 rows and
+ * their 1/s: dst = scale[r] * xs[t] * (W[r] . q[t]), the sum exact in int32.
+ * Same team layout as mm_t2.comp: one team a weight row, TMAX tokens at a time. */
+#version 450
+#define WG 128
+layout(local_size_x = WG) in;
+#include "vk_common.glsl"
+
+layout(constant_id = 0) const uint TMAX = 1;
+
+layout(std430, binding = 0) readonly buffer BX { uint X[]; };   /* f32 [rows][k] or int8 [rows][kq] */
+layout(std430, binding = 1) readonly buffer BS { uint XS[]; };  /* q8r: 1/s per row */
+layout(std430, binding = 2) readonly buffer BW { uint W[]; };
+layout(std430, binding = 3) writeonly buffer BD { uint D[]; };
+
+layout(push_constant) uniform PC {
+    uint o[10];
+    uint type;  /* 0 f32, 1 f16, 2 bf16, 4 q8r (RTR_T_*) */
+    uint n, k, rows, nt;
+    uint kq;    /* q8r: bytes per row */
+} pc;
+
+#ifndef RTR_SG
+#define TPR 16u
+shared float red_x[TMAX * WG];
+#endif
+
+float half_at(uint w, uint e) {
+    return pc.type == 1 ? unpackHalf2x16(w)[e] : uintBitsToFloat(e == 0 ? w << 16 : w & 0xffff0000u);
+}
+
+void main() {
+    uint grp = flat_group();
+    uint t0 = gl_WorkGroupID.z * TMAX;
+    uint ntok = min(TMAX, pc.rows - t0);
+    uint k = pc.k;
+#ifdef RTR_SG
+    uint lane = gl_SubgroupInvocationID, tpr = gl_SubgroupSize;
+    for (uint row = grp * pc.nt + gl_SubgroupID; row < min((grp + 1) * pc.nt, pc.n); row += gl_NumSubgroups) {
+#else
+    uint lane = gl_LocalInvocationIndex % TPR, tpr = TPR;
+    uint row = grp * pc.nt + gl_LocalInvocationIndex / TPR;
+    bool live = row < pc.n;
+    {
+#endif
+        float acc[TMAX];
+        int iacc[TMAX];
+        for (uint t = 0; t < TMAX; t++) { acc[t] = 0.0; iacc[t] = 0; }
+#ifndef RTR_SG
+        if (live) {
+#endif
+        if (pc.type == 4) {
+            uint kw = pc.kq / 4, wb = pc.o[2] / 4 + row * kw, xb = pc.o[0] / 4 + t0 * kw;
+            for (uint i = lane; i < kw; i += tpr) {
+                uint wv = W[wb + i];
+                for (uint t = 0; t < TMAX; t++) {
+                    if (t >= ntok) break;
+                    iacc[t] += dot_ss(X[xb + t * kw + i], wv);
+                }
+            }
+        } else if (pc.type == 0) {
+            uint wb = pc.o[2] / 4 + row * k, xb = pc.o[0] / 4 + t0 * k;
+            for (uint i = lane; i < k; i += tpr) {
+                float wv = uintBitsToFloat(W[wb + i]);
+                for (uint t = 0; t < TMAX; t++) {
+                    if (t >= ntok) break;
+                    acc[t] += wv * uintBitsToFloat(X[xb + t * k + i]);
+                }
+            }
+        } else if (k % 2 == 0) {
+            /* halves, rows starting on a word: word i holds elements 2i, 2i+1 */
+            uint wb = pc.o[2] / 4 + row * (k / 2), xb = pc.o[0] / 4 + t0 * k;
+            for (uint i = lane; i < k / 2; i += tpr) {
+                uint wv = W[wb + i];
+                vec2 wf = pc.type == 1 ? unpackHalf2x16(wv) : vec2(uintBitsToFloat(wv << 16), uintBitsToFloat(wv & 0xffff0000u));
+                for (uint t = 0; t < TMAX; t++) {
+                    if (t >= ntok) break;
+                    uint xi = xb + t * k + 2 * i;
+                    acc[t] += wf.x * uintBitsToFloat(X[xi]) + wf.y * uintBitsToFloat(X[xi + 1]);
+                }
+            }
+        } else {
+            /* halves: element e of the row is half h0 + e of the buffer */
+            uint h0 = pc.o[2] / 2 + row * k, xb = pc.o[0] / 4 + t0 * k;
+            uint w0 = h0 / 2, w1 = (h0 + k + 1) / 2;
+            for (uint i = w0 + lane; i < w1; i += tpr) {
+                uint wv = W[i];
+                int j = int(i * 2) - int(h0); /* element of the low half */
+                for (uint e = 0; e < 2; e++, j++) {
+                    if (j < 0 || j >= int(k)) continue;
+                    float wf = half_at(wv, e);
+                    for (uint t = 0; t < TMAX; t++) {
+                        if (t >= ntok) break;
+                        acc[t] += wf * uintBitsToFloat(X[xb + t * k + uint(j)]);
+                    }
+                }
+            }
+        }
+#ifndef RTR_SG
+        }
+#endif
+        float res[TMAX];
+#ifdef RTR_SG
+        for (uint t = 0; t < TMAX; t++) {
+            if (pc.type == 4) {
+                int s = subgroupAdd(iacc[t]);
+                res[t] = float(s);
+            } else res[t] = subgroupAdd(acc[t]);
+        }
+        bool leader = subgroupElect();
+#else
+        uint l = gl_LocalInvocationIndex;
+        /* int sums travel through the float array bit for bit */
+        for (uint t = 0; t < TMAX; t++)
+            red_x[t * WG + l] = pc.type == 4 ? intBitsToFloat(iacc[t]) : acc[t];
+        barrier();
+        for (uint s = TPR / 2; s > 0; s >>= 1) {
+            if (lane < s)
+                for (uint t = 0; t < TMAX; t++) {
+                    if (pc.type == 4)
+                        red_x[t * WG + l] = intBitsToFloat(floatBitsToInt(red_x[t * WG + l]) + floatBitsToInt(red_x[t * WG + l + s]));
+                    else red_x[t * WG + l] += red_x[t * WG + l + s];
+                }
+            barrier();
+        }
+        for (uint t = 0; t < TMAX; t++)
+            res[t] = pc.type == 4 ? float(floatBitsToInt(red_x[t * WG + l])) : red_x[t * WG + l];
+        bool leader = lane == 0 && live;
+#endif
+        if (leader) {
+            float sc = 1.0;
+            if (pc.type == 4) sc = uintBitsToFloat(W[(pc.o[2] + pc.n * pc.kq) / 4 + row]);
+            for (uint t = 0; t < TMAX; t++) {
+                if (t >= ntok) break;
+                float v = res[t];
+                if (pc.type == 4) {
+                    precise float f = sc * uintBitsToFloat(XS[pc.o[1] / 4 + t0 + t]);
+                    v = f * v;
+                }
+                D[pc.o[3] / 4 + (t0 + t) * pc.n + row] = floatBitsToUint(v);
+            }
+        }
+    }
+}

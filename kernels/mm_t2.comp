@@ -1,0 +1,196 @@
+/* mm_t2.comp: MATMUL_T2, up to three ternary matrices sharing one int8 input, in one dispatch.
+ *
+ * The rows of the three matrices are numbered one after the other; a team of invocations (a
+ * subgroup, or 16 invocations in the plain variant) computes one weight row for up to TMAX
+ * tokens, so each weight word is loaded once per TMAX tokens (TMAX = 1 for decode, 8 for
+ * batches; the grid's z covers the token chunks). Team lanes read consecutive 32-bit words of
+ * the row: coalesced.
+ *
+ * A T2 word (bytes 4i..4i+3 of a 32-byte block) holds 16 weights: bit plane g (bits 2g, 2g+1
+ * of each byte) gives weights 32g+4i..32g+4i+3 of the block, which meet the activation word
+ * 8g+i of the block. Codes: 00 = 0, 01 = -1, 10 = +1. With c the 2-bit code and m its low
+ * bit, c - 3m = 2w, so for each plane: 2 (w . x) = dot(x, c) - 3 dot(x, m), two packed int8
+ * dot products per four weights, summed exactly in int32.
+ *
+ * Fused mode (decode, one token): the RMSNORM that quantizes this product's input is done by
+ * every workgroup for itself (the row is small and sits in L2), into shared memory, so the
+ * norm costs no dispatch of its own; workgroup 0 also writes the int8 row and its 1/s where
+ * the norm op would have. */
+#version 450
+#define WG 128
+layout(local_size_x = WG) in;
+#include "vk_common.glsl"
+
+layout(constant_id = 0) const uint TMAX = 1;
+
+layout(std430, binding = 0) readonly buffer BX { uint X[]; };   /* int8 [rows][kpad] */
+layout(std430, binding = 1) readonly buffer BS { uint XS[]; };  /* f32 1/s per row */
+layout(std430, binding = 0) writeonly buffer BXW { uint XW[]; }; /* the same, written when fused */
+layout(std430, binding = 1) writeonly buffer BSW { uint XSW[]; };
+layout(std430, binding = 2) readonly buffer BW0 { uint W0[]; };
+layout(std430, binding = 3) readonly buffer BW1 { uint W1[]; };
+layout(std430, binding = 4) readonly buffer BW2 { uint W2[]; };
+layout(std430, binding = 5) buffer BO0 { uint O0[]; };
+layout(std430, binding = 6) buffer BO1 { uint O1[]; };
+layout(std430, binding = 7) buffer BO2 { uint O2[]; };
+layout(std430, binding = 8) readonly buffer BNA { uint NA[]; }; /* fused: the norm's f32 input row */
+layout(std430, binding = 9) readonly buffer BNW { uint NW[]; }; /* fused: the norm's weights */
+
+layout(push_constant) uniform PC {
+    uint o[10];
+    uint kw;      /* words per weight row (kpad / 16) */
+    uint rows;    /* tokens */
+    uint n0, n1, n2;
+    uint accum;
+    uint nt;      /* weight rows per workgroup */
+    float alpha0, alpha1, alpha2;
+    uint fuse;    /* 0, or 1 + (2 if the norm has weights) */
+    float eps;
+    uint k;       /* fused: the norm's row length */
+} pc;
+
+#define MAXKW 2048u /* fused: int8 input words in shared memory (k <= 8192) */
+shared uint xq[MAXKW];
+float fused_xs;
+
+/* The RMSNORM + quantization of norm.comp for the one input row, into xq. */
+void fused_norm(uint n) {
+    uint l = gl_LocalInvocationIndex, ab = pc.o[8] / 4, wb = pc.o[9] / 4, ng = (n + 3) / 4;
+    bool hasw = (pc.fuse & 2u) != 0;
+    float ss = 0.0;
+    for (uint g = l; g < ng; g += WG)
+        for (uint e = 0; e < 4; e++) {
+            uint j = g * 4 + e;
+            if (j >= n) break;
+            float x = uintBitsToFloat(NA[ab + j]);
+            ss += x * x;
+        }
+    ss = wg_sum(ss);
+    float inv = 1.0 / sqrt(ss / float(n) + pc.eps);
+    float m = 0.0;
+    for (uint g = l; g < ng; g += WG)
+        for (uint e = 0; e < 4; e++) {
+            uint j = g * 4 + e;
+            if (j >= n) break;
+            precise float y = uintBitsToFloat(NA[ab + j]) * inv;
+            if (hasw) y = y * uintBitsToFloat(NW[wb + j]);
+            float a = abs(y);
+            if (a > m) m = a;
+        }
+    m = wg_max(m);
+    if (!(m > 1e-5)) m = 1e-5;
+    float s = div_rn(127.0, m);
+    bool writer = gl_WorkGroupID.x == 0 && gl_WorkGroupID.y == 0;
+    for (uint g = l; g < pc.kw * 4; g += WG) {
+        uint word = 0;
+        for (uint e = 0; e < 4; e++) {
+            uint j = g * 4 + e;
+            if (j >= n) break;
+            precise float y = uintBitsToFloat(NA[ab + j]) * inv;
+            if (hasw) y = y * uintBitsToFloat(NW[wb + j]);
+            precise float v = y * s;
+            v = v < 127.0 ? v : 127.0;
+            v = v > -128.0 ? v : -128.0;
+            word |= (uint(int(roundEven(v))) & 0xffu) << (8 * e);
+        }
+        xq[g] = word;
+        if (writer) XW[pc.o[0] / 4 + g] = word;
+    }
+    fused_xs = div_rn(m, 127.0);
+    if (writer && l == 0) XSW[pc.o[1] / 4] = floatBitsToUint(fused_xs);
+    barrier();
+}
+
+#ifndef RTR_SG
+#define TPR 16u
+shared int red_i[TMAX * WG];
+#endif
+
+/* Partial sums of one lane over its words of weight row wrow (word offset) for the tokens
+ * t0 .. t0+nt-1. W is one of the three weight buffers. */
+#define ROW_DOT(W)                                                                     \
+    for (uint i = lane; i < pc.kw; i += tpr) {                                         \
+        uint wv = W[wrow + i];                                                         \
+        uint xo = (i >> 3) * 32u + (i & 7u);                                           \
+        uint c0 = wv & 0x03030303u, c1 = (wv >> 2) & 0x03030303u;                      \
+        uint c2 = (wv >> 4) & 0x03030303u, c3 = (wv >> 6) & 0x03030303u;              \
+        uint m0 = c0 & 0x01010101u, m1 = c1 & 0x01010101u;                             \
+        uint m2 = c2 & 0x01010101u, m3 = c3 & 0x01010101u;                             \
+        for (uint t = 0; t < TMAX; t++) {                                              \
+            if (t >= ntok) break;                                                      \
+            uint x0, x1, x2, x3;                                                       \
+            if (fused) { x0 = xq[xo]; x1 = xq[xo + 8]; x2 = xq[xo + 16]; x3 = xq[xo + 24]; } \
+            else {                                                                     \
+                uint xb = xbase + t * xw + xo;                                         \
+                x0 = X[xb]; x1 = X[xb + 8]; x2 = X[xb + 16]; x3 = X[xb + 24];          \
+            }                                                                          \
+            ac[t] += dot_su(x0, c0) + dot_su(x1, c1) + dot_su(x2, c2) + dot_su(x3, c3); \
+            am[t] += dot_su(x0, m0) + dot_su(x1, m1) + dot_su(x2, m2) + dot_su(x3, m3); \
+        }                                                                              \
+    }
+
+void main() {
+    uint grp = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+    uint t0 = gl_WorkGroupID.z * TMAX;
+    uint ntok = min(TMAX, pc.rows - t0);
+    uint xw = pc.kw * 4; /* words per activation row */
+    uint xbase = pc.o[0] / 4 + t0 * xw;
+    uint total = pc.n0 + pc.n1 + pc.n2;
+    bool fused = pc.fuse != 0;
+    if (fused) fused_norm(pc.k);
+#ifdef RTR_SG
+    uint lane = gl_SubgroupInvocationID, tpr = gl_SubgroupSize;
+    /* the host sized the grid for pc.nt rows a workgroup; loop in case the subgroup count
+     * differs from what it assumed */
+    for (uint row = grp * pc.nt + gl_SubgroupID; row < min((grp + 1) * pc.nt, total); row += gl_NumSubgroups) {
+#else
+    uint lane = gl_LocalInvocationIndex % TPR, tpr = TPR;
+    uint row = grp * pc.nt + gl_LocalInvocationIndex / TPR;
+    bool live = row < total;
+    {
+#endif
+        int ac[TMAX], am[TMAX];
+        for (uint t = 0; t < TMAX; t++) { ac[t] = 0; am[t] = 0; }
+        uint mat = 0, lr = row;
+        if (lr >= pc.n0) { lr -= pc.n0; mat = 1; if (lr >= pc.n1) { lr -= pc.n1; mat = 2; } }
+#ifndef RTR_SG
+        if (live) {
+#endif
+        if (mat == 0) { uint wrow = pc.o[2] / 4 + lr * pc.kw; ROW_DOT(W0) }
+        else if (mat == 1) { uint wrow = pc.o[3] / 4 + lr * pc.kw; ROW_DOT(W1) }
+        else { uint wrow = pc.o[4] / 4 + lr * pc.kw; ROW_DOT(W2) }
+#ifndef RTR_SG
+        }
+#endif
+        int dots[TMAX];
+#ifdef RTR_SG
+        for (uint t = 0; t < TMAX; t++) dots[t] = subgroupAdd(ac[t] - 3 * am[t]);
+        bool leader = subgroupElect();
+#else
+        uint l = gl_LocalInvocationIndex;
+        for (uint t = 0; t < TMAX; t++) red_i[t * WG + l] = ac[t] - 3 * am[t];
+        barrier();
+        for (uint s = TPR / 2; s > 0; s >>= 1) {
+            if (lane < s)
+                for (uint t = 0; t < TMAX; t++) red_i[t * WG + l] += red_i[t * WG + l + s];
+            barrier();
+        }
+        for (uint t = 0; t < TMAX; t++) dots[t] = red_i[t * WG + l];
+        bool leader = lane == 0 && live;
+#endif
+        if (leader) {
+            uint n = mat == 0 ? pc.n0 : mat == 1 ? pc.n1 : pc.n2;
+            float alpha = mat == 0 ? pc.alpha0 : mat == 1 ? pc.alpha1 : pc.alpha2;
+            uint ob = pc.o[5 + mat] / 4 + t0 * n + lr;
+            for (uint t = 0; t < TMAX; t++) {
+                if (t >= ntok) break;
+                precise float f = alpha * (fused ? fused_xs : uintBitsToFloat(XS[pc.o[1] / 4 + t0 + t]));
+                precise float v = float(dots[t] >> 1) * f;
+                uint oi = ob + t * n;
+                if (mat == 0) { if (pc.accum != 0) v = uintBitsToFloat(O0[oi]) + v; O0[oi] = floatBitsToUint(v); }
+                else if (mat == 1) { if (pc.accum != 0) v = uintBitsToFloat(O1[oi]) + v; O1[oi] = floatBitsToUint(v); }
+                else { if (pc.accum != 0) v = uintBitsToFloat(O2[oi]) + v; O2[oi] = floatBitsToUint(v); }
+            }
+        }
+    }
+}

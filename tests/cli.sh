@@ -1,0 +1,66 @@
+# tests/cli.sh: rotor run and rotor chat as users and scripts drive them: pipes, flags, bad
+# input, the greedy continuation through --print-ids, and a real pseudo-terminal for Ctrl-C.
+. tests/lib.sh
+M=$TMP/tiny.rotor
+if ! "$ROTOR" convert "$FIX/tiny-bitnet" -o "$M" >/dev/null 2>&1; then
+    fail "convert the tiny fixture"; t_done cli; exit
+fi
+pass
+
+out=$(echo "The quick brown fox" | "$ROTOR" run -m "$M" -n 16 --seed 1 2>"$TMP/err"); rc=$?
+check "run from stdin exits 0" test $rc -eq 0
+check "run from stdin prints text" test -n "$out"
+check "run prints one timing line on stderr" grep -q "generation 16 tokens" "$TMP/err"
+
+# the CLI reproduces the reference greedy continuation of len7
+ids=$(grep '^len7 ' "$FIX/tiny-bitnet/inputs.txt" | cut -d' ' -f2- | tr ' ' ',')
+want=$(grep -v '^#' "$FIX/tiny-bitnet/greedy_len7.txt" | awk '{print $2}' | tr '\n' ' ' | sed 's/ $//')
+got=$("$ROTOR" run -m "$M" --prompt-ids "$ids" --print-ids --temp 0 --ignore-eos -n 32 -q 2>/dev/null)
+check "greedy --print-ids equals the reference" test "$got" = "$want"
+
+"$ROTOR" run -m "$M" --prompt-ids "$ids" --logits-out "$TMP/l.bin" -n 1 -q >/dev/null 2>&1
+check "--logits-out writes n_vocab floats" test "$(stat -c %s "$TMP/l.bin" 2>/dev/null)" = $((128256 * 4))
+
+a=$("$ROTOR" run -m "$M" -p "Hello" -n 12 --seed 7 -q 2>/dev/null)
+b=$("$ROTOR" run -m "$M" -p "Hello" -n 12 --seed 7 -q 2>/dev/null)
+check "same seed, same output" test "$a" = "$b"
+
+out=$(printf 'hello\n/regen\nbye\n' | "$ROTOR" chat -m "$M" -n 6 --seed 3 2>"$TMP/err"); rc=$?
+check "chat from a pipe exits 0" test $rc -eq 0
+check "chat answers three turns" test "$(printf '%s\n' "$out" | wc -l)" -ge 3
+
+printf 'hi\n' | "$ROTOR" chat -m "$M" -n 4 -c 16 >/dev/null 2>&1
+check "chat with a tiny context" test $? -eq 0
+long=$(for i in $(seq 1 40); do printf 'one two three four five six seven '; done)
+printf '%s\n%s\n%s\n' "$long" "$long" "$long" | "$ROTOR" chat -m "$M" -n 8 -c 64 >/dev/null 2>&1
+check "chat goes on past the context size" test $? -eq 0
+
+check_fails "missing model" "no-such.rotor" "$ROTOR" run -m "$TMP/no-such.rotor" -p hi
+check_fails "no model flag" "no model" "$ROTOR" run -p hi
+check_fails "unreadable prompt file" "nope.txt" "$ROTOR" run -m "$M" -f "$TMP/nope.txt"
+check_fails "invalid UTF-8 on stdin" "UTF-8" sh -c "printf 'abc\\377\\376def' | '$ROTOR' run -m '$M' -n 2"
+check_fails "prompt longer than the context" "longer than the context" "$ROTOR" run -m "$M" -c 16 -p "$long"
+check_fails "unknown flag" "unknown option" "$ROTOR" run -m "$M" --frobnicate
+check_fails "bad number" "-n needs" "$ROTOR" run -m "$M" -p hi -n lots
+check_fails "unknown command" "unknown command" "$ROTOR" frobnicate
+check_fails "token id out of range" "out of range" "$ROTOR" run -m "$M" --prompt-ids 999999 -n 1
+
+# output to a closed pipe ends cleanly
+"$ROTOR" run -m "$M" -p "Hello" -n 200 --ignore-eos 2>"$TMP/err" | head -c 10 >/dev/null
+rc=${PIPESTATUS[0]}
+check "closed stdout exits 0" test "$rc" -eq 0
+check "closed stdout is not an error" test ! -s "$TMP/err" -o -z "$(grep -v '^rotor: load' "$TMP/err")"
+
+# a real terminal: Ctrl-C stops the answer, the chat goes on, /exit leaves
+if command -v script >/dev/null; then
+    (sleep 1.5; printf 'tell me a story\r'; sleep 1.5; printf '\003'; sleep 1; printf '/exit\r'; sleep 1) |
+        script -qfec "$ROTOR chat -m $M --ignore-eos -n -1 --color off" "$TMP/typescript" >/dev/null 2>&1
+    rc=$?
+    check "pty chat exits 0 after Ctrl-C and /exit" test $rc -eq 0
+    check "pty chat reports the interruption" grep -q "interrupted" "$TMP/typescript"
+    (sleep 1.5; printf '\003'; sleep 2) | script -qfec "$ROTOR chat -m $M" "$TMP/ts2" >/dev/null 2>&1
+    check "Ctrl-C at an empty prompt leaves" test $? -eq 0
+else
+    skip "script(1) not installed: no pseudo-terminal test"
+fi
+t_done cli
