@@ -17,7 +17,10 @@
 #define cpu_relax() ((void)0)
 #endif
 
-#define SPIN_ITERS 200000
+/* Between sections a worker first spins (ops follow each other within microseconds), then
+ * yields its core (the machine may be busy), then sleeps. */
+#define SPIN_ITERS 4000
+#define YIELD_ITERS 2000
 
 struct rtr_pool {
     int n;
@@ -44,6 +47,7 @@ static void *worker(void *v) {
         while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) {
             if (atomic_load(&p->stop)) return NULL;
             if (++spins < SPIN_ITERS) { cpu_relax(); continue; }
+            if (spins < SPIN_ITERS + YIELD_ITERS) { sched_yield(); continue; }
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->sleepers, 1);
             while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->cv, &p->mu);
@@ -102,7 +106,10 @@ void rtr_pool_run(rtr_pool *p, rtr_pool_fn fn, void *arg) {
         pthread_mutex_unlock(&p->mu);
     }
     fn(arg, 0, p->n);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < SPIN_ITERS) cpu_relax();
+        else sched_yield();
+    }
 }
 
 int rtr_physical_cores(void) {

@@ -141,6 +141,21 @@ void rtr_q8_gemm_avx2(const int8_t *w, const float *scale, int nrows, int k, con
     for (int r = 0; r < nrows; r += 4) {
         const int8_t *wr[4];
         for (int i = 0; i < 4; i++) wr[i] = w + (size_t)(r + i < nrows ? r + i : nrows - 1) * kq;
+        if (ntok == 1) { /* decode: row after row, one sequential stream */
+            for (int i = 0; i < 4 && r + i < nrows; i++) {
+                const int8_t *p = wr[i];
+                __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+                for (size_t j = 0; j < kq; j += 64) {
+                    _mm_prefetch((const char *)(p + j + 4096), _MM_HINT_T0);
+                    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(ld_i16(p + j), ld_i16(x + j)));
+                    a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(ld_i16(p + j + 16), ld_i16(x + j + 16)));
+                    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(ld_i16(p + j + 32), ld_i16(x + j + 32)));
+                    a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(ld_i16(p + j + 48), ld_i16(x + j + 48)));
+                }
+                y[r + i] = scale[r + i] * xs[0] * (float)hsum_i32(_mm256_add_epi32(a0, a1));
+            }
+            continue;
+        }
         for (int t = 0; t < ntok; t += 2) {
             const int8_t *xa = x + (size_t)t * kq, *xb = x + (size_t)(t + 1 < ntok ? t + 1 : t) * kq;
             __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;

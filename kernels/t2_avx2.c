@@ -1,8 +1,9 @@
 /* t2_avx2.c: the ternary matrix product for AVX2, and the avx2 kernel table.
  *
  * A 32-byte T2 block holds 128 weights as four 32-weight slices (bits 0-1, 2-3, 4-5, 6-7 of each
- * byte). A slice is unpacked with a shift, an AND and a pshufb that maps each code to c = w + 1
- * in {0, 1, 2}; maddubs(c, x) then gives pairs c0*x0 + c1*x1, and sum(c*x) - sum(x) = sum(w*x).
+ * byte): the low nibbles hold slices 0 and 1, the high nibbles slices 2 and 3. Two pshufb tables
+ * map a nibble to c = w + 1 in {0, 1, 2} of either slice; maddubs(c, x) then gives pairs
+ * c0*x0 + c1*x1, and sum(c*x) - sum(x) = sum(w*x).
  *
  * No saturation or overflow is possible for any int8 x: a maddubs pair lies in [-512, 508], so
  * the decode path widens each block's four slices (at most +-2048) to int32 with madd(., 1), and
@@ -17,7 +18,8 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define KC 2048 /* weights per row unpacked at once: 4 rows x 2 KB stay in L1; KC/32 <= 64 */
+#define KC 2048 /* weights per row unpacked at once: 4 rows x 2 KB stay in L1 */
+_Static_assert(KC / 32 <= 64, "tile4x2 sums KC/32 slices in int16: at most 64 are exact");
 
 /* c = w + 1 for the code in bits 0-1 (LUT_LO) or bits 2-3 (LUT_HI) of a nibble:
  * 00 -> 1 (w 0), 01 -> 0 (w -1), 10 -> 2 (w +1); 11 never reaches a kernel (files are checked) */

@@ -49,6 +49,7 @@ typedef struct {
     const float *xf;
     float *y;
     int8_t *q;
+    float *scale;
     uint64_t sink;
 } ctx;
 
@@ -83,6 +84,12 @@ static void job_f16(ctx *c, long i, int lo, int hi) {
 static void job_bf16(ctx *c, long i, int lo, int hi) {
     (void)i;
     c->ks->bf16_gemm(c->w16 + (size_t)lo * c->k, hi - lo, c->k, c->xf, c->ntok, c->y + lo, c->rows);
+}
+static void job_q8(ctx *c, long i, int lo, int hi) {
+    (void)i;
+    size_t kq = (size_t)(c->k + 63) / 64 * 64;
+    c->ks->q8_gemm((const int8_t *)c->w16 + (size_t)lo * kq, c->scale + lo, hi - lo, c->k, c->q,
+                   c->scale, c->ntok, c->y + lo, c->rows);
 }
 static void job_quant(ctx *c, long i, int lo, int hi) {
     int32_t s;
@@ -208,11 +215,16 @@ int main(int argc, char **argv) {
     c.w16 = w16; c.xf = xf; c.y = big(sizeof(float) * c.rows * 4); c.ntok = 1;
     printf("f16_gemm ntok=1  %d x %d      %6.1f GB/s\n", c.rows, c.k, best(job_f16, &c, n16 * 2 / 1e9, secs));
     printf("bf16_gemm ntok=1 %d x %d      %6.1f GB/s\n", c.rows, c.k, best(job_bf16, &c, n16 * 2 / 1e9, secs));
+    c.q = big(6912 * 4);
+    c.scale = big(sizeof(float) * c.rows);
+    for (int i = 0; i < 6912 * 4; i++) c.q[i] = (int8_t)rnd8();
+    for (int i = 0; i < c.rows; i++) c.scale[i] = 0.01f;
+    printf("q8_gemm ntok=1   %d x %d      %6.1f GB/s\n", c.rows, c.k, best(job_q8, &c, n16 / 1e9, secs));
     c.ntok = 4;
     printf("f16_gemm ntok=4  %d x %d      %6.1f GFLOP/s\n", c.rows, c.k, best(job_f16, &c, n16 * 8 / 1e9, secs));
     free(w16);
 
-    c.k = 6912; c.q = big(6912);
+    c.k = 6912;
     printf("quant_row 6912                     %6.2f us\n", 1e6 / best(job_quant, &c, 1, secs / 4));
     printf("(sink %llu)\n", (unsigned long long)(c.sink & 1));
     pool.stop = 1;

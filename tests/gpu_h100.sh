@@ -9,7 +9,8 @@
 #   4. op tests (test_backend_ops) and parity tests (test_parity) on the vulkan backend
 #   5. rotor bench on the synthetic 2B4T shape with vulkan (pp512, tg128), then cpu for reference
 # Logs go to $OUT (when set) or build/gpu/. ROTOR_GPU_FORCE=1 runs it on any Vulkan device;
-# ROTOR_GPU_SHAPE picks another synthetic shape (tiny, to try the script on a slow device).
+# ROTOR_GPU_SHAPE picks another synthetic shape and ROTOR_GPU_BENCH other bench options (to try
+# the script on a slow device: ROTOR_GPU_SHAPE=tiny ROTOR_GPU_BENCH='-p 16 -n 8 -r 1').
 . "$(dirname "$0")/lib.sh"
 LOG=${OUT:-$BUILD/gpu}
 mkdir -p "$LOG"
@@ -71,9 +72,15 @@ else
 fi
 
 # 5. throughput: the 2B4T shape with random weights (generated once into the cache)
-export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$PWD/$BUILD/cache}
+if [ -z "${XDG_CACHE_HOME:-}" ]; then
+    case $BUILD in /*) XDG_CACHE_HOME=$BUILD/cache ;; *) XDG_CACHE_HOME=$PWD/$BUILD/cache ;; esac
+    export XDG_CACHE_HOME
+fi
+mkdir -p "$XDG_CACHE_HOME"
 shape=${ROTOR_GPU_SHAPE:-bitnet-2b4t}
-if "$ROTOR" bench --synthetic "$shape" --backend vulkan -p 128,512 -n 128 -r 3 >"$LOG/bench_vulkan.md" 2>"$LOG/bench_vulkan.err"; then
+# shellcheck disable=SC2086
+if "$ROTOR" bench --synthetic "$shape" --backend vulkan ${ROTOR_GPU_BENCH:--p 128,512 -n 128 -r 3} \
+        >"$LOG/bench_vulkan.md" 2>"$LOG/bench_vulkan.err"; then
     pass
     cat "$LOG/bench_vulkan.md"
     grep -E 'load|first token' "$LOG/bench_vulkan.err"

@@ -663,6 +663,34 @@ static void same_embedding(const char *a, const char *b, const char *what) {
     rtr_file_close(&fb);
 }
 
+/* The forward pass on a converted file against the fixture's last-position logits of len7. */
+static void gguf_parity(const char *model, const char *what) {
+    static const int32_t ids[7] = {128000, 791, 4062, 14198, 39935, 35308, 927};
+    rtr_model *m;
+    rtr_err e = {0};
+    rtr_model_opts mo = {"cpu", -1, 2, 0, NULL};
+    if (rtr_model_open(&m, model, &mo, &e)) { CHECK(0, "%s: open: %s", what, e.msg); return; }
+    rtr_session *s;
+    rtr_session_opts so = {64, 4, 64, NULL, 1};
+    float *ref = malloc(128256 * 4);
+    char p[600];
+    snprintf(p, sizeof p, "%s", fpath("tiny-bitnet/logits_last_len7.f32.bin"));
+    FILE *f = fopen(p, "rb");
+    int ok = ref && f && fread(ref, 4, 128256, f) == 128256;
+    if (f) fclose(f);
+    CHECK(ok, "read %s", p);
+    if (ok && !rtr_session_new(&s, m, &so, &e)) {
+        CHECK(!rtr_eval(s, ids, 7, &e), "%s: eval: %s", what, e.msg);
+        const float *lg = rtr_logits(s);
+        float d = 0;
+        for (int i = 0; i < 128256; i++) if (fabsf(lg[i] - ref[i]) > d) d = fabsf(lg[i] - ref[i]);
+        CHECK(d <= 1e-3f, "%s: len7 logits differ from the reference by %.3e", what, d);
+        rtr_session_free(s);
+    }
+    free(ref);
+    rtr_model_close(m);
+}
+
 static void test_gguf(void) {
     static const gguf_case cases[] = {
         {"i2s-f16", "bitnet-b1.58", 3, RTR_GGML_I2_S, RTR_GGML_F16, RTR_GGML_F32},
@@ -682,6 +710,8 @@ static void test_gguf(void) {
         /* everything but the embedding equals the HF conversion: codes, scales, norms, tokenizer */
         same_tensors(tpath("hf.rotor"), out, "tok_embd", cases[i].name);
         same_embedding(tpath("hf.rotor"), out, cases[i].name);
+        /* a bf16 embedding is the fixture's own: the whole forward pass must match */
+        if (cases[i].embd_type == RTR_GGML_BF16) gguf_parity(out, cases[i].name);
         rtr_file f;
         if (!rtr_file_open(&f, out, &e)) {
             CHECK(meta_str_is(&f, "general.arch", "bitnet") && meta_is(&f, "tokenizer.eot", 128009) &&
