@@ -106,7 +106,7 @@ typedef struct {
     int n_sink;    /* slots never evicted when the ring wraps (attention sinks); default 4 */
     int n_batch;   /* largest batch one eval step runs; default 512 */
     const volatile int *cancel; /* when *cancel becomes non-zero, rtr_eval returns RTR_EINTR */
-    int kv_f32;    /* keep the KV cache in f32 (exact reference parity) instead of f16 */
+    int kv_f16;    /* keep the KV cache in f16: half the memory, no longer reference-exact */
 } rtr_session_opts;
 
 int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *opts, rtr_err *err);

@@ -197,22 +197,25 @@ static int op_rope(cl_backend *b, const rtr_op *op, rtr_err *err) {
 }
 
 static int op_kv_store(cl_backend *b, const rtr_op *op, rtr_err *err) {
-    int n = op->p.kv.n, r;
+    int n = op->p.kv.n, r, f32 = op->p.kv.type == RTR_T_F32;
+    size_t elt = f32 ? 4 : 2;
     if (n <= 0) return rtr_seterr(err, RTR_EARG, "opencl: kv_store of %d floats", n);
+    if (!f32 && op->p.kv.type != RTR_T_F16) return rtr_seterr(err, RTR_EARG, "opencl: kv cache type %d", op->p.kv.type);
     if ((r = need(op->dst, "kcache", err)) || (r = need(op->dst2, "vcache", err)) || (r = need(op->a, "k", err)) ||
         (r = need(op->b, "v", err)) || (r = need(op->c, "slots", err)))
         return r;
     cl_params p = {0};
-    if ((r = eoff(op->dst, 2, &p.off[0], "kcache", err)) || (r = eoff(op->dst2, 2, &p.off[1], "vcache", err)) ||
+    if ((r = eoff(op->dst, elt, &p.off[0], "kcache", err)) || (r = eoff(op->dst2, elt, &p.off[1], "vcache", err)) ||
         (r = eoff(op->a, 4, &p.off[2], "k", err)) || (r = eoff(op->b, 4, &p.off[3], "v", err)) ||
         (r = eoff(op->c, 4, &p.off[4], "slots", err)))
         return r;
     /* slots that fit in both caches; the kernel skips any other */
-    size_t row = (size_t)n * 2, ks = op->dst.off <= op->dst.buf->bytes ? (op->dst.buf->bytes - op->dst.off) / row : 0,
+    size_t row = (size_t)n * elt, ks = op->dst.off <= op->dst.buf->bytes ? (op->dst.buf->bytes - op->dst.off) / row : 0,
            vs = op->dst2.off <= op->dst2.buf->bytes ? (op->dst2.buf->bytes - op->dst2.off) / row : 0;
     size_t cap = ks < vs ? ks : vs;
     p.i[0] = n;
     p.i[1] = cap > 0x7fffffff ? 0x7fffffff : (cl_int)cap;
+    p.i[2] = f32;
     cl_mem m[5] = {M(op->dst), M(op->dst2), M(op->a), M(op->b), M(op->c)};
     size_t g[2] = {round_up((size_t)n, 64), (size_t)op->rows}, l[2] = {64, 1};
     return launch(b, K_KV_STORE, 5, m, &p, 2, g, l, err);
@@ -224,6 +227,9 @@ static int op_kv_store(cl_backend *b, const rtr_op *op, rtr_err *err) {
 
 static int op_attn(cl_backend *b, const rtr_op *op, rtr_err *err) {
     int nh = op->p.attn.n_head, nkv = op->p.attn.n_kv, hd = op->p.attn.head_dim, cap = op->p.attn.cap, r;
+    int f32 = op->p.attn.kv_type == RTR_T_F32;
+    size_t elt = f32 ? 4 : 2;
+    if (!f32 && op->p.attn.kv_type != RTR_T_F16) return rtr_seterr(err, RTR_EARG, "opencl: kv cache type %d", op->p.attn.kv_type);
     if (nh <= 0 || nkv <= 0 || nh % nkv || hd <= 0 || hd % 4 || hd > ATTN_HD_MAX || cap <= 0)
         return rtr_seterr(err, RTR_EARG, "opencl: attention shape n_head %d, n_kv %d, head_dim %d, cap %d is not supported",
                           nh, nkv, hd, cap);
@@ -243,8 +249,8 @@ static int op_attn(cl_backend *b, const rtr_op *op, rtr_err *err) {
         n_split = (cap + chunk - 1) / chunk;
     }
     cl_params p = {0};
-    if ((r = eoff(op->a, 4, &p.off[0], "q", err)) || (r = eoff(op->b, 2, &p.off[1], "K", err)) ||
-        (r = eoff(op->c, 2, &p.off[2], "V", err)) || (r = eoff(op->d, 4, &p.off[3], "slot positions", err)) ||
+    if ((r = eoff(op->a, 4, &p.off[0], "q", err)) || (r = eoff(op->b, elt, &p.off[1], "K", err)) ||
+        (r = eoff(op->c, elt, &p.off[2], "V", err)) || (r = eoff(op->d, 4, &p.off[3], "slot positions", err)) ||
         (r = eoff(op->e, 4, &p.off[4], "query positions", err)) || (r = eoff(op->dst, 4, &p.off[5], "dst", err)))
         return r;
     p.i[0] = nh;
@@ -256,6 +262,7 @@ static int op_attn(cl_backend *b, const rtr_op *op, rtr_err *err) {
     p.i[6] = hg;
     p.i[7] = n_split;
     p.i[8] = chunk;
+    p.i[9] = f32;
     p.f[0] = op->p.attn.scale;
     cl_mem part = NULL;
     if (n_split > 1) {

@@ -1,4 +1,5 @@
 /* attn.cl: RTR_OP_ATTN over the KV ring, f32 math on the f16 caches.
+ * The caches are f16, or f32 when P.i[9] is set (offsets in elements of that type).
  * attn: one work-group per (query row, group of hg query heads sharing one KV head, split of
  * the ring). It walks its slots AWG at a time: each work-item scores one slot against the hg
  * query heads, an online softmax keeps a running max and sum per head, and each work-item
@@ -7,7 +8,7 @@
  * (max, sum, unnormalized acc[head_dim]) per split and attn_merge combines them.
  * Visibility: 0 <= spos <= qpos and (spos < n_sink or qpos - spos < window).
  * Params: off q, K, V, spos, qpos, dst, part; i n_head, n_kv, head_dim, cap, n_sink, window,
- * hg, n_split, chunk; f scale. Limits (checked by the host): head_dim % 4 == 0,
+ * hg, n_split, chunk, kv_f32; f scale. Limits (checked by the host): head_dim % 4 == 0,
  * head_dim <= ATTN_HD_MAX, hg <= ATTN_HG_MAX. */
 #define AWG 128
 #define ATTN_HG_MAX 8
@@ -15,7 +16,7 @@
 #define ATTN_DPT (ATTN_HD_MAX / AWG)
 
 __kernel __attribute__((reqd_work_group_size(AWG, 1, 1)))
-void attn(__global const float *q, __global const half *K, __global const half *V,
+void attn(__global const float *q, __global const float *Kf, __global const float *Vf,
           __global const int *spos, __global const int *qpos, __global float *dst,
           __global float *part, rtr_params P) {
     __local float ql[ATTN_HG_MAX * ATTN_HD_MAX];
@@ -24,7 +25,7 @@ void attn(__global const float *q, __global const half *K, __global const half *
     __local int vis[AWG];
     __local int any;
     const int n_head = P.i[0], n_kv = P.i[1], hd = P.i[2], cap = P.i[3], n_sink = P.i[4];
-    const int window = P.i[5], hg = P.i[6], n_split = P.i[7], chunk = P.i[8];
+    const int window = P.i[5], hg = P.i[6], n_split = P.i[7], chunk = P.i[8], f32 = P.i[9];
     const float scale = P.f[0];
     int l = get_local_id(0), g = get_group_id(0), split = get_group_id(1);
     int ngr = n_head / hg, r = g / ngr, h0 = (g % ngr) * hg, kvh = h0 / (n_head / n_kv);
@@ -32,8 +33,10 @@ void attn(__global const float *q, __global const half *K, __global const half *
     q += P.off[0] + ((size_t)r * n_head + h0) * hd;
     for (int i = l; i < hg * hd; i += AWG) ql[i] = q[i];
     size_t kvs = (size_t)n_kv * hd;
-    K += P.off[1] + (size_t)kvh * hd;
-    V += P.off[2] + (size_t)kvh * hd;
+    __global const half *K = (__global const half *)Kf + P.off[1] + (size_t)kvh * hd;
+    __global const half *V = (__global const half *)Vf + P.off[2] + (size_t)kvh * hd;
+    Kf += P.off[1] + (size_t)kvh * hd;
+    Vf += P.off[2] + (size_t)kvh * hd;
     spos += P.off[3];
 
     /* the V phase: work-item l owns dims d0, d0 + AWG, ... of every head, for slots j = sub
@@ -63,8 +66,9 @@ void attn(__global const float *q, __global const half *K, __global const half *
         for (int h = 0; h < ATTN_HG_MAX; h++) sv[h] = 0.0f;
         if (ok) {
             __global const half *kr = K + (size_t)s * kvs;
+            __global const float *kr32 = Kf + (size_t)s * kvs;
             for (int d = 0; d < hd; d += 4) {
-                float4 kk = vload_half4(0, kr + d);
+                float4 kk = f32 ? vload4(0, kr32 + d) : vload_half4(0, kr + d);
                 for (int h = 0; h < ATTN_HG_MAX; h++)
                     if (h < hg) sv[h] += dot(kk, vload4(0, ql + h * hd + d));
             }
@@ -103,10 +107,11 @@ void attn(__global const float *q, __global const half *K, __global const half *
             for (int j = sub; j < AWG; j += nsub) {
                 if (!vis[j]) continue;
                 __global const half *vr = V + (size_t)(base + j) * kvs;
+                __global const float *vr32 = Vf + (size_t)(base + j) * kvs;
                 for (int t = 0; t < ATTN_DPT; t++) {
                     int d = d0 + t * AWG;
                     if (d < hd && (t == 0 || hd > AWG)) {
-                        float vv = vload_half(d, vr);
+                        float vv = f32 ? vr32[d] : vload_half(d, vr);
                         for (int h = 0; h < ATTN_HG_MAX; h++)
                             if (h < hg) acc[h][t] += sc[h * AWG + j] * vv;
                     }

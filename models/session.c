@@ -39,8 +39,9 @@ int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *o, 
     s->n_sink = o && o->n_sink > 0 ? o->n_sink : 4;
     s->n_batch = o && o->n_batch > 0 ? o->n_batch : 512;
     s->cancel = o ? o->cancel : NULL;
-    /* embedding passes are short: their cache is always f32, for reference-exact vectors */
-    s->kv_type = (o && o->kv_f32) || h->pooling_last ? RTR_T_F32 : RTR_T_F16;
+    /* f32 by default: reference-exact; f16 halves the cache. Embedding passes are short and
+     * always use f32. */
+    s->kv_type = o && o->kv_f16 && !h->pooling_last ? RTR_T_F16 : RTR_T_F32;
     if (o && o->n_sink < 0) s->n_sink = 0;
     if (s->n_ctx < 8 || s->n_ctx > (1 << 22)) {
         int c = s->n_ctx;

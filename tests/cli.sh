@@ -51,6 +51,15 @@ rc=${PIPESTATUS[0]}
 check "closed stdout exits 0" test "$rc" -eq 0
 check "closed stdout is not an error" test ! -s "$TMP/err" -o -z "$(grep -v '^rotor: load' "$TMP/err")"
 
+# answers from an index cite their sources
+mkdir -p "$TMP/docs"
+printf 'The zebrafish quasar protocol uses port 7781.\n\nIt was designed in 2019.\n' > "$TMP/docs/a.md"
+printf 'Bananas are yellow fruit.\n' > "$TMP/docs/b.txt"
+"$ROTOR" rag-index "$TMP/docs" --db "$TMP/i.sqlite" >/dev/null 2>&1
+out=$("$ROTOR" run -m "$M" --rag "$TMP/i.sqlite" -k 1 -p "Which port does the zebrafish quasar protocol use?" -n 4 --seed 1 2>/dev/null)
+check "run --rag exits 0" test $? -eq 0
+check "run --rag lists the source it used" sh -c "printf '%s' \"\$1\" | grep -q 'a.md:1-3'" _ "$out"
+
 # a real terminal: Ctrl-C stops the answer, the chat goes on, /exit leaves
 if command -v script >/dev/null; then
     (sleep 1.5; printf 'tell me a story\r'; sleep 1.5; printf '\003'; sleep 1; printf '/exit\r'; sleep 1) |

@@ -671,7 +671,7 @@ static void gguf_parity(const char *model, const char *what) {
     rtr_model_opts mo = {"cpu", -1, 2, 0, NULL};
     if (rtr_model_open(&m, model, &mo, &e)) { CHECK(0, "%s: open: %s", what, e.msg); return; }
     rtr_session *s;
-    rtr_session_opts so = {64, 4, 64, NULL, 1};
+    rtr_session_opts so = {64, 4, 64, NULL, 0};
     float *ref = malloc(128256 * 4);
     char p[600];
     snprintf(p, sizeof p, "%s", fpath("tiny-bitnet/logits_last_len7.f32.bin"));

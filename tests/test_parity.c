@@ -103,7 +103,7 @@ static void check_model(const char *model, const rtr_model_opts *mo, const char 
     int ns = read_inputs(dir, seqs, 8);
     CHECK(ns == 4, "%s: inputs.txt has %d sequences", label, ns);
     rtr_session *s;
-    rtr_session_opts so = {512, 4, 64, NULL, 1}; /* f32 KV cache: a float32 engine */
+    rtr_session_opts so = {512, 4, 64, NULL, 0}; /* f32 KV cache: a float32 engine */
     if (rtr_session_new(&s, m, &so, &e)) { CHECK(0, "%s: session: %s", label, e.msg); rtr_model_close(m); return; }
     float *pos_logits = malloc((size_t)V * 4);
     static top5 ref[MAXT], ref64[MAXT];

@@ -67,7 +67,7 @@ static void test_chat_vectors(rtr_model *m, const char *dir) {
 static int greedy(rtr_model *m, int n_ctx, int n_batch, const int32_t *prompt, int np, int n, int32_t *out, size_t *alloc_delta) {
     rtr_session *s;
     rtr_err e;
-    rtr_session_opts so = {n_ctx, 4, n_batch, NULL, 1};
+    rtr_session_opts so = {n_ctx, 4, n_batch, NULL, 0};
     if (rtr_session_new(&s, m, &so, &e)) return -1;
     if (rtr_eval(s, prompt, np, &e)) { rtr_session_free(s); return -1; }
     /* a first generated token sizes any lazily grown scratch; from then on nothing is allocated */
@@ -104,7 +104,7 @@ static void test_ring(rtr_model *m) {
     for (int i = 0; i < 200; i++) ids[i] = (int32_t)((i * 7919u + 13) % 128000u);
     rtr_session *a, *b;
     rtr_err e;
-    rtr_session_opts so = {CTX, 4, 48, NULL, 1};
+    rtr_session_opts so = {CTX, 4, 48, NULL, 0};
     CHECK(!rtr_session_new(&a, m, &so, &e) && !rtr_session_new(&b, m, &so, &e), "sessions");
     CHECK(!rtr_eval(a, ids, 200, &e), "batched eval past the ring: %s", e.msg);
     for (int i = 0; i < 200; i++) if (rtr_eval(b, &ids[i], 1, &e)) { CHECK(0, "eval %d", i); break; }

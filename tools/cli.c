@@ -163,7 +163,7 @@ int cli_model_arg(cli_model_args *a, int argc, char **argv, int *i, int *bad) {
     if (cli_opt(argc, argv, i, NULL, "--kernel", &v, bad)) { a->mo.kernel = v; return 1; }
     if (cli_opt(argc, argv, i, "-ctk", "--cache-type", &v, bad)) {
         if (!*bad && strcmp(v, "f16") && strcmp(v, "f32")) { cli_error("--cache-type must be f16 or f32"); *bad = 1; }
-        a->kv_f32 = !strcmp(v, "f32");
+        a->kv_f16 = !strcmp(v, "f16");
         return 1;
     }
     if (cli_flag(argv, *i, NULL, "--verbose")) { a->mo.verbose = 1; return 1; }

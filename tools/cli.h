@@ -48,7 +48,7 @@ void cli_progress_end(cli_progress *p);
 typedef struct {
     const char *model;
     rtr_model_opts mo;
-    int kv_f32; /* --cache-type f32 */
+    int kv_f16; /* --cache-type f16 */
 } cli_model_args;
 void cli_model_args_init(cli_model_args *a);
 /* Consumes argv[*i] if it is a model flag; returns 1 if consumed, sets *bad on a bad value. */

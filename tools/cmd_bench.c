@@ -160,7 +160,7 @@ int rtr_cmd_bench(int argc, char **argv) {
     ctx += 16;
     rtr_session *s = NULL;
     rtr_err e = {0};
-    rtr_session_opts so = {ctx, 4, maxp, NULL, ma.kv_f32};
+    rtr_session_opts so = {ctx, 4, maxp, NULL, ma.kv_f16};
     int rc = 1;
     int32_t *ids = malloc((size_t)(maxp + 8) * 4);
     double *times = malloc((size_t)reps * sizeof(double));

@@ -4,6 +4,7 @@
  * terminal, so it can be scripted. Commands: /exit, /clear, /regen, /help. */
 #include "cli.h"
 #include "gen.h"
+#include "rag_prompt.h"
 #include "sampling_args.h"
 
 #include <errno.h>
@@ -24,6 +25,8 @@ static void usage(void) {
             "      --special          special-token strings typed in the chat become control tokens\n"
             "      --color on|off|auto  colour the answers (default auto: on a terminal)\n"
             "      --ignore-eos       answers end only at -n or Ctrl-C (for tests)\n"
+            "      --rag FILE.sqlite  each question retrieves sources from the index; answers cite them\n"
+            "  -k N                   sources per question (default 4)\n"
             "%s"
             "in the chat: /exit, /clear (new conversation), /regen (answer again), /help\n"
             "Ctrl-C stops an answer; Ctrl-C at an empty prompt or Ctrl-D leaves.\n",
@@ -41,12 +44,24 @@ typedef struct {
     int pending_eot;   /* the last answer ended without its end-of-turn token in the cache */
     int answer_start;  /* session position where the last answer began, -1 if none */
     int32_t last_prompt_tok;
+    rag_ctx *rag;
+    rag_prompt rp;
+    char *answer;
     rtr_model_info mi;
 } chat_state;
 
 /* Tokens for one user turn after what the cache holds. The first turn carries BOS and the
  * system prompt; later turns start with the end-of-turn token the previous answer left out. */
 static int turn_tokens(chat_state *c, const char *user) {
+    int special = c->special;
+    if (c->rag) {
+        rtr_err e;
+        rag_prompt_free(&c->rp);
+        memset(&c->rp, 0, sizeof c->rp);
+        if (rag_prompt_build(c->rag, user, &c->rp, &e)) { cli_error("%s", e.msg); return RTR_EIO; }
+        user = c->rp.message;
+        special = 0; /* document text is data */
+    }
     rtr_chat_msg msgs[2];
     int nm = 0;
     int first = rtr_session_pos(c->s) == 0;
@@ -54,7 +69,7 @@ static int turn_tokens(chat_state *c, const char *user) {
     msgs[nm++] = (rtr_chat_msg){"user", user};
     int off = 0;
     if (!first && c->pending_eot && c->mi.eot >= 0) c->ids[off++] = c->mi.eot;
-    int n = rtr_chat_tokenize(c->m, msgs, nm, 1, c->special, c->ids + off, c->cap - off);
+    int n = rtr_chat_tokenize(c->m, msgs, nm, 1, special, c->ids + off, c->cap - off);
     if (n < 0) return n;
     if (n > c->cap - off) return RTR_EARG;
     if (!first && c->mi.bos >= 0 && n > 0 && c->ids[off] == c->mi.bos) {
@@ -64,12 +79,18 @@ static int turn_tokens(chat_state *c, const char *user) {
     return off + n;
 }
 
-static int answer(chat_state *c, const gen_opts *go) {
+static int answer(chat_state *c, const gen_opts *go0) {
     rtr_err e = {0};
     gen_result gr;
+    gen_opts go = *go0;
+    if (c->rag) { go.capture = c->answer; go.capture_cap = 1 << 16; }
     c->answer_start = rtr_session_pos(c->s);
-    int r = gen_run(c->s, c->m, c->sp, go, &gr, &e);
+    int r = gen_run(c->s, c->m, c->sp, &go, &gr, &e);
     fputc('\n', stdout);
+    if (c->rag && !r) {
+        char *src = rag_prompt_sources(&c->rp, c->answer);
+        if (src) { fputs(src, stdout); free(src); }
+    }
     fflush(stdout);
     if (r) return cli_error("%s", e.msg), -1;
     /* generated tokens except the last were evaluated; an end token is added with the next turn */
@@ -84,7 +105,8 @@ int rtr_cmd_chat(int argc, char **argv) {
     rtr_sampler_params sp;
     rtr_sampler_defaults(&sp);
     long seed = -1, n_predict = -1, n_ctx = 0;
-    const char *system = NULL, *color = "auto";
+    const char *system = NULL, *color = "auto", *rag = NULL;
+    long rag_k = 4;
     int special = 0, ignore_eos = 0, bad = 0;
     for (int i = 1; i < argc && !bad; i++) {
         const char *v;
@@ -103,6 +125,11 @@ int rtr_cmd_chat(int argc, char **argv) {
         }
         if (cli_flag(argv, i, NULL, "--special")) { special = 1; continue; }
         if (cli_flag(argv, i, NULL, "--ignore-eos")) { ignore_eos = 1; continue; }
+        if (cli_opt(argc, argv, &i, NULL, "--rag", &v, &bad)) { rag = v; continue; }
+        if (cli_opt(argc, argv, &i, "-k", "--top-sources", &v, &bad)) {
+            if (!bad && !cli_int(v, 1, 100, &rag_k)) bad = cli_error("-k needs a count from 1 to 100");
+            continue;
+        }
         bad = cli_error("chat: unknown option '%s' (see rotor chat --help)", argv[i]);
     }
     if (bad) return 1;
@@ -121,13 +148,22 @@ int rtr_cmd_chat(int argc, char **argv) {
     char *line = NULL;
     size_t lcap = 0;
     cli_install_signals();
-    rtr_session_opts so = {(int)n_ctx, 4, 0, &cli_interrupted, ma.kv_f32};
+    rtr_session_opts so = {(int)n_ctx, 4, 0, &cli_interrupted, ma.kv_f16};
     if (rtr_session_new(&c.s, c.m, &so, &e)) { cli_error("%s", e.msg); goto out; }
     if (rtr_sampler_new(&c.sp, &sp, c.mi.n_vocab)) { cli_error("out of memory"); goto out; }
     c.cap = rtr_session_ctx(c.s) + 16;
+    if (rag) {
+        rag_ctx_opts ro;
+        rag_ctx_defaults(&ro);
+        ro.db_path = rag;
+        ro.k = (int)rag_k;
+        if (rag_ctx_open(&c.rag, &ro, &e)) { cli_error("%s", e.msg); goto out; }
+        if (*rag_ctx_note(c.rag)) fprintf(stderr, "rotor: %s\n", rag_ctx_note(c.rag));
+        if (!(c.answer = malloc(1 << 16))) { cli_error("out of memory"); goto out; }
+    }
     c.ids = malloc((size_t)c.cap * 4);
     if (!c.ids) { cli_error("out of memory"); goto out; }
-    gen_opts go = {(int)n_predict, ignore_eos, 0, use_color ? "\033[33m" : NULL};
+    gen_opts go = {(int)n_predict, ignore_eos, 0, use_color ? "\033[33m" : NULL, NULL, 0};
     if (tty_in) fprintf(stderr, "rotor chat: /exit to leave, /help for commands\n");
     for (;;) {
         if (tty_in) { fputs(use_color ? "\033[32m> \033[0m" : "> ", stdout); fflush(stdout); }
@@ -174,6 +210,7 @@ int rtr_cmd_chat(int argc, char **argv) {
         }
         int nt = turn_tokens(&c, line);
         if (nt == RTR_EARG) { cli_error("that line is not valid UTF-8 or too long; try again"); continue; }
+        if (nt == RTR_EIO) continue;
         if (nt < 0) { cli_error("cannot build the chat prompt: %s", rtr_strerror(nt)); goto out; }
         if (rtr_eval(c.s, c.ids, nt, &e)) {
             if (e.code == RTR_EINTR) { cli_interrupted = 0; fprintf(stderr, "[interrupted]\n"); continue; }
@@ -185,6 +222,8 @@ int rtr_cmd_chat(int argc, char **argv) {
         if (answer(&c, &go)) goto out;
     }
 out:
+    if (c.rag) { rag_prompt_free(&c.rp); rag_ctx_close(c.rag); }
+    free(c.answer);
     free(line);
     free(c.ids);
     rtr_sampler_free(c.sp);

@@ -2,6 +2,7 @@
  * stdout, one timing line on stderr. Also the debugging switches scripts and tests rely on. */
 #include "cli.h"
 #include "gen.h"
+#include "rag_prompt.h"
 #include "sampling_args.h"
 
 #include <errno.h>
@@ -16,7 +17,7 @@ static void usage(void) {
             "  -c, --ctx-size N       KV ring slots (default: model max, at most 4096)\n"
             "  -b, --batch-size N     prompt tokens per evaluation step (default 512)\n"
             "      --sinks N          ring slots never evicted (default 4)\n"
-            "      --cache-type T     KV cache precision: f16 (default) or f32 (reference-exact)\n"
+            "      --cache-type T     KV cache precision: f32 (default, reference-exact) or f16 (half the memory)\n"
             "  -t, --threads N        CPU threads (default: physical cores)\n"
             "      --backend NAME     auto, cpu, vulkan, opencl (default auto)\n"
             "      --device N         GPU index (rotor --list-devices)\n"
@@ -29,6 +30,8 @@ static void usage(void) {
             "      --print-ids        print generated ids instead of text\n"
             "      --ignore-eos       keep generating past end-of-text\n"
             "  -q, --quiet            no timing line\n"
+            "      --rag FILE.sqlite  answer from an index made by rotor rag-index, citing sources\n"
+            "                         (implies --chat); -k N sources (default 4)\n"
             "%s",
             SAMPLING_HELP);
 }
@@ -63,7 +66,8 @@ int rtr_cmd_run(int argc, char **argv) {
     rtr_sampler_params sp;
     rtr_sampler_defaults(&sp);
     long seed = -1;
-    const char *prompt = NULL, *file = NULL, *system = NULL, *ids_arg = NULL, *logits_out = NULL;
+    const char *prompt = NULL, *file = NULL, *system = NULL, *ids_arg = NULL, *logits_out = NULL, *rag = NULL;
+    long rag_k = 4;
     long n_predict = -1, n_ctx = 0, n_batch = 0, n_sink = 4;
     int chat = 0, no_bos = 0, no_special = 0, print_ids = 0, ignore_eos = 0, quiet = 0, bad = 0;
     for (int i = 1; i < argc && !bad; i++) {
@@ -93,6 +97,11 @@ int rtr_cmd_run(int argc, char **argv) {
             continue;
         }
         if (cli_flag(argv, i, NULL, "--chat")) { chat = 1; continue; }
+        if (cli_opt(argc, argv, &i, NULL, "--rag", &v, &bad)) { rag = v; chat = 1; continue; }
+        if (cli_opt(argc, argv, &i, "-k", "--top-sources", &v, &bad)) {
+            if (!bad && !cli_int(v, 1, 100, &rag_k)) bad = cli_error("-k needs a count from 1 to 100");
+            continue;
+        }
         if (cli_flag(argv, i, NULL, "--no-bos")) { no_bos = 1; continue; }
         if (cli_flag(argv, i, NULL, "--no-special")) { no_special = 1; continue; }
         if (cli_flag(argv, i, NULL, "--print-ids")) { print_ids = 1; continue; }
@@ -130,6 +139,20 @@ int rtr_cmd_run(int argc, char **argv) {
     rtr_session *s = NULL;
     rtr_sampler *smp = NULL;
     rtr_err e = {0};
+    rag_ctx *rag_c = NULL;
+    rag_prompt rp;
+    memset(&rp, 0, sizeof rp);
+    char *answer = NULL;
+    if (rag) {
+        rag_ctx_opts ro;
+        rag_ctx_defaults(&ro);
+        ro.db_path = rag;
+        ro.k = (int)rag_k;
+        if (rag_ctx_open(&rag_c, &ro, &e)) { cli_error("%s", e.msg); goto out; }
+        if (*rag_ctx_note(rag_c)) fprintf(stderr, "rotor: %s\n", rag_ctx_note(rag_c));
+        if (rag_prompt_build(rag_c, text, &rp, &e)) { cli_error("%s", e.msg); goto out; }
+        if (!(answer = malloc(1 << 16))) { cli_error("out of memory"); goto out; }
+    }
 
     if (ids_arg) {
         if (parse_ids(ids_arg, &ids, &n_ids)) { cli_error("--prompt-ids needs comma-separated token ids"); goto out; }
@@ -141,8 +164,18 @@ int rtr_cmd_run(int argc, char **argv) {
             rtr_chat_msg msgs[2];
             int nm = 0;
             if (system) msgs[nm++] = (rtr_chat_msg){"system", system};
-            msgs[nm++] = (rtr_chat_msg){"user", text};
-            n_ids = rtr_chat_tokenize(m, msgs, nm, 1, !no_special, ids, cap);
+            msgs[nm++] = (rtr_chat_msg){"user", rag ? rp.message : text};
+            if (rag) {
+                /* documents are data: no special tokens from them, whatever the flags say */
+                size_t need = rp.len + tlen + 64;
+                if ((size_t)cap < need) {
+                    int32_t *n2 = realloc(ids, need * 4);
+                    if (!n2) { cli_error("out of memory"); goto out; }
+                    ids = n2;
+                    cap = (int)need;
+                }
+            }
+            n_ids = rtr_chat_tokenize(m, msgs, nm, 1, rag ? 0 : !no_special, ids, cap);
         } else {
             n_ids = rtr_tokenize(m, text, tlen, (no_bos ? 0 : RTR_TOK_BOS) | (no_special ? RTR_TOK_PLAIN : 0), ids, cap);
         }
@@ -155,7 +188,7 @@ int rtr_cmd_run(int argc, char **argv) {
         if (ids[i] >= mi.n_vocab) { cli_error("token id %d is out of range (vocabulary %d)", ids[i], mi.n_vocab); goto out; }
 
     cli_install_signals();
-    rtr_session_opts so = {(int)n_ctx, (int)n_sink, (int)n_batch, &cli_interrupted, ma.kv_f32};
+    rtr_session_opts so = {(int)n_ctx, (int)n_sink, (int)n_batch, &cli_interrupted, ma.kv_f16};
     if (rtr_session_new(&s, m, &so, &e)) { cli_error("%s", e.msg); goto out; }
     if (n_ids > rtr_session_ctx(s)) {
         cli_error("the prompt is %d tokens, longer than the context (%d); raise -c", n_ids, rtr_session_ctx(s));
@@ -178,11 +211,15 @@ int rtr_cmd_run(int argc, char **argv) {
             goto out;
         }
     }
-    gen_opts go = {(int)n_predict, ignore_eos, print_ids, NULL};
+    gen_opts go = {(int)n_predict, ignore_eos, print_ids, NULL, answer, answer ? 1 << 16 : 0};
     gen_result gr;
     if (gen_run(s, m, smp, &go, &gr, &e)) { cli_error("%s", e.msg); goto out; }
     if (!gr.out_closed) {
         fputc('\n', stdout);
+        if (rag) {
+            char *src = rag_prompt_sources(&rp, answer);
+            if (src) { fputs(src, stdout); free(src); }
+        }
         fflush(stdout);
     }
     if (!quiet)
@@ -191,6 +228,8 @@ int rtr_cmd_run(int argc, char **argv) {
                 gr.n_gen > 1 ? (gr.n_gen - 1) / (gr.seconds > 0 ? gr.seconds : 1e-9) : 0.0, rtr_model_device(m));
     rc = gr.interrupted ? 130 : 0;
 out:
+    free(answer);
+    if (rag) { rag_prompt_free(&rp); rag_ctx_close(rag_c); }
     rtr_sampler_free(smp);
     rtr_session_free(s);
     rtr_model_close(m);

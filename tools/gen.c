@@ -11,6 +11,15 @@ int gen_is_end(const rtr_model *m, int32_t id) {
     return id == mi.eos || id == mi.eot;
 }
 
+static void keep(const gen_opts *o, gen_result *res, const char *s, size_t n) {
+    if (!o->capture || !o->capture_cap) return;
+    size_t room = o->capture_cap - 1 - res->captured;
+    if (n > room) n = room;
+    memcpy(o->capture + res->captured, s, n);
+    res->captured += n;
+    o->capture[res->captured] = 0;
+}
+
 static int emit(const char *s, size_t n, gen_result *res) {
     if (!n) return 0;
     if (fwrite(s, 1, n, stdout) != n || fflush(stdout)) {
@@ -23,6 +32,7 @@ static int emit(const char *s, size_t n, gen_result *res) {
 int gen_run(rtr_session *s, const rtr_model *m, rtr_sampler *sp, const gen_opts *o,
             gen_result *res, rtr_err *err) {
     memset(res, 0, sizeof *res);
+    if (o->capture && o->capture_cap) o->capture[0] = 0;
     rtr_model_info mi;
     rtr_model_get_info(m, &mi);
     rtr_detok dt = {{0}, 0};
@@ -42,6 +52,7 @@ int gen_run(rtr_session *s, const rtr_model *m, rtr_sampler *sp, const gen_opts 
             if (emit(text, (size_t)n, res)) break;
         } else if (!rtr_token_is_special(m, id)) {
             int n = rtr_detok_push(&dt, m, id, text, sizeof text);
+            keep(o, res, text, (size_t)n);
             if (emit(text, (size_t)n, res)) break;
         }
         if (o->n_predict >= 0 && res->n_gen >= o->n_predict) break;
@@ -52,6 +63,7 @@ int gen_run(rtr_session *s, const rtr_model *m, rtr_sampler *sp, const gen_opts 
     }
     if (!o->print_ids && !res->out_closed) {
         int n = rtr_detok_flush(&dt, text, sizeof text);
+        keep(o, res, text, (size_t)n);
         emit(text, (size_t)n, res);
     }
     if (o->color && !o->print_ids && !res->out_closed) emit("\033[0m", 4, res);

@@ -12,6 +12,8 @@ typedef struct {
     int ignore_eos;
     int print_ids;
     const char *color; /* ANSI colour for generated text, or NULL */
+    char *capture;     /* optional: the generated text is also kept here (NUL-terminated) */
+    size_t capture_cap;
 } gen_opts;
 
 typedef struct {
@@ -20,6 +22,7 @@ typedef struct {
     int interrupted;   /* Ctrl-C */
     int out_closed;    /* stdout went away */
     double seconds;    /* generation time */
+    size_t captured;   /* bytes kept in gen_opts.capture */
 } gen_result;
 
 /* Generates after the session's current state (logits of the last evaluated token must be
