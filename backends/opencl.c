@@ -20,10 +20,10 @@
 #define CL_PROGRAM_MAGIC "RTRCLBIN"
 
 static const char *const kernel_names[K_COUNT] = {
-    [K_EMBED] = "embed",          [K_RMSNORM] = "rmsnorm",       [K_GEMV_T2] = "matmul_t2_gemv",
-    [K_GEMM_T2] = "matmul_t2_gemm", [K_MATMUL_F] = "matmul_f",   [K_ROPE] = "rope",
-    [K_KV_STORE] = "kv_store",    [K_ATTN] = "attn",             [K_ATTN_MERGE] = "attn_merge",
-    [K_GLU] = "glu",              [K_ADD] = "add",
+    [K_EMBED] = "embed",         [K_RMSNORM] = "rmsnorm",      [K_GEMV_T2] = "matmul_t2_gemv",
+    [K_GEMM_T2] = "matmul_t2_gemm", [K_MATMUL_F] = "matmul_f",  [K_ROPE_KV] = "rope_kv",
+    [K_ATTN] = "attn",           [K_ATTN_MERGE] = "attn_merge", [K_GLU] = "glu",
+    [K_ADD] = "add",
 };
 
 const char *cl_errname(cl_int rc) {
@@ -424,6 +424,8 @@ fail:
 static void cl_buf_free(rtr_backend *be, rtr_buf *buf) {
     cl_backend *b = (cl_backend *)be;
     if (!buf) return;
+    rtr_err e;
+    if (b->held) cl_flush_held(b, &e); /* it may use this buffer */
     for (int k = 0; k < K_COUNT; k++)
         for (int a = 0; a < CL_MAX_ARGS; a++)
             if (b->last_arg[k][a] == buf->mem) b->last_arg[k][a] = NULL;
@@ -435,6 +437,8 @@ static int cl_buf_write(rtr_backend *be, rtr_buf *buf, size_t off, const void *s
     cl_backend *b = (cl_backend *)be;
     if (off > buf->bytes || n > buf->bytes - off) return rtr_seterr(err, RTR_EARG, "opencl: write out of bounds");
     if (!n) return 0;
+    int r = cl_flush_held(b, err);
+    if (r) return r;
     cl_int rc;
     if (n <= b->stage_cap - b->stage_used) {
         /* copied now, transferred in queue order without waiting; the copy lives until the
@@ -459,6 +463,8 @@ static int cl_buf_read(rtr_backend *be, rtr_buf *buf, size_t off, void *dst, siz
     cl_backend *b = (cl_backend *)be;
     if (off > buf->bytes || n > buf->bytes - off) return rtr_seterr(err, RTR_EARG, "opencl: read out of bounds");
     if (!n) return 0;
+    int r = cl_flush_held(b, err);
+    if (r) return r;
     cl_int rc = clEnqueueReadBuffer(b->q, buf->mem, CL_TRUE, off, n, dst, 0, NULL, NULL);
     if (rc != CL_SUCCESS) return cl_fail(err, "clEnqueueReadBuffer", rc);
     b->stage_used = 0;
@@ -485,17 +491,52 @@ int cl_scratch(cl_backend *b, size_t bytes, rtr_err *err) {
 }
 
 static int cl_begin(rtr_backend *be, rtr_err *err) {
-    (void)err;
-    ((cl_backend *)be)->in_batch = 1;
-    return 0;
+    cl_backend *b = (cl_backend *)be;
+    b->flushed = 0;
+    if (b->prof_path) b->prof_t0 = rtr_now();
+    return cl_flush_held(b, err);
+}
+
+/* profiling: collect the device times of the batch's launches */
+static void prof_collect(cl_backend *b) {
+    for (int i = 0; i < b->prof_n; i++) {
+        cl_ulong t0 = 0, t1 = 0;
+        if (clGetEventProfilingInfo(b->prof_ev[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) == CL_SUCCESS &&
+            clGetEventProfilingInfo(b->prof_ev[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS &&
+            t1 >= t0) {
+            b->prof_ns[b->prof_k[i]] += (double)(t1 - t0);
+            b->prof_gpu += (double)(t1 - t0);
+        }
+        b->prof_calls[b->prof_k[i]]++;
+        clReleaseEvent(b->prof_ev[i]);
+    }
+    b->prof_n = 0;
+    b->prof_batches++;
+    b->prof_wall += rtr_now() - b->prof_t0;
+}
+
+static void prof_write(cl_backend *b) {
+    FILE *f = fopen(b->prof_path, "w");
+    if (!f) return;
+    fprintf(f, "opencl profile: %s, %ld batches, %.3f s between begin and end, %.3f s of kernels\n", b->base.desc,
+            b->prof_batches, b->prof_wall, b->prof_gpu * 1e-9);
+    fprintf(f, "%-16s %10s %12s %10s\n", "kernel", "launches", "total ms", "mean us");
+    for (int k = 0; k < K_COUNT; k++)
+        if (b->prof_calls[k])
+            fprintf(f, "%-16s %10ld %12.3f %10.2f\n", kernel_names[k], b->prof_calls[k], b->prof_ns[k] * 1e-6,
+                    b->prof_ns[k] * 1e-3 / (double)b->prof_calls[k]);
+    fclose(f);
 }
 
 static int cl_end(rtr_backend *be, rtr_err *err) {
     cl_backend *b = (cl_backend *)be;
-    b->in_batch = 0;
+    int r = cl_flush_held(b, err);
     b->pending = 0;
+    b->flushed = 0;
     cl_int rc = clFinish(b->q);
     b->stage_used = 0;
+    if (b->prof_path) prof_collect(b);
+    if (r) return r;
     return rc == CL_SUCCESS ? 0 : cl_fail(err, "clFinish", rc);
 }
 
@@ -503,6 +544,13 @@ static void cl_destroy(rtr_backend *be) {
     cl_backend *b = (cl_backend *)be;
     if (!b) return;
     if (b->q) clFinish(b->q);
+    if (b->prof_path) {
+        for (int i = 0; i < b->prof_n; i++) clReleaseEvent(b->prof_ev[i]);
+        if (b->prof_batches) prof_write(b);
+        free(b->prof_path);
+        free(b->prof_ev);
+        free(b->prof_k);
+    }
     for (int i = 0; i < K_COUNT; i++)
         if (b->k[i]) clReleaseKernel(b->k[i]);
     if (b->prog) clReleaseProgram(b->prog);
@@ -581,7 +629,15 @@ int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)b->plat, 0};
     b->ctx = clCreateContext(props, 1, &b->dev, NULL, NULL, &rc);
     if (rc != CL_SUCCESS) { r = cl_fail(err, "clCreateContext", rc); goto fail; }
-    b->q = clCreateCommandQueue(b->ctx, b->dev, 0, &rc);
+    const char *prof = getenv("ROTOR_OPENCL_PROFILE");
+    if (prof && *prof) {
+        b->prof_cap = 8192;
+        b->prof_path = strdup(prof);
+        b->prof_ev = malloc(sizeof *b->prof_ev * (size_t)b->prof_cap);
+        b->prof_k = malloc(sizeof *b->prof_k * (size_t)b->prof_cap);
+        if (!b->prof_path || !b->prof_ev || !b->prof_k) { r = rtr_seterr(err, RTR_ENOMEM, "out of memory"); goto fail; }
+    }
+    b->q = clCreateCommandQueue(b->ctx, b->dev, b->prof_path ? CL_QUEUE_PROFILING_ENABLE : 0, &rc);
     if (rc != CL_SUCCESS) { r = cl_fail(err, "clCreateCommandQueue", rc); goto fail; }
     b->dummy = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, 64, NULL, &rc);
     if (rc != CL_SUCCESS) { r = cl_fail(err, "clCreateBuffer", rc); goto fail; }

@@ -21,10 +21,21 @@ typedef struct {
 } cl_params;
 
 enum {
-    K_EMBED, K_RMSNORM, K_GEMV_T2, K_GEMM_T2, K_MATMUL_F, K_ROPE, K_KV_STORE, K_ATTN,
-    K_ATTN_MERGE, K_GLU, K_ADD, K_COUNT
+    K_EMBED, K_RMSNORM, K_GEMV_T2, K_GEMM_T2, K_MATMUL_F, K_ROPE_KV, K_ATTN, K_ATTN_MERGE, K_GLU,
+    K_ADD, K_COUNT
 };
 #define CL_MAX_ARGS 8
+
+/* One kernel launch, ready to enqueue. */
+typedef struct {
+    int k, nmem;
+    cl_mem m[CL_MAX_ARGS]; /* NULL: the dummy buffer */
+    cl_params p;
+    cl_uint dims;
+    size_t g[3], l[3];
+} cl_launch;
+
+enum { HELD_ROPE = 1, HELD_GLU = 2 };
 
 typedef struct {
     rtr_backend base;
@@ -46,9 +57,20 @@ typedef struct {
     unsigned char *stage; /* host copies of small buf_writes, alive until the queue drains */
     size_t stage_cap, stage_used;
     int pending;          /* enqueues since the last flush */
-    int in_batch;
+    int flushed;          /* a clFlush happened since the batch began */
+    int held;             /* HELD_*: a launch held back in case the next op fuses with it */
+    int held_n;
+    cl_launch held_launch;
+    rtr_op held_op[2];    /* the op(s) behind it */
     void (*progress)(uint64_t, uint64_t, void *);
     void *progress_ud;
+    /* ROTOR_OPENCL_PROFILE=FILE: device time per kernel, written to FILE when the backend is
+     * destroyed (a tuning aid; off by default, and then nothing here costs anything) */
+    char *prof_path;
+    cl_event *prof_ev;
+    int *prof_k, prof_n, prof_cap;
+    double prof_ns[K_COUNT], prof_wall, prof_t0, prof_gpu;
+    long prof_calls[K_COUNT], prof_batches;
 } cl_backend;
 
 /* backends/opencl.c */
@@ -58,5 +80,6 @@ int cl_scratch(cl_backend *b, size_t bytes, rtr_err *err);
 
 /* backends/opencl_ops.c */
 int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err);
+int cl_flush_held(cl_backend *b, rtr_err *err); /* enqueues a held-back launch, if any */
 
 #endif

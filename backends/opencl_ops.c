@@ -1,39 +1,71 @@
-/* opencl_ops.c: the ops of backend.h on an OpenCL device. Each op becomes one kernel launch on
- * the in-order queue (two for split attention and for the q8r LM head): set the buffer arguments
- * that changed, pass one cl_params by value, enqueue. No allocation here except the scratch
- * buffer growing on the first batch of a new shape. The kernels are the .cl files of kernels/.
+/* opencl_ops.c: the ops of backend.h on an OpenCL device, enqueued on the in-order queue. Each
+ * op is validated and turned into one launch descriptor (two for split attention and for the
+ * q8r LM head); submitting one sets the buffer arguments that changed, passes one cl_params by
+ * value and enqueues. Two patterns of the model graph are fused to save launches: RoPE(q),
+ * RoPE(k), KV_STORE of k and v become one rope_kv launch, and a GLU followed by the RMSNORM of
+ * its output becomes one rmsnorm launch. For that, a RoPE or GLU op is held back until the next
+ * op (or end, buf_read, buf_write) shows whether it fuses; ops still take effect in order.
+ * No allocation here except the scratch buffer growing on the first batch of a new shape. The
+ * kernels are the .cl files of kernels/.
  */
 #include "opencl_impl.h"
 #include "../models/format.h"
 
 #include <string.h>
 
-#define GV_TOK 8       /* tokens one gemv pass handles (kernels/matmul_t2.cl) */
 #define GEMV_MAX_ROWS 16 /* batches up to this use the gemv kernels, larger ones the tiled gemm */
-#define FLUSH_EVERY 32 /* enqueues between clFlush calls, so the device starts early */
+#define FLUSH_FIRST 4    /* enqueues before the first clFlush of a batch, so the device starts early */
+#define FLUSH_EVERY 32   /* and between later ones */
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
-static int launch(cl_backend *b, int k, int nmem, const cl_mem *mem, const cl_params *p, cl_uint dims,
-                  const size_t *gws, const size_t *lws, rtr_err *err) {
-    cl_kernel kk = b->k[k];
+static int submit(cl_backend *b, const cl_launch *L, rtr_err *err) {
+    cl_kernel kk = b->k[L->k];
     cl_int rc;
-    for (int i = 0; i < nmem; i++) {
-        cl_mem m = mem[i] ? mem[i] : b->dummy;
-        if (b->last_arg[k][i] == m) continue;
+    for (int i = 0; i < L->nmem; i++) {
+        cl_mem m = L->m[i] ? L->m[i] : b->dummy;
+        if (b->last_arg[L->k][i] == m) continue;
         if ((rc = clSetKernelArg(kk, (cl_uint)i, sizeof m, &m)) != CL_SUCCESS) return cl_fail(err, "clSetKernelArg", rc);
-        b->last_arg[k][i] = m;
+        b->last_arg[L->k][i] = m;
     }
-    if ((rc = clSetKernelArg(kk, (cl_uint)nmem, sizeof *p, p)) != CL_SUCCESS) return cl_fail(err, "clSetKernelArg", rc);
-    for (cl_uint d = 0; d < dims; d++)
-        if (gws[d] == 0) return 0;
-    rc = clEnqueueNDRangeKernel(b->q, kk, dims, NULL, gws, lws, 0, NULL, NULL);
+    if ((rc = clSetKernelArg(kk, (cl_uint)L->nmem, sizeof L->p, &L->p)) != CL_SUCCESS)
+        return cl_fail(err, "clSetKernelArg", rc);
+    for (cl_uint d = 0; d < L->dims; d++)
+        if (L->g[d] == 0) return 0;
+    cl_event *ev = NULL;
+    if (b->prof_path && b->prof_n < b->prof_cap) {
+        ev = &b->prof_ev[b->prof_n];
+        b->prof_k[b->prof_n] = L->k;
+    }
+    rc = clEnqueueNDRangeKernel(b->q, kk, L->dims, NULL, L->g, L->l, 0, NULL, ev);
+    if (ev && rc == CL_SUCCESS) b->prof_n++;
     if (rc != CL_SUCCESS) return cl_fail(err, "clEnqueueNDRangeKernel", rc);
-    if (++b->pending >= FLUSH_EVERY) {
+    if (++b->pending >= (b->flushed ? FLUSH_EVERY : FLUSH_FIRST)) {
         clFlush(b->q);
         b->pending = 0;
+        b->flushed = 1;
     }
     return 0;
+}
+
+/* Enqueues a held-back op, if any. */
+int cl_flush_held(cl_backend *b, rtr_err *err) {
+    if (!b->held) return 0;
+    b->held = 0;
+    return submit(b, &b->held_launch, err);
+}
+
+static void set_launch(cl_launch *L, int k, int nmem, const cl_mem *m, const cl_params *p, cl_uint dims,
+                       const size_t *g, const size_t *l) {
+    L->k = k;
+    L->nmem = nmem;
+    memcpy(L->m, m, sizeof(cl_mem) * (size_t)nmem);
+    L->p = *p;
+    L->dims = dims;
+    for (cl_uint d = 0; d < dims; d++) {
+        L->g[d] = g[d];
+        L->l[d] = l[d];
+    }
 }
 
 static cl_mem M(rtr_ref r) { return r.buf ? r.buf->mem : NULL; }
@@ -49,13 +81,32 @@ static int need(rtr_ref r, const char *what, rtr_err *err) {
     return r.buf ? 0 : rtr_seterr(err, RTR_EARG, "opencl: operand %s is missing", what);
 }
 
+/* the operand must hold bytes from its offset on */
+static int span(rtr_ref r, uint64_t bytes, const char *what, rtr_err *err) {
+    if (r.buf && (r.off > r.buf->bytes || bytes > r.buf->bytes - r.off))
+        return rtr_seterr(err, RTR_EARG, "opencl: %s: %llu bytes at offset %zu overrun its buffer of %zu", what,
+                          (unsigned long long)bytes, r.off, r.buf->bytes);
+    return 0;
+}
+
+static int same_ref(rtr_ref a, rtr_ref b) { return a.buf == b.buf && a.off == b.off; }
+
+#define U(x) ((uint64_t)(x))
+
 /* ---- ops ---- */
 
-static int op_embed(cl_backend *b, const rtr_op *op, rtr_err *err) {
+static int op_embed(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
+    (void)b;
     int t = op->p.emb.type, d = op->p.emb.d, r;
     if (t != RTR_T_F32 && t != RTR_T_F16 && t != RTR_T_BF16 && t != RTR_T_Q8R)
         return rtr_seterr(err, RTR_EARG, "opencl: embed: unsupported table type %d", t);
     if ((r = need(op->dst, "dst", err)) || (r = need(op->a, "table", err)) || (r = need(op->b, "ids", err))) return r;
+    if (d <= 0 || op->p.emb.n_rows <= 0) return rtr_seterr(err, RTR_EARG, "opencl: embed of %d x %d", op->p.emb.n_rows, d);
+    uint64_t tb = t == RTR_T_Q8R ? U(op->p.emb.n_rows) * (rtr_q8r_row_bytes(U(d)) + 4)
+                                 : U(op->p.emb.n_rows) * U(d) * (t == RTR_T_F32 ? 4 : 2);
+    if ((r = span(op->dst, U(op->rows) * U(d) * 4, "embed dst", err)) || (r = span(op->a, tb, "embed table", err)) ||
+        (r = span(op->b, U(op->rows) * 4, "embed ids", err)))
+        return r;
     cl_params p = {0};
     r = eoff(op->dst, 4, &p.off[0], "embed dst", err);
     r = r ? r : eoff(op->a, t == RTR_T_F16 || t == RTR_T_BF16 ? 2 : 4, &p.off[1], "embed table", err);
@@ -68,16 +119,25 @@ static int op_embed(cl_backend *b, const rtr_op *op, rtr_err *err) {
     p.f[0] = op->p.emb.scale;
     cl_mem m[3] = {M(op->dst), M(op->a), M(op->b)};
     size_t g[2] = {round_up((size_t)d, 64), (size_t)op->rows}, l[2] = {64, 1};
-    return launch(b, K_EMBED, 3, m, &p, 2, g, l, err);
+    set_launch(&L[(*nl)++], K_EMBED, 3, m, &p, 2, g, l);
+    return 0;
 }
 
 /* rmsnorm kernel flags (kernels/rmsnorm.cl) */
-enum { NF_RESID = 1, NF_WEIGHT = 2, NF_DST = 4, NF_QUANT = 8, NF_NONORM = 16 };
+enum { NF_RESID = 1, NF_WEIGHT = 2, NF_DST = 4, NF_QUANT = 8, NF_NONORM = 16, NF_GLU = 32 };
 
-static int norm_launch(cl_backend *b, int rows, int n, int flags, float eps, rtr_ref a, rtr_ref res, rtr_ref w,
+static int norm_prep(cl_backend *b, cl_launch *L, int rows, int n, int flags, float eps, rtr_ref a, rtr_ref res, rtr_ref w,
                        rtr_ref dst, rtr_ref q, rtr_ref qs, rtr_err *err) {
     cl_params p = {0};
-    int r = eoff(a, 4, &p.off[0], "norm input", err);
+    if (n <= 0) return rtr_seterr(err, RTR_EARG, "opencl: norm of rows of %d", n);
+    uint64_t rb = U(rows) * U(n) * 4;
+    int r = span(a, rb, "norm input", err);
+    r = r ? r : span(res, rb, "norm residual", err);
+    r = r ? r : span(w, U(n) * 4, "norm weight", err);
+    r = r ? r : span(dst, rb, "norm dst", err);
+    r = r ? r : span(q, U(rows) * ((U(n) + 127) / 128 * 128), "quant dst", err);
+    r = r ? r : span(qs, U(rows) * 4, "quant scales", err);
+    r = r ? r : eoff(a, 4, &p.off[0], "norm input", err);
     r = r ? r : eoff(res, 4, &p.off[1], "norm residual", err);
     r = r ? r : eoff(w, 4, &p.off[2], "norm weight", err);
     r = r ? r : eoff(dst, 4, &p.off[3], "norm dst", err);
@@ -88,12 +148,13 @@ static int norm_launch(cl_backend *b, int rows, int n, int flags, float eps, rtr
     p.i[1] = flags;
     p.i[2] = (n + 127) / 128 * 128;
     p.f[0] = eps;
-    cl_mem m[6] = {M(a), M(res), M(w), M(dst), M(q), M(qs)};
+    cl_mem m[8] = {M(a), M(res), M(w), M(dst), M(q), M(qs), NULL, NULL};
     size_t g = (size_t)rows * b->norm_wg, l = b->norm_wg;
-    return launch(b, K_RMSNORM, 6, m, &p, 1, &g, &l, err);
+    set_launch(L, K_RMSNORM, 8, m, &p, 1, &g, &l);
+    return 0;
 }
 
-static int op_rmsnorm(cl_backend *b, const rtr_op *op, rtr_err *err) {
+static int op_rmsnorm(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
     int r;
     if ((r = need(op->a, "a", err))) return r;
     int fl = (op->b.buf ? NF_RESID : 0) | (op->c.buf ? NF_WEIGHT : 0) | (op->dst.buf ? NF_DST : 0);
@@ -101,23 +162,27 @@ static int op_rmsnorm(cl_backend *b, const rtr_op *op, rtr_err *err) {
         if ((r = need(op->dst3, "dst3", err))) return r;
         fl |= NF_QUANT;
     }
-    return norm_launch(b, op->rows, op->p.norm.n, fl, op->p.norm.eps, op->a, op->b, op->c, op->dst, op->dst2,
-                       op->dst3, err);
+    return norm_prep(b, &L[(*nl)++], op->rows, op->p.norm.n, fl, op->p.norm.eps, op->a, op->b, op->c, op->dst,
+                     op->dst2, op->dst3, err);
 }
 
-static int op_quant(cl_backend *b, const rtr_op *op, rtr_err *err) {
+static int op_quant(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
     static const rtr_ref none = {NULL, 0};
     int r;
     if ((r = need(op->a, "a", err)) || (r = need(op->dst2, "dst2", err)) || (r = need(op->dst3, "dst3", err))) return r;
-    return norm_launch(b, op->rows, op->p.norm.n, NF_QUANT | NF_NONORM, 0.0f, op->a, none, none, none, op->dst2,
-                       op->dst3, err);
+    return norm_prep(b, &L[(*nl)++], op->rows, op->p.norm.n, NF_QUANT | NF_NONORM, 0.0f, op->a, none, none, none,
+                     op->dst2, op->dst3, err);
 }
 
-static int op_matmul_t2(cl_backend *b, const rtr_op *op, rtr_err *err) {
+static int op_matmul_t2(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
+    (void)b;
     int nm = op->p.mm.n_mat, k = op->p.mm.k, gemv = op->rows <= GEMV_MAX_ROWS, r;
     if (nm < 1 || nm > 3) return rtr_seterr(err, RTR_EARG, "opencl: matmul of %d matrices", nm);
     if (k <= 0) return rtr_seterr(err, RTR_EARG, "opencl: matmul with k = %d", k);
     if ((r = need(op->a, "a", err)) || (r = need(op->b, "b", err))) return r;
+    uint64_t kpad = (U(k) + 127) / 128 * 128;
+    if ((r = span(op->a, U(op->rows) * kpad, "matmul input", err)) || (r = span(op->b, U(op->rows) * 4, "matmul scales", err)))
+        return r;
     cl_params p = {0};
     cl_mem m[8] = {M(op->a), M(op->b)};
     r = eoff(op->a, 4, &p.off[0], "matmul input", err);
@@ -126,6 +191,10 @@ static int op_matmul_t2(cl_backend *b, const rtr_op *op, rtr_err *err) {
     size_t tiles = 0, tm = gemv ? 8 : 64;
     for (int i = 0; i < nm; i++) {
         if ((r = need(op->p.mm.w[i], "w", err)) || (r = need(op->p.mm.out[i], "out", err))) return r;
+        if (op->p.mm.n[i] < 0) return rtr_seterr(err, RTR_EARG, "opencl: matmul with n = %d", op->p.mm.n[i]);
+        if ((r = span(op->p.mm.w[i], U(op->p.mm.n[i]) * (kpad / 4), "matmul weight", err)) ||
+            (r = span(op->p.mm.out[i], U(op->rows) * U(op->p.mm.n[i]) * 4, "matmul output", err)))
+            return r;
         if ((r = eoff(op->p.mm.w[i], 4, &p.off[2 + i], "matmul weight", err)) ||
             (r = eoff(op->p.mm.out[i], 4, &p.off[5 + i], "matmul output", err)))
             return r;
@@ -142,19 +211,25 @@ static int op_matmul_t2(cl_backend *b, const rtr_op *op, rtr_err *err) {
     p.i[7] = op->p.mm.accum;
     if (gemv) {
         size_t g = tiles * 256, l = 256;
-        return launch(b, K_GEMV_T2, 8, m, &p, 1, &g, &l, err);
+        set_launch(&L[(*nl)++], K_GEMV_T2, 8, m, &p, 1, &g, &l);
+    return 0;
     }
     size_t g[2] = {tiles * 64, ((size_t)op->rows + 63) / 64}, l[2] = {64, 1};
-    return launch(b, K_GEMM_T2, 8, m, &p, 2, g, l, err);
+    set_launch(&L[(*nl)++], K_GEMM_T2, 8, m, &p, 2, g, l);
+    return 0;
 }
 
-static int op_matmul_f(cl_backend *b, const rtr_op *op, rtr_err *err) {
+static int op_matmul_f(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
     int t = op->p.mf.type, n = op->p.mf.n, k = op->p.mf.k, r;
     rtr_ref w = op->p.mm.w[0];
     if (t != RTR_T_F32 && t != RTR_T_F16 && t != RTR_T_BF16 && t != RTR_T_Q8R)
         return rtr_seterr(err, RTR_EARG, "opencl: matmul_f: unsupported weight type %d", t);
     if (n <= 0 || k <= 0) return rtr_seterr(err, RTR_EARG, "opencl: matmul_f with n = %d, k = %d", n, k);
     if ((r = need(op->a, "a", err)) || (r = need(op->dst, "dst", err)) || (r = need(w, "w", err))) return r;
+    uint64_t wb = t == RTR_T_Q8R ? U(n) * (rtr_q8r_row_bytes(U(k)) + 4) : U(n) * U(k) * (t == RTR_T_F32 ? 4 : 2);
+    if ((r = span(op->a, U(op->rows) * U(k) * 4, "matmul_f input", err)) || (r = span(w, wb, "matmul_f weight", err)) ||
+        (r = span(op->dst, U(op->rows) * U(n) * 4, "matmul_f dst", err)))
+        return r;
     cl_params p = {0};
     cl_mem m[5] = {M(op->a), M(w), M(op->dst), NULL, NULL};
     if ((r = eoff(op->a, 4, &p.off[0], "matmul_f input", err)) ||
@@ -168,7 +243,9 @@ static int op_matmul_f(cl_backend *b, const rtr_op *op, rtr_err *err) {
         if ((r = cl_scratch(b, qbytes + (size_t)op->rows * 4, err))) return r;
         rtr_buf sb = {b->scratch, b->scratch_bytes};
         rtr_ref q = {&sb, 0}, qs = {&sb, qbytes}, none = {NULL, 0};
-        if ((r = norm_launch(b, op->rows, k, NF_QUANT | NF_NONORM, 0.0f, op->a, none, none, none, q, qs, err))) return r;
+        if ((r = norm_prep(b, &L[(*nl)++], op->rows, k, NF_QUANT | NF_NONORM, 0.0f, op->a, none, none, none, q, qs,
+                           err)))
+            return r;
         m[3] = m[4] = b->scratch;
         p.off[3] = 0;
         p.off[4] = qbytes / 4;
@@ -178,25 +255,37 @@ static int op_matmul_f(cl_backend *b, const rtr_op *op, rtr_err *err) {
     p.i[2] = k;
     p.i[3] = op->rows;
     size_t g = ((size_t)n + 7) / 8 * 256, l = 256;
-    return launch(b, K_MATMUL_F, 5, m, &p, 1, &g, &l, err);
+    set_launch(&L[(*nl)++], K_MATMUL_F, 5, m, &p, 1, &g, &l);
+    return 0;
 }
 
-static int op_rope(cl_backend *b, const rtr_op *op, rtr_err *err) {
+/* rope_kv launches (kernels/rope_kv.cl): buffers x0, pos, x1, v, kc, vc, slot */
+static int op_rope(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
+    (void)b;
     int nh = op->p.rope.n_head, hd = op->p.rope.head_dim, rd = op->p.rope.rot_dim, r;
-    if (rd < 0 || rd > hd || rd % 2) return rtr_seterr(err, RTR_EARG, "opencl: rope: rot_dim %d of head_dim %d", rd, hd);
+    if (hd <= 0 || rd < 0 || rd > hd || rd % 2)
+        return rtr_seterr(err, RTR_EARG, "opencl: rope: rot_dim %d of head_dim %d", rd, hd);
     if ((r = need(op->a, "a", err)) || (r = need(op->b, "positions", err))) return r;
+    if (nh <= 0) return rtr_seterr(err, RTR_EARG, "opencl: rope over %d heads", nh);
+    if ((r = span(op->a, U(op->rows) * U(nh) * U(hd) * 4, "rope x", err)) ||
+        (r = span(op->b, U(op->rows) * 4, "rope positions", err)))
+        return r;
     cl_params p = {0};
     if ((r = eoff(op->a, 4, &p.off[0], "rope x", err)) || (r = eoff(op->b, 4, &p.off[1], "rope positions", err))) return r;
     p.i[0] = nh;
-    p.i[1] = hd;
-    p.i[2] = rd;
+    p.i[2] = hd;
+    p.i[3] = rd;
     p.f[0] = op->p.rope.theta;
-    cl_mem m[2] = {M(op->a), M(op->b)};
-    size_t g[3] = {round_up((size_t)(rd / 2), 64), (size_t)nh, (size_t)op->rows}, l[3] = {64, 1, 1};
-    return launch(b, K_ROPE, 2, m, &p, 3, g, l, err);
+    cl_mem m[7] = {M(op->a), M(op->b)};
+    size_t g[3] = {round_up((size_t)hd, 64), (size_t)nh, (size_t)op->rows}, l[3] = {64, 1, 1};
+    set_launch(&L[(*nl)++], K_ROPE_KV, 7, m, &p, 3, g, l);
+    return 0;
 }
 
-static int op_kv_store(cl_backend *b, const rtr_op *op, rtr_err *err) {
+/* Checks a KV_STORE; with into set, adds the store of k (heads of head_dim hd) and v to the
+ * rope_kv launch *into, else makes a launch of its own (rows of n as one head, no rotation). */
+static int op_kv_store(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
+    (void)b;
     int n = op->p.kv.n, r, f32 = op->p.kv.type == RTR_T_F32;
     size_t elt = f32 ? 4 : 2;
     if (n <= 0) return rtr_seterr(err, RTR_EARG, "opencl: kv_store of %d floats", n);
@@ -204,38 +293,51 @@ static int op_kv_store(cl_backend *b, const rtr_op *op, rtr_err *err) {
     if ((r = need(op->dst, "kcache", err)) || (r = need(op->dst2, "vcache", err)) || (r = need(op->a, "k", err)) ||
         (r = need(op->b, "v", err)) || (r = need(op->c, "slots", err)))
         return r;
+    if ((r = span(op->a, U(op->rows) * U(n) * 4, "k", err)) || (r = span(op->b, U(op->rows) * U(n) * 4, "v", err)) ||
+        (r = span(op->c, U(op->rows) * 4, "slots", err)))
+        return r;
     cl_params p = {0};
-    if ((r = eoff(op->dst, elt, &p.off[0], "kcache", err)) || (r = eoff(op->dst2, elt, &p.off[1], "vcache", err)) ||
-        (r = eoff(op->a, 4, &p.off[2], "k", err)) || (r = eoff(op->b, 4, &p.off[3], "v", err)) ||
-        (r = eoff(op->c, 4, &p.off[4], "slots", err)))
+    if ((r = eoff(op->a, 4, &p.off[2], "k", err)) || (r = eoff(op->b, 4, &p.off[3], "v", err)) ||
+        (r = eoff(op->dst, elt, &p.off[4], "kcache", err)) || (r = eoff(op->dst2, elt, &p.off[5], "vcache", err)) ||
+        (r = eoff(op->c, 4, &p.off[6], "slots", err)))
         return r;
     /* slots that fit in both caches; the kernel skips any other */
     size_t row = (size_t)n * elt, ks = op->dst.off <= op->dst.buf->bytes ? (op->dst.buf->bytes - op->dst.off) / row : 0,
            vs = op->dst2.off <= op->dst2.buf->bytes ? (op->dst2.buf->bytes - op->dst2.off) / row : 0;
     size_t cap = ks < vs ? ks : vs;
-    p.i[0] = n;
-    p.i[1] = cap > 0x7fffffff ? 0x7fffffff : (cl_int)cap;
-    p.i[2] = f32;
-    cl_mem m[5] = {M(op->dst), M(op->dst2), M(op->a), M(op->b), M(op->c)};
-    size_t g[2] = {round_up((size_t)n, 64), (size_t)op->rows}, l[2] = {64, 1};
-    return launch(b, K_KV_STORE, 5, m, &p, 2, g, l, err);
+    p.i[0] = 0;
+    p.i[1] = 1;
+    p.i[2] = n;
+    p.i[4] = 1;
+    p.i[5] = cap > 0x7fffffff ? 0x7fffffff : (cl_int)cap;
+    p.i[6] = f32;
+    p.i[7] = n;
+    cl_mem m[7] = {NULL, NULL, M(op->a), M(op->b), M(op->dst), M(op->dst2), M(op->c)};
+    size_t g[3] = {round_up((size_t)n, 64), 2, (size_t)op->rows}, l[3] = {64, 1, 1};
+    set_launch(&L[(*nl)++], K_ROPE_KV, 7, m, &p, 3, g, l);
+    return 0;
 }
 
 #define ATTN_WG 128
 #define ATTN_HG_MAX 8
 #define ATTN_HD_MAX 256
 
-static int op_attn(cl_backend *b, const rtr_op *op, rtr_err *err) {
+static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
     int nh = op->p.attn.n_head, nkv = op->p.attn.n_kv, hd = op->p.attn.head_dim, cap = op->p.attn.cap, r;
     int f32 = op->p.attn.kv_type == RTR_T_F32;
     size_t elt = f32 ? 4 : 2;
     if (!f32 && op->p.attn.kv_type != RTR_T_F16) return rtr_seterr(err, RTR_EARG, "opencl: kv cache type %d", op->p.attn.kv_type);
-    if (nh <= 0 || nkv <= 0 || nh % nkv || hd <= 0 || hd % 4 || hd > ATTN_HD_MAX || cap <= 0)
+    if (nh <= 0 || nkv <= 0 || nh % nkv || hd <= 0 || hd > ATTN_HD_MAX || cap <= 0)
         return rtr_seterr(err, RTR_EARG, "opencl: attention shape n_head %d, n_kv %d, head_dim %d, cap %d is not supported",
                           nh, nkv, hd, cap);
     if ((r = need(op->a, "q", err)) || (r = need(op->b, "K", err)) || (r = need(op->c, "V", err)) ||
         (r = need(op->d, "slot positions", err)) || (r = need(op->e, "query positions", err)) ||
         (r = need(op->dst, "dst", err)))
+        return r;
+    uint64_t qb = U(op->rows) * U(nh) * U(hd) * 4, cb = U(cap) * U(nkv) * U(hd) * elt;
+    if ((r = span(op->a, qb, "q", err)) || (r = span(op->b, cb, "K", err)) || (r = span(op->c, cb, "V", err)) ||
+        (r = span(op->d, U(cap) * 4, "slot positions", err)) || (r = span(op->e, U(op->rows) * 4, "query positions", err)) ||
+        (r = span(op->dst, qb, "dst", err)))
         return r;
     int grp = nh / nkv, hg = grp < ATTN_HG_MAX ? grp : ATTN_HG_MAX;
     while (grp % hg) hg--;
@@ -271,17 +373,24 @@ static int op_attn(cl_backend *b, const rtr_op *op, rtr_err *err) {
     }
     cl_mem m[7] = {M(op->a), M(op->b), M(op->c), M(op->d), M(op->e), M(op->dst), part};
     size_t g[2] = {ngr * ATTN_WG, (size_t)n_split}, l[2] = {ATTN_WG, 1};
-    if ((r = launch(b, K_ATTN, 7, m, &p, 2, g, l, err)) || n_split == 1) return r;
+    set_launch(&L[(*nl)++], K_ATTN, 7, m, &p, 2, g, l);
+    if (n_split == 1) return 0;
     cl_mem m2[2] = {part, M(op->dst)};
     size_t g2[2] = {round_up((size_t)hd, 64), (size_t)op->rows * nh}, l2[2] = {64, 1};
-    return launch(b, K_ATTN_MERGE, 2, m2, &p, 2, g2, l2, err);
+    set_launch(&L[(*nl)++], K_ATTN_MERGE, 2, m2, &p, 2, g2, l2);
+    return 0;
 }
 
-static int op_glu(cl_backend *b, const rtr_op *op, rtr_err *err) {
+static int op_glu(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
+    (void)b;
     int act = op->p.glu.act, r;
     if (act != RTR_ACT_RELU2 && act != RTR_ACT_SILU && act != RTR_ACT_GELU_TANH)
         return rtr_seterr(err, RTR_EARG, "opencl: unknown activation %d", act);
     if ((r = need(op->dst, "dst", err)) || (r = need(op->a, "a", err)) || (r = need(op->b, "b", err))) return r;
+    if (op->p.glu.n < 0) return rtr_seterr(err, RTR_EARG, "opencl: glu of %d", op->p.glu.n);
+    uint64_t gb = U(op->rows) * U(op->p.glu.n) * 4;
+    if ((r = span(op->dst, gb, "glu dst", err)) || (r = span(op->a, gb, "glu a", err)) || (r = span(op->b, gb, "glu b", err)))
+        return r;
     cl_params p = {0};
     if ((r = eoff(op->dst, 4, &p.off[0], "glu dst", err)) || (r = eoff(op->a, 4, &p.off[1], "glu a", err)) ||
         (r = eoff(op->b, 4, &p.off[2], "glu b", err)))
@@ -292,12 +401,17 @@ static int op_glu(cl_backend *b, const rtr_op *op, rtr_err *err) {
     p.i[2] = act;
     cl_mem m[3] = {M(op->dst), M(op->a), M(op->b)};
     size_t g = round_up(n, 256), l = 256;
-    return launch(b, K_GLU, 3, m, &p, 1, &g, &l, err);
+    set_launch(&L[(*nl)++], K_GLU, 3, m, &p, 1, &g, &l);
+    return 0;
 }
 
-static int op_add(cl_backend *b, const rtr_op *op, rtr_err *err) {
+static int op_add(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
+    (void)b;
     int r;
     if ((r = need(op->dst, "dst", err)) || (r = need(op->a, "a", err))) return r;
+    if (op->p.add.n < 0) return rtr_seterr(err, RTR_EARG, "opencl: add of %d", op->p.add.n);
+    uint64_t ab = U(op->rows) * U(op->p.add.n) * 4;
+    if ((r = span(op->dst, ab, "add dst", err)) || (r = span(op->a, ab, "add a", err))) return r;
     cl_params p = {0};
     if ((r = eoff(op->dst, 4, &p.off[0], "add dst", err)) || (r = eoff(op->a, 4, &p.off[1], "add a", err))) return r;
     size_t n = (size_t)op->rows * (size_t)op->p.add.n;
@@ -305,24 +419,99 @@ static int op_add(cl_backend *b, const rtr_op *op, rtr_err *err) {
     p.i[1] = (cl_int)(uint32_t)((uint64_t)n >> 32);
     cl_mem m[2] = {M(op->dst), M(op->a)};
     size_t g = round_up(n, 256), l = 256;
-    return launch(b, K_ADD, 2, m, &p, 1, &g, &l, err);
+    set_launch(&L[(*nl)++], K_ADD, 2, m, &p, 1, &g, &l);
+    return 0;
+}
+
+static int compatible_ropes(const rtr_op *a, const rtr_op *b) {
+    return a->rows == b->rows && same_ref(a->b, b->b) && a->p.rope.head_dim == b->p.rope.head_dim &&
+           a->p.rope.rot_dim == b->p.rope.rot_dim && a->p.rope.theta == b->p.rope.theta && !same_ref(a->a, b->a);
+}
+
+static void hold(cl_backend *b, int kind, const cl_launch *L, const rtr_op *op) {
+    b->held = kind;
+    b->held_launch = *L;
+    b->held_op[0] = *op;
+    b->held_n = 1;
 }
 
 int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
     cl_backend *b = (cl_backend *)be;
+    cl_launch L[2];
+    int nl = 0, r;
     if (op->rows < 0) return rtr_seterr(err, RTR_EARG, "opencl: negative row count");
-    if (op->rows == 0) return 0;
     switch (op->kind) {
-    case RTR_OP_EMBED: return op_embed(b, op, err);
-    case RTR_OP_RMSNORM: return op_rmsnorm(b, op, err);
-    case RTR_OP_QUANT: return op_quant(b, op, err);
-    case RTR_OP_MATMUL_T2: return op_matmul_t2(b, op, err);
-    case RTR_OP_MATMUL_F: return op_matmul_f(b, op, err);
-    case RTR_OP_ROPE: return op_rope(b, op, err);
-    case RTR_OP_KV_STORE: return op_kv_store(b, op, err);
-    case RTR_OP_ATTN: return op_attn(b, op, err);
-    case RTR_OP_GLU: return op_glu(b, op, err);
-    case RTR_OP_ADD: return op_add(b, op, err);
+    case RTR_OP_EMBED: r = op_embed(b, op, L, &nl, err); break;
+    case RTR_OP_RMSNORM: r = op_rmsnorm(b, op, L, &nl, err); break;
+    case RTR_OP_QUANT: r = op_quant(b, op, L, &nl, err); break;
+    case RTR_OP_MATMUL_T2: r = op_matmul_t2(b, op, L, &nl, err); break;
+    case RTR_OP_MATMUL_F: r = op_matmul_f(b, op, L, &nl, err); break;
+    case RTR_OP_ROPE: r = op_rope(b, op, L, &nl, err); break;
+    case RTR_OP_KV_STORE: r = op_kv_store(b, op, L, &nl, err); break;
+    case RTR_OP_ATTN: r = op_attn(b, op, L, &nl, err); break;
+    case RTR_OP_GLU: r = op_glu(b, op, L, &nl, err); break;
+    case RTR_OP_ADD: r = op_add(b, op, L, &nl, err); break;
+    default: return rtr_seterr(err, RTR_EARG, "opencl: unknown op %d", op->kind);
     }
-    return rtr_seterr(err, RTR_EARG, "opencl: unknown op %d", op->kind);
+    if (r || op->rows == 0 || nl == 0) return r;
+    cl_launch *H = &b->held_launch;
+    if (op->kind == RTR_OP_ROPE) {
+        if (b->held == HELD_ROPE && b->held_n == 1 && compatible_ropes(&b->held_op[0], op)) {
+            /* second RoPE (k) joins the first (q) as heads nh0.. of the same launch */
+            H->m[2] = L[0].m[0];
+            H->p.off[2] = L[0].p.off[0];
+            H->p.i[1] = L[0].p.i[0];
+            H->g[1] += L[0].g[1];
+            b->held_op[b->held_n++] = *op;
+            return 0;
+        }
+        if ((r = cl_flush_held(b, err))) return r;
+        hold(b, HELD_ROPE, &L[0], op);
+        return 0;
+    }
+    if (op->kind == RTR_OP_KV_STORE && b->held == HELD_ROPE) {
+        const rtr_op *k = &b->held_op[b->held_n - 1];
+        if (same_ref(op->a, k->a) && op->rows == k->rows && op->p.kv.n == k->p.rope.n_head * k->p.rope.head_dim) {
+            if (b->held_n == 1) { /* only the k RoPE: it moves to the stored-heads slot */
+                H->m[2] = H->m[0];
+                H->p.off[2] = H->p.off[0];
+                H->p.i[1] = H->p.i[0];
+                H->m[0] = NULL;
+                H->p.off[0] = 0;
+                H->p.i[0] = 0;
+            }
+            for (int i = 3; i < 7; i++) {
+                H->m[i] = L[0].m[i];
+                H->p.off[i] = L[0].p.off[i];
+            }
+            H->p.i[4] = 1;
+            H->p.i[5] = L[0].p.i[5];
+            H->p.i[6] = L[0].p.i[6];
+            H->p.i[7] = L[0].p.i[7];
+            H->g[1] = (size_t)H->p.i[0] + 2 * (size_t)H->p.i[1];
+            b->held = 0;
+            return submit(b, H, err);
+        }
+    }
+    if (op->kind == RTR_OP_RMSNORM && b->held == HELD_GLU) {
+        const rtr_op *g = &b->held_op[0];
+        if (same_ref(op->a, g->dst) && !op->b.buf && op->rows == g->rows && op->p.norm.n == g->p.glu.n) {
+            /* the norm computes act(a) * b itself and writes it where the GLU would have */
+            L[0].p.i[1] |= NF_GLU;
+            L[0].p.i[3] = g->p.glu.act;
+            L[0].m[6] = H->m[1];
+            L[0].m[7] = H->m[2];
+            L[0].p.off[6] = H->p.off[1];
+            L[0].p.off[7] = H->p.off[2];
+            b->held = 0;
+            return submit(b, &L[0], err);
+        }
+    }
+    if ((r = cl_flush_held(b, err))) return r;
+    if (op->kind == RTR_OP_GLU) {
+        hold(b, HELD_GLU, &L[0], op);
+        return 0;
+    }
+    for (int i = 0; i < nl && !r; i++) r = submit(b, &L[i], err);
+    return r;
 }

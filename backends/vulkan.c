@@ -397,7 +397,7 @@ static void vkb_destroy(rtr_backend *be) {
             vkDeviceWaitIdle(vk->dev);
         }
         vk_desc_free_all(vk);
-        rtr_buf *own[] = {vk->dummy, vk->ring, vk->stage, vk->part, vk->q8, vk->rope_tab};
+        rtr_buf *own[] = {vk->dummy, vk->ring, vk->stage, vk->part, vk->cnt, vk->q8, vk->rope_tab};
         for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) vk_buf_drop(vk, own[i]);
         for (int i = 0; i < VP_COUNT; i++)
             if (vk->pipe[i]) vkDestroyPipeline(vk->dev, vk->pipe[i], NULL);
@@ -548,13 +548,15 @@ static const rtr_spv_entry *find_spv(const char *name) {
 }
 
 static int make_pipelines(vk_backend *vk, rtr_err *err) {
-    static const struct { const char *shader; int tmax; } P[VP_COUNT] = {
-        [VP_EMBED] = {"embed", 0}, [VP_NORM] = {"norm", 0}, [VP_MMT2_1] = {"mm_t2", 1},
-        [VP_MMT2_N] = {"mm_t2", VK_TMAX}, [VP_MMF_1] = {"mm_f", 1}, [VP_MMF_N] = {"mm_f", VK_TMAX},
-        [VP_ROPE] = {"rope", 0}, [VP_KV] = {"kv_store", 0}, [VP_ATTN] = {"attn", 0},
-        [VP_ATTN_MERGE] = {"attn_merge", 0}, [VP_GLU] = {"glu", 0},
+    /* specialization constants: 0 TMAX, 1 workgroup size, 2 fused norm (mm_t2 only) */
+    static const struct { const char *shader; uint32_t spec[3]; } P[VP_COUNT] = {
+        [VP_EMBED] = {"embed", {0}}, [VP_NORM] = {"norm", {0}}, [VP_MMT2_1] = {"mm_t2", {1, 128, 0}},
+        [VP_MMT2_N] = {"mm_t2", {VK_TMAX, 128, 0}}, [VP_MMT2_F] = {"mm_t2", {1, VK_WG_FUSED, 1}},
+        [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
+        [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_GLU] = {"glu", {0}},
     };
     for (int i = 0; i < VP_COUNT; i++) {
+        if (i == VP_MMT2_F && vk->no_fuse) continue;
         char name[64];
         int mm = !strncmp(P[i].shader, "mm_", 3);
         snprintf(name, sizeof name, "%s%s", P[i].shader, vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
@@ -564,13 +566,13 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         VkShaderModule mod;
         VkResult r = vkCreateShaderModule(vk->dev, &mi, NULL, &mod);
         if (r != VK_SUCCESS) return vk_fail(vk, r, "vkCreateShaderModule", err);
-        uint32_t tmax = (uint32_t)P[i].tmax;
-        VkSpecializationMapEntry me = {0, 0, 4};
-        VkSpecializationInfo spi = {1, &me, 4, &tmax};
+        VkSpecializationMapEntry me[3] = {{0, 0, 4}, {1, 4, 4}, {2, 8, 4}};
+        uint32_t nspec = P[i].spec[2] || P[i].spec[1] ? 3 : P[i].spec[0] ? 1 : 0;
+        VkSpecializationInfo spi = {nspec, me, nspec * 4, P[i].spec};
         VkComputePipelineCreateInfo ci = {
             .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
             .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
-                      .module = mod, .pName = "main", .pSpecializationInfo = tmax ? &spi : NULL},
+                      .module = mod, .pName = "main", .pSpecializationInfo = nspec ? &spi : NULL},
             .layout = vk->playout};
         r = vkCreateComputePipelines(vk->dev, VK_NULL_HANDLE, 1, &ci, NULL, &vk->pipe[i]);
         vkDestroyShaderModule(vk->dev, mod, NULL);
@@ -646,6 +648,9 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     if (vk->props.limits.maxPerStageDescriptorStorageBuffers < VK_NBIND)
         return rtr_seterr(err, RTR_EBACKEND, "vulkan: %s allows %u storage buffers per shader, %d are needed",
                           vk->props.deviceName, vk->props.limits.maxPerStageDescriptorStorageBuffers, VK_NBIND);
+    if (vk->props.limits.maxComputeWorkGroupInvocations < VK_WG_FUSED ||
+        vk->props.limits.maxComputeWorkGroupSize[0] < VK_WG_FUSED)
+        vk->no_fuse = 1;
     vk->align = vk->props.limits.minStorageBufferOffsetAlignment;
     if (vk->align < 16) vk->align = 16;
     vk->max_range = vk->props.limits.maxStorageBufferRange / 16 * 16;
@@ -677,8 +682,12 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
 
     if (!(vk->dummy = vk_buf_make(vk, 16, VK_MEM_DEV, 0, err)) ||
         !(vk->part = vk_buf_make(vk, VK_PART_BYTES, VK_MEM_DEV, 0, err)) ||
+        !(vk->cnt = vk_buf_make(vk, VK_CNT_BYTES, VK_MEM_DEV, 0, err)) ||
         !(vk->rope_tab = vk_buf_make(vk, 64 << 10, VK_MEM_SMALL, 0, err)))
         return err ? err->code : RTR_ENOMEM;
+    if (vk->cnt->map) memset(vk->cnt->map, 0, vk->cnt->vsize);
+    else if ((rc = open_uploads(vk, err))) return rc;
+    else vkCmdFillBuffer(vk->up_cb, vk->cnt->buf, 0, vk->cnt->vsize, 0);
     snprintf(vk->base.desc, sizeof vk->base.desc, "%.80s (Vulkan%s%s)", vk->props.deviceName,
              vk->dot ? ", int8 dot" : vk->sg ? ", subgroups" : "", vk->portable ? ", portable" : "");
     return 0;

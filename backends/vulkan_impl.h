@@ -16,16 +16,19 @@ struct rtr_buf {
     int flags;
 };
 
-/* pipelines: one per shader, the matmuls twice (TMAX 1 for decode, VK_TMAX for batches) */
+/* pipelines: one per shader, the matmuls twice (TMAX 1 for decode, VK_TMAX for batches), and
+ * the ternary matmul once more with the norm fused in (decode) */
 enum {
-    VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMF_1, VP_MMF_N, VP_ROPE, VP_KV,
-    VP_ATTN, VP_ATTN_MERGE, VP_GLU, VP_COUNT
+    VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMT2_F, VP_MMF_1, VP_MMF_N, VP_ROPE, VP_KV,
+    VP_ATTN, VP_GLU, VP_COUNT
 };
+#define VK_WG_FUSED 512 /* invocations of a fused norm+matmul workgroup */
 
 #define VK_NBIND 10  /* storage buffers every shader's set layout has */
 #define VK_TMAX 8    /* tokens a matmul workgroup takes at once in batches */
 #define VK_NREC 4    /* recorded batches kept for replay */
 #define VK_NPEND 64  /* accesses tracked since the last barrier */
+#define VK_CNT_BYTES (64u << 10) /* attention split counters: (row, head) pairs when split */
 
 typedef struct {
     VkBuffer b[VK_NBIND];
@@ -78,7 +81,7 @@ typedef struct {
     VkPipeline pipe[VP_COUNT];
     uint32_t nt_mm; /* weight rows per matmul workgroup */
     /* internal buffers */
-    rtr_buf *dummy, *ring, *stage, *part, *q8, *rope_tab;
+    rtr_buf *dummy, *ring, *stage, *part, *cnt, *q8, *rope_tab; /* cnt: attention split counters */
     size_t ring_used;
     int up_open;
     /* descriptor set cache: open addressing on vk_dkey */

@@ -479,32 +479,28 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     vk_backend *vk = c->vk;
     int nh = op->p.attn.n_head, hd = op->p.attn.head_dim, cap = op->p.attn.cap, rows = op->rows;
     /* split the ring across workgroups when there are too few (head, row) pairs to fill the
-     * device; the partial results meet in the scratch */
+     * device; the partial results meet in the scratch, where the last split merges them */
     uint32_t nch = (uint32_t)(cap + 127) / 128, want = (uint32_t)((256 + rows * nh - 1) / (rows * nh));
     size_t per = (size_t)rows * nh * (hd + 2) * 4;
     uint32_t fit = (uint32_t)(vk->part->size / per), ns = want;
     if (ns > nch) ns = nch;
     if (ns > 64) ns = 64;
     if (ns > fit) ns = fit;
-    if (ns < 1) ns = 1;
+    if ((size_t)rows * nh > VK_CNT_BYTES / 4 || ns < 1) ns = 1;
     uint32_t cps = (nch + ns - 1) / ns;
     ns = (nch + cps - 1) / cps;
     clear_refs(c);
     c->ref[0] = op->a; c->ref[1] = op->b; c->ref[2] = op->c; c->ref[3] = op->d; c->ref[4] = op->e;
-    c->ref[5] = op->dst; c->ref[6] = (rtr_ref){vk->part, 0};
+    c->ref[5] = op->dst; c->ref[6] = (rtr_ref){vk->part, 0}; c->ref[7] = (rtr_ref){vk->cnt, 0};
     c->pc[P + 0] = (uint32_t)nh; c->pc[P + 1] = (uint32_t)op->p.attn.n_kv; c->pc[P + 2] = (uint32_t)hd; c->pc[P + 3] = (uint32_t)cap;
     c->pc[P + 4] = (uint32_t)op->p.attn.n_sink; c->pc[P + 5] = (uint32_t)op->p.attn.window;
     c->pc[P + 6] = fbits(op->p.attn.scale); c->pc[P + 7] = ns; c->pc[P + 8] = cps;
     c->pc[P + 9] = op->p.attn.kv_type == RTR_T_F32;
     if (ns > 1) {
-        vk_access pa = {vk->part, 0, per * ns, 1};
-        depend(c, &pa, 1);
+        vk_access pa[2] = {{vk->part, 0, per * ns, 1}, {vk->cnt, 0, (size_t)rows * nh * 4, 1}};
+        depend(c, pa, 2);
     }
-    int rc = dispatch(c, VP_ATTN, P + 10, (uint32_t)nh, (uint32_t)rows, ns, err);
-    if (rc || ns == 1) return rc;
-    vk_access pa = {vk->part, 0, per * ns, 0};
-    depend(c, &pa, 1);
-    return dispatch(c, VP_ATTN_MERGE, P + 10, (uint32_t)nh, (uint32_t)rows, 1, err);
+    return dispatch(c, VP_ATTN, P + 10, (uint32_t)nh, (uint32_t)rows, ns, err);
 }
 
 static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
@@ -652,16 +648,22 @@ static int rec_norm_matmul(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, acc_l
         c->pc[P + 7 + i] = on ? fbits(mm->p.mm.alpha[i]) : 0;
         total += on ? (uint64_t)mm->p.mm.n[i] : 0;
     }
+    /* weight rows a workgroup: enough workgroups to fill a large GPU (about 256), few enough
+     * that each one's norm (reading the whole input row) stays cheap beside its weights */
+    uint64_t nt = (total + 255) / 256;
+    if (nt < 16) nt = 16;
+    if (nt > 64) nt = 64;
+    if (!vk->sg) nt = VK_WG_FUSED / 16; /* the plain shader: one row a team of 16 */
     c->pc[P + 0] = (uint32_t)(kpad128(mm->p.mm.k) / 16);
     c->pc[P + 1] = 1;
     c->pc[P + 5] = mm->p.mm.accum ? 1u : 0;
-    c->pc[P + 6] = vk->nt_mm;
+    c->pc[P + 6] = (uint32_t)nt;
     c->pc[P + 10] = 1u | (nm->c.buf ? 2u : 0);
     c->pc[P + 11] = fbits(nm->p.norm.eps);
     c->pc[P + 12] = (uint32_t)nm->p.norm.n;
     uint32_t gx, gy;
-    grid((total + vk->nt_mm - 1) / vk->nt_mm, &gx, &gy);
-    return dispatch(c, VP_MMT2_1, P + 13, gx, gy, 1, err);
+    grid((total + nt - 1) / nt, &gx, &gy);
+    return dispatch(c, VP_MMT2_F, P + 13, gx, gy, 1, err);
 }
 
 int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {

@@ -76,6 +76,17 @@ inline float wg_max(float v, __local float *buf) {
     return r;
 }
 
+/* the gate activations of RTR_OP_GLU: relu2 (0), silu (1), gelu_tanh (2); gelu's
+ * 0.5 g (1 + tanh u) is written as g / (1 + exp(-2u)), exactly 0 and g in the tails */
+inline float glu_act(float g, int act) {
+    if (act == 0) {
+        float t = g > 0.0f ? g : 0.0f;
+        return t * t;
+    }
+    if (act == 1) return g / (1.0f + exp(-g));
+    return g / (1.0f + exp(-2.0f * 0.7978845608f * (g + 0.044715f * g * g * g)));
+}
+
 /* int8 absmax quantization of one value, exactly as the CPU reference: clamp, then rint */
 inline char quant_i8(float y, float s) {
     float v = y * s;

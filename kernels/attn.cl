@@ -8,7 +8,7 @@
  * (max, sum, unnormalized acc[head_dim]) per split and attn_merge combines them.
  * Visibility: 0 <= spos <= qpos and (spos < n_sink or qpos - spos < window).
  * Params: off q, K, V, spos, qpos, dst, part; i n_head, n_kv, head_dim, cap, n_sink, window,
- * hg, n_split, chunk, kv_f32; f scale. Limits (checked by the host): head_dim % 4 == 0,
+ * hg, n_split, chunk, kv_f32; f scale. Limits (checked by the host):
  * head_dim <= ATTN_HD_MAX, hg <= ATTN_HG_MAX. */
 #define AWG 128
 #define ATTN_HG_MAX 8
@@ -67,10 +67,16 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
         if (ok) {
             __global const half *kr = K + (size_t)s * kvs;
             __global const float *kr32 = Kf + (size_t)s * kvs;
-            for (int d = 0; d < hd; d += 4) {
+            int d = 0;
+            for (; d + 4 <= hd; d += 4) {
                 float4 kk = f32 ? vload4(0, kr32 + d) : vload_half4(0, kr + d);
                 for (int h = 0; h < ATTN_HG_MAX; h++)
                     if (h < hg) sv[h] += dot(kk, vload4(0, ql + h * hd + d));
+            }
+            for (; d < hd; d++) {
+                float kk = f32 ? kr32[d] : vload_half(d, kr);
+                for (int h = 0; h < ATTN_HG_MAX; h++)
+                    if (h < hg) sv[h] += kk * ql[h * hd + d];
             }
         }
         for (int h = 0; h < ATTN_HG_MAX; h++)

@@ -4,8 +4,10 @@
  * chunk*CH + i (visibility rule of backend.h, then q . K * scale), the chunk max and sum come
  * from workgroup reductions, and the V rows are summed with each invocation owning one word
  * (two dims) of the head; when the head is narrow, groups of invocations take alternate slots
- * and are combined at the end. With one split the result goes to dst; with several, (m, l,
- * acc[hd]) go to the scratch and attn_merge.comp combines them. head_dim is even, <= 256. */
+ * and are combined at the end. With one split the result goes to dst; with several, each
+ * split writes (m, l, acc[hd]) to the scratch and counts itself in a per-(row, head) counter:
+ * the last split to arrive merges them (out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M))
+ * and resets the counter, so the merge needs no dispatch of its own. head_dim is even, <= 256. */
 #version 450
 #define WG 128
 #define CH 128
@@ -18,7 +20,8 @@ layout(std430, binding = 2) readonly buffer BV { uint V[]; };
 layout(std430, binding = 3) readonly buffer BSP { int SP[]; };
 layout(std430, binding = 4) readonly buffer BQP { int QP[]; };
 layout(std430, binding = 5) writeonly buffer BD { uint D[]; };
-layout(std430, binding = 6) writeonly buffer BPT { uint PT[]; };
+layout(std430, binding = 6) coherent buffer BPT { uint PT[]; };
+layout(std430, binding = 7) coherent buffer BCN { uint CNT[]; };
 
 layout(push_constant) uniform PC {
     uint o[10];
@@ -41,6 +44,7 @@ vec2 vpair(uint e0, uint w) {
 shared float qsh[256];
 shared float p[CH];
 shared vec2 comb[WG];
+shared uint last;
 
 void main() {
     uint h = gl_WorkGroupID.x, r = gl_WorkGroupID.y, sp = gl_WorkGroupID.z;
@@ -98,17 +102,48 @@ void main() {
     }
     comb[l] = acc;
     barrier();
-    if (gi != 0 || !vact) return;
-    for (uint g = 1; g < G; g++) acc += comb[g * hw + wi];
+    bool owner = gi == 0 && vact; /* one invocation a word of the head */
+    if (owner)
+        for (uint g = 1; g < G; g++) acc += comb[g * hw + wi];
+    uint ob = pc.o[5] / 4 + (r * pc.n_head + h) * hd + 2 * wi;
     if (pc.nsplit == 1) {
+        if (!owner) return;
         vec2 outv = lsum > 0.0 ? acc / lsum : vec2(0.0);
-        uint ob = pc.o[5] / 4 + (r * pc.n_head + h) * hd + 2 * wi;
         D[ob] = floatBitsToUint(outv.x);
         D[ob + 1] = floatBitsToUint(outv.y);
-    } else {
-        uint pb = pc.o[6] / 4 + ((r * pc.n_head + h) * pc.nsplit + sp) * (hd + 2);
+        return;
+    }
+    uint b0 = pc.o[6] / 4 + (r * pc.n_head + h) * pc.nsplit * (hd + 2);
+    uint pb = b0 + sp * (hd + 2);
+    if (owner) {
         if (wi == 0) { PT[pb] = floatBitsToUint(m); PT[pb + 1] = floatBitsToUint(lsum); }
         PT[pb + 2 + 2 * wi] = floatBitsToUint(acc.x);
         PT[pb + 3 + 2 * wi] = floatBitsToUint(acc.y);
     }
+    memoryBarrierBuffer();
+    barrier();
+    uint ci = pc.o[7] / 4 + r * pc.n_head + h;
+    if (l == 0) last = atomicAdd(CNT[ci], 1u) == pc.nsplit - 1 ? 1u : 0u;
+    barrier();
+    if (last == 0) return;
+    memoryBarrierBuffer();
+    float M = NEG_INF;
+    for (uint s = 0; s < pc.nsplit; s++) M = max(M, uintBitsToFloat(PT[b0 + s * (hd + 2)]));
+    float L = 0.0;
+    if (M != NEG_INF)
+        for (uint s = 0; s < pc.nsplit; s++)
+            L += uintBitsToFloat(PT[b0 + s * (hd + 2) + 1]) * exp(uintBitsToFloat(PT[b0 + s * (hd + 2)]) - M);
+    if (owner) {
+        vec2 a = vec2(0.0);
+        if (L > 0.0)
+            for (uint s = 0; s < pc.nsplit; s++) {
+                uint b = b0 + s * (hd + 2);
+                float f = exp(uintBitsToFloat(PT[b]) - M);
+                a += f * vec2(uintBitsToFloat(PT[b + 2 + 2 * wi]), uintBitsToFloat(PT[b + 3 + 2 * wi]));
+            }
+        vec2 outv = L > 0.0 ? a / L : vec2(0.0);
+        D[ob] = floatBitsToUint(outv.x);
+        D[ob + 1] = floatBitsToUint(outv.y);
+    }
+    if (l == 0) CNT[ci] = 0; /* ready for the next dispatch */
 }

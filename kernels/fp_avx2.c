@@ -4,7 +4,9 @@
  * multiplied with FMA; one token runs four rows at a time with two accumulators each, batches
  * run tiles of four rows x two tokens so each converted weight serves two tokens. q8_gemm widens
  * both operands to int16 and uses madd, which is exact for every int8 input (no maddubs
- * saturation). quant_row gives the same codes as the scalar set bit for bit.
+ * saturation); for one token it reads the rows one after another as a single stream, which
+ * measured faster from memory than four interleaved rows. quant_row gives the same codes as the
+ * scalar set bit for bit.
  */
 #include "isa.h"
 
@@ -141,17 +143,19 @@ void rtr_q8_gemm_avx2(const int8_t *w, const float *scale, int nrows, int k, con
     for (int r = 0; r < nrows; r += 4) {
         const int8_t *wr[4];
         for (int i = 0; i < 4; i++) wr[i] = w + (size_t)(r + i < nrows ? r + i : nrows - 1) * kq;
-        if (ntok == 1) { /* decode: four rows against one token */
-            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-            for (size_t j = 0; j < kq; j += 16) {
-                __m256i xv = ld_i16(x + j);
-                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(ld_i16(wr[0] + j), xv));
-                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(ld_i16(wr[1] + j), xv));
-                a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(ld_i16(wr[2] + j), xv));
-                a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(ld_i16(wr[3] + j), xv));
+        if (ntok == 1) { /* decode: row after row, one sequential stream */
+            for (int i = 0; i < 4 && r + i < nrows; i++) {
+                const int8_t *p = wr[i];
+                __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+                for (size_t j = 0; j < kq; j += 64) {
+                    _mm_prefetch((const char *)(p + j + 4096), _MM_HINT_T0);
+                    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(ld_i16(p + j), ld_i16(x + j)));
+                    a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(ld_i16(p + j + 16), ld_i16(x + j + 16)));
+                    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(ld_i16(p + j + 32), ld_i16(x + j + 32)));
+                    a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(ld_i16(p + j + 48), ld_i16(x + j + 48)));
+                }
+                y[r + i] = scale[r + i] * xs[0] * (float)hsum_i32(_mm256_add_epi32(a0, a1));
             }
-            int32_t sa[4] = {hsum_i32(a0), hsum_i32(a1), hsum_i32(a2), hsum_i32(a3)};
-            for (int i = 0; i < 4 && r + i < nrows; i++) y[r + i] = scale[r + i] * xs[0] * (float)sa[i];
             continue;
         }
         for (int t = 0; t < ntok; t += 2) {

@@ -34,11 +34,14 @@ typedef struct {
                       size_t ldy);
     /* Q8R: W int8 rows (stride rtr_q8r_row_bytes(k)) with f32 row scales; x int8 [ntok][kq]
      * (kq = round_up(k,64), zero past k) with 1/s per token in xs:
-     * y[t*ldy + r] = scale[r] * xs[t] * sum_j W[r][j]*x[t][j]. */
+     * y[t*ldy + r] = scale[r] * xs[t] * sum_j W[r][j]*x[t][j]. The int32 sum is exact and
+     * every set evaluates (scale[r] * xs[t]) * (float)sum, so all sets agree bit for bit. */
     void (*q8_gemm)(const int8_t *w, const float *scale, int nrows, int k, const int8_t *x,
                     const float *xs, int ntok, float *y, size_t ldy);
-    /* Quantize one f32 row of n to int8 (absmax, half-to-even), zero-filled to kpad.
-     * Returns 1/s = absmax/127 (absmax floored at 1e-5); *sum gets the sum of the codes. */
+    /* Quantize one f32 row of n to int8, zero-filled to kpad: s = 127/max(absmax, 1e-5),
+     * q = clamp(rint(x*s), -128, 127) (half to even; NaN inputs are skipped by the absmax and
+     * give 127). Returns 1/s = max(absmax, 1e-5)/127; *sum gets the sum of the codes.
+     * Every set gives the same codes bit for bit. */
     float (*quant_row)(const float *x, int n, int kpad, int8_t *q, int32_t *sum);
     /* dot of f32 x with f16 y of length n; and y += a * f16 v (attention over the f16 cache) */
     float (*dot_f32_f16)(const float *x, const uint16_t *y, int n);
@@ -48,7 +51,7 @@ typedef struct {
 /* Best set for this CPU, or the named one ("scalar", "avx2", "avx512vnni", "neon").
  * Returns NULL if the named set is not compiled in or the CPU lacks it. */
 const rtr_kernels *rtr_kernels_pick(const char *name);
-/* All sets usable on this CPU, best first; returns count. */
+/* All sets usable on this CPU, best first; returns how many it stored (at most cap). */
 int rtr_kernels_available(const rtr_kernels **out, int cap);
 
 extern const rtr_kernels rtr_kernels_scalar;

@@ -60,13 +60,16 @@ void matmul_f(__global const float *x, __global const uchar *w, __global float *
                 }
             }
         }
-        for (int t = 0; t < GV_TOK; t++) red[t][lid] = acc[t];
+        int nt = min(GV_TOK, ntok - t0);
+        for (int t = 0; t < GV_TOK; t++)
+            if (t < nt) red[t][lid] = acc[t];
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int s = GV_LANES / 2; s > 0; s >>= 1) {
             if (lane < s)
                 for (int t = 0; t < GV_TOK; t++)
-                    red[t][lid] = type == 4 ? as_float(as_int(red[t][lid]) + as_int(red[t][lid + s]))
-                                            : red[t][lid] + red[t][lid + s];
+                    if (t < nt)
+                        red[t][lid] = type == 4 ? as_float(as_int(red[t][lid]) + as_int(red[t][lid + s]))
+                                                : red[t][lid] + red[t][lid + s];
             barrier(CLK_LOCAL_MEM_FENCE);
         }
         if (lane < GV_TOK && t0 + lane < ntok && row < n) {

@@ -51,11 +51,14 @@ void matmul_t2_gemv(__global const uint *x, __global const float *xs, __global c
                 }
             }
         }
-        for (int t = 0; t < GV_TOK; t++) red[t][lid] = acc[t];
+        int nt = min(GV_TOK, ntok - t0);
+        for (int t = 0; t < GV_TOK; t++)
+            if (t < nt) red[t][lid] = acc[t];
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int s = GV_LANES / 2; s > 0; s >>= 1) {
             if (lane < s)
-                for (int t = 0; t < GV_TOK; t++) red[t][lid] += red[t][lid + s];
+                for (int t = 0; t < GV_TOK; t++)
+                    if (t < nt) red[t][lid] += red[t][lid + s];
             barrier(CLK_LOCAL_MEM_FENCE);
         }
         if (lane < GV_TOK && t0 + lane < ntok && row < n) {

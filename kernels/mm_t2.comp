@@ -12,16 +12,18 @@
  * bit, c - 3m = 2w, so for each plane: 2 (w . x) = dot(x, c) - 3 dot(x, m), two packed int8
  * dot products per four weights, summed exactly in int32.
  *
- * Fused mode (decode, one token): the RMSNORM that quantizes this product's input is done by
- * every workgroup for itself (the row is small and sits in L2), into shared memory, so the
- * norm costs no dispatch of its own; workgroup 0 also writes the int8 row and its 1/s where
- * the norm op would have. */
+ * Fused mode (FUSED = 1, decode, one token): the RMSNORM that quantizes this product's input
+ * is done by every workgroup for itself (the row is small and sits in L2) into shared memory,
+ * so the norm costs no dispatch of its own; workgroup 0 also writes the int8 row and its 1/s
+ * where the norm op would have. Fused workgroups are large (WGS = 512) and take many weight
+ * rows each, so that the norm's reads stay small beside the weights'. */
 #version 450
-#define WG 128
-layout(local_size_x = WG) in;
-#include "vk_common.glsl"
-
 layout(constant_id = 0) const uint TMAX = 1;
+layout(constant_id = 1) const uint WGS = 128;
+layout(constant_id = 2) const uint FUSED = 0;
+#define WG WGS
+layout(local_size_x_id = 1) in;
+#include "vk_common.glsl"
 
 layout(std430, binding = 0) readonly buffer BX { uint X[]; };   /* int8 [rows][kpad] */
 layout(std430, binding = 1) readonly buffer BS { uint XS[]; };  /* f32 1/s per row */
@@ -53,41 +55,49 @@ layout(push_constant) uniform PC {
 shared uint xq[MAXKW];
 float fused_xs;
 
-/* The RMSNORM + quantization of norm.comp for the one input row, into xq. */
+/* The RMSNORM + quantization of norm.comp for the one input row, into xq. Each invocation
+ * keeps its groups of four inputs (and weights) in registers across the passes. */
+const uint MAXG = (MAXKW + WGS - 1) / WGS;
 void fused_norm(uint n) {
-    uint l = gl_LocalInvocationIndex, ab = pc.o[8] / 4, wb = pc.o[9] / 4, ng = (n + 3) / 4;
+    uint l = gl_LocalInvocationIndex, ab = pc.o[8] / 4, wb = pc.o[9] / 4;
     bool hasw = (pc.fuse & 2u) != 0;
+    vec4 xv[MAXG], wv[MAXG];
     float ss = 0.0;
-    for (uint g = l; g < ng; g += WG)
+    for (uint i = 0; i < MAXG; i++) {
+        xv[i] = vec4(0.0);
+        wv[i] = vec4(1.0);
+        uint g = l + i * WG;
         for (uint e = 0; e < 4; e++) {
             uint j = g * 4 + e;
             if (j >= n) break;
-            float x = uintBitsToFloat(NA[ab + j]);
-            ss += x * x;
+            xv[i][e] = uintBitsToFloat(NA[ab + j]);
+            if (hasw) wv[i][e] = uintBitsToFloat(NW[wb + j]);
+            ss += xv[i][e] * xv[i][e];
         }
+    }
     ss = wg_sum(ss);
     float inv = 1.0 / sqrt(ss / float(n) + pc.eps);
     float m = 0.0;
-    for (uint g = l; g < ng; g += WG)
+    for (uint i = 0; i < MAXG; i++)
         for (uint e = 0; e < 4; e++) {
-            uint j = g * 4 + e;
-            if (j >= n) break;
-            precise float y = uintBitsToFloat(NA[ab + j]) * inv;
-            if (hasw) y = y * uintBitsToFloat(NW[wb + j]);
+            precise float y = xv[i][e] * inv;
+            y = y * wv[i][e];
             float a = abs(y);
-            if (a > m) m = a;
+            if (a > m) m = a; /* padding is 0 */
         }
     m = wg_max(m);
     if (!(m > 1e-5)) m = 1e-5;
     float s = div_rn(127.0, m);
     bool writer = gl_WorkGroupID.x == 0 && gl_WorkGroupID.y == 0;
-    for (uint g = l; g < pc.kw * 4; g += WG) {
+    for (uint i = 0; i < MAXG; i++) {
+        uint g = l + i * WG;
+        if (g >= pc.kw * 4) break;
         uint word = 0;
         for (uint e = 0; e < 4; e++) {
             uint j = g * 4 + e;
             if (j >= n) break;
-            precise float y = uintBitsToFloat(NA[ab + j]) * inv;
-            if (hasw) y = y * uintBitsToFloat(NW[wb + j]);
+            precise float y = xv[i][e] * inv;
+            y = y * wv[i][e];
             precise float v = y * s;
             v = v < 127.0 ? v : 127.0;
             v = v > -128.0 ? v : -128.0;
@@ -136,7 +146,7 @@ void main() {
     uint xw = pc.kw * 4; /* words per activation row */
     uint xbase = pc.o[0] / 4 + t0 * xw;
     uint total = pc.n0 + pc.n1 + pc.n2;
-    bool fused = pc.fuse != 0;
+    const bool fused = FUSED != 0;
     if (fused) fused_norm(pc.k);
 #ifdef RTR_SG
     uint lane = gl_SubgroupInvocationID, tpr = gl_SubgroupSize;

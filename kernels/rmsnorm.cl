@@ -1,10 +1,12 @@
 /* rmsnorm.cl: RTR_OP_RMSNORM and RTR_OP_QUANT, one work-group per row.
  * Flags (P.i[1]): 1 residual (a += b first, written back), 2 weight c, 4 write dst,
- * 8 quantize into q/qs, 16 no normalization (QUANT: the row itself is quantized).
+ * 8 quantize into q/qs, 16 no normalization (QUANT: the row itself is quantized), 32 the row is
+ * first computed as act(ga) * gb and written to a (a GLU op fused in front; act in P.i[3]).
  * The normalized value is computed as x * inv * w in every pass so the quantizer sees exactly
  * what dst receives; with dst aliasing a, the quantizer reads dst instead. */
 __kernel void rmsnorm(__global float *a, __global const float *b, __global const float *w,
-                      __global float *dst, __global char *q, __global float *qs, rtr_params P) {
+                      __global float *dst, __global char *q, __global float *qs,
+                      __global const float *ga, __global const float *gb, rtr_params P) {
     __local float red[256];
     const int n = P.i[0], fl = P.i[1], kpad = P.i[2];
     const float eps = P.f[0];
@@ -16,7 +18,11 @@ __kernel void rmsnorm(__global float *a, __global const float *b, __global const
     /* every work-item reaches both reductions whatever the flags: no barrier is conditional */
     float ss = 0.0f;
     for (int i = l; i < n; i += nl) {
-        float x = a[i];
+        float x;
+        if (fl & 32) {
+            x = glu_act(ga[P.off[6] + (size_t)r * n + i], P.i[3]) * gb[P.off[7] + (size_t)r * n + i];
+            a[i] = x;
+        } else x = a[i];
         if (fl & 1) {
             x += b[i];
             a[i] = x;

@@ -50,7 +50,7 @@ int rtr_chat_tokenize(const rtr_model *m, const rtr_chat_msg *msgs, int n_msgs, 
     if (m->hp.bos >= 0 && m->hp.add_bos) put(&o, m->hp.bos);
     int eot = m->hp.eot >= 0 ? m->hp.eot : m->hp.eos;
     size_t buf_cap = 256;
-    for (int i = 0; i < n_msgs; i++) buf_cap += strlen(msgs[i].content) + 64;
+    for (int i = 0; i < n_msgs; i++) buf_cap += strlen(msgs[i].role) + strlen(msgs[i].content) + 64;
     char *buf = malloc(buf_cap);
     if (!buf) return RTR_ENOMEM;
     for (int i = 0; i < n_msgs; i++) {
@@ -94,12 +94,16 @@ int rtr_chat_tokenize(const rtr_model *m, const rtr_chat_msg *msgs, int n_msgs, 
     if (add_gen) {
         if (fmt == FMT_BITNET) r = put_text(m, &o, "Assistant: ", 11, 0);
         else if (fmt == FMT_LLAMA3) {
-            put(&o, special_id(m, "<|start_header_id|>"));
+            int sh = special_id(m, "<|start_header_id|>"), eh = special_id(m, "<|end_header_id|>");
+            if (sh < 0 || eh < 0) { r = RTR_EFORMAT; goto fail; }
+            put(&o, sh);
             r = put_text(m, &o, "assistant", 9, 0);
-            put(&o, special_id(m, "<|end_header_id|>"));
+            put(&o, eh);
             if (!r) r = put_text(m, &o, "\n\n", 2, 0);
         } else {
-            put(&o, special_id(m, "<|im_start|>"));
+            int st = special_id(m, "<|im_start|>");
+            if (st < 0) { r = RTR_EFORMAT; goto fail; }
+            put(&o, st);
             r = put_text(m, &o, "assistant\n", 10, 0);
         }
         if (r < 0) goto fail;

@@ -147,7 +147,7 @@ int rtr_meta_str(const rtr_file *f, const char *key, const char **s, size_t *len
 int rtr_file_open(rtr_file *f, const char *path, rtr_err *err) {
     memset(f, 0, sizeof *f);
     f->fd = -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return rtr_seterr(err, RTR_EIO, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {

@@ -623,9 +623,9 @@ static void t_buffers(ctx *c) {
             ok = !be->ops->buf_read(be, b, 0, back, n, &e);
             for (size_t i = 0; i < n && ok; i++) ok = back[i] == 0;
             CHECK(ok, "%s: new buffer of %zu bytes is not zeroed", c->name, n);
-            size_t off = n > 8 ? 3 : 0, len = n > 8 ? n - 8 : n;
-            ok = !be->ops->buf_write(be, b, 0, src, n, &e) && !be->ops->buf_write(be, b, off, src + 5, len, &e);
-            memcpy(src + off, src + 5, len);
+            size_t off = n > 8 ? 3 : 0, len = n > 8 ? n - 8 : n, from = n > 8 ? 5 : 0;
+            ok = !be->ops->buf_write(be, b, 0, src, n, &e) && !be->ops->buf_write(be, b, off, src + from, len, &e);
+            memmove(src + off, src + from, len);
         }
         ok = ok && !be->ops->buf_read(be, b, 0, back, n, &e);
         CHECK(ok && !memcmp(back, src, n), "%s: buffer of %zu bytes does not read back what was written (%s)", c->name, n, e.msg);

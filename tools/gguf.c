@@ -130,7 +130,7 @@ static int skip_value(cursor *c, uint32_t t, int depth, const char *what) {
 }
 
 int rtr_gguf_probe(const char *path) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return 0;
     char m[4];
     int ok = read(fd, m, 4) == 4 && !memcmp(m, "GGUF", 4);
@@ -153,7 +153,7 @@ int rtr_gguf_open(rtr_gguf *g, const char *path, rtr_err *err) {
     if (!g->path) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
     const char *b = strrchr(g->path, '/');
     g->base = b ? b + 1 : g->path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         int r = rtr_seterr(err, RTR_EIO, "%s: %s", path, strerror(errno));
         rtr_gguf_close(g);

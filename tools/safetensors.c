@@ -109,7 +109,7 @@ static int parse_tensor(rtr_st_tensor *t, const rtr_json *v, const uint8_t *data
 int rtr_st_add_file(rtr_st *s, const char *path, rtr_err *err) {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return rtr_seterr(err, RTR_EIO, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {

@@ -157,6 +157,44 @@ gt = [("token_embd.weight", 1, [64, 4], struct.pack("<256H", *([0x3c00] * 256)))
       ("blk.0.ffn_down.weight", 34, [256, 1], b"\x11" * 52 + struct.pack("<H", 0x3c00)),
       ("q8", 8, [32, 1], struct.pack("<H", 0x3c00) + bytes(range(32)))]
 put("fuzz_gguf", "bitnet-like.gguf", gguf(kvs, gt))
+# a complete tiny BitNet model, so that the converter behind the reader gets far
+E, H, HD, KVH, F = 64, 2, 32, 1, 128
+vt = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])] + specials
+V = len(vt)
+def i2s(rows, cols, code=0x99):
+    # I2_S: rows*cols 2-bit codes (a mix of -1, 0, +1), then the f32 scale padded to 32 bytes
+    return bytes([code]) * (rows * cols // 4) + struct.pack("<f", 0.75) + b"\0" * 28
+def f32s(n, v=1.0):
+    return struct.pack("<%df" % n, *([v] * n))
+mk = [("general.architecture", 8, gstr("bitnet-b1.58")),
+      ("bitnet-b1.58.context_length", 4, struct.pack("<I", 64)),
+      ("bitnet-b1.58.embedding_length", 4, struct.pack("<I", E)),
+      ("bitnet-b1.58.block_count", 4, struct.pack("<I", 1)),
+      ("bitnet-b1.58.feed_forward_length", 4, struct.pack("<I", F)),
+      ("bitnet-b1.58.attention.head_count", 4, struct.pack("<I", H)),
+      ("bitnet-b1.58.attention.head_count_kv", 4, struct.pack("<I", KVH)),
+      ("bitnet-b1.58.rope.freq_base", 6, struct.pack("<f", 500000.0)),
+      ("bitnet-b1.58.attention.layer_norm_rms_epsilon", 6, struct.pack("<f", 1e-5)),
+      ("tokenizer.ggml.model", 8, gstr("gpt2")), ("tokenizer.ggml.pre", 8, gstr("llama-bpe")),
+      ("tokenizer.ggml.tokens", 9, arr_str(vt)),
+      ("tokenizer.ggml.token_type", 9, arr_i32([1] * (V - len(specials)) + [3] * len(specials))),
+      ("tokenizer.ggml.merges", 9, arr_str(merges)),
+      ("tokenizer.ggml.bos_token_id", 4, struct.pack("<I", V - len(specials))),
+      ("tokenizer.ggml.eos_token_id", 4, struct.pack("<I", V - len(specials) + 1)),
+      ("tokenizer.chat_template", 8, gstr("{{ '<|start_header_id|>' + message['role'] }}"))]
+mt = [("token_embd.weight", 1, [E, V], struct.pack("<%dH" % (E * V), *([0x3c00, 0xbc00] * (E * V // 2)))),
+      ("output_norm.weight", 0, [E], f32s(E)),
+      ("blk.0.attn_norm.weight", 0, [E], f32s(E)), ("blk.0.ffn_norm.weight", 0, [E], f32s(E)),
+      ("blk.0.attn_sub_norm.weight", 0, [E], f32s(E)), ("blk.0.ffn_sub_norm.weight", 0, [F], f32s(F)),
+      ("blk.0.attn_q.weight", 36, [E, H * HD], i2s(H * HD, E)),
+      ("blk.0.attn_k.weight", 36, [E, KVH * HD], i2s(KVH * HD, E)),
+      ("blk.0.attn_v.weight", 35, [E, KVH * HD], (b"\x55" * 64 + struct.pack("<H", 0x3c00)) * (E * KVH * HD // 256)),
+      ("blk.0.attn_output.weight", 34, [H * HD, E], (b"\x11" * 52 + struct.pack("<H", 0x3c00)) * (H * HD * E // 256)),
+      ("blk.0.ffn_gate.weight", 36, [E, F], i2s(F, E, 0x66)),
+      ("blk.0.ffn_up.weight", 36, [E, F], i2s(F, E)),
+      ("blk.0.ffn_down.weight", 36, [F, E], i2s(E, F, 0x24))]
+put("fuzz_gguf", "tiny-model.gguf", gguf(mk, mt))
+
 put("fuzz_gguf", "v2.gguf", gguf(kvs[:8], gt[:2], version=2))
 put("fuzz_gguf", "empty.gguf", gguf([], []))
 

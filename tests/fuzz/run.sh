@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# tests/fuzz/run.sh: runs libFuzzer targets one after another and prints one line per target.
+# Usage: tests/fuzz/run.sh BUILD_DIR SECONDS TARGET...   (make fuzz / make fuzz-smoke call it)
+# Each target starts from build-fuzz/corpus/TARGET (what earlier runs found, grown in place),
+# the generated seeds and the committed ones in tests/fuzz/corpus and tests/fuzz/regress.
+# A crash, leak, timeout or failed property leaves its input in BUILD_DIR/artifacts/TARGET/;
+# the exit status is 1 if any target found something.
+set -u
+b=$1 secs=$2
+shift 2
+found=0
+mkdir -p "$b/logs"
+for t in "$@"; do
+    corpus=$b/corpus/$t art=$b/artifacts/$t log=$b/logs/$t.log
+    mkdir -p "$corpus" "$art"
+    dirs=("$corpus")
+    for d in "$b/seeds/$t" "tests/fuzz/corpus/$t" "tests/fuzz/regress/$t"; do
+        [ -d "$d" ] && dirs+=("$d")
+    done
+    start=$(date +%s)
+    "$b/fuzz/$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 \
+        -artifact_prefix="$art/" "${dirs[@]}" >"$log" 2>&1
+    rc=$?
+    el=$(( $(date +%s) - start ))
+    runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -n 1 | awk '{print $2}')
+    cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -n 1 | awk '{print $2}')
+    n=$(find "$corpus" -type f | wc -l)
+    if [ $rc -eq 0 ]; then
+        printf '%-20s %9s runs in %3ss (%s/s), coverage %s edges, corpus %s, nothing found\n' \
+            "$t" "${runs:-?}" "$el" "$(( ${runs:-0} / (el > 0 ? el : 1) ))" "${cov:-?}" "$n"
+    else
+        found=1
+        what=$(grep -m1 -oE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer): [a-zA-Z-]+|runtime error: .*|fuzz property failed.*' "$log")
+        art_file=$(grep -oE "Test unit written to [^ ]+" "$log" | tail -n 1 | cut -d' ' -f5)
+        printf '%-20s FOUND after %ss: %s\n%-20s input: %s (log: %s)\n' "$t" "$el" "${what:-exit $rc}" "" "${art_file:-?}" "$log"
+    fi
+done
+exit $found
