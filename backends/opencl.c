@@ -20,9 +20,16 @@
 #define CL_PROGRAM_MAGIC "RTRCLBIN"
 
 static const char *const kernel_names[K_COUNT] = {
-    [K_EMBED] = "embed",         [K_RMSNORM] = "rmsnorm",      [K_GEMV_T2] = "matmul_t2_gemv",
-    [K_GEMM_T2] = "matmul_t2_gemm", [K_MATMUL_F] = "matmul_f",  [K_ROPE_KV] = "rope_kv",
-    [K_ATTN] = "attn",           [K_ATTN_MERGE] = "attn_merge", [K_GLU] = "glu",
+    [K_EMBED] = "embed",
+    [K_RMSNORM] = "rmsnorm",
+    [K_GEMV_T2] = "matmul_t2_gemv",
+    [K_GEMM_T2] = "matmul_t2_gemm",
+    [K_T2_NORM] = "matmul_t2_norm",
+    [K_MATMUL_F] = "matmul_f",
+    [K_ROPE_KV] = "rope_kv",
+    [K_ATTN] = "attn",
+    [K_ATTN_MERGE] = "attn_merge",
+    [K_GLU] = "glu",
     [K_ADD] = "add",
 };
 
@@ -54,8 +61,8 @@ const char *cl_errname(cl_int rc) {
 
 /* Maps an OpenCL status to RTR_ENOMEM (device memory) or RTR_EBACKEND, with one line. */
 int cl_fail(rtr_err *err, const char *what, cl_int rc) {
-    int code = (rc == CL_MEM_OBJECT_ALLOCATION_FAILURE || rc == CL_OUT_OF_HOST_MEMORY) ? RTR_ENOMEM
-                                                                                      : RTR_EBACKEND;
+    int code =
+        (rc == CL_MEM_OBJECT_ALLOCATION_FAILURE || rc == CL_OUT_OF_HOST_MEMORY) ? RTR_ENOMEM : RTR_EBACKEND;
     return rtr_seterr(err, code, "opencl: %s: %s (%d)", what, cl_errname(rc), (int)rc);
 }
 
@@ -109,7 +116,10 @@ static int has_ext(cl_device_id d, const char *name) {
         e[sz] = 0;
         size_t l = strlen(name);
         for (const char *p = e; (p = strstr(p, name)); p += l)
-            if ((p == e || p[-1] == ' ') && (p[l] == ' ' || p[l] == 0)) { found = 1; break; }
+            if ((p == e || p[-1] == ' ') && (p[l] == ' ' || p[l] == 0)) {
+                found = 1;
+                break;
+            }
     }
     free(e);
     return found;
@@ -133,7 +143,8 @@ int rtr_opencl_list_devices(char *out, size_t cap) {
         cl_ulong mem = 0;
         dev_str(devs[i].dev, CL_DEVICE_NAME, name, sizeof name);
         dev_str(devs[i].dev, CL_DEVICE_OPENCL_C_VERSION, clc, sizeof clc);
-        if (clGetPlatformInfo(devs[i].plat, CL_PLATFORM_NAME, sizeof plat, plat, NULL) != CL_SUCCESS) plat[0] = 0;
+        if (clGetPlatformInfo(devs[i].plat, CL_PLATFORM_NAME, sizeof plat, plat, NULL) != CL_SUCCESS)
+            plat[0] = 0;
         plat[sizeof plat - 1] = 0;
         clGetDeviceInfo(devs[i].dev, CL_DEVICE_TYPE, sizeof t, &t, NULL);
         clGetDeviceInfo(devs[i].dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
@@ -159,12 +170,14 @@ int rtr_opencl_list_devices(char *out, size_t cap) {
 static int cache_dir(char *buf, size_t cap) {
     const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
     int w;
-    if (x && x[0] == '/') w = snprintf(buf, cap, "%s/rotor", x);
+    if (x && x[0] == '/')
+        w = snprintf(buf, cap, "%s/rotor", x);
     else if (h && h[0]) {
         w = snprintf(buf, cap, "%s/.cache", h);
         if (w > 0 && (size_t)w < cap) mkdir(buf, 0755);
         w = snprintf(buf, cap, "%s/.cache/rotor", h);
-    } else return 0;
+    } else
+        return 0;
     if (w <= 0 || (size_t)w >= cap) return 0;
     mkdir(buf, 0755);
     return 1;
@@ -201,7 +214,8 @@ static unsigned char *cache_load(const char *path, uint64_t key, size_t *len) {
             if (fread(bin, 1, n, f) != n || rtr_hash64(bin, n, key) != h || fgetc(f) != EOF) {
                 free(bin);
                 bin = NULL;
-            } else *len = n;
+            } else
+                *len = n;
         }
     }
     fclose(f);
@@ -226,7 +240,8 @@ static void cache_store(const char *path, uint64_t key, const unsigned char *bin
 
 static unsigned char *program_binary(cl_program p, cl_device_id dev, size_t *len) {
     cl_uint nd = 0;
-    if (clGetProgramInfo(p, CL_PROGRAM_NUM_DEVICES, sizeof nd, &nd, NULL) != CL_SUCCESS || nd != 1) return NULL;
+    if (clGetProgramInfo(p, CL_PROGRAM_NUM_DEVICES, sizeof nd, &nd, NULL) != CL_SUCCESS || nd != 1)
+        return NULL;
     cl_device_id d;
     size_t sz = 0;
     if (clGetProgramInfo(p, CL_PROGRAM_DEVICES, sizeof d, &d, NULL) != CL_SUCCESS || d != dev) return NULL;
@@ -295,7 +310,8 @@ static int load_program(cl_backend *b, const char *opts, int verbose, rtr_err *e
     char dir[4096], path[4200];
     int have_dir = cache_dir(dir, sizeof dir);
     uint64_t key = program_key(b, opts);
-    if (have_dir && snprintf(path, sizeof path, "%s/opencl-%016llx.bin", dir, (unsigned long long)key) >= (int)sizeof path)
+    if (have_dir && snprintf(path, sizeof path, "%s/opencl-%016llx.bin", dir, (unsigned long long)key) >=
+                        (int)sizeof path)
         have_dir = 0;
     if (have_dir) {
         size_t n = 0;
@@ -329,8 +345,10 @@ static int load_program(cl_backend *b, const char *opts, int verbose, rtr_err *e
 static int nvidia_dp4a(cl_device_id d) {
     if (!has_ext(d, "cl_nv_device_attribute_query")) return 0;
     cl_uint major = 0, minor = 0;
-    if (clGetDeviceInfo(d, 0x4000 /* CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV */, sizeof major, &major, NULL) != CL_SUCCESS ||
-        clGetDeviceInfo(d, 0x4001 /* CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV */, sizeof minor, &minor, NULL) != CL_SUCCESS)
+    if (clGetDeviceInfo(d, 0x4000 /* CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV */, sizeof major, &major, NULL) !=
+            CL_SUCCESS ||
+        clGetDeviceInfo(d, 0x4001 /* CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV */, sizeof minor, &minor, NULL) !=
+            CL_SUCCESS)
         return 0;
     return major > 6 || (major == 6 && minor >= 1);
 }
@@ -355,16 +373,21 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
         if (rc != CL_SUCCESS) return cl_fail(err, kernel_names[i], rc);
     }
     size_t wg = 256, kwg = 0;
-    if (clGetKernelWorkGroupInfo(b->k[K_RMSNORM], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) == CL_SUCCESS)
+    if (clGetKernelWorkGroupInfo(b->k[K_RMSNORM], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
+                                 NULL) == CL_SUCCESS)
         while (wg > kwg && wg > 1) wg >>= 1;
     b->norm_wg = wg;
     /* the fixed-size kernels need their work-group sizes */
-    static const struct { int k; size_t need; } fixed[] = {
-        {K_GEMV_T2, 256}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128}};
+    static const struct {
+        int k;
+        size_t need;
+    } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_T2_NORM, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (clGetKernelWorkGroupInfo(b->k[fixed[i].k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) == CL_SUCCESS &&
+        if (clGetKernelWorkGroupInfo(b->k[fixed[i].k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
+                                     NULL) == CL_SUCCESS &&
             kwg < fixed[i].need)
-            return rtr_seterr(err, RTR_EBACKEND, "opencl: kernel %s needs work-groups of %zu, the device allows %zu",
+            return rtr_seterr(err, RTR_EBACKEND,
+                              "opencl: kernel %s needs work-groups of %zu, the device allows %zu",
                               kernel_names[fixed[i].k], fixed[i].need, kwg);
     return 0;
 }
@@ -374,12 +397,16 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
 static rtr_buf *cl_buf_new(rtr_backend *be, size_t bytes, const void *host, int flags, rtr_err *err) {
     cl_backend *b = (cl_backend *)be;
     if (bytes > b->max_alloc) {
-        rtr_seterr(err, RTR_ENOMEM, "opencl: buffer of %zu bytes exceeds the device's largest allocation (%llu)",
-                   bytes, (unsigned long long)b->max_alloc);
+        rtr_seterr(err, RTR_ENOMEM,
+                   "opencl: buffer of %zu bytes exceeds the device's largest allocation (%llu)", bytes,
+                   (unsigned long long)b->max_alloc);
         return NULL;
     }
     rtr_buf *buf = calloc(1, sizeof *buf);
-    if (!buf) { rtr_seterr(err, RTR_ENOMEM, "out of memory"); return NULL; }
+    if (!buf) {
+        rtr_seterr(err, RTR_ENOMEM, "out of memory");
+        return NULL;
+    }
     buf->bytes = bytes;
     size_t sz = bytes ? (bytes + 63) / 64 * 64 : 64;
     cl_int rc;
@@ -396,7 +423,8 @@ static rtr_buf *cl_buf_new(rtr_backend *be, size_t bytes, const void *host, int 
     if (host) {
         for (size_t done = 0; done < bytes;) {
             size_t n = bytes - done < UPLOAD_CHUNK ? bytes - done : UPLOAD_CHUNK;
-            rc = clEnqueueWriteBuffer(b->q, buf->mem, CL_TRUE, done, n, (const char *)host + done, 0, NULL, NULL);
+            rc = clEnqueueWriteBuffer(b->q, buf->mem, CL_TRUE, done, n, (const char *)host + done, 0, NULL,
+                                      NULL);
             if (rc != CL_SUCCESS) goto fail;
             done += n;
             if (weight && b->progress) b->progress(done, bytes, b->progress_ud);
@@ -435,7 +463,8 @@ static void cl_buf_free(rtr_backend *be, rtr_buf *buf) {
 
 static int cl_buf_write(rtr_backend *be, rtr_buf *buf, size_t off, const void *src, size_t n, rtr_err *err) {
     cl_backend *b = (cl_backend *)be;
-    if (off > buf->bytes || n > buf->bytes - off) return rtr_seterr(err, RTR_EARG, "opencl: write out of bounds");
+    if (off > buf->bytes || n > buf->bytes - off)
+        return rtr_seterr(err, RTR_EARG, "opencl: write out of bounds");
     if (!n) return 0;
     int r = cl_flush_held(b, err);
     if (r) return r;
@@ -461,7 +490,8 @@ static int cl_buf_write(rtr_backend *be, rtr_buf *buf, size_t off, const void *s
 
 static int cl_buf_read(rtr_backend *be, rtr_buf *buf, size_t off, void *dst, size_t n, rtr_err *err) {
     cl_backend *b = (cl_backend *)be;
-    if (off > buf->bytes || n > buf->bytes - off) return rtr_seterr(err, RTR_EARG, "opencl: read out of bounds");
+    if (off > buf->bytes || n > buf->bytes - off)
+        return rtr_seterr(err, RTR_EARG, "opencl: read out of bounds");
     if (!n) return 0;
     int r = cl_flush_held(b, err);
     if (r) return r;
@@ -501,8 +531,10 @@ static int cl_begin(rtr_backend *be, rtr_err *err) {
 static void prof_collect(cl_backend *b) {
     for (int i = 0; i < b->prof_n; i++) {
         cl_ulong t0 = 0, t1 = 0;
-        if (clGetEventProfilingInfo(b->prof_ev[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) == CL_SUCCESS &&
-            clGetEventProfilingInfo(b->prof_ev[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS &&
+        if (clGetEventProfilingInfo(b->prof_ev[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) ==
+                CL_SUCCESS &&
+            clGetEventProfilingInfo(b->prof_ev[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) ==
+                CL_SUCCESS &&
             t1 >= t0) {
             b->prof_ns[b->prof_k[i]] += (double)(t1 - t0);
             b->prof_gpu += (double)(t1 - t0);
@@ -518,8 +550,8 @@ static void prof_collect(cl_backend *b) {
 static void prof_write(cl_backend *b) {
     FILE *f = fopen(b->prof_path, "w");
     if (!f) return;
-    fprintf(f, "opencl profile: %s, %ld batches, %.3f s between begin and end, %.3f s of kernels\n", b->base.desc,
-            b->prof_batches, b->prof_wall, b->prof_gpu * 1e-9);
+    fprintf(f, "opencl profile: %s, %ld batches, %.3f s between begin and end, %.3f s of kernels\n",
+            b->base.desc, b->prof_batches, b->prof_wall, b->prof_gpu * 1e-9);
     fprintf(f, "%-16s %10s %12s %10s\n", "kernel", "launches", "total ms", "mean us");
     for (int k = 0; k < K_COUNT; k++)
         if (b->prof_calls[k])
@@ -586,7 +618,8 @@ int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr
     } else {
         for (int i = 0; i < n && pick < 0; i++) {
             cl_device_type t = 0;
-            if (clGetDeviceInfo(devs[i].dev, CL_DEVICE_TYPE, sizeof t, &t, NULL) == CL_SUCCESS && (t & CL_DEVICE_TYPE_GPU))
+            if (clGetDeviceInfo(devs[i].dev, CL_DEVICE_TYPE, sizeof t, &t, NULL) == CL_SUCCESS &&
+                (t & CL_DEVICE_TYPE_GPU))
                 pick = i;
         }
         if (pick < 0) pick = 0;
@@ -628,21 +661,36 @@ int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr
     cl_int rc;
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)b->plat, 0};
     b->ctx = clCreateContext(props, 1, &b->dev, NULL, NULL, &rc);
-    if (rc != CL_SUCCESS) { r = cl_fail(err, "clCreateContext", rc); goto fail; }
+    if (rc != CL_SUCCESS) {
+        r = cl_fail(err, "clCreateContext", rc);
+        goto fail;
+    }
     const char *prof = getenv("ROTOR_OPENCL_PROFILE");
     if (prof && *prof) {
         b->prof_cap = 8192;
         b->prof_path = strdup(prof);
         b->prof_ev = malloc(sizeof *b->prof_ev * (size_t)b->prof_cap);
         b->prof_k = malloc(sizeof *b->prof_k * (size_t)b->prof_cap);
-        if (!b->prof_path || !b->prof_ev || !b->prof_k) { r = rtr_seterr(err, RTR_ENOMEM, "out of memory"); goto fail; }
+        if (!b->prof_path || !b->prof_ev || !b->prof_k) {
+            r = rtr_seterr(err, RTR_ENOMEM, "out of memory");
+            goto fail;
+        }
     }
     b->q = clCreateCommandQueue(b->ctx, b->dev, b->prof_path ? CL_QUEUE_PROFILING_ENABLE : 0, &rc);
-    if (rc != CL_SUCCESS) { r = cl_fail(err, "clCreateCommandQueue", rc); goto fail; }
+    if (rc != CL_SUCCESS) {
+        r = cl_fail(err, "clCreateCommandQueue", rc);
+        goto fail;
+    }
     b->dummy = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, 64, NULL, &rc);
-    if (rc != CL_SUCCESS) { r = cl_fail(err, "clCreateBuffer", rc); goto fail; }
+    if (rc != CL_SUCCESS) {
+        r = cl_fail(err, "clCreateBuffer", rc);
+        goto fail;
+    }
     b->stage_cap = STAGE_BYTES;
-    if (!(b->stage = malloc(b->stage_cap))) { r = rtr_seterr(err, RTR_ENOMEM, "out of memory"); goto fail; }
+    if (!(b->stage = malloc(b->stage_cap))) {
+        r = rtr_seterr(err, RTR_ENOMEM, "out of memory");
+        goto fail;
+    }
     if ((r = build_kernels(b, cfg ? cfg->verbose : 0, err))) goto fail;
     *out = &b->base;
     return 0;

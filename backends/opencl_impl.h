@@ -15,16 +15,26 @@ struct rtr_buf {
 /* Mirror of rtr_params in kernels/_common.cl: element offsets of the buffer arguments, then
  * integer and float scalars. Passed by value as each kernel's last argument. */
 typedef struct {
-    cl_ulong off[8];
+    cl_ulong off[12];
     cl_int i[12];
     cl_float f[4];
 } cl_params;
 
 enum {
-    K_EMBED, K_RMSNORM, K_GEMV_T2, K_GEMM_T2, K_MATMUL_F, K_ROPE_KV, K_ATTN, K_ATTN_MERGE, K_GLU,
-    K_ADD, K_COUNT
+    K_EMBED,
+    K_RMSNORM,
+    K_GEMV_T2,
+    K_GEMM_T2,
+    K_T2_NORM,
+    K_MATMUL_F,
+    K_ROPE_KV,
+    K_ATTN,
+    K_ATTN_MERGE,
+    K_GLU,
+    K_ADD,
+    K_COUNT
 };
-#define CL_MAX_ARGS 8
+#define CL_MAX_ARGS 12
 
 /* One kernel launch, ready to enqueue. */
 typedef struct {
@@ -35,7 +45,7 @@ typedef struct {
     size_t g[3], l[3];
 } cl_launch;
 
-enum { HELD_ROPE = 1, HELD_GLU = 2 };
+enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3 };
 
 typedef struct {
     rtr_backend base;
@@ -46,22 +56,22 @@ typedef struct {
     cl_program prog;
     cl_kernel k[K_COUNT];
     cl_mem last_arg[K_COUNT][CL_MAX_ARGS]; /* skip clSetKernelArg when a buffer is unchanged */
-    size_t norm_wg;                        /* work-group size of rmsnorm (power of two) */
+    size_t norm_wg; /* work-group size of rmsnorm (power of two) */
     cl_uint n_cu;
-    int host_unified;     /* CPU-like device: weights may alias host memory */
-    cl_uint base_align;   /* CL_DEVICE_MEM_BASE_ADDR_ALIGN, bytes */
+    int host_unified; /* CPU-like device: weights may alias host memory */
+    cl_uint base_align; /* CL_DEVICE_MEM_BASE_ADDR_ALIGN, bytes */
     cl_ulong max_alloc;
-    cl_mem dummy;         /* bound where an operand is absent */
-    cl_mem scratch;       /* attention partials and quantized LM-head input; grows, never shrinks */
+    cl_mem dummy; /* bound where an operand is absent */
+    cl_mem scratch; /* attention partials and quantized LM-head input; grows, never shrinks */
     size_t scratch_bytes;
     unsigned char *stage; /* host copies of small buf_writes, alive until the queue drains */
     size_t stage_cap, stage_used;
-    int pending;          /* enqueues since the last flush */
-    int flushed;          /* a clFlush happened since the batch began */
-    int held;             /* HELD_*: a launch held back in case the next op fuses with it */
+    int pending; /* enqueues since the last flush */
+    int flushed; /* a clFlush happened since the batch began */
+    int held; /* HELD_*: a launch held back in case the next op fuses with it */
     int held_n;
     cl_launch held_launch;
-    rtr_op held_op[2];    /* the op(s) behind it */
+    rtr_op held_op[2]; /* the op(s) behind it */
     void (*progress)(uint64_t, uint64_t, void *);
     void *progress_ud;
     /* ROTOR_OPENCL_PROFILE=FILE: device time per kernel, written to FILE when the backend is

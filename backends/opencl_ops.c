@@ -1,10 +1,12 @@
 /* opencl_ops.c: the ops of backend.h on an OpenCL device, enqueued on the in-order queue. Each
  * op is validated and turned into one launch descriptor (two for split attention and for the
  * q8r LM head); submitting one sets the buffer arguments that changed, passes one cl_params by
- * value and enqueues. Two patterns of the model graph are fused to save launches: RoPE(q),
- * RoPE(k), KV_STORE of k and v become one rope_kv launch, and a GLU followed by the RMSNORM of
- * its output becomes one rmsnorm launch. For that, a RoPE or GLU op is held back until the next
- * op (or end, buf_read, buf_write) shows whether it fuses; ops still take effect in order.
+ * value and enqueues. Three patterns of the model graph are fused to save launches: RoPE(q),
+ * RoPE(k), KV_STORE of k and v become one rope_kv launch; a GLU followed by the RMSNORM of its
+ * output becomes one rmsnorm launch; and (decode) the quantizing RMSNORM of one row followed by
+ * the ternary product of its output becomes one matmul_t2_norm launch. For that, a RoPE, GLU or
+ * such RMSNORM is held back until the next op (or end, buf_read, buf_write) shows whether it
+ * fuses; ops still take effect in order.
  * No allocation here except the scratch buffer growing on the first batch of a new shape. The
  * kernels are the .cl files of kernels/.
  */
@@ -14,8 +16,8 @@
 #include <string.h>
 
 #define GEMV_MAX_ROWS 16 /* batches up to this use the gemv kernels, larger ones the tiled gemm */
-#define FLUSH_FIRST 4    /* enqueues before the first clFlush of a batch, so the device starts early */
-#define FLUSH_EVERY 32   /* and between later ones */
+#define FLUSH_FIRST 4 /* enqueues before the first clFlush of a batch, so the device starts early */
+#define FLUSH_EVERY 32 /* and between later ones */
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
@@ -25,7 +27,8 @@ static int submit(cl_backend *b, const cl_launch *L, rtr_err *err) {
     for (int i = 0; i < L->nmem; i++) {
         cl_mem m = L->m[i] ? L->m[i] : b->dummy;
         if (b->last_arg[L->k][i] == m) continue;
-        if ((rc = clSetKernelArg(kk, (cl_uint)i, sizeof m, &m)) != CL_SUCCESS) return cl_fail(err, "clSetKernelArg", rc);
+        if ((rc = clSetKernelArg(kk, (cl_uint)i, sizeof m, &m)) != CL_SUCCESS)
+            return cl_fail(err, "clSetKernelArg", rc);
         b->last_arg[L->k][i] = m;
     }
     if ((rc = clSetKernelArg(kk, (cl_uint)L->nmem, sizeof L->p, &L->p)) != CL_SUCCESS)
@@ -72,7 +75,8 @@ static cl_mem M(rtr_ref r) { return r.buf ? r.buf->mem : NULL; }
 
 /* element offset of a reference; the byte offset must be a multiple of the element size */
 static int eoff(rtr_ref r, size_t elt, cl_ulong *out, const char *what, rtr_err *err) {
-    if (r.off % elt) return rtr_seterr(err, RTR_EARG, "opencl: %s offset %zu is not %zu-byte aligned", what, r.off, elt);
+    if (r.off % elt)
+        return rtr_seterr(err, RTR_EARG, "opencl: %s offset %zu is not %zu-byte aligned", what, r.off, elt);
     *out = r.buf ? r.off / elt : 0;
     return 0;
 }
@@ -84,8 +88,8 @@ static int need(rtr_ref r, const char *what, rtr_err *err) {
 /* the operand must hold bytes from its offset on */
 static int span(rtr_ref r, uint64_t bytes, const char *what, rtr_err *err) {
     if (r.buf && (r.off > r.buf->bytes || bytes > r.buf->bytes - r.off))
-        return rtr_seterr(err, RTR_EARG, "opencl: %s: %llu bytes at offset %zu overrun its buffer of %zu", what,
-                          (unsigned long long)bytes, r.off, r.buf->bytes);
+        return rtr_seterr(err, RTR_EARG, "opencl: %s: %llu bytes at offset %zu overrun its buffer of %zu",
+                          what, (unsigned long long)bytes, r.off, r.buf->bytes);
     return 0;
 }
 
@@ -100,12 +104,14 @@ static int op_embed(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_
     int t = op->p.emb.type, d = op->p.emb.d, r;
     if (t != RTR_T_F32 && t != RTR_T_F16 && t != RTR_T_BF16 && t != RTR_T_Q8R)
         return rtr_seterr(err, RTR_EARG, "opencl: embed: unsupported table type %d", t);
-    if ((r = need(op->dst, "dst", err)) || (r = need(op->a, "table", err)) || (r = need(op->b, "ids", err))) return r;
-    if (d <= 0 || op->p.emb.n_rows <= 0) return rtr_seterr(err, RTR_EARG, "opencl: embed of %d x %d", op->p.emb.n_rows, d);
+    if ((r = need(op->dst, "dst", err)) || (r = need(op->a, "table", err)) || (r = need(op->b, "ids", err)))
+        return r;
+    if (d <= 0 || op->p.emb.n_rows <= 0)
+        return rtr_seterr(err, RTR_EARG, "opencl: embed of %d x %d", op->p.emb.n_rows, d);
     uint64_t tb = t == RTR_T_Q8R ? U(op->p.emb.n_rows) * (rtr_q8r_row_bytes(U(d)) + 4)
                                  : U(op->p.emb.n_rows) * U(d) * (t == RTR_T_F32 ? 4 : 2);
-    if ((r = span(op->dst, U(op->rows) * U(d) * 4, "embed dst", err)) || (r = span(op->a, tb, "embed table", err)) ||
-        (r = span(op->b, U(op->rows) * 4, "embed ids", err)))
+    if ((r = span(op->dst, U(op->rows) * U(d) * 4, "embed dst", err)) ||
+        (r = span(op->a, tb, "embed table", err)) || (r = span(op->b, U(op->rows) * 4, "embed ids", err)))
         return r;
     cl_params p = {0};
     r = eoff(op->dst, 4, &p.off[0], "embed dst", err);
@@ -126,8 +132,8 @@ static int op_embed(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_
 /* rmsnorm kernel flags (kernels/rmsnorm.cl) */
 enum { NF_RESID = 1, NF_WEIGHT = 2, NF_DST = 4, NF_QUANT = 8, NF_NONORM = 16, NF_GLU = 32 };
 
-static int norm_prep(cl_backend *b, cl_launch *L, int rows, int n, int flags, float eps, rtr_ref a, rtr_ref res, rtr_ref w,
-                       rtr_ref dst, rtr_ref q, rtr_ref qs, rtr_err *err) {
+static int norm_prep(cl_backend *b, cl_launch *L, int rows, int n, int flags, float eps, rtr_ref a,
+                     rtr_ref res, rtr_ref w, rtr_ref dst, rtr_ref q, rtr_ref qs, rtr_err *err) {
     cl_params p = {0};
     if (n <= 0) return rtr_seterr(err, RTR_EARG, "opencl: norm of rows of %d", n);
     uint64_t rb = U(rows) * U(n) * 4;
@@ -169,9 +175,10 @@ static int op_rmsnorm(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rt
 static int op_quant(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
     static const rtr_ref none = {NULL, 0};
     int r;
-    if ((r = need(op->a, "a", err)) || (r = need(op->dst2, "dst2", err)) || (r = need(op->dst3, "dst3", err))) return r;
-    return norm_prep(b, &L[(*nl)++], op->rows, op->p.norm.n, NF_QUANT | NF_NONORM, 0.0f, op->a, none, none, none,
-                     op->dst2, op->dst3, err);
+    if ((r = need(op->a, "a", err)) || (r = need(op->dst2, "dst2", err)) || (r = need(op->dst3, "dst3", err)))
+        return r;
+    return norm_prep(b, &L[(*nl)++], op->rows, op->p.norm.n, NF_QUANT | NF_NONORM, 0.0f, op->a, none, none,
+                     none, op->dst2, op->dst3, err);
 }
 
 static int op_matmul_t2(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
@@ -181,13 +188,16 @@ static int op_matmul_t2(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, 
     if (k <= 0) return rtr_seterr(err, RTR_EARG, "opencl: matmul with k = %d", k);
     if ((r = need(op->a, "a", err)) || (r = need(op->b, "b", err))) return r;
     uint64_t kpad = (U(k) + 127) / 128 * 128;
-    if ((r = span(op->a, U(op->rows) * kpad, "matmul input", err)) || (r = span(op->b, U(op->rows) * 4, "matmul scales", err)))
+    if ((r = span(op->a, U(op->rows) * kpad, "matmul input", err)) ||
+        (r = span(op->b, U(op->rows) * 4, "matmul scales", err)))
         return r;
     cl_params p = {0};
     cl_mem m[8] = {M(op->a), M(op->b)};
-    r = eoff(op->a, 4, &p.off[0], "matmul input", err);
+    /* weights and activations are read 16 bytes at a time */
+    r = eoff(op->a, 16, &p.off[0], "matmul input", err);
     r = r ? r : eoff(op->b, 4, &p.off[1], "matmul scales", err);
     if (r) return r;
+    p.off[0] = op->a.off / 4;
     size_t tiles = 0, tm = gemv ? 8 : 64;
     for (int i = 0; i < nm; i++) {
         if ((r = need(op->p.mm.w[i], "w", err)) || (r = need(op->p.mm.out[i], "out", err))) return r;
@@ -195,9 +205,10 @@ static int op_matmul_t2(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, 
         if ((r = span(op->p.mm.w[i], U(op->p.mm.n[i]) * (kpad / 4), "matmul weight", err)) ||
             (r = span(op->p.mm.out[i], U(op->rows) * U(op->p.mm.n[i]) * 4, "matmul output", err)))
             return r;
-        if ((r = eoff(op->p.mm.w[i], 4, &p.off[2 + i], "matmul weight", err)) ||
+        if ((r = eoff(op->p.mm.w[i], 16, &p.off[2 + i], "matmul weight", err)) ||
             (r = eoff(op->p.mm.out[i], 4, &p.off[5 + i], "matmul output", err)))
             return r;
+        p.off[2 + i] = op->p.mm.w[i].off / 4;
         m[2 + i] = M(op->p.mm.w[i]);
         m[5 + i] = M(op->p.mm.out[i]);
         p.i[2 + i] = op->p.mm.n[i];
@@ -210,9 +221,9 @@ static int op_matmul_t2(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, 
     p.i[1] = (k + 127) / 128 * 128;
     p.i[7] = op->p.mm.accum;
     if (gemv) {
-        size_t g = tiles * 256, l = 256;
+        size_t g = tiles * 64, l = 64;
         set_launch(&L[(*nl)++], K_GEMV_T2, 8, m, &p, 1, &g, &l);
-    return 0;
+        return 0;
     }
     size_t g[2] = {tiles * 64, ((size_t)op->rows + 63) / 64}, l[2] = {64, 1};
     set_launch(&L[(*nl)++], K_GEMM_T2, 8, m, &p, 2, g, l);
@@ -226,8 +237,10 @@ static int op_matmul_f(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, r
         return rtr_seterr(err, RTR_EARG, "opencl: matmul_f: unsupported weight type %d", t);
     if (n <= 0 || k <= 0) return rtr_seterr(err, RTR_EARG, "opencl: matmul_f with n = %d, k = %d", n, k);
     if ((r = need(op->a, "a", err)) || (r = need(op->dst, "dst", err)) || (r = need(w, "w", err))) return r;
-    uint64_t wb = t == RTR_T_Q8R ? U(n) * (rtr_q8r_row_bytes(U(k)) + 4) : U(n) * U(k) * (t == RTR_T_F32 ? 4 : 2);
-    if ((r = span(op->a, U(op->rows) * U(k) * 4, "matmul_f input", err)) || (r = span(w, wb, "matmul_f weight", err)) ||
+    uint64_t wb =
+        t == RTR_T_Q8R ? U(n) * (rtr_q8r_row_bytes(U(k)) + 4) : U(n) * U(k) * (t == RTR_T_F32 ? 4 : 2);
+    if ((r = span(op->a, U(op->rows) * U(k) * 4, "matmul_f input", err)) ||
+        (r = span(w, wb, "matmul_f weight", err)) ||
         (r = span(op->dst, U(op->rows) * U(n) * 4, "matmul_f dst", err)))
         return r;
     cl_params p = {0};
@@ -243,8 +256,8 @@ static int op_matmul_f(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, r
         if ((r = cl_scratch(b, qbytes + (size_t)op->rows * 4, err))) return r;
         rtr_buf sb = {b->scratch, b->scratch_bytes};
         rtr_ref q = {&sb, 0}, qs = {&sb, qbytes}, none = {NULL, 0};
-        if ((r = norm_prep(b, &L[(*nl)++], op->rows, k, NF_QUANT | NF_NONORM, 0.0f, op->a, none, none, none, q, qs,
-                           err)))
+        if ((r = norm_prep(b, &L[(*nl)++], op->rows, k, NF_QUANT | NF_NONORM, 0.0f, op->a, none, none, none,
+                           q, qs, err)))
             return r;
         m[3] = m[4] = b->scratch;
         p.off[3] = 0;
@@ -254,6 +267,7 @@ static int op_matmul_f(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, r
     p.i[1] = n;
     p.i[2] = k;
     p.i[3] = op->rows;
+    p.i[4] = k % 8 == 0 && w.off % 16 == 0 && op->a.off % 16 == 0;
     size_t g = ((size_t)n + 7) / 8 * 256, l = 256;
     set_launch(&L[(*nl)++], K_MATMUL_F, 5, m, &p, 1, &g, &l);
     return 0;
@@ -271,7 +285,9 @@ static int op_rope(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
         (r = span(op->b, U(op->rows) * 4, "rope positions", err)))
         return r;
     cl_params p = {0};
-    if ((r = eoff(op->a, 4, &p.off[0], "rope x", err)) || (r = eoff(op->b, 4, &p.off[1], "rope positions", err))) return r;
+    if ((r = eoff(op->a, 4, &p.off[0], "rope x", err)) ||
+        (r = eoff(op->b, 4, &p.off[1], "rope positions", err)))
+        return r;
     p.i[0] = nh;
     p.i[2] = hd;
     p.i[3] = rd;
@@ -289,20 +305,23 @@ static int op_kv_store(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, r
     int n = op->p.kv.n, r, f32 = op->p.kv.type == RTR_T_F32;
     size_t elt = f32 ? 4 : 2;
     if (n <= 0) return rtr_seterr(err, RTR_EARG, "opencl: kv_store of %d floats", n);
-    if (!f32 && op->p.kv.type != RTR_T_F16) return rtr_seterr(err, RTR_EARG, "opencl: kv cache type %d", op->p.kv.type);
-    if ((r = need(op->dst, "kcache", err)) || (r = need(op->dst2, "vcache", err)) || (r = need(op->a, "k", err)) ||
-        (r = need(op->b, "v", err)) || (r = need(op->c, "slots", err)))
+    if (!f32 && op->p.kv.type != RTR_T_F16)
+        return rtr_seterr(err, RTR_EARG, "opencl: kv cache type %d", op->p.kv.type);
+    if ((r = need(op->dst, "kcache", err)) || (r = need(op->dst2, "vcache", err)) ||
+        (r = need(op->a, "k", err)) || (r = need(op->b, "v", err)) || (r = need(op->c, "slots", err)))
         return r;
-    if ((r = span(op->a, U(op->rows) * U(n) * 4, "k", err)) || (r = span(op->b, U(op->rows) * U(n) * 4, "v", err)) ||
+    if ((r = span(op->a, U(op->rows) * U(n) * 4, "k", err)) ||
+        (r = span(op->b, U(op->rows) * U(n) * 4, "v", err)) ||
         (r = span(op->c, U(op->rows) * 4, "slots", err)))
         return r;
     cl_params p = {0};
     if ((r = eoff(op->a, 4, &p.off[2], "k", err)) || (r = eoff(op->b, 4, &p.off[3], "v", err)) ||
-        (r = eoff(op->dst, elt, &p.off[4], "kcache", err)) || (r = eoff(op->dst2, elt, &p.off[5], "vcache", err)) ||
-        (r = eoff(op->c, 4, &p.off[6], "slots", err)))
+        (r = eoff(op->dst, elt, &p.off[4], "kcache", err)) ||
+        (r = eoff(op->dst2, elt, &p.off[5], "vcache", err)) || (r = eoff(op->c, 4, &p.off[6], "slots", err)))
         return r;
     /* slots that fit in both caches; the kernel skips any other */
-    size_t row = (size_t)n * elt, ks = op->dst.off <= op->dst.buf->bytes ? (op->dst.buf->bytes - op->dst.off) / row : 0,
+    size_t row = (size_t)n * elt,
+           ks = op->dst.off <= op->dst.buf->bytes ? (op->dst.buf->bytes - op->dst.off) / row : 0,
            vs = op->dst2.off <= op->dst2.buf->bytes ? (op->dst2.buf->bytes - op->dst2.off) / row : 0;
     size_t cap = ks < vs ? ks : vs;
     p.i[0] = 0;
@@ -326,18 +345,20 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
     int nh = op->p.attn.n_head, nkv = op->p.attn.n_kv, hd = op->p.attn.head_dim, cap = op->p.attn.cap, r;
     int f32 = op->p.attn.kv_type == RTR_T_F32;
     size_t elt = f32 ? 4 : 2;
-    if (!f32 && op->p.attn.kv_type != RTR_T_F16) return rtr_seterr(err, RTR_EARG, "opencl: kv cache type %d", op->p.attn.kv_type);
+    if (!f32 && op->p.attn.kv_type != RTR_T_F16)
+        return rtr_seterr(err, RTR_EARG, "opencl: kv cache type %d", op->p.attn.kv_type);
     if (nh <= 0 || nkv <= 0 || nh % nkv || hd <= 0 || hd > ATTN_HD_MAX || cap <= 0)
-        return rtr_seterr(err, RTR_EARG, "opencl: attention shape n_head %d, n_kv %d, head_dim %d, cap %d is not supported",
+        return rtr_seterr(err, RTR_EARG,
+                          "opencl: attention shape n_head %d, n_kv %d, head_dim %d, cap %d is not supported",
                           nh, nkv, hd, cap);
     if ((r = need(op->a, "q", err)) || (r = need(op->b, "K", err)) || (r = need(op->c, "V", err)) ||
         (r = need(op->d, "slot positions", err)) || (r = need(op->e, "query positions", err)) ||
         (r = need(op->dst, "dst", err)))
         return r;
     uint64_t qb = U(op->rows) * U(nh) * U(hd) * 4, cb = U(cap) * U(nkv) * U(hd) * elt;
-    if ((r = span(op->a, qb, "q", err)) || (r = span(op->b, cb, "K", err)) || (r = span(op->c, cb, "V", err)) ||
-        (r = span(op->d, U(cap) * 4, "slot positions", err)) || (r = span(op->e, U(op->rows) * 4, "query positions", err)) ||
-        (r = span(op->dst, qb, "dst", err)))
+    if ((r = span(op->a, qb, "q", err)) || (r = span(op->b, cb, "K", err)) ||
+        (r = span(op->c, cb, "V", err)) || (r = span(op->d, U(cap) * 4, "slot positions", err)) ||
+        (r = span(op->e, U(op->rows) * 4, "query positions", err)) || (r = span(op->dst, qb, "dst", err)))
         return r;
     int grp = nh / nkv, hg = grp < ATTN_HG_MAX ? grp : ATTN_HG_MAX;
     while (grp % hg) hg--;
@@ -352,8 +373,10 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
     }
     cl_params p = {0};
     if ((r = eoff(op->a, 4, &p.off[0], "q", err)) || (r = eoff(op->b, elt, &p.off[1], "K", err)) ||
-        (r = eoff(op->c, elt, &p.off[2], "V", err)) || (r = eoff(op->d, 4, &p.off[3], "slot positions", err)) ||
-        (r = eoff(op->e, 4, &p.off[4], "query positions", err)) || (r = eoff(op->dst, 4, &p.off[5], "dst", err)))
+        (r = eoff(op->c, elt, &p.off[2], "V", err)) ||
+        (r = eoff(op->d, 4, &p.off[3], "slot positions", err)) ||
+        (r = eoff(op->e, 4, &p.off[4], "query positions", err)) ||
+        (r = eoff(op->dst, 4, &p.off[5], "dst", err)))
         return r;
     p.i[0] = nh;
     p.i[1] = nkv;
@@ -386,10 +409,12 @@ static int op_glu(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_er
     int act = op->p.glu.act, r;
     if (act != RTR_ACT_RELU2 && act != RTR_ACT_SILU && act != RTR_ACT_GELU_TANH)
         return rtr_seterr(err, RTR_EARG, "opencl: unknown activation %d", act);
-    if ((r = need(op->dst, "dst", err)) || (r = need(op->a, "a", err)) || (r = need(op->b, "b", err))) return r;
+    if ((r = need(op->dst, "dst", err)) || (r = need(op->a, "a", err)) || (r = need(op->b, "b", err)))
+        return r;
     if (op->p.glu.n < 0) return rtr_seterr(err, RTR_EARG, "opencl: glu of %d", op->p.glu.n);
     uint64_t gb = U(op->rows) * U(op->p.glu.n) * 4;
-    if ((r = span(op->dst, gb, "glu dst", err)) || (r = span(op->a, gb, "glu a", err)) || (r = span(op->b, gb, "glu b", err)))
+    if ((r = span(op->dst, gb, "glu dst", err)) || (r = span(op->a, gb, "glu a", err)) ||
+        (r = span(op->b, gb, "glu b", err)))
         return r;
     cl_params p = {0};
     if ((r = eoff(op->dst, 4, &p.off[0], "glu dst", err)) || (r = eoff(op->a, 4, &p.off[1], "glu a", err)) ||
@@ -413,7 +438,8 @@ static int op_add(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_er
     uint64_t ab = U(op->rows) * U(op->p.add.n) * 4;
     if ((r = span(op->dst, ab, "add dst", err)) || (r = span(op->a, ab, "add a", err))) return r;
     cl_params p = {0};
-    if ((r = eoff(op->dst, 4, &p.off[0], "add dst", err)) || (r = eoff(op->a, 4, &p.off[1], "add a", err))) return r;
+    if ((r = eoff(op->dst, 4, &p.off[0], "add dst", err)) || (r = eoff(op->a, 4, &p.off[1], "add a", err)))
+        return r;
     size_t n = (size_t)op->rows * (size_t)op->p.add.n;
     p.i[0] = (cl_int)(uint32_t)n;
     p.i[1] = (cl_int)(uint32_t)((uint64_t)n >> 32);
@@ -425,7 +451,27 @@ static int op_add(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_er
 
 static int compatible_ropes(const rtr_op *a, const rtr_op *b) {
     return a->rows == b->rows && same_ref(a->b, b->b) && a->p.rope.head_dim == b->p.rope.head_dim &&
-           a->p.rope.rot_dim == b->p.rope.rot_dim && a->p.rope.theta == b->p.rope.theta && !same_ref(a->a, b->a);
+           a->p.rope.rot_dim == b->p.rope.rot_dim && a->p.rope.theta == b->p.rope.theta &&
+           !same_ref(a->a, b->a);
+}
+
+/* A quantizing RMSNORM of one row, with nothing else to write, may fuse into the product that
+ * follows (kernels/matmul_t2.cl, matmul_t2_norm). */
+#define T2_NORM_KMAX 8192
+static int norm_fusable(const rtr_op *op) {
+    return op->rows == 1 && op->dst2.buf && !op->b.buf && !op->dst.buf && op->p.norm.n <= T2_NORM_KMAX &&
+           op->a.off % 4 == 0 && op->c.off % 4 == 0 && op->dst3.off % 4 == 0;
+}
+
+/* The product reads exactly what the held RMSNORM produced, and writes nothing the norm reads. */
+static int norm_feeds(const rtr_op *nm, const rtr_op *mm) {
+    if (mm->rows != 1 || !same_ref(mm->a, nm->dst2) || !same_ref(mm->b, nm->dst3) || mm->p.mm.k != nm->p.norm.n)
+        return 0;
+    for (int i = 0; i < mm->p.mm.n_mat; i++) {
+        rtr_buf *o = mm->p.mm.out[i].buf;
+        if (o == nm->a.buf || (nm->c.buf && o == nm->c.buf) || o == nm->dst2.buf || o == nm->dst3.buf) return 0;
+    }
+    return 1;
 }
 
 static void hold(cl_backend *b, int kind, const cl_launch *L, const rtr_op *op) {
@@ -471,7 +517,8 @@ int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
     }
     if (op->kind == RTR_OP_KV_STORE && b->held == HELD_ROPE) {
         const rtr_op *k = &b->held_op[b->held_n - 1];
-        if (same_ref(op->a, k->a) && op->rows == k->rows && op->p.kv.n == k->p.rope.n_head * k->p.rope.head_dim) {
+        if (same_ref(op->a, k->a) && op->rows == k->rows &&
+            op->p.kv.n == k->p.rope.n_head * k->p.rope.head_dim) {
             if (b->held_n == 1) { /* only the k RoPE: it moves to the stored-heads slot */
                 H->m[2] = H->m[0];
                 H->p.off[2] = H->p.off[0];
@@ -493,6 +540,29 @@ int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
             return submit(b, H, err);
         }
     }
+    if (op->kind == RTR_OP_MATMUL_T2 && b->held == HELD_NORM && norm_feeds(&b->held_op[0], op)) {
+        /* the gemv normalizes and quantizes its one input row itself */
+        const rtr_op *nm = &b->held_op[0];
+        cl_launch F = L[0];
+        F.k = K_T2_NORM;
+        F.nmem = 10;
+        cl_mem mm[10] = {M(nm->a), M(nm->c), M(nm->dst2), M(nm->dst3), L[0].m[2], L[0].m[3], L[0].m[4],
+                         L[0].m[5], L[0].m[6], L[0].m[7]};
+        memcpy(F.m, mm, sizeof mm);
+        F.p.off[0] = nm->a.off / 4;
+        F.p.off[1] = nm->c.buf ? nm->c.off / 4 : 0;
+        F.p.off[2] = nm->dst2.off;
+        F.p.off[3] = nm->dst3.off / 4;
+        for (int i = 0; i < 3; i++) {
+            F.p.off[4 + i] = L[0].p.off[2 + i];
+            F.p.off[7 + i] = L[0].p.off[5 + i];
+        }
+        F.p.i[0] = nm->p.norm.n;
+        F.p.i[8] = nm->c.buf != NULL;
+        F.p.f[3] = nm->p.norm.eps;
+        b->held = 0;
+        return submit(b, &F, err);
+    }
     if (op->kind == RTR_OP_RMSNORM && b->held == HELD_GLU) {
         const rtr_op *g = &b->held_op[0];
         if (same_ref(op->a, g->dst) && !op->b.buf && op->rows == g->rows && op->p.norm.n == g->p.glu.n) {
@@ -508,6 +578,10 @@ int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
         }
     }
     if ((r = cl_flush_held(b, err))) return r;
+    if (op->kind == RTR_OP_RMSNORM && norm_fusable(op)) {
+        hold(b, HELD_NORM, &L[0], op);
+        return 0;
+    }
     if (op->kind == RTR_OP_GLU) {
         hold(b, HELD_GLU, &L[0], op);
         return 0;

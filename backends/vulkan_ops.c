@@ -5,7 +5,11 @@
  * Every shader has the same set layout: ten storage buffers. An operand is bound from its
  * offset rounded down to the device's alignment, and the remainder goes in the push constants;
  * a set is made once per distinct (buffers, ranges) and kept, so a layer's ops find theirs in a
- * hash table. A barrier goes between two ops only when one writes what the other touches. */
+ * hash table. A barrier goes between two ops only when one writes what the other touches.
+ * Two op pairs of the graph are fused into one dispatch when nothing they write overlaps
+ * anything else they touch: a one-token quantizing RMSNORM and the ternary product of its
+ * output (each matmul workgroup normalizes the row itself), and the ROPE of the keys and
+ * their KV_STORE. A decode step of 2B4T then takes 7 dependent dispatches a layer, not 13. */
 #include "vulkan_impl.h"
 #include "../models/format.h"
 
@@ -383,7 +387,7 @@ static void bind_range(const vk_backend *vk, rtr_ref r, VkDeviceSize *base, VkDe
     if (*range > vk->max_range) *range = vk->max_range;
 }
 
-/* Binds pipeline p with the operands in c->ref, pushes npc words of c->pc (the first eight
+/* Binds pipeline p with the operands in c->ref, pushes npc words of c->pc (the first VK_NBIND
  * are filled here with the operands' offsets inside their bound ranges) and dispatches. */
 static int dispatch(rec_ctx *c, int p, int npc, uint32_t gx, uint32_t gy, uint32_t gz, rtr_err *err) {
     vk_backend *vk = c->vk;
@@ -503,6 +507,19 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     return dispatch(c, VP_ATTN, P + 10, (uint32_t)nh, (uint32_t)rows, ns, err);
 }
 
+/* slots of the K/V caches that fit in their bound ranges (the shader skips the others) */
+static uint64_t kv_max_slots(const vk_backend *vk, const rtr_op *op) {
+    uint64_t ms = UINT32_MAX, es = op->p.kv.type == RTR_T_F32 ? 4 : 2;
+    const rtr_ref *caches[2] = {&op->dst, &op->dst2};
+    for (int i = 0; i < 2; i++) {
+        VkDeviceSize base, range;
+        bind_range(vk, *caches[i], &base, &range);
+        uint64_t s = (range - (caches[i]->off - base)) / ((uint64_t)op->p.kv.n * es);
+        if (s < ms) ms = s;
+    }
+    return ms;
+}
+
 static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     vk_backend *vk = c->vk;
     acc_list l;
@@ -556,18 +573,12 @@ static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     }
     case RTR_OP_KV_STORE: {
         int n = op->p.kv.n;
-        uint64_t ms = UINT32_MAX, es = op->p.kv.type == RTR_T_F32 ? 4 : 2;
-        const rtr_ref *caches[2] = {&op->dst, &op->dst2};
-        for (int i = 0; i < 2; i++) {
-            VkDeviceSize base, range;
-            bind_range(vk, *caches[i], &base, &range);
-            uint64_t s = (range - (caches[i]->off - base)) / ((uint64_t)n * es);
-            if (s < ms) ms = s;
-        }
+        uint64_t ms = kv_max_slots(vk, op), es = op->p.kv.type == RTR_T_F32 ? 4 : 2;
         c->ref[0] = op->a; c->ref[1] = op->b; c->ref[2] = op->c; c->ref[3] = op->dst; c->ref[4] = op->dst2;
         c->pc[P + 0] = (uint32_t)rows; c->pc[P + 1] = (uint32_t)n; c->pc[P + 2] = (uint32_t)ms; c->pc[P + 3] = es == 4;
+        c->pc[P + 4] = c->pc[P + 5] = 0; /* no fused rope */
         grid(((uint64_t)rows * (n / 2) + 255) / 256, &gx, &gy);
-        return dispatch(c, VP_KV, P + 4, gx, gy, 1, err);
+        return dispatch(c, VP_KV, P + 6, gx, gy, 1, err);
     }
     case RTR_OP_ATTN:
         return rec_attn(c, op, err);
@@ -615,6 +626,20 @@ int vk_prepare(vk_backend *vk, rtr_err *err) {
 
 static int same_ref(rtr_ref a, rtr_ref b) { return a.buf == b.buf && a.off == b.off; }
 
+/* Whether nothing one of the two ops writes overlaps anything else the pair touches, leaving
+ * out the first skip_b accesses of b (those it takes from a's results inside the fused
+ * dispatch). */
+static int disjoint(const acc_list *la, int skip_a, const acc_list *lb, int skip_b) {
+    vk_access all[24];
+    int n = 0;
+    for (int i = skip_a; i < la->n; i++) all[n++] = la->a[i];
+    for (int i = skip_b; i < lb->n; i++) all[n++] = lb->a[i];
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            if (i != j && all[i].w && all[i].b == all[j].b && all[i].lo < all[j].hi && all[j].lo < all[i].hi) return 0;
+    return 1;
+}
+
 /* A one-token RMSNORM that only quantizes (no residual, no f32 output) followed by the ternary
  * product of its output: the matmul's workgroups do the norm themselves (mm_t2.comp, fused
  * mode). Only when nothing the pair writes overlaps anything else it touches. */
@@ -624,14 +649,35 @@ static int fusable(const vk_backend *vk, const rtr_op *nm, const rtr_op *mm, acc
     if (mm->p.mm.k != nm->p.norm.n || kpad128(mm->p.mm.k) / 4 > 2048) return 0;
     if (!same_ref(mm->a, nm->dst2) || !same_ref(mm->b, nm->dst3)) return 0;
     if (op_accesses(vk, nm, la, NULL) || op_accesses(vk, mm, lb, NULL)) return 0;
-    vk_access all[24];
-    int n = 0;
-    for (int i = 0; i < la->n; i++) all[n++] = la->a[i];
-    for (int i = 2; i < lb->n; i++) all[n++] = lb->a[i]; /* not the int8 input and its scales */
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++)
-            if (i != j && all[i].w && all[i].b == all[j].b && all[i].lo < all[j].hi && all[j].lo < all[i].hi) return 0;
-    return 1;
+    return disjoint(la, 0, lb, 2); /* the product's int8 input and scales come from the norm */
+}
+
+/* A ROPE of the keys followed by the KV_STORE of those keys: one dispatch (kv_store.comp's
+ * rope mode) rotates them in place and stores them. Whole heads rotated, head_dim % 4 == 0. */
+static int rope_kv_fusable(const vk_backend *vk, const rtr_op *rp, const rtr_op *kv, acc_list *la, acc_list *lb) {
+    if (rp->kind != RTR_OP_ROPE || kv->kind != RTR_OP_KV_STORE || rp->rows != kv->rows) return 0;
+    int hd = rp->p.rope.head_dim;
+    if (rp->p.rope.rot_dim != hd || hd % 4 || kv->p.kv.n != rp->p.rope.n_head * hd || !same_ref(kv->a, rp->a)) return 0;
+    if (op_accesses(vk, rp, la, NULL) || op_accesses(vk, kv, lb, NULL)) return 0;
+    return disjoint(la, 0, lb, 1);
+}
+
+static int rec_rope_kv(rec_ctx *c, const rtr_op *rp, const rtr_op *kv, acc_list *la, acc_list *lb, rtr_err *err) {
+    vk_backend *vk = c->vk;
+    int ri = find_rope(vk, rp->p.rope.theta, rp->p.rope.rot_dim), rows = kv->rows, n = kv->p.kv.n;
+    if (ri < 0) return rtr_seterr(err, RTR_EBACKEND, "vulkan: rope table missing");
+    vk_access tab = {vk->rope_tab, vk->rope[ri].off, vk->rope[ri].off + (size_t)rp->p.rope.rot_dim * 2, 0};
+    depend(c, la->a, la->n);
+    depend(c, lb->a, lb->n);
+    depend(c, &tab, 1);
+    clear_refs(c);
+    c->ref[0] = kv->a; c->ref[1] = kv->b; c->ref[2] = kv->c; c->ref[3] = kv->dst; c->ref[4] = kv->dst2;
+    c->ref[5] = rp->b; c->ref[6] = (rtr_ref){vk->rope_tab, vk->rope[ri].off};
+    c->pc[P + 0] = (uint32_t)rows; c->pc[P + 1] = (uint32_t)n; c->pc[P + 2] = (uint32_t)kv_max_slots(vk, kv);
+    c->pc[P + 3] = kv->p.kv.type == RTR_T_F32; c->pc[P + 4] = 1; c->pc[P + 5] = (uint32_t)rp->p.rope.head_dim;
+    uint32_t gx, gy;
+    grid(((uint64_t)rows * (n / 4) + (uint64_t)rows * (n / 2) + 255) / 256, &gx, &gy);
+    return dispatch(c, VP_KV, P + 6, gx, gy, 1, err);
 }
 
 static int rec_norm_matmul(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, acc_list *la, acc_list *lb, rtr_err *err) {
@@ -672,9 +718,12 @@ int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {
     for (int i = 0; i < vk->n_ops; i++) {
         acc_list la, lb;
         int rc;
-        if (!vk->no_fuse && i + 1 < vk->n_ops && fusable(vk, &vk->ops[i], &vk->ops[i + 1], &la, &lb))
-            rc = rec_norm_matmul(&c, &vk->ops[i], &vk->ops[i + 1], &la, &lb, err), i++;
-        else rc = rec_op(&c, &vk->ops[i], err);
+        const rtr_op *op = &vk->ops[i], *next = i + 1 < vk->n_ops ? &vk->ops[i + 1] : NULL;
+        if (!vk->no_fuse && next && fusable(vk, op, next, &la, &lb))
+            rc = rec_norm_matmul(&c, op, next, &la, &lb, err), i++;
+        else if (!vk->no_fuse && next && rope_kv_fusable(vk, op, next, &la, &lb))
+            rc = rec_rope_kv(&c, op, next, &la, &lb, err), i++;
+        else rc = rec_op(&c, op, err);
         if (rc) return rc;
     }
     return 0;

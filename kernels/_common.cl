@@ -1,7 +1,8 @@
-/* _common.cl: what every OpenCL kernel of rotor shares: the parameter block, the int8 dot product
- * and ternary unpacking, work-group reductions. The Makefile concatenates the .cl files of kernels/ in name
- * order, so this file (leading underscore) comes first. OpenCL C 1.2; optional features only
- * behind compiler macros (RTR_PTX_DP4A is defined by the host for NVIDIA devices it has tested).
+/* _common.cl: what every OpenCL kernel of rotor shares: the parameter block, the int8 dot
+ * product and ternary unpacking, work-group reductions. The Makefile concatenates the .cl files
+ * of kernels/ in name order, so this file (leading underscore) comes first. OpenCL C 1.2;
+ * optional features only behind compiler macros (the host defines RTR_PTX_DP4A for NVIDIA
+ * devices of compute capability 6.1 and up, and builds again without it if that fails).
  *
  * Every kernel takes its buffers, then one rtr_params by value: element offsets of the buffers
  * (in argument order, in units of the buffer's element type), then integer and float scalars. The
@@ -12,7 +13,7 @@
 #endif
 
 typedef struct {
-    ulong off[8];
+    ulong off[12];
     int i[12];
     float f[4];
 } rtr_params;
@@ -46,6 +47,10 @@ inline int dot4(uint a, uint b, int c) {
 inline uint t2_plane(uint w, int p) {
     uint plus = (w >> (2 * p + 1)) & 0x01010101u, minus = (w >> (2 * p)) & 0x01010101u;
     return plus | (minus * 0xFFu);
+}
+
+inline uint4 t2_planes(uint4 w, int p) {
+    return (uint4)(t2_plane(w.s0, p), t2_plane(w.s1, p), t2_plane(w.s2, p), t2_plane(w.s3, p));
 }
 
 /* Work-group reductions over a power-of-two local size; buf holds one float per work-item.

@@ -23,7 +23,7 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
     __local float sc[ATTN_HG_MAX * AWG];
     __local float red[ATTN_HG_MAX * AWG];
     __local int vis[AWG];
-    __local int any;
+    __local int nvis;
     const int n_head = P.i[0], n_kv = P.i[1], hd = P.i[2], cap = P.i[3], n_sink = P.i[4];
     const int window = P.i[5], hg = P.i[6], n_split = P.i[7], chunk = P.i[8], f32 = P.i[9];
     const float scale = P.f[0];
@@ -58,9 +58,9 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
             int sp = spos[s];
             ok = sp >= 0 && sp <= p && (sp < n_sink || p - sp < window);
         }
-        if (l == 0) any = 0;
+        if (l == 0) nvis = 0;
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (ok) any = 1;
+        if (ok) atomic_inc(&nvis);
         vis[l] = ok;
         float sv[ATTN_HG_MAX];
         for (int h = 0; h < ATTN_HG_MAX; h++) sv[h] = 0.0f;
@@ -68,10 +68,14 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
             __global const half *kr = K + (size_t)s * kvs;
             __global const float *kr32 = Kf + (size_t)s * kvs;
             int d = 0;
-            for (; d + 4 <= hd; d += 4) {
-                float4 kk = f32 ? vload4(0, kr32 + d) : vload_half4(0, kr + d);
+#pragma unroll 4
+            for (; d + 8 <= hd; d += 8) {
+                float8 kk = f32 ? vload8(0, kr32 + d) : vload_half8(0, kr + d);
                 for (int h = 0; h < ATTN_HG_MAX; h++)
-                    if (h < hg) sv[h] += dot(kk, vload4(0, ql + h * hd + d));
+                    if (h < hg) {
+                        float8 qq = vload8(0, ql + h * hd + d);
+                        sv[h] += dot(kk.lo, qq.lo) + dot(kk.hi, qq.hi);
+                    }
             }
             for (; d < hd; d++) {
                 float kk = f32 ? kr32[d] : vload_half(d, kr);
@@ -86,7 +90,7 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
                 red[h * AWG + l] = v;
             }
         barrier(CLK_LOCAL_MEM_FENCE);
-        int has = any;
+        int has = nvis, jmax = min(AWG, s1 - base);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (!has) continue;
         for (int st = AWG / 2; st > 0; st >>= 1) {
@@ -110,16 +114,26 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
         if (vact) {
             for (int h = 0; h < ATTN_HG_MAX; h++)
                 for (int t = 0; t < ATTN_DPT; t++) acc[h][t] *= corr[h];
-            for (int j = sub; j < AWG; j += nsub) {
-                if (!vis[j]) continue;
-                __global const half *vr = V + (size_t)(base + j) * kvs;
-                __global const float *vr32 = Vf + (size_t)(base + j) * kvs;
-                for (int t = 0; t < ATTN_DPT; t++) {
-                    int d = d0 + t * AWG;
-                    if (d < hd && (t == 0 || hd > AWG)) {
-                        float vv = f32 ? vr32[d] : vload_half(d, vr);
-                        for (int h = 0; h < ATTN_HG_MAX; h++)
-                            if (h < hg) acc[h][t] += sc[h * AWG + j] * vv;
+            if (has == jmax && hd <= AWG) {
+                /* every slot of the chunk visible (the usual case): no test in the loop */
+                for (int j = sub; j < jmax; j += nsub) {
+                    size_t vi = (size_t)(base + j) * kvs + d0;
+                    float vv = f32 ? Vf[vi] : vload_half(vi, V);
+                    for (int h = 0; h < ATTN_HG_MAX; h++)
+                        if (h < hg) acc[h][0] += sc[h * AWG + j] * vv;
+                }
+            } else {
+                for (int j = sub; j < jmax; j += nsub) {
+                    if (!vis[j]) continue;
+                    __global const half *vr = V + (size_t)(base + j) * kvs;
+                    __global const float *vr32 = Vf + (size_t)(base + j) * kvs;
+                    for (int t = 0; t < ATTN_DPT; t++) {
+                        int d = d0 + t * AWG;
+                        if (d < hd && (t == 0 || hd > AWG)) {
+                            float vv = f32 ? vr32[d] : vload_half(d, vr);
+                            for (int h = 0; h < ATTN_HG_MAX; h++)
+                                if (h < hg) acc[h][t] += sc[h * AWG + j] * vv;
+                        }
                     }
                 }
             }

@@ -4,12 +4,13 @@
  * (int8 rows of kpad = round_up(k,128)) with 1/s per row in xqs, and
  * y = scale[r] * xqs[t] * (exact int32 sum).
  * GV_ROWS rows per work-group, GV_LANES work-items along each row, tokens GV_TOK at a time.
- * Params: off x, w (bytes), y, xq (words), xqs; i type, n, k, ntok. */
+ * Params: off x, w (bytes), y, xq (words), xqs; i type, n, k, ntok, aligned (the host saw
+ * k % 8 == 0 and 16-byte aligned w and x: wide loads). */
 __kernel __attribute__((reqd_work_group_size(GV_ROWS * GV_LANES, 1, 1)))
 void matmul_f(__global const float *x, __global const uchar *w, __global float *y,
               __global const uint *xq, __global const float *xqs, rtr_params P) {
     __local float red[GV_TOK][GV_ROWS * GV_LANES];
-    const int type = P.i[0], n = P.i[1], k = P.i[2], ntok = P.i[3];
+    const int type = P.i[0], n = P.i[1], k = P.i[2], ntok = P.i[3], aligned = P.i[4];
     int lid = get_local_id(0), lane = lid % GV_LANES, rl = lid / GV_LANES;
     int row = get_group_id(0) * GV_ROWS + rl, k8 = k & ~7;
     x += P.off[0];
@@ -39,12 +40,25 @@ void matmul_f(__global const float *x, __global const uchar *w, __global float *
             size_t rb = (size_t)row * k;
             for (int j = lane * 8; j < k8; j += GV_LANES * 8) {
                 float8 wv;
-                if (type == 0) wv = vload8(0, (__global const float *)w + rb + j);
+                if (aligned) { /* 16-byte aligned rows: one wide load per 8 weights */
+                    if (type == 0) {
+                        __global const float4 *p4 = (__global const float4 *)w + (rb + j) / 4;
+                        wv = (float8)(p4[0], p4[1]);
+                    } else if (type == 1) wv = vloada_half8(0, (__global const half *)w + rb + j);
+                    else {
+                        /* bf16 pairs: the low half of each word is the first value */
+                        uint4 u = ((__global const uint4 *)w)[(rb + j) / 8];
+                        uint4 hi = u & (uint4)(0xffff0000u), lo = u << 16;
+                        wv = as_float8((uint8)(lo.s0, hi.s0, lo.s1, hi.s1, lo.s2, hi.s2, lo.s3, hi.s3));
+                    }
+                } else if (type == 0) wv = vload8(0, (__global const float *)w + rb + j);
                 else if (type == 1) wv = vload_half8(0, (__global const half *)w + rb + j);
                 else wv = as_float8(convert_uint8(vload8(0, (__global const ushort *)w + rb + j)) << 16);
                 for (int t = 0; t < GV_TOK; t++) {
                     if (t0 + t >= ntok) break;
-                    float8 xv = vload8(0, x + (size_t)(t0 + t) * k + j);
+                    __global const float *xp = x + (size_t)(t0 + t) * k + j;
+                    __global const float4 *x4 = (__global const float4 *)xp;
+                    float8 xv = aligned ? (float8)(x4[0], x4[1]) : vload8(0, xp);
                     acc[t] += dot(wv.lo, xv.lo) + dot(wv.hi, xv.hi);
                 }
             }

@@ -5,9 +5,10 @@
  * bytes, read as words), o0..o2 (f32 [ntok][n_m]).
  * Params: off x, xs, w0, w1, w2, o0, o1, o2 (x and w in words); i ntok, kpad, n0, n1, n2,
  * tiles0, tiles1, accum; f alpha0..2.
- * gemv: small batches, GV_ROWS rows per work-group, GV_LANES work-items along each row.
- * gemm: batches above GV_TOK, 64 rows x 64 tokens per work-group of 64 work-items, each
- * computing an 8 x 8 block from weights unpacked once into local memory. */
+ * gemv (small batches, below) and gemm (larger ones: 64 rows x 64 tokens per work-group of 64
+ * work-items, each computing an 8 x 8 block from weights unpacked once into local memory); the
+ * host picks by batch size. Weights and activations are read 16 bytes at a time and must be
+ * 16-byte aligned (the host checks). */
 /* picks the matrix of work-group g and its first row tile */
 #define T2_SELECT(g, m, tile)                                                                  \
     do {                                                                                       \
@@ -16,38 +17,53 @@
         else { m = 2; tile = (g) - P.i[5] - P.i[6]; }                                          \
     } while (0)
 
-__kernel __attribute__((reqd_work_group_size(GV_ROWS * GV_LANES, 1, 1)))
+/* gemv: TV_ROWS rows per work-group, TV_LANES work-items along each row reading 16 bytes (half
+ * a T2 block, 64 weights) at a time; small work-groups so that even a 640-row matrix spreads
+ * over the device. Weights and activations must be 16-byte aligned (the host checks). */
+#define TV_ROWS 8
+#define TV_LANES 8
+
+__kernel __attribute__((reqd_work_group_size(TV_ROWS * TV_LANES, 1, 1)))
 void matmul_t2_gemv(__global const uint *x, __global const float *xs, __global const uint *w0,
                     __global const uint *w1, __global const uint *w2, __global float *o0,
                     __global float *o1, __global float *o2, rtr_params P) {
-    __local int red[GV_TOK][GV_ROWS * GV_LANES];
+    __local int red[GV_TOK][TV_ROWS * TV_LANES];
     const int ntok = P.i[0], kpad = P.i[1], accum = P.i[7];
-    int lid = get_local_id(0), lane = lid % GV_LANES, rl = lid / GV_LANES;
+    int lid = get_local_id(0), lane = lid % TV_LANES, rl = lid / TV_LANES;
     int m, tile;
     T2_SELECT((int)get_group_id(0), m, tile);
     __global const uint *w = m == 0 ? w0 + P.off[2] : m == 1 ? w1 + P.off[3] : w2 + P.off[4];
     __global float *o = m == 0 ? o0 + P.off[5] : m == 1 ? o1 + P.off[6] : o2 + P.off[7];
     const int n = P.i[2 + m];
     const float alpha = P.f[m];
-    int row = tile * GV_ROWS + rl, rw = kpad / 16, xw = kpad / 4;
-    x += P.off[0];
+    int row = tile * TV_ROWS + rl, r4 = kpad / 64, x4 = kpad / 16;
+    __global const uint4 *x4p = (__global const uint4 *)(x + P.off[0]);
     xs += P.off[1];
     for (int t0 = 0; t0 < ntok; t0 += GV_TOK) {
         int acc[GV_TOK];
         for (int t = 0; t < GV_TOK; t++) acc[t] = 0;
         if (row < n) {
-            __global const uint *wr = w + (size_t)row * rw;
-            for (int u = lane; u < rw; u += GV_LANES) {
-                uint wv = wr[u];
-                uint p0 = t2_plane(wv, 0), p1 = t2_plane(wv, 1), p2 = t2_plane(wv, 2), p3 = t2_plane(wv, 3);
-                __global const uint *xu = x + (size_t)t0 * xw + (u >> 3) * 32 + (u & 7);
+            __global const uint4 *wr = (__global const uint4 *)w + (size_t)row * r4;
+            for (int u = lane; u < r4; u += TV_LANES) {
+                /* uint4 u is half h of block u/2: words 4h..4h+3, whose plane p pairs with
+                 * activation uint4 2p+h of the block */
+                uint4 wv = wr[u];
+                uint4 pl[4];
+                for (int p = 0; p < 4; p++)
+                    pl[p] = t2_planes(wv, p);
+                __global const uint4 *xu = x4p + (size_t)t0 * x4 + (u >> 1) * 8 + (u & 1);
                 for (int t = 0; t < GV_TOK; t++) {
                     if (t0 + t >= ntok) break;
-                    __global const uint *xt = xu + (size_t)t * xw;
-                    int a = dot4(p0, xt[0], acc[t]);
-                    a = dot4(p1, xt[8], a);
-                    a = dot4(p2, xt[16], a);
-                    acc[t] = dot4(p3, xt[24], a);
+                    __global const uint4 *xt = xu + (size_t)t * x4;
+                    int a = acc[t];
+                    for (int p = 0; p < 4; p++) {
+                        uint4 xv = xt[2 * p];
+                        a = dot4(pl[p].s0, xv.s0, a);
+                        a = dot4(pl[p].s1, xv.s1, a);
+                        a = dot4(pl[p].s2, xv.s2, a);
+                        a = dot4(pl[p].s3, xv.s3, a);
+                    }
+                    acc[t] = a;
                 }
             }
         }
@@ -55,15 +71,15 @@ void matmul_t2_gemv(__global const uint *x, __global const float *xs, __global c
         for (int t = 0; t < GV_TOK; t++)
             if (t < nt) red[t][lid] = acc[t];
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int s = GV_LANES / 2; s > 0; s >>= 1) {
+        for (int s = TV_LANES / 2; s > 0; s >>= 1) {
             if (lane < s)
                 for (int t = 0; t < GV_TOK; t++)
                     if (t < nt) red[t][lid] += red[t][lid + s];
             barrier(CLK_LOCAL_MEM_FENCE);
         }
-        if (lane < GV_TOK && t0 + lane < ntok && row < n) {
+        if (lane < nt && row < n) {
             int t = t0 + lane;
-            float y = (float)red[lane][rl * GV_LANES] * (alpha * xs[t]);
+            float y = (float)red[lane][rl * TV_LANES] * (alpha * xs[t]);
             size_t oi = (size_t)t * n + row;
             o[oi] = accum ? o[oi] + y : y;
         }
@@ -71,16 +87,97 @@ void matmul_t2_gemv(__global const uint *x, __global const float *xs, __global c
     }
 }
 
+/* matmul_t2_norm: one token (decode) with the quantizing RMSNORM of its input row fused in
+ * front of the gemv. Every work-group normalizes and quantizes the row itself into local memory,
+ * with the arithmetic of rmsnorm.cl; work-group 0 also writes the codes and 1/s where the
+ * RMSNORM op puts them. Local blocks are 10 uint4 apart (128 bytes + padding): the 8 lanes of a
+ * row then read distinct banks. Params: off a, nw, q (bytes), qs, w0..w2 (words), o0..o2;
+ * i n (= k), kpad (<= TN_KMAX), n0..n2, tiles0, tiles1, accum, has weight; f alpha0..2, eps. */
+#define TN_KMAX 8192
+#define TN_BLK 10
+
+__kernel __attribute__((reqd_work_group_size(TV_ROWS * TV_LANES, 1, 1)))
+void matmul_t2_norm(__global const float *a, __global const float *nw, __global char *q,
+                    __global float *qs, __global const uint *w0, __global const uint *w1,
+                    __global const uint *w2, __global float *o0, __global float *o1,
+                    __global float *o2, rtr_params P) {
+    __local uint4 xl4[TN_KMAX / 128 * TN_BLK];
+    __local float red[TV_ROWS * TV_LANES];
+    __local int ired[TV_ROWS * TV_LANES];
+    __local char *xl = (__local char *)xl4;
+    const int n = P.i[0], kpad = P.i[1], accum = P.i[7], hasw = P.i[8];
+    const int nl = TV_ROWS * TV_LANES;
+    int lid = get_local_id(0), g = get_group_id(0);
+    a += P.off[0];
+    nw += P.off[1];
+    float ss = 0.0f;
+    for (int i = lid; i < n; i += nl) {
+        float x = a[i];
+        ss += x * x;
+    }
+    ss = wg_sum(ss, red);
+    float inv = 1.0f / sqrt(ss / (float)n + P.f[3]);
+    float mx = 0.0f;
+    for (int i = lid; i < n; i += nl) {
+        float ab = fabs(a[i] * inv * (hasw ? nw[i] : 1.0f));
+        if (ab > mx) mx = ab;
+    }
+    mx = wg_max(mx, red);
+    if (!(mx > 1e-5f)) mx = 1e-5f;
+    float s = 127.0f / mx, sinv = mx / 127.0f;
+    for (int i = lid; i < kpad; i += nl) {
+        char c = 0;
+        if (i < n) c = quant_i8(a[i] * inv * (hasw ? nw[i] : 1.0f), s);
+        xl[(i >> 7) * (TN_BLK * 16) + (i & 127)] = c;
+        if (g == 0) q[P.off[2] + i] = c;
+    }
+    if (g == 0 && lid == 0) qs[P.off[3]] = sinv;
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    int lane = lid % TV_LANES, rl = lid / TV_LANES, m, tile;
+    if (g < P.i[5]) { m = 0; tile = g; }
+    else if (g < P.i[5] + P.i[6]) { m = 1; tile = g - P.i[5]; }
+    else { m = 2; tile = g - P.i[5] - P.i[6]; }
+    __global const uint *w = m == 0 ? w0 + P.off[4] : m == 1 ? w1 + P.off[5] : w2 + P.off[6];
+    __global float *o = m == 0 ? o0 + P.off[7] : m == 1 ? o1 + P.off[8] : o2 + P.off[9];
+    const int nrow = P.i[2 + m];
+    int row = tile * TV_ROWS + rl, r4 = kpad / 64, acc = 0;
+    if (row < nrow) {
+        __global const uint4 *wr = (__global const uint4 *)w + (size_t)row * r4;
+        for (int u = lane; u < r4; u += TV_LANES) {
+            uint4 wv = wr[u];
+            __local const uint4 *xu = xl4 + (u >> 1) * TN_BLK + (u & 1);
+            for (int p = 0; p < 4; p++) {
+                uint4 pl = t2_planes(wv, p), xv = xu[2 * p];
+                acc = dot4(pl.s0, xv.s0, acc);
+                acc = dot4(pl.s1, xv.s1, acc);
+                acc = dot4(pl.s2, xv.s2, acc);
+                acc = dot4(pl.s3, xv.s3, acc);
+            }
+        }
+    }
+    ired[lid] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int st = TV_LANES / 2; st > 0; st >>= 1) {
+        if (lane < st) ired[lid] += ired[lid + st];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lane == 0 && row < nrow) {
+        float y = (float)ired[lid] * (P.f[m] * sinv);
+        size_t oi = (size_t)row;
+        o[oi] = accum ? o[oi] + y : y;
+    }
+}
+
 #define TM 64
 #define TN 64
-#define LDS 33
+#define LDS 36 /* words per local row: 32 + 4 of padding keeps 16-byte loads free of bank conflicts */
 
 __kernel __attribute__((reqd_work_group_size(64, 1, 1)))
 void matmul_t2_gemm(__global const uint *x, __global const float *xs, __global const uint *w0,
                     __global const uint *w1, __global const uint *w2, __global float *o0,
                     __global float *o1, __global float *o2, rtr_params P) {
-    __local uint wl[TM * LDS];
-    __local uint xl[TN * LDS];
+    __local uint4 wl4[TM * LDS / 4], xl4[TN * LDS / 4];
     const int ntok = P.i[0], kpad = P.i[1], accum = P.i[7];
     int lid = get_local_id(0), tr = lid & 7, tc = lid >> 3;
     int m, tile;
@@ -89,39 +186,46 @@ void matmul_t2_gemm(__global const uint *x, __global const float *xs, __global c
     __global float *o = m == 0 ? o0 + P.off[5] : m == 1 ? o1 + P.off[6] : o2 + P.off[7];
     const int n = P.i[2 + m];
     const float alpha = P.f[m];
-    int row0 = tile * TM, tok0 = get_group_id(1) * TN, rw = kpad / 16, xw = kpad / 4;
-    x += P.off[0];
+    int row0 = tile * TM, tok0 = get_group_id(1) * TN, r4 = kpad / 64, x4 = kpad / 16;
+    __global const uint4 *x4p = (__global const uint4 *)(x + P.off[0]);
     xs += P.off[1];
     int acc[8][8];
     for (int i = 0; i < 8; i++)
         for (int j = 0; j < 8; j++) acc[i][j] = 0;
     int wrow = row0 + lid;
-    __global const uint *wr = w + (size_t)(wrow < n ? wrow : 0) * rw;
+    __global const uint4 *wr = (__global const uint4 *)w + (size_t)(wrow < n ? wrow : 0) * r4;
     for (int kb = 0; kb < kpad / 128; kb++) {
-        /* weights: work-item lid unpacks the 8 words of row row0+lid into 32 signed-byte words,
+        /* weights: work-item lid unpacks the block of row row0+lid into 32 signed-byte words,
          * word 8p+u holding plane p of word u, aligned with activation word 8p+u */
-        for (int u = 0; u < 8; u++) {
-            uint wv = wrow < n ? wr[kb * 8 + u] : 0u;
-            for (int pl = 0; pl < 4; pl++) wl[lid * LDS + pl * 8 + u] = t2_plane(wv, pl);
+        uint4 wa = (uint4)(0u), wb = (uint4)(0u);
+        if (wrow < n) {
+            wa = wr[2 * kb];
+            wb = wr[2 * kb + 1];
         }
-        /* activations: 64 tokens x 32 words of this block */
+        for (int pl = 0; pl < 4; pl++) {
+            wl4[(lid * LDS + pl * 8) / 4] = t2_planes(wa, pl);
+            wl4[(lid * LDS + pl * 8 + 4) / 4] = t2_planes(wb, pl);
+        }
+        /* activations: 64 tokens x 8 uint4 of this block */
         for (int e = 0; e < 8; e++) {
             int idx = lid + 64 * e, tk = idx >> 3, part = idx & 7;
             uint4 v = (uint4)(0u);
-            if (tok0 + tk < ntok) v = vload4(0, x + (size_t)(tok0 + tk) * xw + kb * 32 + part * 4);
-            __local uint *d = xl + tk * LDS + part * 4;
-            d[0] = v.s0;
-            d[1] = v.s1;
-            d[2] = v.s2;
-            d[3] = v.s3;
+            if (tok0 + tk < ntok) v = x4p[(size_t)(tok0 + tk) * x4 + kb * 8 + part];
+            xl4[(tk * LDS + part * 4) / 4] = v;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int c = 0; c < 32; c++) {
-            uint a[8], b[8];
-            for (int i = 0; i < 8; i++) a[i] = wl[(tr + 8 * i) * LDS + c];
-            for (int j = 0; j < 8; j++) b[j] = xl[(tc + 8 * j) * LDS + c];
-            for (int i = 0; i < 8; i++)
-                for (int j = 0; j < 8; j++) acc[i][j] = dot4(a[i], b[j], acc[i][j]);
+        for (int c = 0; c < 32; c += 4) {
+            uint4 a[8];
+            for (int i = 0; i < 8; i++) a[i] = wl4[((tr + 8 * i) * LDS + c) / 4];
+            for (int j = 0; j < 8; j++) {
+                uint4 bv = xl4[((tc + 8 * j) * LDS + c) / 4];
+                for (int i = 0; i < 8; i++) {
+                    int s = dot4(a[i].s0, bv.s0, acc[i][j]);
+                    s = dot4(a[i].s1, bv.s1, s);
+                    s = dot4(a[i].s2, bv.s2, s);
+                    acc[i][j] = dot4(a[i].s3, bv.s3, s);
+                }
+            }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }

@@ -1,7 +1,6 @@
 /* rope.comp: in-place half-split (NeoX) RoPE over a [rows][n_head][head_dim]; one invocation a
  * (row, head, pair). The inverse frequencies come from a table the backend computes on the host
- * exactly as the CPU backend does, so the f32 angles agree; the angle is then reduced modulo
- * 2 pi in three steps (Cody-Waite) before sin/cos, which are accurate only near zero on GPUs. */
+ * exactly as the CPU backend does, so the f32 angles agree (rope_cs in vk_common.glsl). */
 #version 450
 #define WG 256
 layout(local_size_x = WG) in;
@@ -21,12 +20,8 @@ void main() {
     uint per_row = pc.n_head * pc.half_;
     if (idx >= pc.rows * per_row) return;
     uint r = idx / per_row, rem = idx % per_row, h = rem / pc.half_, i = rem % pc.half_;
-    precise float ang = float(P[pc.o[1] / 4 + r]) * uintBitsToFloat(T[pc.o[2] / 4 + i]);
-    float kq = roundEven(ang * 0.15915494309189535);
-    precise float red = fma(-kq, 6.28125, ang);
-    red = fma(-kq, 1.9353071693331003e-3, red);
-    red = fma(-kq, 1.0253131677018246e-11, red);
-    float c = cos(red), s = sin(red);
+    vec2 cs = rope_cs(P[pc.o[1] / 4 + r], uintBitsToFloat(T[pc.o[2] / 4 + i]));
+    float c = cs.x, s = cs.y;
     uint b = pc.o[0] / 4 + (r * pc.n_head + h) * pc.head_dim + i;
     float x0 = uintBitsToFloat(A[b]), x1 = uintBitsToFloat(A[b + pc.half_]);
     precise float y0 = x0 * c - x1 * s;

@@ -27,7 +27,8 @@ __kernel void rope_kv(__global float *x0, __global const int *pos, __global floa
     size_t crow = (size_t)(s < 0 ? 0 : s) * P.i[7];
     if (hh >= nh0 + nh1) {
         int vh = hh - nh0 - nh1;
-        if (s >= 0) cache_put(vc, P.off[5] + crow + (size_t)vh * hd + j, v[P.off[3] + ((size_t)r * nh1 + vh) * hd + j], f32);
+        float vv = v[P.off[3] + ((size_t)r * nh1 + vh) * hd + j];
+        if (s >= 0) cache_put(vc, P.off[5] + crow + (size_t)vh * hd + j, vv, f32);
         return;
     }
     int isk = hh >= nh0, put = isk && s >= 0;

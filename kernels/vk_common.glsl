@@ -110,3 +110,14 @@ float div_rn(float a, float b) {
     }
     return best;
 }
+
+/* cos and sin of pos * inv (RoPE): the f32 angle is reduced modulo 2 pi in three steps
+ * (Cody-Waite) first, since GPU sin/cos are accurate only near zero. */
+vec2 rope_cs(int pos, float inv) {
+    precise float ang = float(pos) * inv;
+    float kq = roundEven(ang * 0.15915494309189535);
+    precise float red = fma(-kq, 6.28125, ang);
+    red = fma(-kq, 1.9353071693331003e-3, red);
+    red = fma(-kq, 1.0253131677018246e-11, red);
+    return vec2(cos(red), sin(red));
+}

@@ -7,7 +7,9 @@
 #   2. points the Vulkan loader at the NVIDIA driver's ICD when it is not found by default
 #   3. lists the devices: an NVIDIA Vulkan device must be there
 #   4. op tests (test_backend_ops) and parity tests (test_parity) on the vulkan backend
-#   5. rotor bench on the synthetic 2B4T shape with vulkan (pp512, tg128), then cpu for reference
+#   5. rotor bench on the synthetic 2B4T shape with vulkan (pp128, pp512, tg128), again with
+#      ROTOR_VK_NOFUSE=1 (decode without the backend's op fusions), then cpu for reference
+# The parity test reads the tiny-bitnet fixture: carry a copy and set ROTOR_FIXTURES to it.
 # Logs go to $OUT (when set) or build/gpu/. ROTOR_GPU_FORCE=1 runs it on any Vulkan device;
 # ROTOR_GPU_SHAPE picks another synthetic shape and ROTOR_GPU_BENCH other bench options (to try
 # the script on a slow device: ROTOR_GPU_SHAPE=tiny ROTOR_GPU_BENCH='-p 16 -n 8 -r 1').
@@ -88,6 +90,9 @@ else
     fail "rotor bench --backend vulkan (see $LOG/bench_vulkan.err)"
     tail -n 5 "$LOG/bench_vulkan.err"
 fi
+# the same decode without the backend's op fusions, to see what they are worth
+ROTOR_VK_NOFUSE=1 "$ROTOR" bench --synthetic "$shape" --backend vulkan -p 16 -n 128 -r 1 --no-bandwidth \
+    >"$LOG/bench_vulkan_nofuse.md" 2>"$LOG/bench_vulkan_nofuse.err" && grep -E 'tg|---|model' "$LOG/bench_vulkan_nofuse.md"
 "$ROTOR" bench --synthetic "$shape" --backend cpu -p 128 -n 32 -r 1 >"$LOG/bench_cpu.md" 2>"$LOG/bench_cpu.err" &&
     cat "$LOG/bench_cpu.md"
 t_done gpu_h100

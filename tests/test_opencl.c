@@ -20,7 +20,7 @@
 /* ---- a buffer on both backends ---- */
 typedef struct {
     rtr_buf *b[2]; /* [0] cpu, [1] opencl */
-    void *host;    /* kept alive: the CPU backend aliases weight data */
+    void *host; /* kept alive: the CPU backend aliases weight data */
     size_t n;
 } twin;
 
@@ -67,7 +67,10 @@ static void tw_free(twin *t) {
     free(t);
 }
 
-static rtr_ref T(twin *t, size_t off) { rtr_ref r = {(rtr_buf *)t, off}; return r; }
+static rtr_ref T(twin *t, size_t off) {
+    rtr_ref r = {(rtr_buf *)t, off};
+    return r;
+}
 
 static rtr_op side(const rtr_op *o, int i) {
     rtr_op r = *o;
@@ -77,7 +80,8 @@ static rtr_op side(const rtr_op *o, int i) {
     if (o->kind == RTR_OP_MATMUL_T2 || o->kind == RTR_OP_MATMUL_F)
         for (int m = 0; m < 3; m++) {
             if (r.p.mm.w[m].buf) r.p.mm.w[m].buf = ((twin *)r.p.mm.w[m].buf)->b[i];
-            if (o->kind == RTR_OP_MATMUL_T2 && r.p.mm.out[m].buf) r.p.mm.out[m].buf = ((twin *)r.p.mm.out[m].buf)->b[i];
+            if (o->kind == RTR_OP_MATMUL_T2 && r.p.mm.out[m].buf)
+                r.p.mm.out[m].buf = ((twin *)r.p.mm.out[m].buf)->b[i];
         }
     return r;
 }
@@ -91,7 +95,8 @@ static int run(const rtr_op *ops, int n, const char *what, twin *peek, int peek_
         for (int j = 0; j < n && !rc; j++) {
             rtr_op o = side(&ops[j], i);
             rc = be[i]->ops->run(be[i], &o, &e);
-            if (!rc && i == 1 && peek && j == peek_after) rc = be[1]->ops->buf_read(be[1], peek->b[1], 0, peek_out, peek->n, &e);
+            if (!rc && i == 1 && peek && j == peek_after)
+                rc = be[1]->ops->buf_read(be[1], peek->b[1], 0, peek_out, peek->n, &e);
         }
         rtr_err e2;
         int rc2 = be[i]->ops->end(be[i], rc ? &e2 : &e);
@@ -107,7 +112,8 @@ static int run(const rtr_op *ops, int n, const char *what, twin *peek, int peek_
 static void cmp(twin *t, float abs_tol, float rel, const char *what) {
     float *r = malloc(t->n + 4), *g = malloc(t->n + 4);
     rtr_err e = {0};
-    if (be[0]->ops->buf_read(be[0], t->b[0], 0, r, t->n, &e) || be[1]->ops->buf_read(be[1], t->b[1], 0, g, t->n, &e)) {
+    if (be[0]->ops->buf_read(be[0], t->b[0], 0, r, t->n, &e) ||
+        be[1]->ops->buf_read(be[1], t->b[1], 0, g, t->n, &e)) {
         CHECK(0, "%s: read: %s", what, e.msg);
         free(r);
         free(g);
@@ -118,10 +124,13 @@ static void cmp(twin *t, float abs_tol, float rel, const char *what) {
     for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(r[i]));
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)g[i] - r[i]);
-        if (!(d <= worst)) { worst = d; at = i; }
+        if (!(d <= worst)) {
+            worst = d;
+            at = i;
+        }
     }
-    CHECK(worst <= abs_tol + rel * scale, "%s: element %zu is %.8g, cpu %.8g (max diff %.3g, scale %.3g)", what, at,
-          g[at], r[at], worst, scale);
+    CHECK(worst <= abs_tol + rel * scale, "%s: element %zu is %.8g, cpu %.8g (max diff %.3g, scale %.3g)",
+          what, at, g[at], r[at], worst, scale);
     free(r);
     free(g);
 }
@@ -164,7 +173,8 @@ static void t_devices(void) {
     rtr_backend_cfg cfg = {.device = 999};
     rtr_err e = {0};
     rtr_backend *b = NULL;
-    CHECK(rtr_opencl_backend_create(&b, &cfg, &e) == RTR_EBACKEND && strstr(e.msg, "999"), "device 999: %s", e.msg);
+    CHECK(rtr_opencl_backend_create(&b, &cfg, &e) == RTR_EBACKEND && strstr(e.msg, "999"), "device 999: %s",
+          e.msg);
     CHECK(be[1]->desc[0], "backend has no description");
 }
 
@@ -193,7 +203,10 @@ static int create_ok(const char *what) {
     float x[4] = {1, 2, 3, 4}, y[4];
     rtr_buf *buf = b->ops->buf_new(b, 16, x, 0, &e);
     rtr_op op = {0};
-    op.kind = RTR_OP_ADD; op.rows = 1; op.a = op.dst = (rtr_ref){buf, 0}; op.p.add.n = 4;
+    op.kind = RTR_OP_ADD;
+    op.rows = 1;
+    op.a = op.dst = (rtr_ref){buf, 0};
+    op.p.add.n = 4;
     int ok = buf && !b->ops->begin(b, &e) && !b->ops->run(b, &op, &e) && !b->ops->end(b, &e) &&
              !b->ops->buf_read(b, buf, 0, y, 16, &e) && y[3] == 8;
     CHECK(ok, "%s: the backend does not compute: %s", what, e.msg);
@@ -204,7 +217,10 @@ static int create_ok(const char *what) {
 
 static void t_cache(void) {
     char dir[] = "/tmp/rotor-clcache.XXXXXX", sub[300], path[600];
-    if (!mkdtemp(dir)) { SKIP("no temporary folder"); return; }
+    if (!mkdtemp(dir)) {
+        SKIP("no temporary folder");
+        return;
+    }
     const char *old = getenv("XDG_CACHE_HOME");
     char *saved = old ? strdup(old) : NULL;
     setenv("XDG_CACHE_HOME", dir, 1);
@@ -228,14 +244,18 @@ static void t_cache(void) {
             CHECK(create_ok("start with a corrupt cache entry"), "corrupt cache entry not rebuilt");
             f = fopen(path, "rb");
             unsigned char magic[8] = {0};
-            CHECK(f && fread(magic, 1, 8, f) == 8 && !memcmp(magic, "RTRCLBIN", 8), "rebuilt cache entry is not valid");
+            CHECK(f && fread(magic, 1, 8, f) == 8 && !memcmp(magic, "RTRCLBIN", 8),
+                  "rebuilt cache entry is not valid");
             if (f) fclose(f);
             /* a truncated entry too */
             if (truncate(path, 20) == 0) create_ok("start with a truncated cache entry");
         }
     }
-    if (saved) { setenv("XDG_CACHE_HOME", saved, 1); free(saved); }
-    else unsetenv("XDG_CACHE_HOME");
+    if (saved) {
+        setenv("XDG_CACHE_HOME", saved, 1);
+        free(saved);
+    } else
+        unsetenv("XDG_CACHE_HOME");
     if (find_cache_file(sub, path, sizeof path)) unlink(path);
     char logp[600];
     snprintf(logp, sizeof logp, "%s/opencl-build.log", sub);
@@ -254,36 +274,78 @@ static void t_rope_kv(int rows, int nh, int nkv, int hd, int rd, int kvt, int va
     twin *v = tw_rand((size_t)rows * kvn, -1, 1), *att = tw_new((size_t)rows * nh * hd * 4, NULL, 0);
     int32_t pos[16], slot[16], spos[40];
     for (int i = 0; i < cap; i++) spos[i] = -1;
-    for (int r = 0; r < rows; r++) { pos[r] = 1000 + 37 * r; slot[r] = (3 + 5 * r) % cap; spos[slot[r]] = pos[r]; }
-    twin *P = tw_new((size_t)rows * 4, pos, 0), *S = tw_new((size_t)rows * 4, slot, 0), *SP = tw_new(sizeof spos, spos, 0);
-    twin *KC = tw_new((size_t)cap * kvn * elt + 16, NULL, 0), *VC = tw_new((size_t)cap * kvn * elt + 16, NULL, 0);
+    for (int r = 0; r < rows; r++) {
+        pos[r] = 1000 + 37 * r;
+        slot[r] = (3 + 5 * r) % cap;
+        spos[slot[r]] = pos[r];
+    }
+    twin *P = tw_new((size_t)rows * 4, pos, 0), *S = tw_new((size_t)rows * 4, slot, 0),
+         *SP = tw_new(sizeof spos, spos, 0);
+    twin *KC = tw_new((size_t)cap * kvn * elt + 16, NULL, 0),
+         *VC = tw_new((size_t)cap * kvn * elt + 16, NULL, 0);
     rtr_op o[4];
     memset(o, 0, sizeof o);
     int n = 0;
     if (variant != 1) { /* variant 1: the k RoPE alone before the store */
-        o[n].kind = RTR_OP_ROPE; o[n].rows = rows; o[n].a = T(q, 0); o[n].b = T(P, 0);
-        o[n].p.rope.n_head = nh; o[n].p.rope.head_dim = hd; o[n].p.rope.rot_dim = rd; o[n].p.rope.theta = 500000; n++;
+        o[n].kind = RTR_OP_ROPE;
+        o[n].rows = rows;
+        o[n].a = T(q, 0);
+        o[n].b = T(P, 0);
+        o[n].p.rope.n_head = nh;
+        o[n].p.rope.head_dim = hd;
+        o[n].p.rope.rot_dim = rd;
+        o[n].p.rope.theta = 500000;
+        n++;
     }
-    o[n].kind = RTR_OP_ROPE; o[n].rows = rows; o[n].a = T(k, 0); o[n].b = T(P, 0);
-    o[n].p.rope.n_head = nkv; o[n].p.rope.head_dim = hd; o[n].p.rope.rot_dim = rd; o[n].p.rope.theta = 500000; n++;
+    o[n].kind = RTR_OP_ROPE;
+    o[n].rows = rows;
+    o[n].a = T(k, 0);
+    o[n].b = T(P, 0);
+    o[n].p.rope.n_head = nkv;
+    o[n].p.rope.head_dim = hd;
+    o[n].p.rope.rot_dim = rd;
+    o[n].p.rope.theta = 500000;
+    n++;
     if (variant != 2) { /* variant 2: no store after the RoPEs (they must still run) */
-        o[n].kind = RTR_OP_KV_STORE; o[n].rows = rows; o[n].a = T(k, 0); o[n].b = T(v, 0); o[n].c = T(S, 0);
-        o[n].dst = T(KC, elt * 2); o[n].dst2 = T(VC, elt * 2); o[n].p.kv.n = kvn; o[n].p.kv.type = kvt; n++;
+        o[n].kind = RTR_OP_KV_STORE;
+        o[n].rows = rows;
+        o[n].a = T(k, 0);
+        o[n].b = T(v, 0);
+        o[n].c = T(S, 0);
+        o[n].dst = T(KC, elt * 2);
+        o[n].dst2 = T(VC, elt * 2);
+        o[n].p.kv.n = kvn;
+        o[n].p.kv.type = kvt;
+        n++;
     }
-    o[n].kind = RTR_OP_ATTN; o[n].rows = rows; o[n].a = T(q, 0); o[n].b = T(KC, elt * 2); o[n].c = T(VC, elt * 2);
-    o[n].d = T(SP, 0); o[n].e = T(P, 0); o[n].dst = T(att, 0);
-    o[n].p.attn.n_head = nh; o[n].p.attn.n_kv = nkv; o[n].p.attn.head_dim = hd; o[n].p.attn.cap = cap;
-    o[n].p.attn.n_sink = 4; o[n].p.attn.window = 100000; o[n].p.attn.scale = 1.0f / sqrtf((float)hd);
-    o[n].p.attn.kv_type = kvt; n++;
+    o[n].kind = RTR_OP_ATTN;
+    o[n].rows = rows;
+    o[n].a = T(q, 0);
+    o[n].b = T(KC, elt * 2);
+    o[n].c = T(VC, elt * 2);
+    o[n].d = T(SP, 0);
+    o[n].e = T(P, 0);
+    o[n].dst = T(att, 0);
+    o[n].p.attn.n_head = nh;
+    o[n].p.attn.n_kv = nkv;
+    o[n].p.attn.head_dim = hd;
+    o[n].p.attn.cap = cap;
+    o[n].p.attn.n_sink = 4;
+    o[n].p.attn.window = 100000;
+    o[n].p.attn.scale = 1.0f / sqrtf((float)hd);
+    o[n].p.attn.kv_type = kvt;
+    n++;
     char what[128];
-    snprintf(what, sizeof what, "rope+kv rows=%d heads=%d/%d hd=%d rot=%d %s variant %d", rows, nh, nkv, hd, rd,
-             rtr_type_name(kvt), variant);
+    snprintf(what, sizeof what, "rope+kv rows=%d heads=%d/%d hd=%d rot=%d %s variant %d", rows, nh, nkv, hd,
+             rd, rtr_type_name(kvt), variant);
     if (!run(o, n, what, NULL, 0, NULL)) {
         cmp(q, 0, 2e-6f, what);
         cmp(k, 0, 2e-6f, what);
         if (variant != 2) {
-            if (kvt == RTR_T_F16) { cmp_bytes(VC, what); }
-            else cmp(VC, 0, 0, what);
+            if (kvt == RTR_T_F16) {
+                cmp_bytes(VC, what);
+            } else
+                cmp(VC, 0, 0, what);
             cmp(KC, 0, 4e-3f, what);
         }
         cmp(att, 0, 2e-3f, what);
@@ -295,7 +357,8 @@ static void t_rope_kv(int rows, int nh, int nkv, int hd, int rd, int kvt, int va
 /* GLU then the quantizing RMSNORM of its output (fused), and the variants that must not fuse */
 static void t_glu_norm(int rows, int n, int act, int variant) {
     int kp = (n + 127) / 128 * 128;
-    twin *g = tw_rand((size_t)rows * n, -4, 4), *u = tw_rand((size_t)rows * n, -2, 2), *res = tw_rand((size_t)rows * n, -1, 1);
+    twin *g = tw_rand((size_t)rows * n, -4, 4), *u = tw_rand((size_t)rows * n, -2, 2),
+         *res = tw_rand((size_t)rows * n, -1, 1);
     float *wv = malloc((size_t)n * 4);
     for (int i = 0; i < n; i++) wv[i] = frand(0.2f, 1.5f);
     twin *w = tw_new((size_t)n * 4, wv, RTR_BUF_WEIGHT), *qa = tw_new((size_t)rows * kp, NULL, 0);
@@ -303,12 +366,23 @@ static void t_glu_norm(int rows, int n, int act, int variant) {
     free(wv);
     rtr_op o[3];
     memset(o, 0, sizeof o);
-    o[0].kind = RTR_OP_GLU; o[0].rows = rows; o[0].a = T(g, 0); o[0].b = T(u, 0); o[0].dst = T(g, 0);
-    o[0].p.glu.n = n; o[0].p.glu.act = act;
-    o[1].kind = RTR_OP_RMSNORM; o[1].rows = rows; o[1].a = T(variant == 2 ? other : g, 0); o[1].c = T(w, 0);
-    o[1].dst2 = T(qa, 0); o[1].dst3 = T(qs, 0); o[1].p.norm.n = n; o[1].p.norm.eps = 1e-5f;
+    o[0].kind = RTR_OP_GLU;
+    o[0].rows = rows;
+    o[0].a = T(g, 0);
+    o[0].b = T(u, 0);
+    o[0].dst = T(g, 0);
+    o[0].p.glu.n = n;
+    o[0].p.glu.act = act;
+    o[1].kind = RTR_OP_RMSNORM;
+    o[1].rows = rows;
+    o[1].a = T(variant == 2 ? other : g, 0);
+    o[1].c = T(w, 0);
+    o[1].dst2 = T(qa, 0);
+    o[1].dst3 = T(qs, 0);
+    o[1].p.norm.n = n;
+    o[1].p.norm.eps = 1e-5f;
     if (variant == 1) o[1].b = T(res, 0); /* a residual: not fused */
-    int nops = variant == 3 ? 1 : 2;      /* variant 3: the batch ends on the GLU */
+    int nops = variant == 3 ? 1 : 2; /* variant 3: the batch ends on the GLU */
     float *peek = malloc((size_t)rows * n * 4);
     char what[96];
     snprintf(what, sizeof what, "glu+norm rows=%d n=%d act=%d variant %d", rows, n, act, variant);
@@ -335,6 +409,51 @@ static void t_glu_norm(int rows, int n, int act, int variant) {
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tw_free(all[i]);
 }
 
+/* one row: a quantizing RMSNORM, then the product of its output (fused into one launch), and
+ * then with the product accumulating into the norm's own input (must not fuse) */
+static void t_norm_t2(int k, int withw, int into_input) {
+    int kp = (k + 127) / 128 * 128, ns[2] = {40, 24};
+    size_t rb = rtr_t2_row_bytes((uint64_t)k);
+    twin *x = tw_rand((size_t)k, -3, 3), *qa = tw_new((size_t)kp, NULL, 0), *qs = tw_new(4, NULL, 0);
+    float *wv = malloc((size_t)k * 4);
+    for (int i = 0; i < k; i++) wv[i] = frand(0.1f, 1.5f);
+    twin *nw = tw_new((size_t)k * 4, wv, RTR_BUF_WEIGHT), *w[2], *o[2];
+    free(wv);
+    int8_t *row = malloc((size_t)k);
+    rtr_op op[2];
+    memset(op, 0, sizeof op);
+    op[0].kind = RTR_OP_RMSNORM; op[0].rows = 1; op[0].a = T(x, 0); op[0].dst2 = T(qa, 0); op[0].dst3 = T(qs, 0);
+    if (withw) op[0].c = T(nw, 0);
+    op[0].p.norm.n = k; op[0].p.norm.eps = 1e-5f;
+    op[1].kind = RTR_OP_MATMUL_T2; op[1].rows = 1; op[1].a = T(qa, 0); op[1].b = T(qs, 0);
+    op[1].p.mm.n_mat = 2; op[1].p.mm.k = k; op[1].p.mm.accum = into_input;
+    for (int m = 0; m < 2; m++) {
+        int n = into_input && m == 0 ? k : ns[m];
+        uint8_t *wb = malloc((size_t)n * rb);
+        for (int r = 0; r < n; r++) {
+            for (int j = 0; j < k; j++) row[j] = (int8_t)((int)(rnd() % 3) - 1);
+            rtr_t2_pack_row(row, (uint64_t)k, wb + (size_t)r * rb);
+        }
+        w[m] = tw_new((size_t)n * rb, wb, RTR_BUF_WEIGHT);
+        o[m] = tw_rand((size_t)n, -1, 1);
+        free(wb);
+        op[1].p.mm.w[m] = T(w[m], 0); op[1].p.mm.n[m] = n; op[1].p.mm.alpha[m] = 0.5f + m;
+        op[1].p.mm.out[m] = T(into_input && m == 0 ? x : o[m], 0);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "norm+matmul_t2 k=%d weight=%d into input=%d", k, withw, into_input);
+    if (!run(op, 2, what, NULL, 0, NULL)) {
+        cmp_codes(qa, 2, what);
+        cmp(qs, 0, 1e-6f, what);
+        cmp(x, 0, 1e-4f, what);
+        cmp(o[1], 0, 1e-4f, what);
+        if (!into_input) cmp(o[0], 0, 1e-4f, what);
+    }
+    for (int m = 0; m < 2; m++) { tw_free(w[m]); tw_free(o[m]); }
+    tw_free(x); tw_free(qa); tw_free(qs); tw_free(nw);
+    free(row);
+}
+
 /* ---- other kernel paths ---- */
 
 static void t_gemm(int rows, int k, int n0, int n1, int accum) {
@@ -345,8 +464,13 @@ static void t_gemm(int rows, int k, int n0, int n1, int accum) {
         for (int j = 0; j < k; j++) x[(size_t)t * kp + j] = (int8_t)(rnd() & 0xff);
     twin *xa = tw_new((size_t)rows * kp, x, 0), *xs = tw_rand((size_t)rows, 0.001f, 0.05f), *w[2], *o[2];
     rtr_op op = {0};
-    op.kind = RTR_OP_MATMUL_T2; op.rows = rows; op.a = T(xa, 0); op.b = T(xs, 0);
-    op.p.mm.n_mat = 2; op.p.mm.k = k; op.p.mm.accum = accum;
+    op.kind = RTR_OP_MATMUL_T2;
+    op.rows = rows;
+    op.a = T(xa, 0);
+    op.b = T(xs, 0);
+    op.p.mm.n_mat = 2;
+    op.p.mm.k = k;
+    op.p.mm.accum = accum;
     for (int m = 0; m < 2; m++) {
         uint8_t *wb = malloc((size_t)ns[m] * rb);
         for (int r = 0; r < ns[m]; r++) {
@@ -356,32 +480,45 @@ static void t_gemm(int rows, int k, int n0, int n1, int accum) {
         w[m] = tw_new((size_t)ns[m] * rb, wb, RTR_BUF_WEIGHT);
         o[m] = tw_rand((size_t)rows * ns[m], -1, 1);
         free(wb);
-        op.p.mm.w[m] = T(w[m], 0); op.p.mm.out[m] = T(o[m], 0); op.p.mm.n[m] = ns[m]; op.p.mm.alpha[m] = 0.75f + m;
+        op.p.mm.w[m] = T(w[m], 0);
+        op.p.mm.out[m] = T(o[m], 0);
+        op.p.mm.n[m] = ns[m];
+        op.p.mm.alpha[m] = 0.75f + m;
     }
     char what[96];
     snprintf(what, sizeof what, "matmul_t2 rows=%d k=%d n=%d,%d accum=%d", rows, k, n0, n1, accum);
     if (!run(&op, 1, what, NULL, 0, NULL))
         for (int m = 0; m < 2; m++) cmp(o[m], 0, 1e-6f, what);
-    for (int m = 0; m < 2; m++) { tw_free(w[m]); tw_free(o[m]); }
-    tw_free(xa); tw_free(xs);
-    free(x); free(row);
+    for (int m = 0; m < 2; m++) {
+        tw_free(w[m]);
+        tw_free(o[m]);
+    }
+    tw_free(xa);
+    tw_free(xs);
+    free(x);
+    free(row);
 }
 
 /* decode-like attention over a large ring that wrapped, with sinks and a window */
-static void t_attn_ring(int rows, int nh, int nkv, int hd, int cap, int filled, int sink, int window, int kvt) {
+static void t_attn_ring(int rows, int nh, int nkv, int hd, int cap, int filled, int sink, int window,
+                        int kvt) {
     size_t elt = kvt == RTR_T_F32 ? 4 : 2, cn = (size_t)cap * nkv * hd;
     twin *q = tw_rand((size_t)rows * nh * hd, -2, 2), *att = tw_new((size_t)rows * nh * hd * 4, NULL, 0);
     void *cache = malloc(cn * elt);
     for (size_t i = 0; i < cn; i++) {
         float v = frand(-2, 2);
-        if (elt == 2) ((uint16_t *)cache)[i] = rtr_f32_to_f16(v);
-        else ((float *)cache)[i] = v;
+        if (elt == 2)
+            ((uint16_t *)cache)[i] = rtr_f32_to_f16(v);
+        else
+            ((float *)cache)[i] = v;
     }
     twin *KC = tw_new(cn * elt, cache, 0);
     for (size_t i = 0; i < cn; i++) {
         float v = frand(-1, 1);
-        if (elt == 2) ((uint16_t *)cache)[i] = rtr_f32_to_f16(v);
-        else ((float *)cache)[i] = v;
+        if (elt == 2)
+            ((uint16_t *)cache)[i] = rtr_f32_to_f16(v);
+        else
+            ((float *)cache)[i] = v;
     }
     twin *VC = tw_new(cn * elt, cache, 0);
     free(cache);
@@ -396,14 +533,25 @@ static void t_attn_ring(int rows, int nh, int nkv, int hd, int cap, int filled, 
     twin *SP = tw_new((size_t)cap * 4, spos, 0), *QP = tw_new((size_t)rows * 4, qpos, 0);
     free(spos);
     rtr_op op = {0};
-    op.kind = RTR_OP_ATTN; op.rows = rows; op.a = T(q, 0); op.b = T(KC, 0); op.c = T(VC, 0); op.d = T(SP, 0);
-    op.e = T(QP, 0); op.dst = T(att, 0);
-    op.p.attn.n_head = nh; op.p.attn.n_kv = nkv; op.p.attn.head_dim = hd; op.p.attn.cap = cap;
-    op.p.attn.n_sink = sink; op.p.attn.window = window; op.p.attn.scale = 1.0f / sqrtf((float)hd);
+    op.kind = RTR_OP_ATTN;
+    op.rows = rows;
+    op.a = T(q, 0);
+    op.b = T(KC, 0);
+    op.c = T(VC, 0);
+    op.d = T(SP, 0);
+    op.e = T(QP, 0);
+    op.dst = T(att, 0);
+    op.p.attn.n_head = nh;
+    op.p.attn.n_kv = nkv;
+    op.p.attn.head_dim = hd;
+    op.p.attn.cap = cap;
+    op.p.attn.n_sink = sink;
+    op.p.attn.window = window;
+    op.p.attn.scale = 1.0f / sqrtf((float)hd);
     op.p.attn.kv_type = kvt;
     char what[128];
-    snprintf(what, sizeof what, "attn rows=%d heads=%d/%d hd=%d cap=%d filled=%d %s", rows, nh, nkv, hd, cap, filled,
-             rtr_type_name(kvt));
+    snprintf(what, sizeof what, "attn rows=%d heads=%d/%d hd=%d cap=%d filled=%d %s", rows, nh, nkv, hd, cap,
+             filled, rtr_type_name(kvt));
     if (!run(&op, 1, what, NULL, 0, NULL)) cmp(att, 0, 2e-5f, what);
     twin *all[] = {q, att, KC, VC, SP, QP};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tw_free(all[i]);
@@ -416,24 +564,40 @@ static void t_head(int type, int rows, int n, int k) {
     for (int r = 0; r < n; r++)
         for (int j = 0; j < k; j++) {
             float v = frand(-1, 1);
-            if (type == RTR_T_F16) ((uint16_t *)w)[(size_t)r * k + j] = rtr_f32_to_f16(v);
-            else if (type == RTR_T_BF16) ((uint16_t *)w)[(size_t)r * k + j] = rtr_f32_to_bf16(v);
-            else if (type == RTR_T_F32) ((float *)w)[(size_t)r * k + j] = v;
-            else w[(size_t)r * rb + j] = (uint8_t)rnd();
+            if (type == RTR_T_F16)
+                ((uint16_t *)w)[(size_t)r * k + j] = rtr_f32_to_f16(v);
+            else if (type == RTR_T_BF16)
+                ((uint16_t *)w)[(size_t)r * k + j] = rtr_f32_to_bf16(v);
+            else if (type == RTR_T_F32)
+                ((float *)w)[(size_t)r * k + j] = v;
+            else
+                w[(size_t)r * rb + j] = (uint8_t)rnd();
         }
     if (type == RTR_T_Q8R)
-        for (int r = 0; r < n; r++) { float s = frand(0.001f, 0.01f); memcpy(w + (size_t)n * rb + (size_t)r * 4, &s, 4); }
+        for (int r = 0; r < n; r++) {
+            float s = frand(0.001f, 0.01f);
+            memcpy(w + (size_t)n * rb + (size_t)r * 4, &s, 4);
+        }
     twin *W = tw_new(wbytes, w, RTR_BUF_WEIGHT), *x = tw_rand((size_t)rows * k, -1, 1);
     twin *y = tw_new((size_t)rows * n * 4, NULL, RTR_BUF_HOST);
     free(w);
     rtr_op op = {0};
-    op.kind = RTR_OP_MATMUL_F; op.rows = rows; op.a = T(x, 0); op.dst = T(y, 0);
-    op.p.mf.type = type; op.p.mf.n = n; op.p.mf.k = k; op.p.mm.w[0] = T(W, 0);
+    op.kind = RTR_OP_MATMUL_F;
+    op.rows = rows;
+    op.a = T(x, 0);
+    op.dst = T(y, 0);
+    op.p.mf.type = type;
+    op.p.mf.n = n;
+    op.p.mf.k = k;
+    op.p.mm.w[0] = T(W, 0);
     char what[96];
     snprintf(what, sizeof what, "matmul_f %s rows=%d n=%d k=%d", rtr_type_name(type), rows, n, k);
     /* q8r: both sides quantize x the same way and scale an exact int32 sum */
-    if (!run(&op, 1, what, NULL, 0, NULL)) cmp(y, 0, type == RTR_T_Q8R ? 1e-5f : 2e-5f * sqrtf((float)k), what);
-    tw_free(W); tw_free(x); tw_free(y);
+    if (!run(&op, 1, what, NULL, 0, NULL))
+        cmp(y, 0, type == RTR_T_Q8R ? 1e-5f : 2e-5f * sqrtf((float)k), what);
+    tw_free(W);
+    tw_free(x);
+    tw_free(y);
 }
 
 int main(void) {
@@ -444,7 +608,7 @@ int main(void) {
         return test_done("opencl");
     }
     if (rtr_opencl_backend_create(&be[1], &cfg, &e)) {
-        SKIP("opencl: %s", e.msg);
+        SKIP("%s", e.msg);
         be[0]->ops->destroy(be[0]);
         return test_done("opencl");
     }
@@ -457,6 +621,9 @@ int main(void) {
     }
     t_rope_kv(2, 6, 3, 24, 16, RTR_T_F16, 0); /* partial rotation */
     for (int v = 0; v < 5; v++) t_glu_norm(v == 0 ? 3 : 1, v == 1 ? 6912 : 700, v % 3, v);
+    t_norm_t2(2560, 1, 0);
+    t_norm_t2(6912, 0, 0);
+    t_norm_t2(300, 1, 1);
     t_gemm(70, 384, 64, 130, 1);
     t_gemm(130, 2560, 200, 7, 0);
     t_gemm(513, 128, 65, 1, 0);

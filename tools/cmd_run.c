@@ -199,7 +199,7 @@ int rtr_cmd_run(int argc, char **argv) {
 
     double t_pp = rtr_now();
     if (rtr_eval(s, ids, n_ids, &e)) {
-        if (e.code == RTR_EINTR) { rc = 130; goto out; }
+        if (e.code == RTR_EINTR) { cli_error("interrupted while reading the prompt"); rc = 130; goto out; }
         cli_error("%s", e.msg);
         goto out;
     }
@@ -222,7 +222,9 @@ int rtr_cmd_run(int argc, char **argv) {
         }
         fflush(stdout);
     }
-    if (!quiet)
+    if (gr.interrupted)
+        cli_error("interrupted after %d generated tokens", gr.n_gen);
+    else if (!quiet)
         fprintf(stderr, "rotor: load %.2f s | prompt %d tokens, %.1f tok/s | generation %d tokens, %.1f tok/s | %s\n",
                 t_load, n_ids, n_ids / (t_pp > 0 ? t_pp : 1e-9), gr.n_gen,
                 gr.n_gen > 1 ? (gr.n_gen - 1) / (gr.seconds > 0 ? gr.seconds : 1e-9) : 0.0, rtr_model_device(m));

@@ -1,6 +1,7 @@
 /* fuzz_json.c: libFuzzer target for the strict JSON reader (tools/json.c).
  * Any bytes go to rtr_json_parse. A small independent validator written here from RFC 8259
- * (plus json.h's extra rules: no lone surrogates, nesting at most 512) must agree on whether
+ * (plus json.h's extra rules: no lone surrogates, nesting at most 512; a leading byte order mark
+ * is ignored, as 8.1 allows) must agree on whether
  * the text is accepted; every decoded string must be valid UTF-8 and NUL-terminated, and the
  * lookups must work on whatever tree comes out. */
 #include "fuzz_common.h"
@@ -113,6 +114,7 @@ static int rv_value(rv *v, int depth) {
 }
 static int rv_document(const uint8_t *d, size_t n) {
     rv v = {d, d + n};
+    if (n >= 3 && !memcmp(d, "\xEF\xBB\xBF", 3)) v.p += 3; /* RFC 8259 8.1: a parser MAY ignore a BOM */
     if (!rv_value(&v, 0)) return 0;
     rv_ws(&v);
     return v.p == v.e;
