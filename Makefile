@@ -38,7 +38,7 @@ OPENCL  ?= $(shell printf '\#include <CL/cl.h>\n' | $(CC) -E -x c - >/dev/null 2
 GLSLC   ?= glslc
 ifeq ($(VULKAN),1)
 CFLAGS  += -DRTR_HAVE_VULKAN $(shell $(PKG) --cflags vulkan)
-LDLIBS  += $(shell $(PKG) --libs vulkan)
+LDLIBS  += $(shell $(PKG) --libs vulkan 2>/dev/null || echo -lvulkan)
 LIB_SRC += $(wildcard backends/vulkan*.c)
 SHADERS := $(wildcard kernels/*.comp)
 # each shader plain (core 1.1) and __sg (subgroup ops); the matmuls also __dot (int8 dot product)
@@ -65,7 +65,7 @@ rotor: $(BUILD)/rotor.o $(LIB_OBJ)
 
 $(BUILD)/%.o: %.c | $(GEN)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 # per-instruction-set flags; dispatch.c decides at run time whether they may run
 $(BUILD)/kernels/%_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c
@@ -91,7 +91,7 @@ $(BUILD)/gen/cl_source.h: $(wildcard kernels/*.cl) kernels/embed.sh
 
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJ) tests/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
 test: rotor $(TESTS)
 	ROTOR=./rotor tests/run.sh $(BUILD) $(T)

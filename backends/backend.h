@@ -56,7 +56,9 @@ enum rtr_op_kind {
     RTR_OP_KV_STORE,
     /* Attention over the ring. q = a [rows][n_head][head_dim]; K = b, V = c ([cap][n_kv][hd] of
      * p.attn.kv_type, f16 or f32);
-     * slot positions d (int32 [cap], -1 = empty); query positions e (int32 [rows]).
+     * slot positions d (int32 [cap], -1 = empty); query positions e (int32 [rows]). Only the
+     * first cap slots are scanned: the graph may pass fewer than the ring holds when it knows
+     * the later ones cannot be visible.
      * A slot s is visible to row r when 0 <= spos <= qpos and (spos < n_sink or
      * qpos - spos < window). Query head h reads KV head h / (n_head / n_kv).
      * dst [rows][n_head][head_dim] = softmax(q.K * scale) . V, computed in f32. */

@@ -99,7 +99,7 @@ void rtr_pool_run(rtr_pool *p, rtr_pool_fn fn, void *arg) {
     p->fn = fn;
     p->arg = arg;
     atomic_store(&p->pending, p->n - 1);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    atomic_fetch_add(&p->gen, 1); /* seq_cst: ordered before the sleepers check below */
     if (atomic_load(&p->sleepers)) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);

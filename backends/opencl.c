@@ -1,14 +1,16 @@
 /* opencl.c: the OpenCL backend's device side: platform and device choice through the ICD
- * loader, the kernel program (built from the embedded source of the kernels folder's .cl files, its
- * binary cached on disk), buffers, and the begin/end of a batch. The ops themselves are in opencl_ops.c.
- * Written for OpenCL 1.2 hosts and OpenCL C 1.2 devices; nothing here prints or exits.
+ * loader, the kernel program (built at start-up from the embedded kernels/NAME.cl sources, its
+ * binary cached on disk under $XDG_CACHE_HOME/rotor or ~/.cache/rotor), buffers, and the
+ * begin/end of a batch. The ops themselves are in opencl_ops.c. Written for OpenCL 1.2 hosts and
+ * OpenCL C 1.2 devices; nothing here prints or exits. Environment: ROTOR_OPENCL_NO_PTX=1 keeps
+ * the portable int8 dot product on NVIDIA; ROTOR_OPENCL_PROFILE=FILE writes device time per
+ * kernel to FILE when the backend is destroyed.
  */
 #include "opencl_impl.h"
 #include "../models/format.h"
 
 #include "cl_source.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -68,7 +68,6 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
             __global const half *kr = K + (size_t)s * kvs;
             __global const float *kr32 = Kf + (size_t)s * kvs;
             int d = 0;
-#pragma unroll 4
             for (; d + 8 <= hd; d += 8) {
                 float8 kk = f32 ? vload8(0, kr32 + d) : vload_half8(0, kr + d);
                 for (int h = 0; h < ATTN_HG_MAX; h++)

@@ -223,7 +223,12 @@ static int forward(rtr_session *s, int n, int want_out, rtr_err *err) {
         at.b = R(s->kc, kv_layer * l); at.c = R(s->vc, kv_layer * l); at.d = R(s->spos, 0); at.e = R(s->qpos, 0);
         at.dst = R(s->att, 0);
         at.p.attn.n_head = h->n_head; at.p.attn.n_kv = h->n_head_kv; at.p.attn.head_dim = hd;
-        at.p.attn.cap = s->cap; at.p.attn.n_sink = s->n_sink; at.p.attn.window = s->n_ctx - s->n_sink;
+        /* Until the ring wraps, position p sits in slot p, so no slot at or past the batch's end
+         * position can be visible: backends scan only that prefix (rounded up so that GPU command
+         * buffers recorded for one token can be reused for the next). */
+        int end = s->h_pos[n - 1] + 1, scan = s->cap;
+        if (end < s->cap && s->pos + n <= s->cap) scan = (end + 255) / 256 * 256 < s->cap ? (end + 255) / 256 * 256 : s->cap;
+        at.p.attn.cap = scan; at.p.attn.n_sink = s->n_sink; at.p.attn.window = s->n_ctx - s->n_sink;
         at.p.attn.scale = 1.0f / sqrtf((float)hd);
         at.p.attn.kv_type = s->kv_type;
         RUN(at);

@@ -10,9 +10,9 @@
 #   3. lists the devices: an NVIDIA OpenCL device must be there
 #   4. op tests (test_opencl, test_backend_ops) and parity tests (test_parity) on opencl, then the
 #      op tests again with the portable int8 dot product (ROTOR_OPENCL_NO_PTX=1)
-#   5. rotor bench with opencl (-p 512 -n 128): the 2B4T shape with random weights, or the model
-#      in ROTOR_GPU_MODEL; then a short profiled run (device time per kernel) and the portable
-#      variant for comparison
+#   5. rotor bench with opencl: start-up with a cold and a warm program cache, then -p 512 -n 128
+#      on the 2B4T shape with random weights (or the model in ROTOR_GPU_MODEL), a short profiled
+#      run (device time per kernel, ROTOR_OPENCL_PROFILE) and the portable variant for comparison
 # Logs go to $OUT/opencl (when OUT is set) or build/gpu/opencl. ROTOR_GPU_FORCE=1 runs it on any
 # OpenCL device; ROTOR_GPU_SHAPE picks another synthetic shape and ROTOR_GPU_BENCH other bench
 # options (on a slow device: ROTOR_GPU_FORCE=1 ROTOR_GPU_SHAPE=tiny ROTOR_GPU_BENCH='-p 16 -n 8 -r 1').
@@ -112,8 +112,12 @@ bench() { # NAME ENV... -- BENCH-OPTIONS...
         tail -n 5 "$LOG/$name.err"
     fi
 }
+# start-up with the kernel program built from source, then loaded from the cache
+rm -f "$XDG_CACHE_HOME"/rotor/opencl-*.bin
+bench startup_cold -- -p 16 -n 4 -r 1
+bench startup_cached -- -p 16 -n 4 -r 1
 # shellcheck disable=SC2086
-bench bench_opencl ROTOR_OPENCL_UNUSED=0 -- ${ROTOR_GPU_BENCH:--p 512 -n 128 -r 3}
+bench bench_opencl -- ${ROTOR_GPU_BENCH:--p 512 -n 128 -r 3}
 bench bench_opencl_profile ROTOR_OPENCL_PROFILE="$LOG/profile.txt" -- -p 512 -n 64 -r 1
 [ -f "$LOG/profile.txt" ] && cat "$LOG/profile.txt"
 # shellcheck disable=SC2086

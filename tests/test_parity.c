@@ -199,6 +199,7 @@ int main(void) {
     snprintf(dir, sizeof dir, "%s/tiny-bitnet", test_fixtures());
     struct stat st;
     if (stat(dir, &st)) { CHECK(0, "fixture folder %s is missing", dir); return test_done("test_parity"); }
+    mkdir("build", 0755);
     mkdir("build/tests", 0755);
     snprintf(model, sizeof model, "build/tests/parity-tiny.rotor");
     char *args[] = {"convert", dir, "-o", model, "--force", NULL};

@@ -8,6 +8,7 @@
 #include "sampling_args.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -95,8 +96,12 @@ static int answer(chat_state *c, const gen_opts *go0) {
     if (r) return cli_error("%s", e.msg), -1;
     /* generated tokens except the last were evaluated; an end token is added with the next turn */
     c->pending_eot = 1;
-    if (gr.interrupted) { cli_interrupted = 0; fprintf(stderr, "[interrupted]\n"); }
-    return gr.out_closed ? -1 : 0;
+    if (gr.interrupted) {
+        if (cli_interrupted == SIGTERM) return -2; /* SIGTERM ends the chat; Ctrl-C only the answer */
+        cli_interrupted = 0;
+        fprintf(stderr, "[interrupted]\n");
+    }
+    return gr.out_closed ? -3 : 0; /* the reader of stdout went away: leave quietly */
 }
 
 int rtr_cmd_chat(int argc, char **argv) {
@@ -173,6 +178,7 @@ int rtr_cmd_chat(int argc, char **argv) {
             if (errno == EINTR && cli_interrupted) { /* Ctrl-C at the prompt leaves */
                 if (tty_in) fputc('\n', stdout);
                 rc = 0;
+                if (cli_interrupted == SIGTERM) { cli_error("terminated"); rc = 130; }
                 break;
             }
             if (tty_in) fputc('\n', stdout);
@@ -201,7 +207,7 @@ int rtr_cmd_chat(int argc, char **argv) {
             if (rtr_session_rewind(c.s, rtr_session_pos(c.s) - c.answer_start + 1)) { fprintf(stderr, "[cannot regenerate]\n"); continue; }
             if (rtr_eval(c.s, &c.last_prompt_tok, 1, &e)) { cli_error("%s", e.msg); goto out; }
             c.pending_eot = 0;
-            if (answer(&c, &go)) goto out;
+            if ((r = answer(&c, &go))) goto leave;
             continue;
         }
         if (line[0] == '/' && strchr("abcdefghijklmnopqrstuvwxyz", line[1]) && !strchr(line, ' ')) {
@@ -213,14 +219,19 @@ int rtr_cmd_chat(int argc, char **argv) {
         if (nt == RTR_EIO) continue;
         if (nt < 0) { cli_error("cannot build the chat prompt: %s", rtr_strerror(nt)); goto out; }
         if (rtr_eval(c.s, c.ids, nt, &e)) {
+            if (e.code == RTR_EINTR && cli_interrupted == SIGTERM) { r = -2; goto leave; }
             if (e.code == RTR_EINTR) { cli_interrupted = 0; fprintf(stderr, "[interrupted]\n"); continue; }
             cli_error("%s", e.msg);
             goto out;
         }
         c.last_prompt_tok = c.ids[nt - 1];
         c.pending_eot = 0;
-        if (answer(&c, &go)) goto out;
+        if ((r = answer(&c, &go))) goto leave;
     }
+    goto out;
+leave: /* answer() or an interrupted prompt ended the chat: r says why */
+    if (r == -2) { cli_error("terminated"); rc = 130; }
+    else if (r == -3) rc = 0;
 out:
     if (c.rag) { rag_prompt_free(&c.rp); rag_ctx_close(c.rag); }
     free(c.answer);
