@@ -624,6 +624,7 @@ int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr
                 (t & CL_DEVICE_TYPE_GPU))
                 pick = i;
         }
+        if (pick < 0 && cfg && cfg->require_gpu) return rtr_seterr(err, RTR_EBACKEND, "opencl: no GPU device (only CPU drivers)");
         if (pick < 0) pick = 0;
     }
     cl_backend *b = calloc(1, sizeof *b);

@@ -12,7 +12,8 @@
  * (decode repeats the same ops every token) or records a new one, then submits and waits.
  * ROTOR_VK_PORTABLE=1 in the environment keeps to core Vulkan 1.1 (no subgroup or dot product
  * shaders, no mapped device memory), to test those paths on any device; ROTOR_VK_NOFUSE=1 turns
- * off the norm+matmul fusion of vulkan_ops.c. */
+ * off the norm+matmul fusion of vulkan_ops.c; ROTOR_VK_PROFILE=FILE writes device time per
+ * dispatch kind to FILE when the backend is destroyed. */
 #include "vulkan_impl.h"
 #include "shaders.h"
 
@@ -308,6 +309,43 @@ static int vkb_buf_read(rtr_backend *be, rtr_buf *b, size_t off, void *dst, size
     return 0;
 }
 
+/* ---- profiling (ROTOR_VK_PROFILE) ---- */
+
+static void prof_collect(vk_backend *vk, const vk_rec *rec, double wall) {
+    uint64_t ts[VK_PROF_Q];
+    vk->prof_batches++;
+    vk->prof_wall += wall;
+    if (!rec->qp || rec->nq < 2 ||
+        vkGetQueryPoolResults(vk->dev, rec->qp, 0, (uint32_t)rec->nq, sizeof ts, ts, 8, VK_QUERY_RESULT_64_BIT) != VK_SUCCESS)
+        return;
+    double per = vk->props.limits.timestampPeriod;
+    for (int i = 1; i < rec->nq; i++) {
+        double ns = (double)(ts[i] - ts[i - 1]) * per;
+        vk_prof *p = &vk->prof[rec->pkey[i - 1]];
+        p->calls++;
+        p->ns += ns;
+        vk->prof_gpu += ns;
+    }
+}
+
+static void prof_write(vk_backend *vk) {
+    static const char *names[VP_COUNT] = {"embed", "norm", "mm_t2_1", "mm_t2_n", "mm_t2_fused", "mm_f_1", "mm_f_n",
+                                          "rope", "kv_store", "attn", "glu"};
+    FILE *f = fopen(vk->prof_path, "w");
+    if (!f) return;
+    fprintf(f, "vulkan profile: %s, %ld batches, %.3f s submit to fence, %.3f s between timestamps\n", vk->base.desc,
+            vk->prof_batches, vk->prof_wall, vk->prof_gpu * 1e-9);
+    fprintf(f, "%-12s %18s %10s %12s %10s\n", "pipeline", "grid", "calls", "total ms", "avg us");
+    for (int i = 0; i < vk->n_prof; i++) {
+        const vk_prof *p = &vk->prof[i];
+        char g[40];
+        snprintf(g, sizeof g, "%ux%ux%u", p->gx, p->gy, p->gz);
+        if (p->calls)
+            fprintf(f, "%-12s %18s %10ld %12.3f %10.2f\n", names[p->pipe], g, p->calls, p->ns * 1e-6, p->ns * 1e-3 / (double)p->calls);
+    }
+    fclose(f);
+}
+
 /* ---- batches ---- */
 
 static int vkb_begin(rtr_backend *be, rtr_err *err) {
@@ -380,8 +418,10 @@ static int vkb_end(rtr_backend *be, rtr_err *err) {
         cbs[n++] = vk->up_cb;
     }
     cbs[n++] = rec->cb;
+    double t0 = vk->prof_path ? rtr_now() : 0;
     rc = submit_wait(vk, cbs, n, err);
     if (n == 2) { vkResetCommandBuffer(vk->up_cb, 0); vk->ring_used = 0; }
+    if (!rc && vk->prof_path) prof_collect(vk, rec, rtr_now() - t0);
     return rc;
 }
 
@@ -396,6 +436,9 @@ static void vkb_destroy(rtr_backend *be) {
             vkDeviceWaitIdle(vk->dev);
         }
         vk_desc_free_all(vk);
+        if (vk->prof_path && vk->prof_batches) prof_write(vk);
+        for (int i = 0; i < VK_NREC; i++)
+            if (vk->rec[i].qp) vkDestroyQueryPool(vk->dev, vk->rec[i].qp, NULL);
         rtr_buf *own[] = {vk->dummy, vk->ring, vk->stage, vk->part, vk->cnt, vk->q8, vk->rope_tab};
         for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) vk_buf_drop(vk, own[i]);
         for (int i = 0; i < VP_COUNT; i++)
@@ -406,8 +449,9 @@ static void vkb_destroy(rtr_backend *be) {
         if (vk->cpool) vkDestroyCommandPool(vk->dev, vk->cpool, NULL);
         vkDestroyDevice(vk->dev, NULL);
     }
-    for (int i = 0; i < VK_NREC; i++) free(vk->rec[i].ops);
+    for (int i = 0; i < VK_NREC; i++) { free(vk->rec[i].ops); free(vk->rec[i].pkey); }
     free(vk->ops);
+    free(vk->prof_path);
     if (vk->inst) vkDestroyInstance(vk->inst, NULL);
     free(vk);
 }
@@ -602,6 +646,12 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
             if (p.deviceType == pref[t] && p.apiVersion >= VK_API_VERSION_1_1) pick = (int)i;
         }
     if (pick < 0) return rtr_seterr(err, RTR_EBACKEND, "vulkan: no device supports Vulkan 1.1");
+    if (cfg && cfg->require_gpu && want < 0) {
+        VkPhysicalDeviceProperties p;
+        vkGetPhysicalDeviceProperties(pds[pick], &p);
+        if (p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU || p.deviceType == VK_PHYSICAL_DEVICE_TYPE_OTHER)
+            return rtr_seterr(err, RTR_EBACKEND, "vulkan: only a CPU driver (%s)", p.deviceName);
+    }
     vk->pd = pds[pick];
     vkGetPhysicalDeviceProperties(vk->pd, &vk->props);
     vkGetPhysicalDeviceMemoryProperties(vk->pd, &vk->memp);
@@ -665,6 +715,16 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->up_cb = cbs[0];
     vk->xfer_cb = cbs[1];
     for (int i = 0; i < VK_NREC; i++) vk->rec[i].cb = cbs[2 + i];
+    const char *prof = getenv("ROTOR_VK_PROFILE");
+    if (prof && *prof && qf[vk->qfam].timestampValidBits >= 32 && vk->props.limits.timestampPeriod > 0) {
+        if (!(vk->prof_path = strdup(prof))) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
+        VkQueryPoolCreateInfo qi2 = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO, .queryType = VK_QUERY_TYPE_TIMESTAMP,
+                                     .queryCount = VK_PROF_Q};
+        for (int i = 0; i < VK_NREC; i++) {
+            if (!(vk->rec[i].pkey = malloc(VK_PROF_Q))) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
+            if ((r = vkCreateQueryPool(vk->dev, &qi2, NULL, &vk->rec[i].qp)) != VK_SUCCESS) return vk_fail(vk, r, "vkCreateQueryPool", err);
+        }
+    }
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     if ((r = vkCreateFence(vk->dev, &fi, NULL, &vk->fence)) != VK_SUCCESS) return vk_fail(vk, r, "vkCreateFence", err);
 
