@@ -363,12 +363,13 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
     int grp = nh / nkv, hg = grp < ATTN_HG_MAX ? grp : ATTN_HG_MAX;
     while (grp % hg) hg--;
     size_t ngr = (size_t)op->rows * (nh / hg);
-    /* few work-groups (decode): split the ring so the whole device works */
+    /* few work-groups (decode): split the ring, in runs of a multiple of 32 slots (a short ring
+     * too), so the whole device works */
     int n_split = 1, chunk = cap;
-    if (ngr < 2 * (size_t)b->n_cu && cap > ATTN_WG) {
-        size_t want = (4 * (size_t)b->n_cu + ngr - 1) / ngr, most = ((size_t)cap + ATTN_WG - 1) / ATTN_WG;
+    if (ngr < 2 * (size_t)b->n_cu && cap > 32) {
+        size_t want = (4 * (size_t)b->n_cu + ngr - 1) / ngr, most = ((size_t)cap + 31) / 32;
         n_split = (int)(want < most ? want : most);
-        chunk = (int)round_up(((size_t)cap + n_split - 1) / n_split, ATTN_WG);
+        chunk = (int)round_up(((size_t)cap + n_split - 1) / n_split, 32);
         n_split = (cap + chunk - 1) / chunk;
     }
     cl_params p = {0};

@@ -54,7 +54,21 @@ typedef struct {
     int n, cap;
     uint64_t stamp;
     int valid;
+    /* ROTOR_VK_PROFILE: a timestamp after each dispatch; pkey[i] is the profile entry of the
+     * dispatch that ends at query i + 1 */
+    VkQueryPool qp;
+    int nq;
+    uint8_t *pkey;
 } vk_rec;
+
+#define VK_PROF_Q 4096 /* timestamps a recording may take */
+#define VK_PROF_K 64   /* profile entries: distinct (pipeline, grid) pairs */
+typedef struct {
+    int pipe;
+    uint32_t gx, gy, gz;
+    long calls;
+    double ns;
+} vk_prof;
 
 typedef struct {
     float theta;
@@ -103,6 +117,13 @@ typedef struct {
     int lost;
     void (*progress)(uint64_t, uint64_t, void *);
     void *progress_ud;
+    /* ROTOR_VK_PROFILE=FILE: device time per (pipeline, grid), written to FILE when the
+     * backend is destroyed (a tuning aid; off by default) */
+    char *prof_path;
+    vk_prof prof[VK_PROF_K];
+    int n_prof;
+    long prof_batches;
+    double prof_wall, prof_gpu;
 } vk_backend;
 
 /* vulkan.c */

@@ -353,6 +353,7 @@ void vk_desc_free_all(vk_backend *vk) {
 
 typedef struct {
     vk_backend *vk;
+    vk_rec *rec;
     VkCommandBuffer cb;
     VkPipeline cur;
     rtr_ref ref[VK_NBIND];
@@ -413,6 +414,18 @@ static int dispatch(rec_ctx *c, int p, int npc, uint32_t gx, uint32_t gy, uint32
     vkCmdBindDescriptorSets(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, vk->playout, 0, 1, &set, 0, NULL);
     vkCmdPushConstants(c->cb, vk->playout, VK_SHADER_STAGE_COMPUTE_BIT, 0, (uint32_t)npc * 4, c->pc);
     vkCmdDispatch(c->cb, gx, gy, gz);
+    vk_rec *rec = c->rec;
+    if (rec && rec->qp && rec->nq < VK_PROF_Q) {
+        int e = 0;
+        while (e < vk->n_prof && !(vk->prof[e].pipe == p && vk->prof[e].gx == gx && vk->prof[e].gy == gy &&
+                                   vk->prof[e].gz == gz))
+            e++;
+        if (e == vk->n_prof && e < VK_PROF_K) vk->prof[vk->n_prof++] = (vk_prof){p, gx, gy, gz, 0, 0};
+        if (e < VK_PROF_K) {
+            rec->pkey[rec->nq - 1] = (uint8_t)e;
+            vkCmdWriteTimestamp(c->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, rec->qp, (uint32_t)rec->nq++);
+        }
+    }
     return 0;
 }
 
@@ -482,23 +495,24 @@ static int rec_matmul_f(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err)
 static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     vk_backend *vk = c->vk;
     int nh = op->p.attn.n_head, hd = op->p.attn.head_dim, cap = op->p.attn.cap, rows = op->rows;
-    /* split the ring across workgroups when there are too few (head, row) pairs to fill the
-     * device; the partial results meet in the scratch, where the last split merges them */
-    uint32_t nch = (uint32_t)(cap + 127) / 128, want = (uint32_t)((256 + rows * nh - 1) / (rows * nh));
+    /* split the ring across workgroups (runs of a multiple of 32 slots) when there are too few
+     * (head, row) pairs to fill the device; the partial results meet in the scratch, where the
+     * last split merges them */
+    uint32_t nu = (uint32_t)(cap + 31) / 32, want = (uint32_t)((256 + rows * nh - 1) / (rows * nh));
     size_t per = (size_t)rows * nh * (hd + 2) * 4;
     uint32_t fit = (uint32_t)(vk->part->size / per), ns = want;
-    if (ns > nch) ns = nch;
+    if (ns > nu) ns = nu;
     if (ns > 64) ns = 64;
     if (ns > fit) ns = fit;
     if ((size_t)rows * nh > VK_CNT_BYTES / 4 || ns < 1) ns = 1;
-    uint32_t cps = (nch + ns - 1) / ns;
-    ns = (nch + cps - 1) / cps;
+    uint32_t ups = (nu + ns - 1) / ns;
+    ns = (nu + ups - 1) / ups;
     clear_refs(c);
     c->ref[0] = op->a; c->ref[1] = op->b; c->ref[2] = op->c; c->ref[3] = op->d; c->ref[4] = op->e;
     c->ref[5] = op->dst; c->ref[6] = (rtr_ref){vk->part, 0}; c->ref[7] = (rtr_ref){vk->cnt, 0};
     c->pc[P + 0] = (uint32_t)nh; c->pc[P + 1] = (uint32_t)op->p.attn.n_kv; c->pc[P + 2] = (uint32_t)hd; c->pc[P + 3] = (uint32_t)cap;
     c->pc[P + 4] = (uint32_t)op->p.attn.n_sink; c->pc[P + 5] = (uint32_t)op->p.attn.window;
-    c->pc[P + 6] = fbits(op->p.attn.scale); c->pc[P + 7] = ns; c->pc[P + 8] = cps;
+    c->pc[P + 6] = fbits(op->p.attn.scale); c->pc[P + 7] = ns; c->pc[P + 8] = ups * 32;
     c->pc[P + 9] = op->p.attn.kv_type == RTR_T_F32;
     if (ns > 1) {
         vk_access pa[2] = {{vk->part, 0, per * ns, 1}, {vk->cnt, 0, (size_t)rows * nh * 4, 1}};
@@ -576,9 +590,9 @@ static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
         uint64_t ms = kv_max_slots(vk, op), es = op->p.kv.type == RTR_T_F32 ? 4 : 2;
         c->ref[0] = op->a; c->ref[1] = op->b; c->ref[2] = op->c; c->ref[3] = op->dst; c->ref[4] = op->dst2;
         c->pc[P + 0] = (uint32_t)rows; c->pc[P + 1] = (uint32_t)n; c->pc[P + 2] = (uint32_t)ms; c->pc[P + 3] = es == 4;
-        c->pc[P + 4] = c->pc[P + 5] = 0; /* no fused rope */
+        c->pc[P + 4] = c->pc[P + 5] = c->pc[P + 6] = 0; /* no fused rope */
         grid(((uint64_t)rows * (n / 2) + 255) / 256, &gx, &gy);
-        return dispatch(c, VP_KV, P + 6, gx, gy, 1, err);
+        return dispatch(c, VP_KV, P + 7, gx, gy, 1, err);
     }
     case RTR_OP_ATTN:
         return rec_attn(c, op, err);
@@ -662,22 +676,46 @@ static int rope_kv_fusable(const vk_backend *vk, const rtr_op *rp, const rtr_op 
     return disjoint(la, 0, lb, 1);
 }
 
-static int rec_rope_kv(rec_ctx *c, const rtr_op *rp, const rtr_op *kv, acc_list *la, acc_list *lb, rtr_err *err) {
+/* A ROPE of the queries just before a fusable ROPE(keys) + KV_STORE: the same dispatch rotates
+ * them too, when the two ropes agree (positions, frequencies, head_dim) and the queries overlap
+ * nothing else the three ops touch. */
+static int rope_q_fusable(const vk_backend *vk, const rtr_op *rq, const rtr_op *rk, const acc_list *lb,
+                          const acc_list *lc, acc_list *lq) {
+    if (rq->kind != RTR_OP_ROPE || rq->rows != rk->rows || rq->p.rope.head_dim != rk->p.rope.head_dim ||
+        rq->p.rope.rot_dim != rk->p.rope.rot_dim || rq->p.rope.theta != rk->p.rope.theta || !same_ref(rq->b, rk->b))
+        return 0;
+    if (op_accesses(vk, rq, lq, NULL)) return 0;
+    const vk_access *q = &lq->a[0]; /* the rotated rows */
+    const acc_list *ls[2] = {lb, lc};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < ls[k]->n; i++) {
+            const vk_access *o = &ls[k]->a[i];
+            if (o->b == q->b && o->lo < q->hi && q->lo < o->hi) return 0;
+        }
+    return 1;
+}
+
+static int rec_rope_kv(rec_ctx *c, const rtr_op *rq, const rtr_op *rp, const rtr_op *kv, acc_list *lq, acc_list *la,
+                       acc_list *lb, rtr_err *err) {
     vk_backend *vk = c->vk;
     int ri = find_rope(vk, rp->p.rope.theta, rp->p.rope.rot_dim), rows = kv->rows, n = kv->p.kv.n;
     if (ri < 0) return rtr_seterr(err, RTR_EBACKEND, "vulkan: rope table missing");
     vk_access tab = {vk->rope_tab, vk->rope[ri].off, vk->rope[ri].off + (size_t)rp->p.rope.rot_dim * 2, 0};
+    if (rq) depend(c, lq->a, lq->n);
     depend(c, la->a, la->n);
     depend(c, lb->a, lb->n);
     depend(c, &tab, 1);
     clear_refs(c);
     c->ref[0] = kv->a; c->ref[1] = kv->b; c->ref[2] = kv->c; c->ref[3] = kv->dst; c->ref[4] = kv->dst2;
     c->ref[5] = rp->b; c->ref[6] = (rtr_ref){vk->rope_tab, vk->rope[ri].off};
+    uint64_t nq = rq ? (uint64_t)rq->p.rope.n_head * rq->p.rope.head_dim : 0;
+    if (rq) c->ref[7] = rq->a;
     c->pc[P + 0] = (uint32_t)rows; c->pc[P + 1] = (uint32_t)n; c->pc[P + 2] = (uint32_t)kv_max_slots(vk, kv);
-    c->pc[P + 3] = kv->p.kv.type == RTR_T_F32; c->pc[P + 4] = 1; c->pc[P + 5] = (uint32_t)rp->p.rope.head_dim;
+    c->pc[P + 3] = kv->p.kv.type == RTR_T_F32; c->pc[P + 4] = rq ? 2 : 1; c->pc[P + 5] = (uint32_t)rp->p.rope.head_dim;
+    c->pc[P + 6] = (uint32_t)nq;
     uint32_t gx, gy;
-    grid(((uint64_t)rows * (n / 4) + (uint64_t)rows * (n / 2) + 255) / 256, &gx, &gy);
-    return dispatch(c, VP_KV, P + 6, gx, gy, 1, err);
+    grid(((uint64_t)rows * (n / 4) + (uint64_t)rows * (n / 2) + (uint64_t)rows * (nq / 4) + 255) / 256, &gx, &gy);
+    return dispatch(c, VP_KV, P + 7, gx, gy, 1, err);
 }
 
 static int rec_norm_matmul(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, acc_list *la, acc_list *lb, rtr_err *err) {
@@ -713,16 +751,26 @@ static int rec_norm_matmul(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, acc_l
 }
 
 int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {
-    rec_ctx c = {.vk = vk, .cb = rec->cb};
+    rec_ctx c = {.vk = vk, .rec = rec, .cb = rec->cb};
     vk->n_pend = 0;
+    rec->nq = 0;
+    if (rec->qp) {
+        vkCmdResetQueryPool(rec->cb, rec->qp, 0, VK_PROF_Q);
+        vkCmdWriteTimestamp(rec->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, rec->qp, 0);
+        rec->nq = 1;
+    }
     for (int i = 0; i < vk->n_ops; i++) {
-        acc_list la, lb;
+        acc_list la, lb, lc;
         int rc;
         const rtr_op *op = &vk->ops[i], *next = i + 1 < vk->n_ops ? &vk->ops[i + 1] : NULL;
+        const rtr_op *third = i + 2 < vk->n_ops ? &vk->ops[i + 2] : NULL;
         if (!vk->no_fuse && next && fusable(vk, op, next, &la, &lb))
             rc = rec_norm_matmul(&c, op, next, &la, &lb, err), i++;
+        else if (!vk->no_fuse && third && rope_kv_fusable(vk, next, third, &lb, &lc) &&
+                 rope_q_fusable(vk, op, next, &lb, &lc, &la))
+            rc = rec_rope_kv(&c, op, next, third, &la, &lb, &lc, err), i += 2;
         else if (!vk->no_fuse && next && rope_kv_fusable(vk, op, next, &la, &lb))
-            rc = rec_rope_kv(&c, op, next, &la, &lb, err), i++;
+            rc = rec_rope_kv(&c, NULL, op, next, NULL, &la, &lb, err), i++;
         else rc = rec_op(&c, op, err);
         if (rc) return rc;
     }

@@ -1,13 +1,15 @@
-/* attn.comp: ATTN over the ring (f16 or f32 K/V), f32 math. One workgroup per (head, row, split): the ring's
- * slots are cut into chunks of CH; a split takes a run of chunks and keeps an online softmax
- * (running max m, sum l, weighted V sum) over them. Per chunk, invocation i scores slot
- * chunk*CH + i (visibility rule of backend.h, then q . K * scale), the chunk max and sum come
- * from workgroup reductions, and the V rows are summed with each invocation owning one word
- * (two dims) of the head; when the head is narrow, groups of invocations take alternate slots
- * and are combined at the end. With one split the result goes to dst; with several, each
- * split writes (m, l, acc[hd]) to the scratch and counts itself in a per-(row, head) counter:
- * the last split to arrive merges them (out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M))
- * and resets the counter, so the merge needs no dispatch of its own. head_dim is even, <= 256. */
+/* attn.comp: ATTN over the ring (f16 or f32 K/V), f32 math. One workgroup per (head, row, split): a
+ * split takes a run of slots (a multiple of 32, so that a short ring still spreads over many
+ * workgroups) and walks it in chunks of up to CH slots, keeping an online softmax (running max m,
+ * sum l, weighted V sum). Per chunk, invocation i scores slot i of the chunk (visibility rule of
+ * backend.h, then q . K * scale; f16 keys are read 16 bytes at a time when aligned), the chunk
+ * max and sum come from workgroup reductions, and the V rows are summed with each invocation
+ * owning one word (two dims) of the head; when the head is narrow, groups of invocations take
+ * alternate slots and are combined at the end. With one split the result goes to dst; with
+ * several, each split writes (m, l, acc[hd]) to the scratch and counts itself in a per-(row,
+ * head) counter: the last split to arrive merges them (out = sum_s acc_s e^(m_s - M) / sum_s l_s
+ * e^(m_s - M)) and resets the counter, so the merge needs no dispatch of its own. head_dim is
+ * even, <= 256. */
 #version 450
 #define WG 128
 #define CH 128
@@ -16,6 +18,7 @@ layout(local_size_x = WG) in;
 
 layout(std430, binding = 0) readonly buffer BQ { uint Q[]; };
 layout(std430, binding = 1) readonly buffer BK { uint K[]; };
+layout(std430, binding = 1) readonly buffer BK4 { uvec4 K4[]; }; /* the same, 16 bytes a read */
 layout(std430, binding = 2) readonly buffer BV { uint V[]; };
 layout(std430, binding = 3) readonly buffer BSP { int SP[]; };
 layout(std430, binding = 4) readonly buffer BQP { int QP[]; };
@@ -28,7 +31,7 @@ layout(push_constant) uniform PC {
     uint n_head, n_kv, hd, cap;
     int n_sink, window;
     float scale;
-    uint nsplit, cps, f32;
+    uint nsplit, sps, f32; /* sps: slots a split */
 } pc;
 
 /* elements 2w, 2w+1 of the row starting at element e0 of a cache */
@@ -60,24 +63,36 @@ void main() {
     bool vact = gi < G;
     vec2 acc = vec2(0.0);
     float m = NEG_INF, lsum = 0.0;
-    uint nch = (pc.cap + CH - 1) / CH;
-    uint c0 = sp * pc.cps, c1 = min(c0 + pc.cps, nch);
+    uint s0 = sp * pc.sps, s1 = min(s0 + pc.sps, pc.cap);
     uint kstride = pc.n_kv * hd; /* elements per slot */
-    for (uint c = c0; c < c1; c++) {
-        uint s = c * CH + l;
+    /* 16-byte key reads: f16 rows of whole uvec4s starting on one */
+    bool k4 = pc.f32 == 0 && hd % 8 == 0 && pc.o[1] % 16 == 0 && kstride % 8 == 0;
+    for (uint base = s0; base < s1; base += CH) {
+        uint s = base + l, jn = min(CH, s1 - base);
         bool vis = false;
         float sc = NEG_INF;
-        if (s < pc.cap) {
+        if (s < s1) {
             int spos = SP[pc.o[3] / 4 + s];
             vis = spos >= 0 && spos <= qp && (spos < pc.n_sink || qp - spos < pc.window);
         }
         if (vis) {
             uint kb = s * kstride + kvh * hd;
             float dot = 0.0;
-            for (uint w = 0; w < hw; w++) {
-                vec2 kk = kpair(kb, w);
-                dot += qsh[2 * w] * kk.x + qsh[2 * w + 1] * kk.y;
-            }
+            if (k4) {
+                uint b4 = pc.o[1] / 16 + kb / 8;
+                for (uint w = 0; w < hd / 8; w++) {
+                    uvec4 kk = K4[b4 + w];
+                    vec2 a = unpackHalf2x16(kk.x), b = unpackHalf2x16(kk.y);
+                    vec2 c2 = unpackHalf2x16(kk.z), d = unpackHalf2x16(kk.w);
+                    uint e = 8 * w;
+                    dot += qsh[e] * a.x + qsh[e + 1] * a.y + qsh[e + 2] * b.x + qsh[e + 3] * b.y +
+                           qsh[e + 4] * c2.x + qsh[e + 5] * c2.y + qsh[e + 6] * d.x + qsh[e + 7] * d.y;
+                }
+            } else
+                for (uint w = 0; w < hw; w++) {
+                    vec2 kk = kpair(kb, w);
+                    dot += qsh[2 * w] * kk.x + qsh[2 * w + 1] * kk.y;
+                }
             sc = dot * pc.scale;
         }
         float cm = wg_max(sc);
@@ -91,10 +106,10 @@ void main() {
         acc *= corr;
         m = mn;
         if (vact)
-            for (uint j = gi; j < CH; j += G) {
+            for (uint j = gi; j < jn; j += G) {
                 float pj = p[j];
                 if (pj != 0.0) {
-                    vec2 vv = vpair((c * CH + j) * kstride + kvh * hd, wi);
+                    vec2 vv = vpair((base + j) * kstride + kvh * hd, wi);
                     acc += pj * vv;
                 }
             }
