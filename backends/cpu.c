@@ -307,16 +307,6 @@ static void op_kv_store(void *v, int ith, int nth) {
     }
 }
 
-static float dot_f32(const float *a, const float *b, int n) {
-    float s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-static void axpy_f32(float a, const float *x, float *y, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-
 static void op_attn(void *v, int ith, int nth) {
     job *j = v;
     const rtr_op *op = j->op;
@@ -342,7 +332,7 @@ static void op_attn(void *v, int ith, int nth) {
             int sp = spos[s];
             if (sp < 0 || sp > p || (sp >= op->p.attn.n_sink && p - sp >= op->p.attn.window)) continue;
             size_t o = ((size_t)s * nkv + kvh) * hd;
-            float d = (f32 ? dot_f32(q, Kf + o, hd) : k->dot_f32_f16(q, K + o, hd)) * op->p.attn.scale;
+            float d = (f32 ? k->dot_f32(q, Kf + o, hd) : k->dot_f32_f16(q, K + o, hd)) * op->p.attn.scale;
             sc[m] = d;
             idx[m++] = s;
             if (d > mx) mx = d;
@@ -353,7 +343,7 @@ static void op_attn(void *v, int ith, int nth) {
         float inv = sum > 0 ? 1.0f / sum : 0;
         for (int i = 0; i < m; i++) {
             size_t o = ((size_t)idx[i] * nkv + kvh) * hd;
-            if (f32) axpy_f32(sc[i] * inv, Vf + o, out, hd);
+            if (f32) k->axpy_f32(sc[i] * inv, Vf + o, out, hd);
             else k->axpy_f16(sc[i] * inv, V + o, out, hd);
         }
     }

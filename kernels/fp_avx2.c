@@ -245,6 +245,27 @@ float rtr_dot_f32_f16_avx2(const float *x, const uint16_t *y, int n) {
     return s;
 }
 
+float rtr_dot_f32_avx2(const float *x, const float *y, int n) {
+    __m256 a = _mm256_setzero_ps(), b = a;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a);
+        b = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), b);
+    }
+    for (; i + 8 <= n; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a);
+    float s = hsum_ps(_mm256_add_ps(a, b));
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+void rtr_axpy_f32_avx2(float a, const float *v, float *y, int n) {
+    const __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(v + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * v[i];
+}
+
 void rtr_axpy_f16_avx2(float a, const uint16_t *v, float *y, int n) {
     const __m256 va = _mm256_set1_ps(a);
     int i = 0;

@@ -152,6 +152,24 @@ float rtr_dot_f32_f16_neon(const float *x, const uint16_t *y, int n) {
     return s;
 }
 
+float rtr_dot_f32_neon(const float *x, const float *y, int n) {
+    float32x4_t a = vdupq_n_f32(0), b = a;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        a = vfmaq_f32(a, vld1q_f32(x + i), vld1q_f32(y + i));
+        b = vfmaq_f32(b, vld1q_f32(x + i + 4), vld1q_f32(y + i + 4));
+    }
+    float s = vaddvq_f32(vaddq_f32(a, b));
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+void rtr_axpy_f32_neon(float a, const float *v, float *y, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(v + i), a));
+    for (; i < n; i++) y[i] += a * v[i];
+}
+
 void rtr_axpy_f16_neon(float a, const uint16_t *v, float *y, int n) {
     int i = 0;
     for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), ld_f16(v + i), a));

@@ -15,7 +15,9 @@
                            const float *xs, int ntok, float *y, size_t ldy);                       \
     float rtr_quant_row_##isa(const float *x, int n, int kpad, int8_t *q, int32_t *sum);           \
     float rtr_dot_f32_f16_##isa(const float *x, const uint16_t *y, int n);                         \
-    void rtr_axpy_f16_##isa(float a, const uint16_t *v, float *y, int n);
+    void rtr_axpy_f16_##isa(float a, const uint16_t *v, float *y, int n);                          \
+    float rtr_dot_f32_##isa(const float *x, const float *y, int n);                                \
+    void rtr_axpy_f32_##isa(float a, const float *v, float *y, int n);
 
 RTR_FP_DECLS(avx2)
 RTR_FP_DECLS(neon)

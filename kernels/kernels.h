@@ -46,6 +46,9 @@ typedef struct {
     /* dot of f32 x with f16 y of length n; and y += a * f16 v (attention over the f16 cache) */
     float (*dot_f32_f16)(const float *x, const uint16_t *y, int n);
     void (*axpy_f16)(float a, const uint16_t *v, float *y, int n);
+    /* the same over an f32 cache */
+    float (*dot_f32)(const float *x, const float *y, int n);
+    void (*axpy_f32)(float a, const float *v, float *y, int n);
 } rtr_kernels;
 
 /* Best set for this CPU, or the named one ("scalar", "avx2", "avx512vnni", "neon").

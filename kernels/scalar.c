@@ -99,6 +99,16 @@ static void axpy_f16(float a, const uint16_t *v, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] += a * rtr_f16_to_f32(v[i]);
 }
 
+static float dot_f32(const float *x, const float *y, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+static void axpy_f32(float a, const float *v, float *y, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * v[i];
+}
+
 const rtr_kernels rtr_kernels_scalar = {
     .name = "scalar",
     .t2_gemm = t2_gemm,
@@ -108,4 +118,6 @@ const rtr_kernels rtr_kernels_scalar = {
     .quant_row = quant_row,
     .dot_f32_f16 = dot_f32_f16,
     .axpy_f16 = axpy_f16,
+    .dot_f32 = dot_f32,
+    .axpy_f32 = axpy_f32,
 };

@@ -181,4 +181,6 @@ const rtr_kernels rtr_kernels_avx512vnni = {
     .quant_row = rtr_quant_row_avx2,
     .dot_f32_f16 = rtr_dot_f32_f16_avx2,
     .axpy_f16 = rtr_axpy_f16_avx2,
+    .dot_f32 = rtr_dot_f32_avx2,
+    .axpy_f32 = rtr_axpy_f32_avx2,
 };

@@ -161,4 +161,6 @@ const rtr_kernels rtr_kernels_neon = {
     .quant_row = rtr_quant_row_neon,
     .dot_f32_f16 = rtr_dot_f32_f16_neon,
     .axpy_f16 = rtr_axpy_f16_neon,
+    .dot_f32 = rtr_dot_f32_neon,
+    .axpy_f32 = rtr_axpy_f32_neon,
 };

@@ -319,6 +319,25 @@ static void test_attn(const rtr_kernels *ks) {
     }
     CHECK(!bad_dot, "%s dot_f32_f16: %d outside 5e-6 relative", ks->name, bad_dot);
     CHECK(!bad_axpy, "%s axpy_f16: %d outside 2.5e-7 relative", ks->name, bad_axpy);
+    /* the same over an f32 cache */
+    bad_dot = bad_axpy = 0;
+    float vf[128];
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
+        int n = ns[a];
+        for (int i = 0; i < n; i++) { x[i] = rndf(); vf[i] = rndf() * 4.0f; y[i] = y0[i] = rndf(); }
+        double s = 0, m = 0;
+        for (int i = 0; i < n; i++) { s += (double)x[i] * vf[i]; m += fabs((double)x[i] * vf[i]); }
+        float got = ks->dot_f32(x, vf, n);
+        bad_dot += !(fabs(got - s) <= 5e-6 * m + 1e-30);
+        float a_ = rndf();
+        ks->axpy_f32(a_, vf, y, n);
+        for (int i = 0; i < n; i++) {
+            double want = y0[i] + (double)a_ * vf[i];
+            bad_axpy += !(fabs(y[i] - want) <= 2.5e-7 * (fabs(y0[i]) + fabs(a_ * vf[i])) + 1e-30);
+        }
+    }
+    CHECK(!bad_dot, "%s dot_f32: %d outside 5e-6 relative", ks->name, bad_dot);
+    CHECK(!bad_axpy, "%s axpy_f32: %d outside 2.5e-7 relative", ks->name, bad_axpy);
 }
 
 /* ---------------- selection ---------------- */
