@@ -5,6 +5,8 @@
 #include "kernels/kernels.h"
 #include "tools/cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +42,10 @@ static int list_devices(void) {
 }
 
 int main(int argc, char **argv) {
+    /* a closed stdin, stdout or stderr would be reused by the next file opened (the model,
+     * a converter's output) and read or written as if it were the terminal */
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd) return 1;
     if (argc < 2) { usage(stderr); return 1; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-v") || !strcmp(cmd, "version")) {

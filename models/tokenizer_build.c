@@ -162,6 +162,11 @@ static int build_lookup(rtr_tok_src *s, rtr_err *err) {
             if (s->len[o] == n && !memcmp(s->buf + s->start[o], p, n)) break;
         }
     }
+    /* the reader refuses a vocabulary without a token for every byte: refuse it here too */
+    for (int b = 0; b < 256; b++) {
+        char c = (char)b;
+        if (src_lookup(s, &c, 1) < 0) return rtr_seterr(err, RTR_EFORMAT, "the vocabulary has no token for byte 0x%02x", b);
+    }
     return 0;
 }
 

@@ -101,6 +101,7 @@ static int answer(chat_state *c, const gen_opts *go0) {
         cli_interrupted = 0;
         fprintf(stderr, "[interrupted]\n");
     }
+    if (gr.out_errno) return cli_error("cannot write the output: %s", strerror(gr.out_errno)), -1;
     return gr.out_closed ? -3 : 0; /* the reader of stdout went away: leave quietly */
 }
 
@@ -148,7 +149,7 @@ int rtr_cmd_chat(int argc, char **argv) {
     c.answer_start = -1;
     if (!(c.m = cli_open_model(&ma))) return 1;
     rtr_model_get_info(c.m, &c.mi);
-    int rc = 1;
+    int rc = 1, r = 0;
     rtr_err e = {0};
     char *line = NULL;
     size_t lcap = 0;

@@ -222,6 +222,10 @@ int rtr_cmd_run(int argc, char **argv) {
         }
         fflush(stdout);
     }
+    if (gr.out_errno) {
+        cli_error("cannot write the output: %s", strerror(gr.out_errno));
+        goto out;
+    }
     if (gr.interrupted)
         cli_error("interrupted after %d generated tokens", gr.n_gen);
     else if (!quiet)

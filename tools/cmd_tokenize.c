@@ -19,7 +19,7 @@ static void usage(FILE *f) {
 int rtr_cmd_tokenize(int argc, char **argv) {
     cli_model_args a;
     cli_model_args_init(&a);
-    if (!a.mo.backend) a.mo.backend = "cpu";
+    a.mo.backend = "cpu"; /* only the tokenizer is used; --backend may still say otherwise */
     const char *prompt = NULL, *file = NULL;
     int flags = RTR_TOK_BOS;
     for (int i = 1; i < argc; i++) {

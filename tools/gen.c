@@ -24,6 +24,7 @@ static int emit(const char *s, size_t n, gen_result *res) {
     if (!n) return 0;
     if (fwrite(s, 1, n, stdout) != n || fflush(stdout)) {
         res->out_closed = 1;
+        res->out_errno = errno == EPIPE ? 0 : errno ? errno : EIO; /* a full disk is an error */
         return -1;
     }
     return 0;

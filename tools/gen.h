@@ -20,7 +20,8 @@ typedef struct {
     int n_gen;         /* tokens generated (and evaluated, except the last) */
     int stopped_eos;   /* ended on an end-of-text / end-of-turn token */
     int interrupted;   /* Ctrl-C */
-    int out_closed;    /* stdout went away */
+    int out_closed;    /* stdout went away, or writing to it failed */
+    int out_errno;     /* why writing failed; 0 when the reader went away (EPIPE) */
     double seconds;    /* generation time */
     size_t captured;   /* bytes kept in gen_opts.capture */
 } gen_result;
