@@ -162,11 +162,6 @@ static int build_lookup(rtr_tok_src *s, rtr_err *err) {
             if (s->len[o] == n && !memcmp(s->buf + s->start[o], p, n)) break;
         }
     }
-    /* the reader refuses a vocabulary without a token for every byte: refuse it here too */
-    for (int b = 0; b < 256; b++) {
-        char c = (char)b;
-        if (src_lookup(s, &c, 1) < 0) return rtr_seterr(err, RTR_EFORMAT, "the vocabulary has no token for byte 0x%02x", b);
-    }
     return 0;
 }
 
@@ -400,6 +395,11 @@ static void sort_specials(const rtr_tok_src *s, int32_t *v, int n) {
 
 int rtr_tok_write(rtr_writer *w, const rtr_tok_src *s, rtr_err *err) {
     int rc = 0, nv = s->n_vocab;
+    /* the reader refuses a vocabulary without a token for every byte: write none */
+    for (int b = 0; b < 256; b++) {
+        char c = (char)b;
+        if (src_lookup(s, &c, 1) < 0) return rtr_seterr(err, RTR_EFORMAT, "tokenizer: the vocabulary has no token for byte 0x%02x", b);
+    }
     size_t vcap = pow2_at_least((size_t)nv * 2);
     size_t mcap = pow2_at_least((size_t)s->n_merges + (size_t)s->n_merges / 2 + 1);
     uint64_t total = 0;

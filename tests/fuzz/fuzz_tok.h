@@ -24,7 +24,11 @@ static inline int fz_build_tok(const char *json, size_t len, const char *path, r
     if (rtr_writer_new(&w, path, err)) { rtr_tok_src_free(src); return -1; }
     r = rtr_tok_write(w, src, err);
     rtr_tok_src_free(src);
-    if (!r) r = rtr_writer_finish(w, err);
+    if (r) { /* a vocabulary the reader could not use is refused here (RTR_EFORMAT) */
+        rtr_writer_free(w);
+        return r == RTR_ENOMEM || r == RTR_EFORMAT ? 1 : -1;
+    }
+    r = rtr_writer_finish(w, err);
     rtr_writer_free(w);
     if (r) return r == RTR_ENOMEM ? 1 : -1;
     if (rtr_file_open(f, path, err)) return -1;
