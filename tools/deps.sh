@@ -5,7 +5,7 @@ set -e
 PKGS="build-essential pkg-config clang libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools \
 ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd clinfo libutf8proc-dev libsqlite3-dev \
 sqlite3 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux \
-libclang-rt-14-dev valgrind zlib1g-dev"
+libclang-rt-14-dev valgrind zlib1g-dev python3"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
