@@ -65,14 +65,17 @@ $(BUILD)/tests/fuzz_replay: tests/fuzz/replay.c $(FUZZ_NAMES:%=$(BUILD)/fuzz-rep
 test: $(BUILD)/tests/fuzz_replay
 
 # ---- the suite under AddressSanitizer and UndefinedBehaviorSanitizer ----
-# ./rotor is left alone: the sanitized binary is build-san/bin/rotor.
+# ./rotor is left alone: the sanitized binary is build-san/bin/rotor. Vulkan is left out: the
+# loader unloads the driver before exit, so LeakSanitizer reports the driver's own allocations
+# from an unknown module and cannot tell them from rotor's (OpenCL drivers stay loaded and are
+# suppressed by name in tests/fuzz/lsan.supp). The plain suite covers the Vulkan backend.
 $(BUILD)/bin/rotor: $(BUILD)/rotor.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 san-test-bins: $(BUILD)/bin/rotor $(TESTS) $(BUILD)/tests/fuzz_replay
 
 san-test:
-	@$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) SAN=address,undefined san-test-bins
+	@$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) SAN=address,undefined VULKAN=0 san-test-bins
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
