@@ -8,7 +8,7 @@
 # written from the fixtures at run time (tests/fuzz/seeds.py, plus .rotor seeds from the
 # converter); what the fuzzer finds accumulates in build-fuzz/corpus/, crashes in
 # build-fuzz/artifacts/. Saved crash inputs in tests/fuzz/regress/ are replayed by `make test`
-# (tests/fuzz_regress.sh) through build/tests/fuzz_replay, a plain build of every target.
+# (tests/fuzz_regress.sh) through build/tests/fuzz_replay: every target without libFuzzer.
 
 FUZZ_SECONDS       ?= 60
 FUZZ_SMOKE_SECONDS ?= 30
@@ -20,7 +20,7 @@ FUZZ_NAMES         := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c
 FUZZ_PICK          := $(if $(T),$(foreach n,$(FUZZ_NAMES),$(if $(findstring $(T),$(n)),$(n))),$(FUZZ_NAMES))
 FUZZ_HDR           := $(wildcard tests/fuzz/*.h)
 FUZZ_ZLIB          ?= $(shell printf '\#include <zlib.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
-FUZZ_ZLIB_LIB      := $(if $(filter 1,$(FUZZ_ZLIB)),-lz)
+FUZZ_ZLIB_LIB       = $(if $(filter 1,$(FUZZ_ZLIB)),-lz)
 
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-bins fuzz-seeds san-test san-test-bins
 
@@ -74,8 +74,11 @@ $(BUILD)/bin/rotor: $(BUILD)/rotor.o $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 san-test-bins: $(BUILD)/bin/rotor $(TESTS) $(BUILD)/tests/fuzz_replay
 
+SAN_FLAGS := SAN=address,undefined VULKAN=0
 san-test:
-	@$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) SAN=address,undefined VULKAN=0 san-test-bins
+	@if [ "$$(cat $(SAN_BUILD)/.flags 2>/dev/null)" != "$(SAN_FLAGS)" ]; then \
+	    rm -rf $(SAN_BUILD); mkdir -p $(SAN_BUILD); echo "$(SAN_FLAGS)" >$(SAN_BUILD)/.flags; fi
+	@$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) $(SAN_FLAGS) san-test-bins
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

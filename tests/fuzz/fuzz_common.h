@@ -7,6 +7,7 @@
 #ifndef ROTOR_FUZZ_COMMON_H
 #define ROTOR_FUZZ_COMMON_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,15 +45,30 @@ static inline int fz_memfile(const uint8_t *data, size_t size, char path[64]) {
     return fd;
 }
 
-/* A private scratch folder (on /dev/shm when there is one), made once per process. */
+/* A private scratch folder (on /dev/shm when there is one), made once per process and removed
+ * with whatever is in it when the process exits normally. */
+static char fz_scratch_dir[256];
+static inline void fz_scratch_remove(void) {
+    DIR *d = opendir(fz_scratch_dir);
+    if (!d) return;
+    struct dirent *e;
+    char path[600];
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') {
+            snprintf(path, sizeof path, "%s/%s", fz_scratch_dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+    rmdir(fz_scratch_dir);
+}
 static inline const char *fz_scratch(void) {
-    static char dir[256];
-    if (!dir[0]) {
+    if (!fz_scratch_dir[0]) {
         const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-        snprintf(dir, sizeof dir, "%s/rotor-fuzz.%ld", base, (long)getpid());
-        mkdir(dir, 0700);
+        snprintf(fz_scratch_dir, sizeof fz_scratch_dir, "%s/rotor-fuzz.%ld", base, (long)getpid());
+        mkdir(fz_scratch_dir, 0700);
+        atexit(fz_scratch_remove);
     }
-    return dir;
+    return fz_scratch_dir;
 }
 
 /* Path of a file of the repository: ROTOR_ROOT or the working directory (the repo root). */

@@ -71,7 +71,7 @@ static volatile float g_sink; /* keeps the logits read */
 static void use_model(const char *path, int n_vocab_hint) {
     rtr_model *m;
     rtr_err e;
-    rtr_model_opts mo = {"cpu", -1, 1, 0, NULL};
+    rtr_model_opts mo = {.backend = "cpu", .device = -1, .n_threads = 1};
     if (rtr_model_open(&m, path, &mo, &e)) {
         FZ_ASSERT(e.msg[0], "model open failed without a message");
         return;
@@ -79,7 +79,7 @@ static void use_model(const char *path, int n_vocab_hint) {
     rtr_model_info mi;
     rtr_model_get_info(m, &mi);
     rtr_session *s;
-    rtr_session_opts so = {16, 2, 4, NULL, 0};
+    rtr_session_opts so = {.n_ctx = 16, .n_sink = 2, .n_batch = 4};
     if (!rtr_session_new(&s, m, &so, &e)) {
         int32_t ids[3] = {mi.bos >= 0 ? mi.bos : 0, 1 % mi.n_vocab, (n_vocab_hint > 2 ? 2 : 0) % mi.n_vocab};
         if (!mi.is_embedding && !rtr_eval(s, ids, 3, &e)) {
