@@ -57,7 +57,7 @@ CFLAGS  += -I$(BUILD)/gen
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 
-.PHONY: all test clean fuzz help
+.PHONY: all test check clean fuzz help
 all: rotor
 
 rotor: $(BUILD)/rotor.o $(LIB_OBJ)
@@ -93,16 +93,26 @@ $(BUILD)/tests/%: tests/%.c $(LIB_OBJ) tests/test.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
-test: rotor $(TESTS)
+# make test: the suite, then (unless T= picks a subset) every fuzz target for a short smoke
+# time and the suite again under AddressSanitizer + UndefinedBehaviorSanitizer (tests/fuzz.mk).
+# make check: the suite alone.
+check: rotor $(TESTS)
 	ROTOR=./rotor tests/run.sh $(BUILD) $(T)
+test: check
+ifeq ($(T),)
+	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory san-test
+endif
 
 clean:
 	rm -rf $(BUILD) rotor
 
 help:
 	@echo "make            build ./rotor"
-	@echo "make test       build and run the test suite (T=pattern runs a subset)"
-	@echo "make SAN=address,undefined test   the suite under sanitizers"
+	@echo "make test       the suite, the fuzz smoke run and the sanitizer run (what CI runs)"
+	@echo "make check      the suite alone (T=pattern runs a subset, also with make test)"
+	@echo "make fuzz-smoke every fuzz target for FUZZ_SMOKE_SECONDS (default 30)"
+	@echo "make san-test   the suite under AddressSanitizer and UndefinedBehaviorSanitizer"
 	@echo "make fuzz       run every fuzz target for FUZZ_SECONDS (default 60)"
 	@echo "make VULKAN=0 OPENCL=0          CPU-only build"
 
