@@ -312,15 +312,16 @@ static void op_attn(void *v, int ith, int nth) {
     const rtr_op *op = j->op;
     const rtr_kernels *k = j->b->k;
     int nh = op->p.attn.n_head, nkv = op->p.attn.n_kv, hd = op->p.attn.head_dim, cap = op->p.attn.cap;
-    int grp = nh / nkv, lo, hi;
-    split(op->rows * nh, ith, nth, 1, &lo, &hi);
+    int grp = nh / nkv;
     const int32_t *spos = (const int32_t *)PTR(op->d), *qpos = (const int32_t *)PTR(op->e);
     const uint16_t *K = (const uint16_t *)PTR(op->b), *V = (const uint16_t *)PTR(op->c);
     const float *Kf = F32(op->b), *Vf = F32(op->c);
     int f32 = op->p.attn.kv_type == RTR_T_F32;
     float *sc = j->b->sc[ith].f;
     int32_t *idx = j->b->sc[ith].i;
-    for (int it = lo; it < hi; it++) {
+    /* (row, head) items dealt out in turn: under the causal mask later rows see more slots, so
+     * contiguous ranges would leave the last thread most of the work */
+    for (int it = ith; it < op->rows * nh; it += nth) {
         int r = it / nh, h = it % nh, kvh = h / grp;
         const float *q = F32(op->a) + ((size_t)r * nh + h) * hd;
         float *out = F32(op->dst) + ((size_t)r * nh + h) * hd;

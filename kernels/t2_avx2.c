@@ -160,6 +160,16 @@ static __m128i tile4x1(const uint8_t *buf, int nst, const int8_t *xa) {
     return hsum4(widen(a0), widen(a1), widen(a2), widen(a3));
 }
 
+/* Asks for the next tile's weights while this one computes: rows of a K chunk are strided, so
+ * the hardware prefetcher does not find them, and with a short batch (a 7-token prompt) the
+ * tile's arithmetic is too short to hide the wait for memory otherwise. */
+static inline void prefetch_tile(const uint8_t *w, size_t rb, int r0, int nrows, int k0, int kc) {
+    for (int r = r0; r < r0 + 4 && r < nrows; r++) {
+        const char *p = (const char *)(w + (size_t)r * rb + (size_t)k0 / 4);
+        for (int off = 0; off < kc / 4; off += 64) _mm_prefetch(p + off, _MM_HINT_T1);
+    }
+}
+
 static void gemm_batch(const uint8_t *w, size_t rb, int nrows, const int8_t *x,
                        const int32_t *xsum, int kpad, int ntok, int32_t *out, size_t os) {
     _Alignas(64) uint8_t buf[4 * KC];
@@ -168,6 +178,7 @@ static void gemm_batch(const uint8_t *w, size_t rb, int nrows, const int8_t *x,
         for (int r0 = 0; r0 < nrows; r0 += 4) {
             int nr = nrows - r0 < 4 ? nrows - r0 : 4;
             unpack4(w + (size_t)r0 * rb + (size_t)k0 / 4, rb, nr, nb, buf);
+            prefetch_tile(w, rb, r0 + 8, nrows, k0, kc);
             int t = 0;
             for (; t + 2 <= ntok; t += 2) {
                 __m128i sa, sb;

@@ -1,12 +1,15 @@
 /* rag_search.c: retrieval over a RAG index: BM25 through FTS5 (user text quoted word by word),
  * a brute-force scan of the int8 vectors (one SELECT, each document's vectors scanned in place
- * from SQLite's pages), and reciprocal rank fusion of the two lists. All of one search reads
- * one snapshot (a read transaction), so a concurrent indexer never shows half a document.
+ * from SQLite's pages), and reciprocal rank fusion of the two lists. The vector scan runs on a
+ * second thread with its own read-only connection while BM25 runs on the caller's; each list is
+ * read from one snapshot (a read transaction), so a concurrent indexer never shows half a
+ * document, and a chunk that an indexer removed between the two snapshots is dropped.
  * Library code: errors through rtr_err, nothing printed.
  */
 #include "rag_search.h"
 #include "../kernels/kernels.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +292,31 @@ done:
 
 /* ==== fusion ==== */
 
+/* the vector list, searched on its own connection and thread */
+typedef struct {
+    const char *path;
+    const float *qvec;
+    int dim, depth, n;
+    int64_t *ids;
+    float *scores;
+    rtr_err err;
+} vec_job;
+
+static void *vec_thread(void *v) {
+    vec_job *j = v;
+    rag_db *db;
+    j->n = rag_db_open(&db, j->path, RAG_DB_READ, &j->err);
+    if (j->n) return NULL;
+    if (sqlite3_exec(rag_db_sqlite(db), "BEGIN", NULL, NULL, NULL))
+        j->n = dberr(db, &j->err, "starting a read");
+    else {
+        j->n = rag_vec_top(db, j->qvec, j->dim, j->depth, j->ids, j->scores, &j->err);
+        sqlite3_exec(rag_db_sqlite(db), "COMMIT", NULL, NULL, NULL);
+    }
+    rag_db_close(db);
+    return NULL;
+}
+
 void rag_hits_free(rag_hit *h, int n) {
     if (!h) return;
     for (int i = 0; i < n; i++) {
@@ -341,16 +369,23 @@ int rag_search(rag_db *db, const char *query, size_t len, const float *qvec, int
         rc = rtr_seterr(err, RTR_ENOMEM, "out of memory");
         goto done;
     }
+    vec_job vj = {rag_db_path(db), qvec, dim, depth, 0, vid, vsc, {0}};
+    pthread_t th;
+    int threaded = qvec && pthread_create(&th, NULL, vec_thread, &vj) == 0;
     if (sqlite3_exec(sq, "BEGIN", NULL, NULL, NULL)) {
         rc = dberr(db, err, "starting a read");
+        if (threaded) pthread_join(th, NULL);
         goto done;
     }
-    if ((nb = rag_bm25(db, query, len, depth, bid, bsc, err)) < 0) {
-        rc = nb;
-        goto end;
-    }
-    if (qvec && (nv = rag_vec_top(db, qvec, dim, depth, vid, vsc, err)) < 0) {
-        rc = nv;
+    nb = rag_bm25(db, query, len, depth, bid, bsc, err);
+    if (threaded) {
+        pthread_join(th, NULL);
+        nv = vj.n;
+        if (nv < 0 && nb >= 0 && err) *err = vj.err;
+    } else if (qvec) /* no thread to be had: one after the other on this connection */
+        nv = rag_vec_top(db, qvec, dim, depth, vid, vsc, err);
+    if (nb < 0 || nv < 0) {
+        rc = nb < 0 ? nb : nv;
         goto end;
     }
     for (int i = 0; i < nb; i++) {
