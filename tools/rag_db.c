@@ -35,6 +35,7 @@ struct rag_db {
     int mode;
     char *path;
     sqlite3_stmt *st[S_COUNT];
+    rag_db *second; /* a read-only connection for work beside this one, opened on first use */
 };
 
 static const char *const SQL[S_COUNT] = {
@@ -222,6 +223,7 @@ fail:
 
 void rag_db_close(rag_db *db) {
     if (!db) return;
+    rag_db_close(db->second);
     for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(db->st[i]);
     /* a writer leaves everything in the main file (readers may keep part of the WAL alive) */
     if (db->db && db->mode == RAG_DB_WRITE)
@@ -230,6 +232,15 @@ void rag_db_close(rag_db *db) {
     if (db->lock_fd >= 0) close(db->lock_fd); /* releases the flock */
     free(db->path);
     free(db);
+}
+
+int rag_db_second(rag_db *db, rag_db **out, rtr_err *err) {
+    if (!db->second) {
+        int rc = rag_db_open(&db->second, db->path, RAG_DB_READ, err);
+        if (rc) return rc;
+    }
+    *out = db->second;
+    return 0;
 }
 
 struct sqlite3 *rag_db_sqlite(rag_db *db) {

@@ -33,6 +33,9 @@ enum { RAG_DB_READ = 0, RAG_DB_WRITE = 1 };
 int rag_db_open(rag_db **out, const char *path, int mode, rtr_err *err);
 void rag_db_close(rag_db *db);
 struct sqlite3 *rag_db_sqlite(rag_db *db);
+/* A second, read-only connection to the same file, for a thread that reads beside this
+ * connection's user; opened on first use, kept (with its warm page map) until rag_db_close. */
+int rag_db_second(rag_db *db, rag_db **out, rtr_err *err);
 const char *rag_db_path(const rag_db *db);
 
 /* What the index was built with. model_id "" means no embedding model (BM25 only). */

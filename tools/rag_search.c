@@ -294,7 +294,7 @@ done:
 
 /* the vector list, searched on its own connection and thread */
 typedef struct {
-    const char *path;
+    rag_db *db;
     const float *qvec;
     int dim, depth, n;
     int64_t *ids;
@@ -304,16 +304,12 @@ typedef struct {
 
 static void *vec_thread(void *v) {
     vec_job *j = v;
-    rag_db *db;
-    j->n = rag_db_open(&db, j->path, RAG_DB_READ, &j->err);
-    if (j->n) return NULL;
-    if (sqlite3_exec(rag_db_sqlite(db), "BEGIN", NULL, NULL, NULL))
-        j->n = dberr(db, &j->err, "starting a read");
-    else {
-        j->n = rag_vec_top(db, j->qvec, j->dim, j->depth, j->ids, j->scores, &j->err);
-        sqlite3_exec(rag_db_sqlite(db), "COMMIT", NULL, NULL, NULL);
+    if (sqlite3_exec(rag_db_sqlite(j->db), "BEGIN", NULL, NULL, NULL)) {
+        j->n = dberr(j->db, &j->err, "starting a read");
+        return NULL;
     }
-    rag_db_close(db);
+    j->n = rag_vec_top(j->db, j->qvec, j->dim, j->depth, j->ids, j->scores, &j->err);
+    sqlite3_exec(rag_db_sqlite(j->db), "COMMIT", NULL, NULL, NULL);
     return NULL;
 }
 
@@ -369,9 +365,10 @@ int rag_search(rag_db *db, const char *query, size_t len, const float *qvec, int
         rc = rtr_seterr(err, RTR_ENOMEM, "out of memory");
         goto done;
     }
-    vec_job vj = {rag_db_path(db), qvec, dim, depth, 0, vid, vsc, {0}};
+    vec_job vj = {NULL, qvec, dim, depth, 0, vid, vsc, {0}};
     pthread_t th;
-    int threaded = qvec && pthread_create(&th, NULL, vec_thread, &vj) == 0;
+    int threaded = qvec && rag_db_second(db, &vj.db, NULL) == 0 &&
+                   pthread_create(&th, NULL, vec_thread, &vj) == 0;
     if (sqlite3_exec(sq, "BEGIN", NULL, NULL, NULL)) {
         rc = dberr(db, err, "starting a read");
         if (threaded) pthread_join(th, NULL);
