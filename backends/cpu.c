@@ -319,34 +319,31 @@ static void op_attn(void *v, int ith, int nth) {
     int f32 = op->p.attn.kv_type == RTR_T_F32;
     float *sc = j->b->sc[ith].f;
     int32_t *idx = j->b->sc[ith].i;
-    /* (row, head) items dealt out in turn: under the causal mask later rows see more slots, so
-     * contiguous ranges would leave the last thread most of the work */
+    /* (head, row) items dealt out in turn: under the causal mask later rows see more slots, so
+     * contiguous ranges would leave the last thread most of the work. Heads are the slow index:
+     * consecutive items then read the same K and V rows, which stay in cache between them. */
     for (int it = ith; it < op->rows * nh; it += nth) {
-        int r = it / nh, h = it % nh, kvh = h / grp;
+        int h = it / op->rows, r = it % op->rows, kvh = h / grp;
         const float *q = F32(op->a) + ((size_t)r * nh + h) * hd;
         float *out = F32(op->dst) + ((size_t)r * nh + h) * hd;
         int p = qpos[r], m = 0;
-        float mx = -INFINITY;
         /* before the ring wraps, position p sits in slot p: later slots cannot be visible */
         int last = p < cap ? p + 1 : cap;
         for (int s = 0; s < last; s++) {
             int sp = spos[s];
             if (sp < 0 || sp > p || (sp >= op->p.attn.n_sink && p - sp >= op->p.attn.window)) continue;
-            size_t o = ((size_t)s * nkv + kvh) * hd;
-            float d = (f32 ? k->dot_f32(q, Kf + o, hd) : k->dot_f32_f16(q, K + o, hd)) * op->p.attn.scale;
-            sc[m] = d;
             idx[m++] = s;
-            if (d > mx) mx = d;
         }
-        float sum = 0;
+        size_t stride = (size_t)nkv * hd, off = (size_t)kvh * hd;
+        if (f32) k->attn_dots_f32(q, Kf + off, stride, idx, m, hd, op->p.attn.scale, sc);
+        else k->attn_dots_f16(q, K + off, stride, idx, m, hd, op->p.attn.scale, sc);
+        float mx = -INFINITY, sum = 0;
+        for (int i = 0; i < m; i++) if (sc[i] > mx) mx = sc[i];
         for (int i = 0; i < m; i++) { sc[i] = expf(sc[i] - mx); sum += sc[i]; }
-        memset(out, 0, (size_t)hd * 4);
         float inv = sum > 0 ? 1.0f / sum : 0;
-        for (int i = 0; i < m; i++) {
-            size_t o = ((size_t)idx[i] * nkv + kvh) * hd;
-            if (f32) k->axpy_f32(sc[i] * inv, Vf + o, out, hd);
-            else k->axpy_f16(sc[i] * inv, V + o, out, hd);
-        }
+        for (int i = 0; i < m; i++) sc[i] *= inv;
+        if (f32) k->attn_wsum_f32(sc, Vf + off, stride, idx, m, hd, out);
+        else k->attn_wsum_f16(sc, V + off, stride, idx, m, hd, out);
     }
 }
 

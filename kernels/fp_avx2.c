@@ -273,3 +273,88 @@ void rtr_axpy_f16_avx2(float a, const uint16_t *v, float *y, int n) {
         _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, ld_f16(v + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * f16_1(v[i]);
 }
+
+/* ---- attention over a list of cache rows ---- */
+
+/* dots: eight rows at a time (eight independent FMA chains keep both FMA units busy; the query
+ * chunk is loaded once for all eight), then one. Written out register by register: as arrays
+ * the compiler keeps the accumulators in memory. */
+#define ATTN_DOTS(name, T, LD, DOT1)                                                               \
+    void name(const float *q, const T *rows, size_t stride, const int32_t *idx, int n, int hd,     \
+              float scale, float *out) {                                                           \
+        int i = 0;                                                                                 \
+        const __m256 vs = _mm256_set1_ps(scale);                                                   \
+        if ((hd & 7) == 0)                                                                         \
+            for (; i + 8 <= n; i += 8) {                                                           \
+                const T *r0 = rows + (size_t)idx[i] * stride, *r1 = rows + (size_t)idx[i + 1] * stride; \
+                const T *r2 = rows + (size_t)idx[i + 2] * stride, *r3 = rows + (size_t)idx[i + 3] * stride; \
+                const T *r4 = rows + (size_t)idx[i + 4] * stride, *r5 = rows + (size_t)idx[i + 5] * stride; \
+                const T *r6 = rows + (size_t)idx[i + 6] * stride, *r7 = rows + (size_t)idx[i + 7] * stride; \
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0; \
+                for (int c = 0; c < hd; c += 8) {                                                  \
+                    __m256 qv = _mm256_loadu_ps(q + c);                                            \
+                    a0 = _mm256_fmadd_ps(qv, LD(r0 + c), a0);                                      \
+                    a1 = _mm256_fmadd_ps(qv, LD(r1 + c), a1);                                      \
+                    a2 = _mm256_fmadd_ps(qv, LD(r2 + c), a2);                                      \
+                    a3 = _mm256_fmadd_ps(qv, LD(r3 + c), a3);                                      \
+                    a4 = _mm256_fmadd_ps(qv, LD(r4 + c), a4);                                      \
+                    a5 = _mm256_fmadd_ps(qv, LD(r5 + c), a5);                                      \
+                    a6 = _mm256_fmadd_ps(qv, LD(r6 + c), a6);                                      \
+                    a7 = _mm256_fmadd_ps(qv, LD(r7 + c), a7);                                      \
+                }                                                                                  \
+                /* transpose-and-add: lane j of s is the sum of aj */                             \
+                __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));        \
+                __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));        \
+                __m256 s = _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20),                     \
+                                         _mm256_permute2f128_ps(h0, h1, 0x31));                    \
+                _mm256_storeu_ps(out + i, _mm256_mul_ps(s, vs));                                   \
+            }                                                                                      \
+        for (; i < n; i++) out[i] = scale * DOT1(q, rows + (size_t)idx[i] * stride, hd);           \
+    }
+
+/* wsum: 64 output floats stay in eight registers while every row adds to them */
+#define ATTN_WSUM(name, T, LD, LD1)                                                                \
+    void name(const float *p, const T *rows, size_t stride, const int32_t *idx, int n, int hd,     \
+              float *out) {                                                                        \
+        int c = 0;                                                                                 \
+        for (; c + 64 <= hd; c += 64) {                                                            \
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0; \
+            for (int i = 0; i < n; i++) {                                                          \
+                const T *r = rows + (size_t)idx[i] * stride + c;                                   \
+                __m256 pv = _mm256_broadcast_ss(p + i);                                            \
+                a0 = _mm256_fmadd_ps(pv, LD(r), a0);                                               \
+                a1 = _mm256_fmadd_ps(pv, LD(r + 8), a1);                                           \
+                a2 = _mm256_fmadd_ps(pv, LD(r + 16), a2);                                          \
+                a3 = _mm256_fmadd_ps(pv, LD(r + 24), a3);                                          \
+                a4 = _mm256_fmadd_ps(pv, LD(r + 32), a4);                                          \
+                a5 = _mm256_fmadd_ps(pv, LD(r + 40), a5);                                          \
+                a6 = _mm256_fmadd_ps(pv, LD(r + 48), a6);                                          \
+                a7 = _mm256_fmadd_ps(pv, LD(r + 56), a7);                                          \
+            }                                                                                      \
+            _mm256_storeu_ps(out + c, a0);                                                         \
+            _mm256_storeu_ps(out + c + 8, a1);                                                     \
+            _mm256_storeu_ps(out + c + 16, a2);                                                    \
+            _mm256_storeu_ps(out + c + 24, a3);                                                    \
+            _mm256_storeu_ps(out + c + 32, a4);                                                    \
+            _mm256_storeu_ps(out + c + 40, a5);                                                    \
+            _mm256_storeu_ps(out + c + 48, a6);                                                    \
+            _mm256_storeu_ps(out + c + 56, a7);                                                    \
+        }                                                                                          \
+        for (; c + 8 <= hd; c += 8) {                                                              \
+            __m256 a = _mm256_setzero_ps();                                                        \
+            for (int i = 0; i < n; i++)                                                            \
+                a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + i), LD(rows + (size_t)idx[i] * stride + c), a); \
+            _mm256_storeu_ps(out + c, a);                                                          \
+        }                                                                                          \
+        for (; c < hd; c++) {                                                                      \
+            float a = 0;                                                                           \
+            for (int i = 0; i < n; i++) a += p[i] * LD1(rows[(size_t)idx[i] * stride + c]);       \
+            out[c] = a;                                                                            \
+        }                                                                                          \
+    }
+
+static inline float f32_1(float x) { return x; }
+ATTN_DOTS(rtr_attn_dots_f32_avx2, float, _mm256_loadu_ps, rtr_dot_f32_avx2)
+ATTN_DOTS(rtr_attn_dots_f16_avx2, uint16_t, ld_f16, rtr_dot_f32_f16_avx2)
+ATTN_WSUM(rtr_attn_wsum_f32_avx2, float, _mm256_loadu_ps, f32_1)
+ATTN_WSUM(rtr_attn_wsum_f16_avx2, uint16_t, ld_f16, f16_1)

@@ -175,3 +175,27 @@ void rtr_axpy_f16_neon(float a, const uint16_t *v, float *y, int n) {
     for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), ld_f16(v + i), a));
     for (; i < n; i++) y[i] += a * f16_1(v[i]);
 }
+
+/* ---- attention over a list of cache rows: the row kernels above, one row at a time ---- */
+
+void rtr_attn_dots_f32_neon(const float *q, const float *rows, size_t stride, const int32_t *idx,
+                            int n, int hd, float scale, float *out) {
+    for (int i = 0; i < n; i++) out[i] = scale * rtr_dot_f32_neon(q, rows + (size_t)idx[i] * stride, hd);
+}
+
+void rtr_attn_dots_f16_neon(const float *q, const uint16_t *rows, size_t stride, const int32_t *idx,
+                            int n, int hd, float scale, float *out) {
+    for (int i = 0; i < n; i++) out[i] = scale * rtr_dot_f32_f16_neon(q, rows + (size_t)idx[i] * stride, hd);
+}
+
+void rtr_attn_wsum_f32_neon(const float *p, const float *rows, size_t stride, const int32_t *idx,
+                            int n, int hd, float *out) {
+    memset(out, 0, (size_t)hd * sizeof *out);
+    for (int i = 0; i < n; i++) rtr_axpy_f32_neon(p[i], rows + (size_t)idx[i] * stride, out, hd);
+}
+
+void rtr_attn_wsum_f16_neon(const float *p, const uint16_t *rows, size_t stride, const int32_t *idx,
+                            int n, int hd, float *out) {
+    memset(out, 0, (size_t)hd * sizeof *out);
+    for (int i = 0; i < n; i++) rtr_axpy_f16_neon(p[i], rows + (size_t)idx[i] * stride, out, hd);
+}

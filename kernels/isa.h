@@ -17,7 +17,15 @@
     float rtr_dot_f32_f16_##isa(const float *x, const uint16_t *y, int n);                         \
     void rtr_axpy_f16_##isa(float a, const uint16_t *v, float *y, int n);                          \
     float rtr_dot_f32_##isa(const float *x, const float *y, int n);                                \
-    void rtr_axpy_f32_##isa(float a, const float *v, float *y, int n);
+    void rtr_axpy_f32_##isa(float a, const float *v, float *y, int n);                          \
+    void rtr_attn_dots_f32_##isa(const float *q, const float *rows, size_t stride,                \
+                                 const int32_t *idx, int n, int hd, float scale, float *out);     \
+    void rtr_attn_dots_f16_##isa(const float *q, const uint16_t *rows, size_t stride,             \
+                                 const int32_t *idx, int n, int hd, float scale, float *out);     \
+    void rtr_attn_wsum_f32_##isa(const float *p, const float *rows, size_t stride,                \
+                                 const int32_t *idx, int n, int hd, float *out);                  \
+    void rtr_attn_wsum_f16_##isa(const float *p, const uint16_t *rows, size_t stride,             \
+                                 const int32_t *idx, int n, int hd, float *out);
 
 RTR_FP_DECLS(avx2)
 RTR_FP_DECLS(neon)

@@ -9,6 +9,7 @@
 #include "../models/format.h"
 
 #include <math.h>
+#include <string.h>
 
 /* Weight j of a packed T2 row: byte j/128*32 + j%32, bits 2*((j%128)/32); 00 0, 10 +1, 01 -1. */
 static int t2_weight(const uint8_t *row, int j) {
@@ -109,6 +110,28 @@ static void axpy_f32(float a, const float *v, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] += a * v[i];
 }
 
+static void attn_dots_f32(const float *q, const float *rows, size_t stride, const int32_t *idx,
+                          int n, int hd, float scale, float *out) {
+    for (int i = 0; i < n; i++) out[i] = scale * dot_f32(q, rows + (size_t)idx[i] * stride, hd);
+}
+
+static void attn_dots_f16(const float *q, const uint16_t *rows, size_t stride, const int32_t *idx,
+                          int n, int hd, float scale, float *out) {
+    for (int i = 0; i < n; i++) out[i] = scale * dot_f32_f16(q, rows + (size_t)idx[i] * stride, hd);
+}
+
+static void attn_wsum_f32(const float *p, const float *rows, size_t stride, const int32_t *idx,
+                          int n, int hd, float *out) {
+    memset(out, 0, (size_t)hd * sizeof *out);
+    for (int i = 0; i < n; i++) axpy_f32(p[i], rows + (size_t)idx[i] * stride, out, hd);
+}
+
+static void attn_wsum_f16(const float *p, const uint16_t *rows, size_t stride, const int32_t *idx,
+                          int n, int hd, float *out) {
+    memset(out, 0, (size_t)hd * sizeof *out);
+    for (int i = 0; i < n; i++) axpy_f16(p[i], rows + (size_t)idx[i] * stride, out, hd);
+}
+
 const rtr_kernels rtr_kernels_scalar = {
     .name = "scalar",
     .t2_gemm = t2_gemm,
@@ -120,4 +143,8 @@ const rtr_kernels rtr_kernels_scalar = {
     .axpy_f16 = axpy_f16,
     .dot_f32 = dot_f32,
     .axpy_f32 = axpy_f32,
+    .attn_dots_f32 = attn_dots_f32,
+    .attn_dots_f16 = attn_dots_f16,
+    .attn_wsum_f32 = attn_wsum_f32,
+    .attn_wsum_f16 = attn_wsum_f16,
 };

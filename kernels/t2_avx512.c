@@ -183,4 +183,8 @@ const rtr_kernels rtr_kernels_avx512vnni = {
     .axpy_f16 = rtr_axpy_f16_avx2,
     .dot_f32 = rtr_dot_f32_avx2,
     .axpy_f32 = rtr_axpy_f32_avx2,
+    .attn_dots_f32 = rtr_attn_dots_f32_avx2,
+    .attn_dots_f16 = rtr_attn_dots_f16_avx2,
+    .attn_wsum_f32 = rtr_attn_wsum_f32_avx2,
+    .attn_wsum_f16 = rtr_attn_wsum_f16_avx2,
 };

@@ -163,4 +163,8 @@ const rtr_kernels rtr_kernels_neon = {
     .axpy_f16 = rtr_axpy_f16_neon,
     .dot_f32 = rtr_dot_f32_neon,
     .axpy_f32 = rtr_axpy_f32_neon,
+    .attn_dots_f32 = rtr_attn_dots_f32_neon,
+    .attn_dots_f16 = rtr_attn_dots_f16_neon,
+    .attn_wsum_f32 = rtr_attn_wsum_f32_neon,
+    .attn_wsum_f16 = rtr_attn_wsum_f16_neon,
 };

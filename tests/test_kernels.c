@@ -340,6 +340,68 @@ static void test_attn(const rtr_kernels *ks) {
     CHECK(!bad_axpy, "%s axpy_f32: %d outside 2.5e-7 relative", ks->name, bad_axpy);
 }
 
+/* The row-list attention kernels against float64 over rows picked out of order from a cache of
+ * several heads, for head sizes with and without a multiple of 8 or 64 and row counts around the
+ * kernels' groups of 8 and 4. */
+static void test_attn_rows(const rtr_kernels *ks) {
+    enum { SLOTS = 48, NKV = 3, HDMAX = 136 };
+    static const int hds[] = {1, 3, 8, 64, 72, 128, 136};
+    static const int ns[] = {0, 1, 3, 4, 7, 8, 9, 17, 33, 48};
+    static float cf[SLOTS * NKV * HDMAX];
+    static uint16_t ch[SLOTS * NKV * HDMAX];
+    float q[HDMAX], p[SLOTS], out[SLOTS > HDMAX ? SLOTS : HDMAX];
+    int32_t idx[SLOTS];
+    int bad[4] = {0};
+    for (size_t a = 0; a < sizeof hds / sizeof *hds; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof *ns; b++) {
+            int hd = hds[a], n = ns[b], kvh = (int)(a + b) % NKV;
+            size_t stride = (size_t)NKV * hd;
+            for (size_t i = 0; i < SLOTS * stride; i++) {
+                cf[i] = rndf() * 4.0f;
+                ch[i] = rtr_f32_to_f16(cf[i]);
+            }
+            for (int i = 0; i < hd; i++) q[i] = rndf();
+            for (int i = 0; i < n; i++) {
+                idx[i] = (i * 29 + 5) % SLOTS; /* distinct, out of order */
+                p[i] = rndf() * 0.5f + 0.5f;
+            }
+            const float scale = 0.088f;
+            for (int f16 = 0; f16 < 2; f16++) {
+                const float *rf = cf + (size_t)kvh * hd;
+                const uint16_t *rh = ch + (size_t)kvh * hd;
+                for (int i = 0; i < SLOTS; i++) out[i] = 12345.0f;
+                if (f16) ks->attn_dots_f16(q, rh, stride, idx, n, hd, scale, out);
+                else ks->attn_dots_f32(q, rf, stride, idx, n, hd, scale, out);
+                for (int i = 0; i < n; i++) {
+                    double s = 0, m = 0;
+                    for (int c = 0; c < hd; c++) {
+                        double w = f16 ? rtr_f16_to_f32(rh[(size_t)idx[i] * stride + c]) : rf[(size_t)idx[i] * stride + c];
+                        s += (double)q[c] * w;
+                        m += fabs((double)q[c] * w);
+                    }
+                    bad[f16] += !(fabs(out[i] - scale * s) <= 5e-6 * scale * m + 1e-30);
+                }
+                bad[f16] += n < SLOTS && out[n] != 12345.0f; /* nothing written past n */
+                for (int c = 0; c < hd; c++) out[c] = 12345.0f;
+                if (f16) ks->attn_wsum_f16(p, rh, stride, idx, n, hd, out);
+                else ks->attn_wsum_f32(p, rf, stride, idx, n, hd, out);
+                for (int c = 0; c < hd; c++) {
+                    double s = 0, m = 0;
+                    for (int i = 0; i < n; i++) {
+                        double w = f16 ? rtr_f16_to_f32(rh[(size_t)idx[i] * stride + c]) : rf[(size_t)idx[i] * stride + c];
+                        s += p[i] * w;
+                        m += fabs(p[i] * w);
+                    }
+                    bad[2 + f16] += !(fabs(out[c] - s) <= 5e-6 * m + 1e-30);
+                }
+            }
+        }
+    CHECK(!bad[0], "%s attn_dots_f32: %d outside 5e-6 relative", ks->name, bad[0]);
+    CHECK(!bad[1], "%s attn_dots_f16: %d outside 5e-6 relative", ks->name, bad[1]);
+    CHECK(!bad[2], "%s attn_wsum_f32: %d outside 5e-6 relative", ks->name, bad[2]);
+    CHECK(!bad[3], "%s attn_wsum_f16: %d outside 5e-6 relative", ks->name, bad[3]);
+}
+
 /* ---------------- selection ---------------- */
 
 static void test_pick(void) {
@@ -391,6 +453,7 @@ int main(void) {
         test_half(ks);
         test_q8(ks);
         test_attn(ks);
+        test_attn_rows(ks);
         printf("%s: %s\n", ks->name, test_fail == before ? "all kernels match" : "FAILURES");
     }
     return test_done("test_kernels");
