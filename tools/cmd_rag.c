@@ -81,7 +81,8 @@ static void print_summary(const rag_index_stats *st, rag_db *db, const rag_db_co
             (unsigned long long)st->indexed, st->indexed == 1 ? "" : "s",
             (unsigned long long)st->chunks, st->seconds);
     if (st->chunks && st->seconds > 0)
-        fprintf(stderr, ", %.1f chunks/s", (double)st->chunks / st->seconds);
+        fprintf(stderr, ", %.2f chunks/s, %.0f tokens/s", (double)st->chunks / st->seconds,
+                (double)st->tokens / st->seconds);
     fprintf(stderr, "; %llu unchanged, %llu removed", (unsigned long long)st->unchanged,
             (unsigned long long)st->removed);
     int any = 0;

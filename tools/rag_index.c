@@ -105,6 +105,7 @@ static int one_file(rag_db *db, const rag_index_opts *o, const rag_file *f, rag_
     if (!rc) {
         st->indexed++;
         st->chunks += (uint64_t)n;
+        for (int i = 0; i < n; i++) st->tokens += (uint64_t)(ch[i].n_tokens > 0 ? ch[i].n_tokens : 0);
         *kept = 1;
     }
 out:

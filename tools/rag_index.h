@@ -20,6 +20,7 @@ typedef struct {
     uint64_t unchanged; /* same size and mtime, or same content */
     uint64_t removed; /* documents deleted from the index */
     uint64_t chunks; /* chunks stored in this run */
+    uint64_t tokens; /* their tokens as the chunker counted them (model tokens with a model) */
     uint64_t replaced; /* files with invalid UTF-8 replaced by U+FFFD */
     uint64_t unstable; /* files that changed while being read (indexed again next run) */
     uint64_t skipped[RAG_SKIP_N];
