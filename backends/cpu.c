@@ -307,43 +307,124 @@ static void op_kv_store(void *v, int ith, int nth) {
     }
 }
 
+/* Attention works on items of one KV head, the query heads that share it (a GQA group, or one
+ * head when there are too few items to keep every thread busy) and ATTN_RB consecutive query
+ * rows. The cached rows any of those rows may see are gathered once; scores and weighted sums
+ * then go through them ATTN_CHUNK at a time, each chunk's K (or V) rows staying in L1 while
+ * every query of the item uses them. A query's slots that its own row may not see (the causal
+ * mask, the window) get no weight. */
+#define ATTN_RB 4
+#define ATTN_CHUNK 32
+
+/* 0, 1, ..., ATTN_CHUNK - 1: the row list of a packed chunk */
+static const int32_t attn_ident[ATTN_CHUNK] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
+                                               11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+                                               22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+
+/* Copies the chunk's cache rows (row_bytes each) next to one another. In the cache they lie
+ * n_kv * head_dim elements apart, often a multiple of 4 KiB, where every row of a chunk falls
+ * into the same L1 sets and evicts the others before the next query of the item reads them. */
+static const void *attn_pack(float *dst, const void *base, size_t stride_bytes, const int32_t *idx,
+                             int n, size_t row_bytes) {
+    for (int i = 0; i < n; i++)
+        memcpy((char *)dst + (size_t)i * row_bytes, (const char *)base + (size_t)idx[i] * stride_bytes, row_bytes);
+    return dst;
+}
+
+static inline int attn_visible(int sp, int p, int n_sink, int window) {
+    return sp >= 0 && sp <= p && (sp < n_sink || p - sp < window);
+}
+
+static int attn_heads_per_item(const rtr_op *op, int nth) {
+    int grp = op->p.attn.n_head / op->p.attn.n_kv, nblk = (op->rows + ATTN_RB - 1) / ATTN_RB;
+    return op->p.attn.n_kv * nblk >= 4 * nth ? grp : 1;
+}
+
 static void op_attn(void *v, int ith, int nth) {
     job *j = v;
     const rtr_op *op = j->op;
     const rtr_kernels *k = j->b->k;
     int nh = op->p.attn.n_head, nkv = op->p.attn.n_kv, hd = op->p.attn.head_dim, cap = op->p.attn.cap;
-    int grp = nh / nkv;
+    int grp = nh / nkv, rows = op->rows, nblk = (rows + ATTN_RB - 1) / ATTN_RB;
+    int hpi = attn_heads_per_item(op, nth), nsub = grp / hpi;
+    int n_sink = op->p.attn.n_sink, window = op->p.attn.window;
     const int32_t *spos = (const int32_t *)PTR(op->d), *qpos = (const int32_t *)PTR(op->e);
     const uint16_t *K = (const uint16_t *)PTR(op->b), *V = (const uint16_t *)PTR(op->c);
-    const float *Kf = F32(op->b), *Vf = F32(op->c);
+    const float *Kf = F32(op->b), *Vf = F32(op->c), *Q = F32(op->a);
+    float *O = F32(op->dst);
     int f32 = op->p.attn.kv_type == RTR_T_F32;
-    float *sc = j->b->sc[ith].f;
+    float *sc = j->b->sc[ith].f; /* [query of the item][slot of the list], then the packed chunk */
+    float *pack = sc + (size_t)ATTN_RB * hpi * cap;
     int32_t *idx = j->b->sc[ith].i;
-    /* (head, row) items dealt out in turn: under the causal mask later rows see more slots, so
-     * contiguous ranges would leave the last thread most of the work. Heads are the slow index:
-     * consecutive items then read the same K and V rows, which stay in cache between them. */
-    for (int it = ith; it < op->rows * nh; it += nth) {
-        int h = it / op->rows, r = it % op->rows, kvh = h / grp;
-        const float *q = F32(op->a) + ((size_t)r * nh + h) * hd;
-        float *out = F32(op->dst) + ((size_t)r * nh + h) * hd;
-        int p = qpos[r], m = 0;
+    size_t stride = (size_t)nkv * hd;
+    /* items dealt out in turn, row blocks fastest: later rows see more slots under the causal
+     * mask, so contiguous ranges would leave the last thread most of the work */
+    for (int it = ith; it < nkv * nsub * nblk; it += nth) {
+        int blk = it % nblk, sub = it / nblk % nsub, kvh = it / nblk / nsub;
+        int r0 = blk * ATTN_RB, nr = rows - r0 < ATTN_RB ? rows - r0 : ATTN_RB, h0 = kvh * grp + sub * hpi;
+        int pmax = qpos[r0];
+        for (int rr = 1; rr < nr; rr++) if (qpos[r0 + rr] > pmax) pmax = qpos[r0 + rr];
         /* before the ring wraps, position p sits in slot p: later slots cannot be visible */
-        int last = p < cap ? p + 1 : cap;
-        for (int s = 0; s < last; s++) {
-            int sp = spos[s];
-            if (sp < 0 || sp > p || (sp >= op->p.attn.n_sink && p - sp >= op->p.attn.window)) continue;
-            idx[m++] = s;
+        int last = pmax < cap ? pmax + 1 : cap, m = 0;
+        for (int s = 0; s < last; s++)
+            for (int rr = 0; rr < nr; rr++)
+                if (attn_visible(spos[s], qpos[r0 + rr], n_sink, window)) { idx[m++] = s; break; }
+        size_t off = (size_t)kvh * hd;
+        int nq = nr * hpi;
+        for (int i0 = 0; i0 < m; i0 += ATTN_CHUNK) {
+            int n = m - i0 < ATTN_CHUNK ? m - i0 : ATTN_CHUNK;
+            const float *kf = Kf + off;
+            const uint16_t *kh = K + off;
+            const int32_t *ix = idx + i0;
+            size_t st = stride;
+            if (nq > 1) { /* pack the chunk's rows (see attn_pack) */
+                if (f32) kf = attn_pack(pack, Kf + off, stride * 4, ix, n, (size_t)hd * 4);
+                else kh = attn_pack(pack, K + off, stride * 2, ix, n, (size_t)hd * 2);
+                ix = attn_ident;
+                st = (size_t)hd;
+            }
+            for (int qi = 0; qi < nq; qi++) {
+                const float *q = Q + ((size_t)(r0 + qi / hpi) * nh + h0 + qi % hpi) * hd;
+                float *srow = sc + (size_t)qi * m + i0;
+                if (f32) k->attn_dots_f32(q, kf, st, ix, n, hd, op->p.attn.scale, srow);
+                else k->attn_dots_f16(q, kh, st, ix, n, hd, op->p.attn.scale, srow);
+            }
         }
-        size_t stride = (size_t)nkv * hd, off = (size_t)kvh * hd;
-        if (f32) k->attn_dots_f32(q, Kf + off, stride, idx, m, hd, op->p.attn.scale, sc);
-        else k->attn_dots_f16(q, K + off, stride, idx, m, hd, op->p.attn.scale, sc);
-        float mx = -INFINITY, sum = 0;
-        for (int i = 0; i < m; i++) if (sc[i] > mx) mx = sc[i];
-        for (int i = 0; i < m; i++) { sc[i] = expf(sc[i] - mx); sum += sc[i]; }
-        float inv = sum > 0 ? 1.0f / sum : 0;
-        for (int i = 0; i < m; i++) sc[i] *= inv;
-        if (f32) k->attn_wsum_f32(sc, Vf + off, stride, idx, m, hd, out);
-        else k->attn_wsum_f16(sc, V + off, stride, idx, m, hd, out);
+        for (int qi = 0; qi < nq; qi++) {
+            float *srow = sc + (size_t)qi * m;
+            int p = qpos[r0 + qi / hpi];
+            float mx = -INFINITY, sum = 0;
+            for (int i = 0; i < m; i++) {
+                if (nr > 1 && !attn_visible(spos[idx[i]], p, n_sink, window)) srow[i] = -INFINITY;
+                else if (srow[i] > mx) mx = srow[i];
+            }
+            for (int i = 0; i < m; i++) {
+                srow[i] = srow[i] == -INFINITY ? 0.0f : expf(srow[i] - mx);
+                sum += srow[i];
+            }
+            float inv = sum > 0 ? 1.0f / sum : 0;
+            for (int i = 0; i < m; i++) srow[i] *= inv;
+            memset(O + ((size_t)(r0 + qi / hpi) * nh + h0 + qi % hpi) * hd, 0, (size_t)hd * 4);
+        }
+        for (int i0 = 0; i0 < m; i0 += ATTN_CHUNK) {
+            int n = m - i0 < ATTN_CHUNK ? m - i0 : ATTN_CHUNK;
+            const float *vf = Vf + off;
+            const uint16_t *vh = V + off;
+            const int32_t *ix = idx + i0;
+            size_t st = stride;
+            if (nq > 1) {
+                if (f32) vf = attn_pack(pack, Vf + off, stride * 4, ix, n, (size_t)hd * 4);
+                else vh = attn_pack(pack, V + off, stride * 2, ix, n, (size_t)hd * 2);
+                ix = attn_ident;
+                st = (size_t)hd;
+            }
+            for (int qi = 0; qi < nq; qi++) {
+                float *out = O + ((size_t)(r0 + qi / hpi) * nh + h0 + qi % hpi) * hd;
+                const float *pr = sc + (size_t)qi * m + i0;
+                if (f32) k->attn_wsum_f32(pr, vf, st, ix, n, hd, out);
+                else k->attn_wsum_f16(pr, vh, st, ix, n, hd, out);
+            }
+        }
     }
 }
 
@@ -403,7 +484,12 @@ static int cpu_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
         break;
     case RTR_OP_ROPE: fn = op_rope; nf = (size_t)op->p.rope.rot_dim + 2; break;
     case RTR_OP_KV_STORE: fn = op_kv_store; break;
-    case RTR_OP_ATTN: fn = op_attn; nf = (size_t)op->p.attn.cap; ni = (size_t)op->p.attn.cap; break;
+    case RTR_OP_ATTN:
+        fn = op_attn;
+        nf = (size_t)ATTN_RB * (size_t)attn_heads_per_item(op, rtr_pool_size(b->pool)) * (size_t)op->p.attn.cap +
+             (size_t)ATTN_CHUNK * (size_t)op->p.attn.head_dim;
+        ni = (size_t)op->p.attn.cap;
+        break;
     case RTR_OP_GLU: fn = op_glu; break;
     case RTR_OP_ADD: fn = op_add; break;
     default: return rtr_seterr(err, RTR_EARG, "cpu: unknown op %d", op->kind);

@@ -318,7 +318,10 @@ void rtr_axpy_f16_avx2(float a, const uint16_t *v, float *y, int n) {
               float *out) {                                                                        \
         int c = 0;                                                                                 \
         for (; c + 64 <= hd; c += 64) {                                                            \
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0; \
+            float *o = out + c;                                                                    \
+            __m256 a0 = _mm256_loadu_ps(o), a1 = _mm256_loadu_ps(o + 8), a2 = _mm256_loadu_ps(o + 16); \
+            __m256 a3 = _mm256_loadu_ps(o + 24), a4 = _mm256_loadu_ps(o + 32), a5 = _mm256_loadu_ps(o + 40); \
+            __m256 a6 = _mm256_loadu_ps(o + 48), a7 = _mm256_loadu_ps(o + 56);                     \
             for (int i = 0; i < n; i++) {                                                          \
                 const T *r = rows + (size_t)idx[i] * stride + c;                                   \
                 __m256 pv = _mm256_broadcast_ss(p + i);                                            \
@@ -341,13 +344,13 @@ void rtr_axpy_f16_avx2(float a, const uint16_t *v, float *y, int n) {
             _mm256_storeu_ps(out + c + 56, a7);                                                    \
         }                                                                                          \
         for (; c + 8 <= hd; c += 8) {                                                              \
-            __m256 a = _mm256_setzero_ps();                                                        \
+            __m256 a = _mm256_loadu_ps(out + c);                                                   \
             for (int i = 0; i < n; i++)                                                            \
                 a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + i), LD(rows + (size_t)idx[i] * stride + c), a); \
             _mm256_storeu_ps(out + c, a);                                                          \
         }                                                                                          \
         for (; c < hd; c++) {                                                                      \
-            float a = 0;                                                                           \
+            float a = out[c];                                                                      \
             for (int i = 0; i < n; i++) a += p[i] * LD1(rows[(size_t)idx[i] * stride + c]);       \
             out[c] = a;                                                                            \
         }                                                                                          \

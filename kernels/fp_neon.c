@@ -190,12 +190,10 @@ void rtr_attn_dots_f16_neon(const float *q, const uint16_t *rows, size_t stride,
 
 void rtr_attn_wsum_f32_neon(const float *p, const float *rows, size_t stride, const int32_t *idx,
                             int n, int hd, float *out) {
-    memset(out, 0, (size_t)hd * sizeof *out);
     for (int i = 0; i < n; i++) rtr_axpy_f32_neon(p[i], rows + (size_t)idx[i] * stride, out, hd);
 }
 
 void rtr_attn_wsum_f16_neon(const float *p, const uint16_t *rows, size_t stride, const int32_t *idx,
                             int n, int hd, float *out) {
-    memset(out, 0, (size_t)hd * sizeof *out);
     for (int i = 0; i < n; i++) rtr_axpy_f16_neon(p[i], rows + (size_t)idx[i] * stride, out, hd);
 }

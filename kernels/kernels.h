@@ -50,9 +50,8 @@ typedef struct {
     float (*dot_f32)(const float *x, const float *y, int n);
     void (*axpy_f32)(float a, const float *v, float *y, int n);
     /* Attention over a list of cache rows: row i is rows + idx[i] * stride elements, hd long.
-     * dots: out[i] = scale * dot(q, row i) for i < n. wsum: out[0..hd) = sum_i p[i] * row i
-     * (all zeros when n = 0). Several rows go through the registers together, one call per
-     * (query, head) instead of one per cached position. */
+     * dots: out[i] = scale * dot(q, row i) for i < n. wsum: out[0..hd) += sum_i p[i] * row i.
+     * Several rows go through the registers together: one call covers many cached positions. */
     void (*attn_dots_f32)(const float *q, const float *rows, size_t stride, const int32_t *idx,
                           int n, int hd, float scale, float *out);
     void (*attn_dots_f16)(const float *q, const uint16_t *rows, size_t stride, const int32_t *idx,

@@ -122,13 +122,11 @@ static void attn_dots_f16(const float *q, const uint16_t *rows, size_t stride, c
 
 static void attn_wsum_f32(const float *p, const float *rows, size_t stride, const int32_t *idx,
                           int n, int hd, float *out) {
-    memset(out, 0, (size_t)hd * sizeof *out);
     for (int i = 0; i < n; i++) axpy_f32(p[i], rows + (size_t)idx[i] * stride, out, hd);
 }
 
 static void attn_wsum_f16(const float *p, const uint16_t *rows, size_t stride, const int32_t *idx,
                           int n, int hd, float *out) {
-    memset(out, 0, (size_t)hd * sizeof *out);
     for (int i = 0; i < n; i++) axpy_f16(p[i], rows + (size_t)idx[i] * stride, out, hd);
 }
 

@@ -382,11 +382,12 @@ static void test_attn_rows(const rtr_kernels *ks) {
                     bad[f16] += !(fabs(out[i] - scale * s) <= 5e-6 * scale * m + 1e-30);
                 }
                 bad[f16] += n < SLOTS && out[n] != 12345.0f; /* nothing written past n */
-                for (int c = 0; c < hd; c++) out[c] = 12345.0f;
+                float o0[HDMAX];
+                for (int c = 0; c < hd; c++) out[c] = o0[c] = rndf();
                 if (f16) ks->attn_wsum_f16(p, rh, stride, idx, n, hd, out);
                 else ks->attn_wsum_f32(p, rf, stride, idx, n, hd, out);
                 for (int c = 0; c < hd; c++) {
-                    double s = 0, m = 0;
+                    double s = o0[c], m = fabs(o0[c]);
                     for (int i = 0; i < n; i++) {
                         double w = f16 ? rtr_f16_to_f32(rh[(size_t)idx[i] * stride + c]) : rf[(size_t)idx[i] * stride + c];
                         s += p[i] * w;
