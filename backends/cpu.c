@@ -242,21 +242,9 @@ static void op_matmul_f(void *v, int ith, int nth) {
             }
         break;
     case RTR_T_Q8R: {
-        int kq = (int)rtr_q8r_row_bytes((uint64_t)kk);
-        int8_t *q = j->b->sc[ith].q;
-        float *xs = j->b->sc[ith].f;
-        for (int t = 0; t < ntok; t++) {
-            int32_t sum;
-            int kpad = (kk + 127) / 128 * 128; /* quant_row pads to 128; q8 rows use the first kq */
-            xs[t] = k->quant_row(x + (size_t)t * kk, kk, kpad, q + (size_t)t * kpad, &sum);
-            (void)kq;
-        }
         const float *scale = (const float *)(w + (size_t)n * rtr_q8r_row_bytes((uint64_t)kk));
-        int kpad = (kk + 127) / 128 * 128;
-        /* q8_gemm reads x rows of kq entries: repack to kq stride when it differs */
-        if (kpad != kq)
-            for (int t = 1; t < ntok; t++) memmove(q + (size_t)t * kq, q + (size_t)t * kpad, (size_t)kq);
-        k->q8_gemm((const int8_t *)w + (size_t)lo * kq, scale + lo, hi - lo, kk, q, xs, ntok, y + lo, (size_t)n);
+        int kq = (int)rtr_q8r_row_bytes((uint64_t)kk);
+        k->q8f_gemm((const int8_t *)w + (size_t)lo * kq, scale + lo, hi - lo, kk, x, ntok, y + lo, (size_t)n);
         break;
     }
     }
@@ -480,7 +468,6 @@ static int cpu_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
     case RTR_OP_MATMUL_F:
         if (op->p.mf.type == RTR_T_BF16 && !b->k->bf16_gemm) return rtr_seterr(err, RTR_EBACKEND, "cpu: no bf16 kernel");
         fn = op_matmul_f;
-        if (op->p.mf.type == RTR_T_Q8R) { nq = (size_t)op->rows * ((op->p.mf.k + 127) / 128 * 128); nf = (size_t)op->rows; }
         break;
     case RTR_OP_ROPE: fn = op_rope; nf = (size_t)op->p.rope.rot_dim + 2; break;
     case RTR_OP_KV_STORE: fn = op_kv_store; break;

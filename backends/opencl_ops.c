@@ -231,6 +231,7 @@ static int op_matmul_t2(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, 
 }
 
 static int op_matmul_f(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
+    (void)b;
     int t = op->p.mf.type, n = op->p.mf.n, k = op->p.mf.k, r;
     rtr_ref w = op->p.mm.w[0];
     if (t != RTR_T_F32 && t != RTR_T_F16 && t != RTR_T_BF16 && t != RTR_T_Q8R)
@@ -250,19 +251,7 @@ static int op_matmul_f(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, r
         (r = eoff(op->dst, 4, &p.off[2], "matmul_f dst", err)))
         return r;
     p.off[1] = w.off; /* bytes */
-    if (t == RTR_T_Q8R) {
-        /* quantize the input rows as the CPU reference does, into scratch */
-        size_t kpad = ((size_t)k + 127) / 128 * 128, qbytes = round_up((size_t)op->rows * kpad, 256);
-        if ((r = cl_scratch(b, qbytes + (size_t)op->rows * 4, err))) return r;
-        rtr_buf sb = {b->scratch, b->scratch_bytes};
-        rtr_ref q = {&sb, 0}, qs = {&sb, qbytes}, none = {NULL, 0};
-        if ((r = norm_prep(b, &L[(*nl)++], op->rows, k, NF_QUANT | NF_NONORM, 0.0f, op->a, none, none, none,
-                           q, qs, err)))
-            return r;
-        m[3] = m[4] = b->scratch;
-        p.off[3] = 0;
-        p.off[4] = qbytes / 4;
-    }
+    m[3] = m[4] = M(op->a); /* unused by the kernel */
     p.i[0] = t;
     p.i[1] = n;
     p.i[2] = k;

@@ -439,7 +439,7 @@ static void vkb_destroy(rtr_backend *be) {
         if (vk->prof_path && vk->prof_batches) prof_write(vk);
         for (int i = 0; i < VK_NREC; i++)
             if (vk->rec[i].qp) vkDestroyQueryPool(vk->dev, vk->rec[i].qp, NULL);
-        rtr_buf *own[] = {vk->dummy, vk->ring, vk->stage, vk->part, vk->cnt, vk->q8, vk->rope_tab};
+        rtr_buf *own[] = {vk->dummy, vk->ring, vk->stage, vk->part, vk->cnt, vk->rope_tab};
         for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) vk_buf_drop(vk, own[i]);
         for (int i = 0; i < VP_COUNT; i++)
             if (vk->pipe[i]) vkDestroyPipeline(vk->dev, vk->pipe[i], NULL);

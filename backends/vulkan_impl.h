@@ -95,7 +95,7 @@ typedef struct {
     VkPipeline pipe[VP_COUNT];
     uint32_t nt_mm; /* weight rows per matmul workgroup */
     /* internal buffers */
-    rtr_buf *dummy, *ring, *stage, *part, *cnt, *q8, *rope_tab; /* cnt: attention split counters */
+    rtr_buf *dummy, *ring, *stage, *part, *cnt, *rope_tab; /* cnt: attention split counters */
     size_t ring_used;
     int up_open;
     /* descriptor set cache: open addressing on vk_dkey */

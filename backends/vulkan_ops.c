@@ -462,28 +462,12 @@ static int rec_norm(rec_ctx *c, const rtr_op *op, rtr_err *err) {
 
 static int rec_matmul_f(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err) {
     vk_backend *vk = c->vk;
-    int t = op->p.mf.type, n = op->p.mf.n, k = op->p.mf.k, rows = op->rows, rc;
+    int t = op->p.mf.type, n = op->p.mf.n, k = op->p.mf.k, rows = op->rows;
     size_t kq = (size_t)rtr_q8r_row_bytes((uint64_t)k);
     clear_refs(c);
-    if (t == RTR_T_Q8R) {
-        /* the CPU quantizes the input rows first; so does this, into the q8 scratch */
-        rtr_ref q = {vk->q8, 0}, s = {vk->q8, (size_t)rows * kq};
-        vk_access qa[2] = {{vk->q8, 0, (size_t)rows * (kq + 4), 1}, l->a[0]};
-        depend(c, qa, 2);
-        c->ref[0] = op->a; c->ref[4] = q; c->ref[5] = s;
-        c->pc[P + 0] = (uint32_t)rows; c->pc[P + 1] = (uint32_t)k; c->pc[P + 2] = (uint32_t)kq; c->pc[P + 3] = 8u; c->pc[P + 4] = 0;
-        uint32_t gx, gy;
-        grid((uint64_t)rows, &gx, &gy);
-        if ((rc = dispatch(c, VP_NORM, P + 5, gx, gy, 1, err))) return rc;
-        clear_refs(c);
-        c->ref[0] = q; c->ref[1] = s;
-        qa[0].w = 0;
-        depend(c, qa, 1);
-        depend(c, l->a + 1, l->n - 1);
-    } else {
-        c->ref[0] = op->a;
-        depend(c, l->a, l->n);
-    }
+    c->ref[0] = op->a;
+    c->ref[1] = op->a; /* the shader's second input is unused here */
+    depend(c, l->a, l->n);
     c->ref[2] = op->p.mm.w[0]; c->ref[3] = op->dst;
     c->pc[P + 0] = (uint32_t)t; c->pc[P + 1] = (uint32_t)n; c->pc[P + 2] = (uint32_t)k; c->pc[P + 3] = (uint32_t)rows;
     c->pc[P + 4] = vk->nt_mm; c->pc[P + 5] = (uint32_t)kq;
@@ -610,15 +594,10 @@ static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
 }
 
 /* Internal resources the batch needs, made before recording: RoPE frequency tables (computed
- * on the host as the CPU backend computes them) and the q8 input scratch of MATMUL_F. */
+ * on the host as the CPU backend computes them). */
 int vk_prepare(vk_backend *vk, rtr_err *err) {
-    size_t q8need = 0;
     for (int i = 0; i < vk->n_ops; i++) {
         const rtr_op *op = &vk->ops[i];
-        if (op->kind == RTR_OP_MATMUL_F && op->p.mf.type == RTR_T_Q8R) {
-            size_t need = (size_t)op->rows * ((size_t)rtr_q8r_row_bytes((uint64_t)op->p.mf.k) + 4);
-            if (need > q8need) q8need = need;
-        }
         if (op->kind != RTR_OP_ROPE || find_rope(vk, op->p.rope.theta, op->p.rope.rot_dim) >= 0) continue;
         int half = op->p.rope.rot_dim / 2;
         float tab[1024];
@@ -630,10 +609,6 @@ int vk_prepare(vk_backend *vk, rtr_err *err) {
         if (rc) return rc;
         vk->rope[vk->n_rope++] = (vk_rope){op->p.rope.theta, op->p.rope.rot_dim, vk->rope_used};
         vk->rope_used += ((uint32_t)half * 4 + 15) / 16 * 16;
-    }
-    if (q8need && (!vk->q8 || vk->q8->size < q8need)) {
-        if (vk->q8) { vk_forget_buffer(vk, vk->q8); vk_buf_drop(vk, vk->q8); vk->q8 = NULL; }
-        if (!(vk->q8 = vk_buf_make(vk, q8need, VK_MEM_DEV, 0, err))) return err ? err->code : RTR_ENOMEM;
     }
     return 0;
 }

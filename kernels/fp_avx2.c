@@ -361,3 +361,36 @@ ATTN_DOTS(rtr_attn_dots_f32_avx2, float, _mm256_loadu_ps, rtr_dot_f32_avx2)
 ATTN_DOTS(rtr_attn_dots_f16_avx2, uint16_t, ld_f16, rtr_dot_f32_f16_avx2)
 ATTN_WSUM(rtr_attn_wsum_f32_avx2, float, _mm256_loadu_ps, f32_1)
 ATTN_WSUM(rtr_attn_wsum_f16_avx2, uint16_t, ld_f16, f16_1)
+
+/* ---- 8-bit weights against float activations (the q8 LM head) ---- */
+
+/* eight int8 weights as eight floats */
+static inline __m256 ld_i8f(const int8_t *p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+/* Rows are kq = round_up(k, 64) bytes (zero past k); x rows are k floats, so the tail past the
+ * last multiple of 32 goes element by element. Decode streams one row after another. */
+void rtr_q8f_gemm_avx2(const int8_t *w, const float *scale, int nrows, int k, const float *x, int ntok,
+                       float *y, size_t ldy) {
+    size_t kq = (size_t)(k + 63) / 64 * 64;
+    int k32 = k & ~31;
+    for (int t = 0; t < ntok; t++) {
+        const float *xt = x + (size_t)t * k;
+        for (int r = 0; r < nrows; r++) {
+            const int8_t *p = w + (size_t)r * kq;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            int j = 0;
+            for (; j < k32; j += 32) {
+                _mm_prefetch((const char *)(p + j + 4096), _MM_HINT_T0);
+                a0 = _mm256_fmadd_ps(ld_i8f(p + j), _mm256_loadu_ps(xt + j), a0);
+                a1 = _mm256_fmadd_ps(ld_i8f(p + j + 8), _mm256_loadu_ps(xt + j + 8), a1);
+                a2 = _mm256_fmadd_ps(ld_i8f(p + j + 16), _mm256_loadu_ps(xt + j + 16), a2);
+                a3 = _mm256_fmadd_ps(ld_i8f(p + j + 24), _mm256_loadu_ps(xt + j + 24), a3);
+            }
+            float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+            for (; j < k; j++) s += (float)p[j] * xt[j];
+            y[(size_t)t * ldy + r] = scale[r] * s;
+        }
+    }
+}

@@ -197,3 +197,30 @@ void rtr_attn_wsum_f16_neon(const float *p, const uint16_t *rows, size_t stride,
                             int n, int hd, float *out) {
     for (int i = 0; i < n; i++) rtr_axpy_f16_neon(p[i], rows + (size_t)idx[i] * stride, out, hd);
 }
+
+/* ---- 8-bit weights against float activations (the q8 LM head) ---- */
+
+void rtr_q8f_gemm_neon(const int8_t *w, const float *scale, int nrows, int k, const float *x, int ntok,
+                       float *y, size_t ldy) {
+    size_t kq = (size_t)(k + 63) / 64 * 64;
+    int k16 = k & ~15;
+    for (int t = 0; t < ntok; t++) {
+        const float *xt = x + (size_t)t * k;
+        for (int r = 0; r < nrows; r++) {
+            const int8_t *p = w + (size_t)r * kq;
+            float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0;
+            int j = 0;
+            for (; j < k16; j += 16) {
+                int8x16_t b = vld1q_s8(p + j);
+                int16x8_t lo = vmovl_s8(vget_low_s8(b)), hi = vmovl_s8(vget_high_s8(b));
+                a0 = vfmaq_f32(a0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), vld1q_f32(xt + j));
+                a1 = vfmaq_f32(a1, vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo))), vld1q_f32(xt + j + 4));
+                a2 = vfmaq_f32(a2, vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), vld1q_f32(xt + j + 8));
+                a3 = vfmaq_f32(a3, vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi))), vld1q_f32(xt + j + 12));
+            }
+            float s = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+            for (; j < k; j++) s += (float)p[j] * xt[j];
+            y[(size_t)t * ldy + r] = scale[r] * s;
+        }
+    }
+}

@@ -13,6 +13,8 @@
                              float *y, size_t ldy);                                                \
     void rtr_q8_gemm_##isa(const int8_t *w, const float *scale, int nrows, int k, const int8_t *x, \
                            const float *xs, int ntok, float *y, size_t ldy);                       \
+    void rtr_q8f_gemm_##isa(const int8_t *w, const float *scale, int nrows, int k, const float *x, \
+                            int ntok, float *y, size_t ldy);                                       \
     float rtr_quant_row_##isa(const float *x, int n, int kpad, int8_t *q, int32_t *sum);           \
     float rtr_dot_f32_f16_##isa(const float *x, const uint16_t *y, int n);                         \
     void rtr_axpy_f16_##isa(float a, const uint16_t *v, float *y, int n);                          \

@@ -38,6 +38,12 @@ typedef struct {
      * every set evaluates (scale[r] * xs[t]) * (float)sum, so all sets agree bit for bit. */
     void (*q8_gemm)(const int8_t *w, const float *scale, int nrows, int k, const int8_t *x,
                     const float *xs, int ntok, float *y, size_t ldy);
+    /* Q8R weights against float activations (the 8-bit LM head): rows as for q8_gemm, x f32
+     * [ntok][k]: y[t*ldy + r] = scale[r] * sum_j W[r][j] * x[t][j], summed in f32. Only the
+     * weights are 8-bit: quantizing the final hidden state too loses its small components to
+     * the per-row absmax wherever a few dimensions are large. */
+    void (*q8f_gemm)(const int8_t *w, const float *scale, int nrows, int k, const float *x,
+                     int ntok, float *y, size_t ldy);
     /* Quantize one f32 row of n to int8, zero-filled to kpad: s = 127/max(absmax, 1e-5),
      * q = clamp(rint(x*s), -128, 127) (half to even; NaN inputs are skipped by the absmax and
      * give 127). Returns 1/s = max(absmax, 1e-5)/127; *sum gets the sum of the codes.

@@ -1,11 +1,9 @@
 /* matmul_f.cl: RTR_OP_MATMUL_F, float-weight product (the LM head): y[t][r] = W[r] . x[t].
  * W is f32 (0), f16 (1), bf16 (2) or q8r (4: int8 rows of kq = round_up(k,64) bytes, then one
- * f32 scale per row). For q8r the host first quantizes x (as the CPU reference does) into xq
- * (int8 rows of kpad = round_up(k,128)) with 1/s per row in xqs, and
- * y = scale[r] * xqs[t] * (exact int32 sum).
+ * f32 scale per row; y = scale[r] * (W[r] . x[t]) with x float, as on the CPU).
  * GV_ROWS rows per work-group, GV_LANES work-items along each row, tokens GV_TOK at a time.
- * Params: off x, w (bytes), y, xq (words), xqs; i type, n, k, ntok, aligned (the host saw
- * k % 8 == 0 and 16-byte aligned w and x: wide loads). */
+ * Params: off x, w (bytes), y; i type, n, k, ntok, aligned (the host saw k % 8 == 0 and
+ * 16-byte aligned w and x: wide loads). The last two buffers are unused. */
 __kernel __attribute__((reqd_work_group_size(GV_ROWS * GV_LANES, 1, 1)))
 void matmul_f(__global const float *x, __global const uchar *w, __global float *y,
               __global const uint *xq, __global const float *xqs, rtr_params P) {
@@ -16,31 +14,16 @@ void matmul_f(__global const float *x, __global const uchar *w, __global float *
     x += P.off[0];
     w += P.off[1];
     y += P.off[2];
-    xq += P.off[3];
-    xqs += P.off[4];
     size_t kq = (size_t)(k + 63) / 64 * 64;
-    int xw = (k + 127) / 128 * 32;
     for (int t0 = 0; t0 < ntok; t0 += GV_TOK) {
         float acc[GV_TOK];
         for (int t = 0; t < GV_TOK; t++) acc[t] = 0.0f;
-        if (row < n && type == 4) {
-            /* int32 partial sums travel through acc as bit patterns until the reduction */
-            __global const uint *wr = (__global const uint *)(w + (size_t)row * kq);
-            int iacc[GV_TOK];
-            for (int t = 0; t < GV_TOK; t++) iacc[t] = 0;
-            for (int u = lane; u < (int)(kq / 4); u += GV_LANES) {
-                uint wv = wr[u];
-                for (int t = 0; t < GV_TOK; t++) {
-                    if (t0 + t >= ntok) break;
-                    iacc[t] = dot4(wv, xq[(size_t)(t0 + t) * xw + u], iacc[t]);
-                }
-            }
-            for (int t = 0; t < GV_TOK; t++) acc[t] = as_float(iacc[t]);
-        } else if (row < n) {
-            size_t rb = (size_t)row * k;
+        if (row < n) {
+            size_t rb = type == 4 ? (size_t)row * kq : (size_t)row * k;
             for (int j = lane * 8; j < k8; j += GV_LANES * 8) {
                 float8 wv;
-                if (aligned) { /* 16-byte aligned rows: one wide load per 8 weights */
+                if (type == 4) wv = convert_float8(vload8(0, (__global const char *)w + rb + j));
+                else if (aligned) { /* 16-byte aligned rows: one wide load per 8 weights */
                     if (type == 0) {
                         __global const float4 *p4 = (__global const float4 *)w + (rb + j) / 4;
                         wv = (float8)(p4[0], p4[1]);
@@ -65,7 +48,8 @@ void matmul_f(__global const float *x, __global const uchar *w, __global float *
             int j = k8 + lane;
             if (j < k) {
                 float wv;
-                if (type == 0) wv = ((__global const float *)w)[rb + j];
+                if (type == 4) wv = (float)((__global const char *)w)[rb + j];
+                else if (type == 0) wv = ((__global const float *)w)[rb + j];
                 else if (type == 1) wv = vload_half(rb + j, (__global const half *)w);
                 else wv = as_float((uint)((__global const ushort *)w)[rb + j] << 16);
                 for (int t = 0; t < GV_TOK; t++) {
@@ -82,16 +66,12 @@ void matmul_f(__global const float *x, __global const uchar *w, __global float *
             if (lane < s)
                 for (int t = 0; t < GV_TOK; t++)
                     if (t < nt)
-                        red[t][lid] = type == 4 ? as_float(as_int(red[t][lid]) + as_int(red[t][lid + s]))
-                                                : red[t][lid] + red[t][lid + s];
+                        red[t][lid] += red[t][lid + s];
             barrier(CLK_LOCAL_MEM_FENCE);
         }
         if (lane < GV_TOK && t0 + lane < ntok && row < n) {
             float v = red[lane][rl * GV_LANES];
-            if (type == 4) {
-                float sc = ((__global const float *)(w + (size_t)n * kq))[row];
-                v = sc * xqs[t0 + lane] * (float)as_int(v);
-            }
+            if (type == 4) v *= ((__global const float *)(w + (size_t)n * kq))[row];
             y[(size_t)(t0 + lane) * n + row] = v;
         }
         barrier(CLK_LOCAL_MEM_FENCE);

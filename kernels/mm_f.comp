@@ -1,7 +1,7 @@
 /* mm_f.comp: MATMUL_F, the float-weight product of the LM head: dst[t][r] = W[r] . a[t].
- * W is f32, f16, bf16 (read as 32-bit words, two halves each) or q8r. For q8r the backend first
- * quantizes a into int8 rows of kq (as the CPU does) and this shader takes the int8 rows and
- * their 1/s: dst = scale[r] * xs[t] * (W[r] . q[t]), the sum exact in int32.
+ * W is f32, f16, bf16 (read as 32-bit words, two halves each) or q8r (int8 rows of kq bytes,
+ * zero past k, then one f32 scale per row: dst = scale[r] * (W[r] . a[t]), the activations
+ * staying float as on the CPU).
  * Same team layout as mm_t2.comp: one team a weight row, TMAX tokens at a time. */
 #version 450
 #define WG 128
@@ -10,8 +10,8 @@ layout(local_size_x = WG) in;
 
 layout(constant_id = 0) const uint TMAX = 1;
 
-layout(std430, binding = 0) readonly buffer BX { uint X[]; };   /* f32 [rows][k] or int8 [rows][kq] */
-layout(std430, binding = 1) readonly buffer BS { uint XS[]; };  /* q8r: 1/s per row */
+layout(std430, binding = 0) readonly buffer BX { uint X[]; };   /* f32 [rows][k] */
+layout(std430, binding = 1) readonly buffer BS { uint XS[]; };  /* unused (bound to X) */
 layout(std430, binding = 2) readonly buffer BW { uint W[]; };
 layout(std430, binding = 3) writeonly buffer BD { uint D[]; };
 
@@ -46,18 +46,25 @@ void main() {
     {
 #endif
         float acc[TMAX];
-        int iacc[TMAX];
-        for (uint t = 0; t < TMAX; t++) { acc[t] = 0.0; iacc[t] = 0; }
+        for (uint t = 0; t < TMAX; t++) acc[t] = 0.0;
 #ifndef RTR_SG
         if (live) {
 #endif
         if (pc.type == 4) {
-            uint kw = pc.kq / 4, wb = pc.o[2] / 4 + row * kw, xb = pc.o[0] / 4 + t0 * kw;
-            for (uint i = lane; i < kw; i += tpr) {
+            /* word i holds weights 4i..4i+3, each a signed byte */
+            uint kw = pc.kq / 4, wb = pc.o[2] / 4 + row * kw, xb = pc.o[0] / 4 + t0 * k;
+            for (uint i = lane; i < (k + 3) / 4; i += tpr) {
                 uint wv = W[wb + i];
+                vec4 wf = vec4(float(int(wv << 24) >> 24), float(int(wv << 16) >> 24),
+                               float(int(wv << 8) >> 24), float(int(wv) >> 24));
                 for (uint t = 0; t < TMAX; t++) {
                     if (t >= ntok) break;
-                    iacc[t] += dot_ss(X[xb + t * kw + i], wv);
+                    uint xi = xb + t * k + 4 * i;
+                    if (4 * i + 3 < k)
+                        acc[t] += dot(wf, vec4(uintBitsToFloat(X[xi]), uintBitsToFloat(X[xi + 1]),
+                                               uintBitsToFloat(X[xi + 2]), uintBitsToFloat(X[xi + 3])));
+                    else
+                        for (uint e = 0; e < 4 && 4 * i + e < k; e++) acc[t] += wf[e] * uintBitsToFloat(X[xi + e]);
                 }
             }
         } else if (pc.type == 0) {
@@ -103,30 +110,18 @@ void main() {
 #endif
         float res[TMAX];
 #ifdef RTR_SG
-        for (uint t = 0; t < TMAX; t++) {
-            if (pc.type == 4) {
-                int s = subgroupAdd(iacc[t]);
-                res[t] = float(s);
-            } else res[t] = subgroupAdd(acc[t]);
-        }
+        for (uint t = 0; t < TMAX; t++) res[t] = subgroupAdd(acc[t]);
         bool leader = subgroupElect();
 #else
         uint l = gl_LocalInvocationIndex;
-        /* int sums travel through the float array bit for bit */
-        for (uint t = 0; t < TMAX; t++)
-            red_x[t * WG + l] = pc.type == 4 ? intBitsToFloat(iacc[t]) : acc[t];
+        for (uint t = 0; t < TMAX; t++) red_x[t * WG + l] = acc[t];
         barrier();
         for (uint s = TPR / 2; s > 0; s >>= 1) {
             if (lane < s)
-                for (uint t = 0; t < TMAX; t++) {
-                    if (pc.type == 4)
-                        red_x[t * WG + l] = intBitsToFloat(floatBitsToInt(red_x[t * WG + l]) + floatBitsToInt(red_x[t * WG + l + s]));
-                    else red_x[t * WG + l] += red_x[t * WG + l + s];
-                }
+                for (uint t = 0; t < TMAX; t++) red_x[t * WG + l] += red_x[t * WG + l + s];
             barrier();
         }
-        for (uint t = 0; t < TMAX; t++)
-            res[t] = pc.type == 4 ? float(floatBitsToInt(red_x[t * WG + l])) : red_x[t * WG + l];
+        for (uint t = 0; t < TMAX; t++) res[t] = red_x[t * WG + l];
         bool leader = lane == 0 && live;
 #endif
         if (leader) {
@@ -134,12 +129,7 @@ void main() {
             if (pc.type == 4) sc = uintBitsToFloat(W[(pc.o[2] + pc.n * pc.kq) / 4 + row]);
             for (uint t = 0; t < TMAX; t++) {
                 if (t >= ntok) break;
-                float v = res[t];
-                if (pc.type == 4) {
-                    precise float f = sc * uintBitsToFloat(XS[pc.o[1] / 4 + t0 + t]);
-                    v = f * v;
-                }
-                D[pc.o[3] / 4 + (t0 + t) * pc.n + row] = floatBitsToUint(v);
+                D[pc.o[3] / 4 + (t0 + t) * pc.n + row] = floatBitsToUint(sc * res[t]);
             }
         }
     }

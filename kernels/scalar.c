@@ -67,6 +67,19 @@ static void q8_gemm(const int8_t *w, const float *scale, int nrows, int k, const
         }
 }
 
+static void q8f_gemm(const int8_t *w, const float *scale, int nrows, int k, const float *x, int ntok,
+                     float *y, size_t ldy) {
+    size_t kq = (size_t)(k + 63) / 64 * 64;
+    for (int t = 0; t < ntok; t++)
+        for (int r = 0; r < nrows; r++) {
+            const int8_t *row = w + (size_t)r * kq;
+            const float *xt = x + (size_t)t * k;
+            float s = 0;
+            for (int j = 0; j < k; j++) s += (float)row[j] * xt[j];
+            y[(size_t)t * ldy + r] = scale[r] * s;
+        }
+}
+
 /* s = 127 / max(absmax, 1e-5) in float; q = clamp(rint(x * s), -128, 127). A NaN input ends up
  * as 127 (the clamp keeps the bound when the comparison fails), the same in every set. */
 static float quant_row(const float *x, int n, int kpad, int8_t *q, int32_t *sum) {
@@ -136,6 +149,7 @@ const rtr_kernels rtr_kernels_scalar = {
     .f16_gemm = f16_gemm,
     .bf16_gemm = bf16_gemm,
     .q8_gemm = q8_gemm,
+    .q8f_gemm = q8f_gemm,
     .quant_row = quant_row,
     .dot_f32_f16 = dot_f32_f16,
     .axpy_f16 = axpy_f16,

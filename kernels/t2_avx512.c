@@ -178,6 +178,7 @@ const rtr_kernels rtr_kernels_avx512vnni = {
     .f16_gemm = rtr_f16_gemm_avx2,
     .bf16_gemm = rtr_bf16_gemm_avx2,
     .q8_gemm = rtr_q8_gemm_avx512vnni,
+    .q8f_gemm = rtr_q8f_gemm_avx2,
     .quant_row = rtr_quant_row_avx2,
     .dot_f32_f16 = rtr_dot_f32_f16_avx2,
     .axpy_f16 = rtr_axpy_f16_avx2,

@@ -158,6 +158,7 @@ const rtr_kernels rtr_kernels_neon = {
     .f16_gemm = rtr_f16_gemm_neon,
     .bf16_gemm = rtr_bf16_gemm_neon,
     .q8_gemm = rtr_q8_gemm_neon,
+    .q8f_gemm = rtr_q8f_gemm_neon,
     .quant_row = rtr_quant_row_neon,
     .dot_f32_f16 = rtr_dot_f32_f16_neon,
     .axpy_f16 = rtr_axpy_f16_neon,

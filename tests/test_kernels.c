@@ -281,6 +281,35 @@ static void q8_case(const rtr_kernels *ks, int nrows, int k, int ntok, int adver
     free(w); free(x); free(scale); free(xs); free(y);
 }
 
+/* q8f_gemm: int8 weights (garbage in the padding past k, which must not count) against float
+ * activations, within 2e-6 of the float64 sum relative to the sum of magnitudes */
+static void q8f_case(const rtr_kernels *ks, int nrows, int k, int ntok) {
+    size_t kq = (size_t)(k + 63) / 64 * 64, ldy = (size_t)nrows + 1;
+    int8_t *w = xmalloc(kq * nrows);
+    float *x = xmalloc(sizeof(float) * (size_t)k * ntok), *scale = xmalloc(sizeof(float) * nrows);
+    float *y = xmalloc(sizeof(float) * ldy * ntok);
+    for (size_t i = 0; i < kq * nrows; i++) w[i] = (int8_t)((int)(rnd() % 256) - 128);
+    for (size_t i = 0; i < (size_t)k * ntok; i++) x[i] = rndf() * (i % 97 == 0 ? 50.0f : 1.0f);
+    for (int r = 0; r < nrows; r++) scale[r] = 0.001f + (rndf() + 1.0f) * 0.01f;
+    for (size_t i = 0; i < ldy * ntok; i++) y[i] = -1.0f;
+    ks->q8f_gemm(w, scale, nrows, k, x, ntok, y, ldy);
+    int bad = 0;
+    for (int t = 0; t < ntok; t++)
+        for (size_t r = 0; r < ldy; r++) {
+            float got = y[(size_t)t * ldy + r];
+            if (r == (size_t)nrows) { bad += got != -1.0f; continue; }
+            double s = 0, m = 0;
+            for (int j = 0; j < k; j++) {
+                double v = (double)w[r * kq + j] * x[(size_t)t * k + j];
+                s += v;
+                m += fabs(v);
+            }
+            bad += !(fabs(got - scale[r] * s) <= 2e-6 * scale[r] * m + 1e-30);
+        }
+    CHECK(!bad, "%s q8f_gemm rows=%d k=%d ntok=%d: %d outside 2e-6 relative", ks->name, nrows, k, ntok, bad);
+    free(w); free(x); free(scale); free(y);
+}
+
 static void test_q8(const rtr_kernels *ks) {
     static const int kk[] = {1, 63, 64, 100, 2560, 6912};
     static const int nr[] = {1, 3, 4, 5, 9};
@@ -289,6 +318,9 @@ static void test_q8(const rtr_kernels *ks) {
         for (size_t b = 0; b < sizeof nr / sizeof *nr; b++)
             for (size_t c = 0; c < sizeof nt / sizeof *nt; c++) q8_case(ks, nr[b], kk[a], nt[c], 0);
     q8_case(ks, 5, 6912, 3, 1);
+    for (size_t a = 0; a < sizeof kk / sizeof *kk; a++)
+        for (size_t b = 0; b < sizeof nr / sizeof *nr; b++)
+            for (size_t c = 0; c < sizeof nt / sizeof *nt; c++) q8f_case(ks, nr[b], kk[a], nt[c]);
 }
 
 static void test_attn(const rtr_kernels *ks) {
