@@ -11,10 +11,13 @@
 
 #include "cl_source.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STAGE_BYTES (1u << 20) /* small buf_writes are staged here and enqueued without waiting */
@@ -240,6 +243,25 @@ static void cache_store(const char *path, uint64_t key, const unsigned char *bin
     if (!ok || rename(tmp, path)) unlink(tmp);
 }
 
+/* A new rotor, driver or device writes a new cache file beside the old ones: files not used for
+ * CACHE_KEEP_DAYS are removed whenever a new one is written (a used file is touched on load). */
+#define CACHE_KEEP_DAYS 30
+static void cache_prune(const char *dir, const char *keep) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    time_t now = time(NULL);
+    struct dirent *e;
+    char p[4200];
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "opencl-", 7) || n < 11 || strcmp(e->d_name + n - 4, ".bin")) continue;
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p || !strcmp(p, keep)) continue;
+        struct stat st;
+        if (!stat(p, &st) && now - st.st_mtime > (time_t)CACHE_KEEP_DAYS * 86400) unlink(p);
+    }
+    closedir(d);
+}
+
 static unsigned char *program_binary(cl_program p, cl_device_id dev, size_t *len) {
     cl_uint nd = 0;
     if (clGetProgramInfo(p, CL_PROGRAM_NUM_DEVICES, sizeof nd, &nd, NULL) != CL_SUCCESS || nd != 1)
@@ -326,6 +348,7 @@ static int load_program(cl_backend *b, const char *opts, int verbose, rtr_err *e
             if (rc == CL_SUCCESS && st == CL_SUCCESS) {
                 if (clBuildProgram(p, 1, &b->dev, opts, NULL, NULL) == CL_SUCCESS) {
                     b->prog = p;
+                    utimensat(AT_FDCWD, path, NULL, 0); /* in use: kept by cache_prune */
                     return 0;
                 }
             }
@@ -337,7 +360,10 @@ static int load_program(cl_backend *b, const char *opts, int verbose, rtr_err *e
     if (have_dir) {
         size_t n = 0;
         unsigned char *bin = program_binary(b->prog, b->dev, &n);
-        if (bin) cache_store(path, key, bin, n);
+        if (bin) {
+            cache_store(path, key, bin, n);
+            cache_prune(dir, path);
+        }
         free(bin);
     }
     return 0;

@@ -10,9 +10,11 @@
 #include "test.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef RTR_HAVE_OPENCL
@@ -225,12 +227,26 @@ static void t_cache(void) {
     char *saved = old ? strdup(old) : NULL;
     setenv("XDG_CACHE_HOME", dir, 1);
     snprintf(sub, sizeof sub, "%s/rotor", dir);
+    /* two entries of other builds: one unused for 40 days (removed when a new entry is
+     * written), one recent (kept) */
+    char stale[600], recent[600];
+    snprintf(stale, sizeof stale, "%s/opencl-00000000000000aa.bin", sub);
+    snprintf(recent, sizeof recent, "%s/opencl-00000000000000bb.bin", sub);
+    mkdir(sub, 0700);
+    FILE *fs = fopen(stale, "wb"), *fr = fopen(recent, "wb");
+    if (fs) fclose(fs);
+    if (fr) fclose(fr);
+    struct timespec old_t[2] = {{time(NULL) - 40 * 86400, 0}, {time(NULL) - 40 * 86400, 0}};
+    utimensat(AT_FDCWD, stale, old_t, 0);
     if (create_ok("first start (build)")) {
+        CHECK(access(stale, F_OK) != 0, "a cache entry unused for 40 days was kept");
+        CHECK(access(recent, F_OK) == 0, "a recent cache entry of another build was removed");
+        unlink(recent);
         CHECK(find_cache_file(sub, path, sizeof path), "no program binary cached in %s", sub);
         struct stat st1, st2;
         int had = stat(path, &st1) == 0;
         if (create_ok("second start (cached)") && had) {
-            CHECK(stat(path, &st2) == 0 && st2.st_mtime == st1.st_mtime && st2.st_size == st1.st_size,
+            CHECK(stat(path, &st2) == 0 && st2.st_ino == st1.st_ino && st2.st_size == st1.st_size,
                   "the cached binary was rewritten on a cached start");
             /* corrupt the middle of the binary: it must be rebuilt, not trusted */
             FILE *f = fopen(path, "r+b");
