@@ -15,22 +15,6 @@ def main():
         os.execv(argv[0], argv)
     seen = bytearray()
 
-    def wait_for(token, after=0):
-        end = time.time() + TIMEOUT
-        while time.time() < end:
-            if seen.find(token, after) >= 0:
-                return seen.find(token, after)
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    break
-                seen.extend(chunk)
-        fail("never saw %r; output so far: %r" % (token, bytes(seen[-300:])))
-
     def fail(why):
         try:
             os.kill(pid, 9)
@@ -39,10 +23,10 @@ def main():
         print("pty_chat: " + why)
         sys.exit(1)
 
-    def finish():
-        # drain until the child closes the terminal, then collect its status
+    def pump(until):
+        """reads what the chat prints until until() holds; False when the terminal closed first"""
         end = time.time() + TIMEOUT
-        while time.time() < end:
+        while not until() and time.time() < end:
             r, _, _ = select.select([fd], [], [], 0.2)
             if r:
                 try:
@@ -50,10 +34,25 @@ def main():
                 except OSError:
                     chunk = b""
                 if not chunk:
-                    break
+                    return False
                 seen.extend(chunk)
-        _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status)
+        return until()
+
+    def wait_for(token, after=0):
+        if not pump(lambda: seen.find(token, after) >= 0):
+            fail("never saw %r; output so far: %r" % (token, bytes(seen[-300:])))
+        return seen.find(token, after)
+
+    def finish():
+        # drain until the child closes the terminal, then collect its status
+        pump(lambda: False)
+        end = time.time() + 10
+        while time.time() < end:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.1)
+        fail("the chat did not exit; output: %r" % bytes(seen[-300:]))
 
     p = wait_for(b"> ")
     if scenario == "interrupt-answer":
@@ -61,17 +60,8 @@ def main():
         q = wait_for(b"tell me a story", p)
         # let some of the answer stream before interrupting it
         n0 = len(seen)
-        end = time.time() + TIMEOUT
-        while len(seen) < n0 + 40 and time.time() < end:
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    fail("the chat ended while answering: %r" % bytes(seen[-300:]))
-                seen.extend(chunk)
+        if not pump(lambda: len(seen) >= n0 + 40):
+            fail("the chat ended while answering: %r" % bytes(seen[-300:]))
         os.write(fd, b"\x03")
         q = wait_for(b"[interrupted]", q)
         wait_for(b"> ", q)

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 volatile int cli_interrupted;
@@ -181,6 +182,14 @@ rtr_model *cli_open_model(const cli_model_args *a) {
 }
 
 static void on_signal(int sig) {
+    /* The kernel may hand a process-wide signal to any thread that does not block it: a worker
+     * of the thread pool, or one a GPU driver started. Only the main thread's blocking reads
+     * (the chat prompt) return EINTR, so a signal caught elsewhere is sent on to it. */
+    pid_t pid = getpid();
+    if ((pid_t)syscall(SYS_gettid) != pid) {
+        syscall(SYS_tgkill, pid, pid, sig);
+        return;
+    }
     if (cli_interrupted && sig == SIGINT) {
         /* a second Ctrl-C while the first is still being handled: leave at once */
         static const char msg[] = "\n";

@@ -8,6 +8,7 @@
 #include "sampling_args.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,19 @@ static int answer(chat_state *c, const gen_opts *go0) {
     return gr.out_closed ? -3 : 0; /* the reader of stdout went away: leave quietly */
 }
 
+/* On a terminal: waits until a line can be read, or returns 0 once Ctrl-C (or SIGTERM) has
+ * come. Polling in short steps closes the gap between checking the flag and blocking in read,
+ * where a signal would otherwise be lost and the prompt wait forever. A terminal hands out one
+ * line per read, so nothing is left waiting in stdin's buffer. */
+static int wait_line(void) {
+    struct pollfd p = {0, POLLIN, 0};
+    while (!cli_interrupted) {
+        int r = poll(&p, 1, 200);
+        if (r > 0 || (r < 0 && errno != EINTR)) return 1;
+    }
+    return 0;
+}
+
 int rtr_cmd_chat(int argc, char **argv) {
     cli_model_args ma;
     cli_model_args_init(&ma);
@@ -174,7 +188,7 @@ int rtr_cmd_chat(int argc, char **argv) {
     for (;;) {
         if (tty_in) { fputs(use_color ? "\033[32m> \033[0m" : "> ", stdout); fflush(stdout); }
         errno = 0;
-        ssize_t n = getline(&line, &lcap, stdin);
+        ssize_t n = tty_in && !wait_line() ? (errno = EINTR, -1) : getline(&line, &lcap, stdin);
         if (n < 0) {
             if (errno == EINTR && cli_interrupted) { /* Ctrl-C at the prompt leaves */
                 if (tty_in) fputc('\n', stdout);
