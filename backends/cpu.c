@@ -309,14 +309,23 @@ static const int32_t attn_ident[ATTN_CHUNK] = {0,  1,  2,  3,  4,  5,  6,  7,  8
                                                11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
                                                22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
 
-/* Copies the chunk's cache rows (row_bytes each) next to one another. In the cache they lie
- * n_kv * head_dim elements apart, often a multiple of 4 KiB, where every row of a chunk falls
- * into the same L1 sets and evicts the others before the next query of the item reads them. */
-static const void *attn_pack(float *dst, const void *base, size_t stride_bytes, const int32_t *idx,
-                             int n, size_t row_bytes) {
-    for (int i = 0; i < n; i++)
-        memcpy((char *)dst + (size_t)i * row_bytes, (const char *)base + (size_t)idx[i] * stride_bytes, row_bytes);
-    return dst;
+/* The cache rows of one chunk as the attention kernels read them: in place (rows `stride`
+ * elements apart, picked by idx), or, when several queries will read them, copied next to one
+ * another into pack first. In the cache they lie n_kv * head_dim elements apart, often a
+ * multiple of 4 KiB, where every row of a chunk falls into the same L1 sets and evicts the
+ * others before the next query of the item reads them. esz: bytes per element. */
+typedef struct {
+    const void *rows;
+    size_t stride;
+    const int32_t *idx;
+} attn_chunk;
+
+static attn_chunk attn_rows(float *pack, const void *base, size_t stride, size_t esz, const int32_t *idx,
+                            int n, int hd, int do_pack) {
+    if (!do_pack) return (attn_chunk){base, stride, idx};
+    size_t rb = (size_t)hd * esz;
+    for (int i = 0; i < n; i++) memcpy((char *)pack + (size_t)i * rb, (const char *)base + (size_t)idx[i] * stride * esz, rb);
+    return (attn_chunk){pack, (size_t)hd, attn_ident};
 }
 
 static inline int attn_visible(int sp, int p, int n_sink, int window) {
@@ -337,8 +346,7 @@ static void op_attn(void *v, int ith, int nth) {
     int hpi = attn_heads_per_item(op, nth), nsub = grp / hpi;
     int n_sink = op->p.attn.n_sink, window = op->p.attn.window;
     const int32_t *spos = (const int32_t *)PTR(op->d), *qpos = (const int32_t *)PTR(op->e);
-    const uint16_t *K = (const uint16_t *)PTR(op->b), *V = (const uint16_t *)PTR(op->c);
-    const float *Kf = F32(op->b), *Vf = F32(op->c), *Q = F32(op->a);
+    const float *Q = F32(op->a);
     float *O = F32(op->dst);
     int f32 = op->p.attn.kv_type == RTR_T_F32;
     float *sc = j->b->sc[ith].f; /* [query of the item][slot of the list], then the packed chunk */
@@ -357,25 +365,18 @@ static void op_attn(void *v, int ith, int nth) {
         for (int s = 0; s < last; s++)
             for (int rr = 0; rr < nr; rr++)
                 if (attn_visible(spos[s], qpos[r0 + rr], n_sink, window)) { idx[m++] = s; break; }
-        size_t off = (size_t)kvh * hd;
+        size_t esz = f32 ? 4 : 2;
+        const char *kbase = (const char *)PTR(op->b) + (size_t)kvh * hd * esz;
+        const char *vbase = (const char *)PTR(op->c) + (size_t)kvh * hd * esz;
         int nq = nr * hpi;
+#define QROW(qi) (((size_t)(r0 + (qi) / hpi) * nh + h0 + (qi) % hpi) * hd) /* query qi's row of q and dst */
         for (int i0 = 0; i0 < m; i0 += ATTN_CHUNK) {
             int n = m - i0 < ATTN_CHUNK ? m - i0 : ATTN_CHUNK;
-            const float *kf = Kf + off;
-            const uint16_t *kh = K + off;
-            const int32_t *ix = idx + i0;
-            size_t st = stride;
-            if (nq > 1) { /* pack the chunk's rows (see attn_pack) */
-                if (f32) kf = attn_pack(pack, Kf + off, stride * 4, ix, n, (size_t)hd * 4);
-                else kh = attn_pack(pack, K + off, stride * 2, ix, n, (size_t)hd * 2);
-                ix = attn_ident;
-                st = (size_t)hd;
-            }
+            attn_chunk c = attn_rows(pack, kbase, stride, esz, idx + i0, n, hd, nq > 1);
             for (int qi = 0; qi < nq; qi++) {
-                const float *q = Q + ((size_t)(r0 + qi / hpi) * nh + h0 + qi % hpi) * hd;
                 float *srow = sc + (size_t)qi * m + i0;
-                if (f32) k->attn_dots_f32(q, kf, st, ix, n, hd, op->p.attn.scale, srow);
-                else k->attn_dots_f16(q, kh, st, ix, n, hd, op->p.attn.scale, srow);
+                if (f32) k->attn_dots_f32(Q + QROW(qi), c.rows, c.stride, c.idx, n, hd, op->p.attn.scale, srow);
+                else k->attn_dots_f16(Q + QROW(qi), c.rows, c.stride, c.idx, n, hd, op->p.attn.scale, srow);
             }
         }
         for (int qi = 0; qi < nq; qi++) {
@@ -392,27 +393,18 @@ static void op_attn(void *v, int ith, int nth) {
             }
             float inv = sum > 0 ? 1.0f / sum : 0;
             for (int i = 0; i < m; i++) srow[i] *= inv;
-            memset(O + ((size_t)(r0 + qi / hpi) * nh + h0 + qi % hpi) * hd, 0, (size_t)hd * 4);
+            memset(O + QROW(qi), 0, (size_t)hd * 4);
         }
         for (int i0 = 0; i0 < m; i0 += ATTN_CHUNK) {
             int n = m - i0 < ATTN_CHUNK ? m - i0 : ATTN_CHUNK;
-            const float *vf = Vf + off;
-            const uint16_t *vh = V + off;
-            const int32_t *ix = idx + i0;
-            size_t st = stride;
-            if (nq > 1) {
-                if (f32) vf = attn_pack(pack, Vf + off, stride * 4, ix, n, (size_t)hd * 4);
-                else vh = attn_pack(pack, V + off, stride * 2, ix, n, (size_t)hd * 2);
-                ix = attn_ident;
-                st = (size_t)hd;
-            }
+            attn_chunk c = attn_rows(pack, vbase, stride, esz, idx + i0, n, hd, nq > 1);
             for (int qi = 0; qi < nq; qi++) {
-                float *out = O + ((size_t)(r0 + qi / hpi) * nh + h0 + qi % hpi) * hd;
                 const float *pr = sc + (size_t)qi * m + i0;
-                if (f32) k->attn_wsum_f32(pr, vf, st, ix, n, hd, out);
-                else k->attn_wsum_f16(pr, vh, st, ix, n, hd, out);
+                if (f32) k->attn_wsum_f32(pr, c.rows, c.stride, c.idx, n, hd, O + QROW(qi));
+                else k->attn_wsum_f16(pr, c.rows, c.stride, c.idx, n, hd, O + QROW(qi));
             }
         }
+#undef QROW
     }
 }
 

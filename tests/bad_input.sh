@@ -354,18 +354,16 @@ st() { # NAME HEADER-JSON [DATA-BYTES]: writes $HF/model.safetensors
 st hl '{}'
 $PY -c 'import struct,sys; open(sys.argv[1],"r+b").write(struct.pack("<Q",1<<62))' "$HF/model.safetensors"
 err_line "safetensors header length 2^62" "header length" "$ROTOR" convert "$HF" -o "$TMP/x.rotor"
-st js '{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}' 8
-err_line "safetensors header not JSON" "corrupt header" "$ROTOR" convert "$HF" -o "$TMP/x.rotor"
-st off '{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4096]}}' 8
-err_line "safetensors data past the end" "past the end" "$ROTOR" convert "$HF" -o "$TMP/x.rotor"
-st neg '{"a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}' 8
-err_line "safetensors offsets backwards" "data_offsets" "$ROTOR" convert "$HF" -o "$TMP/x.rotor"
-st sz '{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}' 8
-err_line "safetensors size and shape disagree" "data bytes for 3 elements" "$ROTOR" convert "$HF" -o "$TMP/x.rotor"
-st big '{"a": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 8]}}' 8
-err_line "safetensors shape 2^40 x 2^40" "shape too large|bad shape|data bytes" "$ROTOR" convert "$HF" -o "$TMP/x.rotor"
-st dt '{"a": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 8]}}' 8
-err_line "safetensors unknown dtype" "unknown dtype" "$ROTOR" convert "$HF" -o "$TMP/x.rotor"
+st_fails() { # NAME HEADER-JSON DESCRIPTION PATTERN: a header over 8 data bytes must be refused
+    st "$1" "$2" 8
+    err_line "$3" "$4" "$ROTOR" convert "$HF" -o "$TMP/x.rotor"
+}
+st_fails js '{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}' "safetensors header not JSON" "corrupt header"
+st_fails off '{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4096]}}' "safetensors data past the end" "past the end"
+st_fails neg '{"a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}' "safetensors offsets backwards" "data_offsets"
+st_fails sz '{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}' "safetensors size and shape disagree" "data bytes for 3 elements"
+st_fails big '{"a": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 8]}}' "safetensors shape 2^40 x 2^40" "shape too large|bad shape|data bytes"
+st_fails dt '{"a": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 8]}}' "safetensors unknown dtype" "unknown dtype"
 rm -f "$HF/model.safetensors"
 head -c 1000000 "$FIX/tiny-bitnet/model.safetensors" >"$HF/model.safetensors"
 err_line "safetensors cut short" "past the end of the file|truncated" "$ROTOR" convert "$HF" -o "$TMP/x.rotor"
