@@ -12,7 +12,8 @@
  * (decode repeats the same ops every token) or records a new one, then submits and waits.
  * ROTOR_VK_PORTABLE=1 in the environment keeps to core Vulkan 1.1 (no subgroup or dot product
  * shaders, no mapped device memory), to test those paths on any device; ROTOR_VK_NOFUSE=1 turns
- * off the norm+matmul fusion of vulkan_ops.c; ROTOR_VK_PROFILE=FILE writes device time per
+ * off the fusions of vulkan_ops.c; ROTOR_VK_NOVEC=1 makes one-token products use the batch
+ * shader instead of mm_t2_vec.comp (both for comparison); ROTOR_VK_PROFILE=FILE writes device time per
  * dispatch kind to FILE when the backend is destroyed. */
 #include "vulkan_impl.h"
 #include "shaders.h"
@@ -595,11 +596,13 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
     static const struct { const char *shader; uint32_t spec[3]; } P[VP_COUNT] = {
         [VP_EMBED] = {"embed", {0}}, [VP_NORM] = {"norm", {0}}, [VP_MMT2_1] = {"mm_t2", {1, 128, 0}},
         [VP_MMT2_N] = {"mm_t2", {VK_TMAX, 128, 0}}, [VP_MMT2_F] = {"mm_t2", {1, VK_WG_FUSED, 1}},
+        [VP_MMT2_V] = {"mm_t2_vec", {0, VK_WG_VEC, 0}}, [VP_MMT2_VF] = {"mm_t2_vec", {0, VK_WG_VEC, 1}},
         [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
         [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_GLU] = {"glu", {0}},
     };
     for (int i = 0; i < VP_COUNT; i++) {
         if (i == VP_MMT2_F && vk->no_fuse) continue;
+        if ((i == VP_MMT2_V || i == VP_MMT2_VF) && vk->no_vec) continue;
         char name[64];
         int mm = !strncmp(P[i].shader, "mm_", 3);
         snprintf(name, sizeof name, "%s%s", P[i].shader, vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
@@ -676,6 +679,8 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->portable = port && *port && strcmp(port, "0");
     const char *nf = getenv("ROTOR_VK_NOFUSE"); /* for measuring what the fused norm saves */
     vk->no_fuse = nf && *nf && strcmp(nf, "0");
+    const char *nv = getenv("ROTOR_VK_NOVEC"); /* the older one-token matmul, for comparison */
+    vk->no_vec = nv && *nv && strcmp(nv, "0");
     vk->sg = c.sg && !vk->portable;
     vk->sg_size = c.sg_size;
     vk->dot = vk->sg && c.dot;
@@ -700,6 +705,8 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     if (vk->props.limits.maxComputeWorkGroupInvocations < VK_WG_FUSED ||
         vk->props.limits.maxComputeWorkGroupSize[0] < VK_WG_FUSED)
         vk->no_fuse = 1;
+    if (vk->props.limits.maxComputeWorkGroupInvocations < VK_WG_VEC || vk->props.limits.maxComputeWorkGroupSize[0] < VK_WG_VEC)
+        vk->no_vec = 1;
     vk->align = vk->props.limits.minStorageBufferOffsetAlignment;
     if (vk->align < 16) vk->align = 16;
     vk->max_range = vk->props.limits.maxStorageBufferRange / 16 * 16;

@@ -8,8 +8,9 @@
  * hash table. A barrier goes between two ops only when one writes what the other touches.
  * Two op pairs of the graph are fused into one dispatch when nothing they write overlaps
  * anything else they touch: a one-token quantizing RMSNORM and the ternary product of its
- * output (each matmul workgroup normalizes the row itself), and the ROPE of the keys and
- * their KV_STORE. A decode step of 2B4T then takes 7 dependent dispatches a layer, not 13. */
+ * output (each matmul workgroup normalizes the row itself), that product and the GLU of its
+ * gate/up outputs, and the ROPE of the keys and their KV_STORE. A decode step of 2B4T then
+ * takes 6 dependent dispatches a layer, not 13. */
 #include "vulkan_impl.h"
 #include "../models/format.h"
 
@@ -725,6 +726,80 @@ static int rec_norm_matmul(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, acc_l
     return dispatch(c, VP_MMT2_F, P + 13, gx, gy, 1, err);
 }
 
+/* mm_t2_vec.comp takes one-token products with k <= VK_VEC_KMAX whose int8 input and weights
+ * start on 16 bytes (it reads 16 bytes at a time). */
+static int vec_ok(const vk_backend *vk, const rtr_op *mm) {
+    if (vk->no_vec || mm->kind != RTR_OP_MATMUL_T2 || mm->rows != 1 || kpad128(mm->p.mm.k) > VK_VEC_KMAX ||
+        mm->a.off % 16)
+        return 0;
+    for (int i = 0; i < mm->p.mm.n_mat; i++)
+        if (mm->p.mm.w[i].off % 16) return 0;
+    return 1;
+}
+
+/* The same, with the quantizing RMSNORM in front: its f32 row and weights read 16 bytes at a
+ * time too. */
+static int vec_norm_ok(const vk_backend *vk, const rtr_op *nm, const rtr_op *mm) {
+    return vec_ok(vk, mm) && nm->p.norm.n % 4 == 0 && nm->a.off % 16 == 0 && nm->c.off % 16 == 0;
+}
+
+/* A one-token gate/up product (two matrices of n rows, no accumulation) followed by the GLU
+ * of its two outputs written over the gate rows: mm_t2_vec.comp's GLU mode. */
+static int glu_fusable(const vk_backend *vk, const rtr_op *mm, const rtr_op *g, acc_list *lb, acc_list *lg) {
+    if (vk->no_fuse || !g || g->kind != RTR_OP_GLU || g->rows != 1 || mm->p.mm.n_mat != 2 || mm->p.mm.accum) return 0;
+    int n = mm->p.mm.n[0];
+    if (mm->p.mm.n[1] != n || g->p.glu.n != n || !same_ref(g->a, mm->p.mm.out[0]) ||
+        !same_ref(g->b, mm->p.mm.out[1]) || !same_ref(g->dst, mm->p.mm.out[0]))
+        return 0;
+    if (op_accesses(vk, g, lg, NULL)) return 0;
+    return disjoint(lb, 0, lg, 3); /* the GLU only reads and rewrites the product's outputs */
+}
+
+/* Lanes a weight row for mm_t2_vec.comp: the fewest that hold a row in VK_VEC_MAXU pieces each
+ * and still give the device a few hundred workgroups; rows a workgroup = VK_WG_VEC / lanes. */
+static uint32_t vec_lanes(uint64_t kw4, uint64_t rows) {
+    for (uint32_t lpr = 4; lpr < 32; lpr *= 2)
+        if (kw4 <= (uint64_t)lpr * VK_VEC_MAXU && (rows * lpr + VK_WG_VEC - 1) / VK_WG_VEC >= 256) return lpr;
+    return 32;
+}
+
+/* One dispatch of mm_t2_vec.comp for mm, with the norm nm in front and the GLU g behind when
+ * they are given. Every access of the fused ops is one dependency list: the results the ops
+ * pass each other never leave the dispatch. */
+static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_op *g, const acc_list *la,
+                      const acc_list *lb, const acc_list *lg, rtr_err *err) {
+    vk_access all[36];
+    int n = 0;
+    const acc_list *ls[3] = {la, lb, lg};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; ls[k] && i < ls[k]->n; i++) all[n++] = ls[k]->a[i];
+    depend(c, all, n);
+    clear_refs(c);
+    uint64_t total = 0;
+    c->ref[0] = mm->a; c->ref[1] = mm->b;
+    if (nm) { c->ref[8] = nm->a; c->ref[9] = nm->c; }
+    for (int i = 0; i < 3; i++) {
+        int on = i < mm->p.mm.n_mat;
+        if (on) { c->ref[2 + i] = mm->p.mm.w[i]; c->ref[5 + i] = mm->p.mm.out[i]; }
+        c->pc[P + 2 + i] = on ? (uint32_t)mm->p.mm.n[i] : 0;
+        c->pc[P + 7 + i] = on ? fbits(mm->p.mm.alpha[i]) : 0;
+        total += on ? (uint64_t)mm->p.mm.n[i] : 0;
+    }
+    uint64_t kw4 = kpad128(mm->p.mm.k) / 64;
+    uint32_t lpr = vec_lanes(kw4, total), rpw = VK_WG_VEC / lpr;
+    c->pc[P + 0] = (uint32_t)kw4;
+    c->pc[P + 1] = lpr;
+    c->pc[P + 5] = mm->p.mm.accum ? 1u : 0;
+    c->pc[P + 6] = g ? 1u + (uint32_t)g->p.glu.act : 0;
+    c->pc[P + 10] = nm ? 1u | (nm->c.buf ? 2u : 0) : 0;
+    c->pc[P + 11] = nm ? fbits(nm->p.norm.eps) : 0;
+    c->pc[P + 12] = nm ? (uint32_t)nm->p.norm.n : 0;
+    uint64_t groups = g ? ((uint64_t)mm->p.mm.n[0] + rpw / 2 - 1) / (rpw / 2) : (total + rpw - 1) / rpw;
+    uint32_t gx, gy;
+    grid(groups, &gx, &gy);
+    return dispatch(c, nm ? VP_MMT2_VF : VP_MMT2_V, P + 13, gx, gy, 1, err);
+}
+
 int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {
     rec_ctx c = {.vk = vk, .rec = rec, .cb = rec->cb};
     vk->n_pend = 0;
@@ -739,8 +814,18 @@ int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {
         int rc;
         const rtr_op *op = &vk->ops[i], *next = i + 1 < vk->n_ops ? &vk->ops[i + 1] : NULL;
         const rtr_op *third = i + 2 < vk->n_ops ? &vk->ops[i + 2] : NULL;
-        if (!vk->no_fuse && next && fusable(vk, op, next, &la, &lb))
+        acc_list lg;
+        if (!vk->no_fuse && next && fusable(vk, op, next, &la, &lb) && vec_norm_ok(vk, op, next)) {
+            int gf = glu_fusable(vk, next, third, &lb, &lg);
+            rc = rec_mm_vec(&c, op, next, gf ? third : NULL, &la, &lb, gf ? &lg : NULL, err);
+            i += gf ? 2 : 1;
+        } else if (!vk->no_fuse && next && fusable(vk, op, next, &la, &lb))
             rc = rec_norm_matmul(&c, op, next, &la, &lb, err), i++;
+        else if (vec_ok(vk, op) && !op_accesses(vk, op, &lb, NULL)) {
+            int gf = glu_fusable(vk, op, next, &lb, &lg);
+            rc = rec_mm_vec(&c, NULL, op, gf ? next : NULL, NULL, &lb, gf ? &lg : NULL, err);
+            i += gf ? 1 : 0;
+        }
         else if (!vk->no_fuse && third && rope_kv_fusable(vk, next, third, &lb, &lc) &&
                  rope_q_fusable(vk, op, next, &lb, &lc, &la))
             rc = rec_rope_kv(&c, op, next, third, &la, &lb, &lc, err), i += 2;

@@ -25,16 +25,6 @@ void main() {
         return;
     }
     float u = uintBitsToFloat(B[pc.o[1] / 4 + i]);
-    precise float y;
-    if (pc.act == 0) {
-        float r = g > 0.0 ? g : 0.0;
-        y = r * r * u;
-    } else if (pc.act == 1) {
-        /* exp(-g) beyond 2^126 leaves the divide's accuracy range: the result is 0 there */
-        y = g < -87.0 ? 0.0 : g / (1.0 + exp(-g)) * u;
-    } else {
-        float t = 0.7978845608 * (g + 0.044715 * g * g * g);
-        y = 0.5 * g * (1.0 + tanh(clamp(t, -15.0, 15.0))) * u;
-    }
+    float y = glu_act(g, u, pc.act);
     D[di] = floatBitsToUint(y);
 }

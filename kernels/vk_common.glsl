@@ -111,6 +111,22 @@ float div_rn(float a, float b) {
     return best;
 }
 
+/* act(g) * u for the gated activations of backend.h: 0 relu2, 1 silu, 2 gelu_tanh */
+float glu_act(float g, float u, uint act) {
+    precise float y;
+    if (act == 0) {
+        float r = g > 0.0 ? g : 0.0;
+        y = r * r * u;
+    } else if (act == 1) {
+        /* exp(-g) beyond 2^126 leaves the divide's accuracy range: the result is 0 there */
+        y = g < -87.0 ? 0.0 : g / (1.0 + exp(-g)) * u;
+    } else {
+        float t = 0.7978845608 * (g + 0.044715 * g * g * g);
+        y = 0.5 * g * (1.0 + tanh(clamp(t, -15.0, 15.0))) * u;
+    }
+    return y;
+}
+
 /* cos and sin of pos * inv (RoPE): the f32 angle is reduced modulo 2 pi in three steps
  * (Cody-Waite) first, since GPU sin/cos are accurate only near zero. */
 vec2 rope_cs(int pos, float inv) {

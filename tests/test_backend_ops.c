@@ -382,6 +382,54 @@ static void t_norm_matmul(ctx *c) {
     }
 }
 
+/* One token through the gate/up product and the GLU of its outputs, with and without the
+ * quantizing RMSNORM in front, each activation (GPU backends may fuse all three) */
+static void t_matmul_glu(ctx *c) {
+    static const int cfg[][3] = {{640, 100, 0}, {2560, 523, 1}, {2560, 6912, 2}, {6912, 77, 0}};
+    for (int ci = 0; ci < 4; ci++) {
+        int k = cfg[ci][0], n = cfg[ci][1], act = cfg[ci][2], kp = (k + 127) / 128 * 128, withnorm = ci != 1;
+        size_t rb = rtr_t2_row_bytes((uint64_t)k);
+        float *x = rand_f32(c, (size_t)k, -3, 3), *w = rand_f32(c, (size_t)k, 0.1f, 1.5f);
+        int8_t *q = malloc((size_t)kp), *row = malloc((size_t)k);
+        for (int j = 0; j < kp; j++) q[j] = j < k ? (int8_t)((int)(rnd(c) % 255) - 127) : 0;
+        float qsv = 0.02f;
+        uint8_t *wb = malloc((size_t)2 * n * rb);
+        for (int r = 0; r < 2 * n; r++) {
+            for (int j = 0; j < k; j++) row[j] = (int8_t)((int)(rnd(c) % 3) - 1);
+            rtr_t2_pack_row(row, (uint64_t)k, wb + (size_t)r * rb);
+        }
+        tbuf *xa = tb_new(c, (size_t)k * 4, x, 0), *wn = tb_new(c, (size_t)k * 4, w, RTR_BUF_WEIGHT);
+        tbuf *qa = tb_new(c, (size_t)kp, withnorm ? NULL : q, 0), *qs = tb_new(c, 4, withnorm ? NULL : &qsv, 0);
+        tbuf *wt = tb_new(c, (size_t)2 * n * rb, wb, RTR_BUF_WEIGHT);
+        tbuf *g = tb_new(c, (size_t)n * 4, NULL, 0), *u = tb_new(c, (size_t)n * 4, NULL, 0);
+        rtr_op ops[3];
+        memset(ops, 0, sizeof ops);
+        int no = 0;
+        if (withnorm) {
+            ops[no].kind = RTR_OP_RMSNORM; ops[no].rows = 1; ops[no].a = TR(xa, 0); ops[no].c = TR(wn, 0);
+            ops[no].dst2 = TR(qa, 0); ops[no].dst3 = TR(qs, 0); ops[no].p.norm.n = k; ops[no].p.norm.eps = 1e-5f; no++;
+        }
+        ops[no].kind = RTR_OP_MATMUL_T2; ops[no].rows = 1; ops[no].a = TR(qa, 0); ops[no].b = TR(qs, 0);
+        ops[no].p.mm.n_mat = 2; ops[no].p.mm.k = k;
+        ops[no].p.mm.w[0] = TR(wt, 0); ops[no].p.mm.w[1] = TR(wt, (size_t)n * rb);
+        ops[no].p.mm.out[0] = TR(g, 0); ops[no].p.mm.out[1] = TR(u, 0);
+        ops[no].p.mm.n[0] = ops[no].p.mm.n[1] = n; ops[no].p.mm.alpha[0] = 0.8f; ops[no].p.mm.alpha[1] = 1.3f; no++;
+        ops[no].kind = RTR_OP_GLU; ops[no].rows = 1; ops[no].a = TR(g, 0); ops[no].b = TR(u, 0); ops[no].dst = TR(g, 0);
+        ops[no].p.glu.n = n; ops[no].p.glu.act = act; no++;
+        char what[96];
+        snprintf(what, sizeof what, "%smatmul_t2+glu k=%d n=%d act=%d", withnorm ? "rmsnorm+" : "", k, n, act);
+        if (!run_ops(c, ops, no, what)) {
+            if (withnorm) cmp_codes(c, qa, 2, what);
+            /* relu2 squares the product: compare relative to the largest output */
+            cmp_f32(c, g, 0, 3e-3f, what);
+            cmp_f32(c, u, 0, 3e-3f, what);
+        }
+        tbuf *all[] = {xa, wn, qa, qs, wt, g, u};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tb_free(c, all[i]);
+        free(x); free(w); free(q); free(row); free(wb);
+    }
+}
+
 static void t_matmul_f(ctx *c) {
     static const int types[] = {RTR_T_F32, RTR_T_F16, RTR_T_BF16, RTR_T_Q8R};
     static const int ks[] = {1, 7, 130, 640};
@@ -726,6 +774,7 @@ static void run_suite(const rtr_backend_entry *ent, const char *label, rtr_backe
     t_norm(&c);
     t_matmul_t2(&c);
     t_norm_matmul(&c);
+    t_matmul_glu(&c);
     t_matmul_f(&c);
     t_rope(&c);
     t_rope_kv(&c);
