@@ -30,6 +30,7 @@ static const char *const kernel_names[K_COUNT] = {
     [K_GEMV_T2] = "matmul_t2_gemv",
     [K_GEMM_T2] = "matmul_t2_gemm",
     [K_T2_NORM] = "matmul_t2_norm",
+    [K_T2_VEC] = "matmul_t2_vec",
     [K_MATMUL_F] = "matmul_f",
     [K_ROPE_KV] = "rope_kv",
     [K_ATTN] = "attn",
@@ -405,7 +406,13 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
                                  NULL) == CL_SUCCESS)
         while (wg > kwg && wg > 1) wg >>= 1;
     b->norm_wg = wg;
-    /* the fixed-size kernels need their work-group sizes */
+    /* the fixed-size kernels need their work-group sizes; the one-token product has an older
+     * fallback (matmul_t2_gemv, matmul_t2_norm) */
+    const char *nv = getenv("ROTOR_OPENCL_NOVEC");
+    b->no_vec = (nv && *nv && strcmp(nv, "0")) ||
+                (clGetKernelWorkGroupInfo(b->k[K_T2_VEC], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) ==
+                     CL_SUCCESS &&
+                 kwg < 256);
     static const struct {
         int k;
         size_t need;

@@ -26,6 +26,7 @@ enum {
     K_GEMV_T2,
     K_GEMM_T2,
     K_T2_NORM,
+    K_T2_VEC,
     K_MATMUL_F,
     K_ROPE_KV,
     K_ATTN,
@@ -45,7 +46,7 @@ typedef struct {
     size_t g[3], l[3];
 } cl_launch;
 
-enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3 };
+enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3, HELD_MM = 4 };
 
 typedef struct {
     rtr_backend base;
@@ -58,6 +59,7 @@ typedef struct {
     cl_mem last_arg[K_COUNT][CL_MAX_ARGS]; /* skip clSetKernelArg when a buffer is unchanged */
     size_t norm_wg; /* work-group size of rmsnorm (power of two) */
     cl_uint n_cu;
+    int no_vec; /* matmul_t2_vec unusable (work-group too large) or turned off (ROTOR_OPENCL_NOVEC) */
     int host_unified; /* CPU-like device: weights may alias host memory */
     cl_uint base_align; /* CL_DEVICE_MEM_BASE_ADDR_ALIGN, bytes */
     cl_ulong max_alloc;

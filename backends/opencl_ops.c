@@ -6,7 +6,9 @@
  * output becomes one rmsnorm launch; and (decode) the quantizing RMSNORM of one row followed by
  * the ternary product of its output becomes one matmul_t2_norm launch. For that, a RoPE, GLU or
  * such RMSNORM is held back until the next op (or end, buf_read, buf_write) shows whether it
- * fuses; ops still take effect in order.
+ * fuses; ops still take effect in order. One-token products go to matmul_t2_vec, which also takes
+ * the quantizing RMSNORM in front and the GLU of a gate/up pair behind (the product is held
+ * back until the next op shows whether it is that GLU).
  * No allocation here except the scratch buffer growing on the first batch of a new shape. The
  * kernels are the .cl files of kernels/.
  */
@@ -464,6 +466,71 @@ static int norm_feeds(const rtr_op *nm, const rtr_op *mm) {
     return 1;
 }
 
+/* matmul_t2_vec (kernels/matmul_t2.cl) takes one-token products with kpad <= 8192 whose int8
+ * input starts on 16 bytes; gv is the product's gemv launch (op_matmul_t2), nm the quantizing
+ * RMSNORM in front or NULL. Fills F and returns 1, or 0 when the older kernels must do it. */
+#define T2_VEC_KMAX 8192
+#define T2_VEC_WG 256
+#define T2_VEC_MAXU 8
+static int vec_launch(const cl_backend *b, const rtr_op *nm, const rtr_op *mm, const cl_launch *gv, cl_launch *F) {
+    uint64_t kpad = (U(mm->p.mm.k) + 127) / 128 * 128, rows = 0;
+    if (b->no_vec || mm->rows != 1 || kpad > T2_VEC_KMAX || mm->a.off % 16) return 0;
+    if (nm && (nm->p.norm.n % 4 || nm->a.off % 16 || (nm->c.buf && nm->c.off % 16))) return 0;
+    for (int i = 0; i < mm->p.mm.n_mat; i++) rows += U(mm->p.mm.n[i]);
+    /* lanes a row: the fewest that hold a row in T2_VEC_MAXU pieces each and still give every
+     * compute unit two work-groups */
+    uint64_t kw4 = kpad / 64, want = 2 * (uint64_t)b->n_cu;
+    int lpr = 4;
+    while (lpr < 32 && (kw4 > (uint64_t)lpr * T2_VEC_MAXU || (rows * U(lpr) + T2_VEC_WG - 1) / T2_VEC_WG < want)) lpr *= 2;
+    *F = *gv;
+    F->k = K_T2_VEC;
+    F->nmem = 10;
+    cl_mem m[10] = {nm ? M(nm->a) : NULL, nm && nm->c.buf ? M(nm->c) : NULL, M(mm->a), M(mm->b), gv->m[2], gv->m[3],
+                    gv->m[4], gv->m[5], gv->m[6], gv->m[7]};
+    memcpy(F->m, m, sizeof m);
+    memset(&F->p, 0, sizeof F->p);
+    F->p.off[0] = nm ? nm->a.off / 4 : 0;
+    F->p.off[1] = nm && nm->c.buf ? nm->c.off / 4 : 0;
+    F->p.off[2] = mm->a.off / 4;
+    F->p.off[3] = mm->b.off / 4;
+    for (int i = 0; i < 3; i++) {
+        F->p.off[4 + i] = gv->p.off[2 + i];
+        F->p.off[7 + i] = gv->p.off[5 + i];
+        F->p.i[2 + i] = gv->p.i[2 + i];
+        F->p.f[i] = gv->p.f[i];
+    }
+    F->p.i[0] = nm ? nm->p.norm.n : mm->p.mm.k;
+    F->p.i[1] = (cl_int)kpad;
+    F->p.i[5] = lpr;
+    F->p.i[7] = mm->p.mm.accum;
+    F->p.i[8] = nm && nm->c.buf;
+    F->p.i[9] = nm != NULL;
+    F->p.f[3] = nm ? nm->p.norm.eps : 0.0f;
+    F->dims = 1;
+    F->g[0] = (size_t)((rows + T2_VEC_WG / U(lpr) - 1) / (T2_VEC_WG / U(lpr))) * T2_VEC_WG;
+    F->l[0] = T2_VEC_WG;
+    return 1;
+}
+
+/* A held matmul_t2_vec launch of a gate/up pair and the GLU of its outputs over the gate rows:
+ * the launch takes the GLU (GLU mode: half the work-groups' rows are gate rows). */
+static int vec_glu(cl_launch *H, const rtr_op *mm, const rtr_op *g) {
+    int n = mm->p.mm.n[0];
+    if (g->rows != 1 || g->p.glu.n != n || !same_ref(g->a, mm->p.mm.out[0]) || !same_ref(g->b, mm->p.mm.out[1]) ||
+        !same_ref(g->dst, mm->p.mm.out[0]) || g->p.glu.act < 0 || g->p.glu.act > 2)
+        return 0;
+    size_t half = T2_VEC_WG / (size_t)H->p.i[5] / 2;
+    H->p.i[6] = 1 + g->p.glu.act;
+    H->g[0] = ((size_t)n + half - 1) / half * T2_VEC_WG;
+    return 1;
+}
+
+/* a vec launch that a GLU may follow */
+static int glu_candidate(const rtr_op *mm) {
+    return mm->p.mm.n_mat == 2 && mm->p.mm.n[0] == mm->p.mm.n[1] && !mm->p.mm.accum && mm->p.mm.n[0] > 0 &&
+           mm->p.mm.out[0].buf != mm->p.mm.out[1].buf;
+}
+
 static void hold(cl_backend *b, int kind, const cl_launch *L, const rtr_op *op) {
     b->held = kind;
     b->held_launch = *L;
@@ -528,6 +595,25 @@ int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
             H->g[1] = (size_t)H->p.i[0] + 2 * (size_t)H->p.i[1];
             b->held = 0;
             return submit(b, H, err);
+        }
+    }
+    if (op->kind == RTR_OP_GLU && b->held == HELD_MM && vec_glu(H, &b->held_op[0], op)) {
+        b->held = 0;
+        return submit(b, H, err);
+    }
+    if (op->kind == RTR_OP_MATMUL_T2 && op->rows == 1) {
+        /* one token: matmul_t2_vec, with the held norm in front if it feeds this product, and
+         * held back itself when a GLU may follow */
+        const rtr_op *nm = b->held == HELD_NORM && norm_feeds(&b->held_op[0], op) ? &b->held_op[0] : NULL;
+        cl_launch F;
+        if (vec_launch(b, nm, op, &L[0], &F)) {
+            if (nm) b->held = 0;
+            else if ((r = cl_flush_held(b, err))) return r;
+            if (glu_candidate(op)) {
+                hold(b, HELD_MM, &F, op);
+                return 0;
+            }
+            return submit(b, &F, err);
         }
     }
     if (op->kind == RTR_OP_MATMUL_T2 && b->held == HELD_NORM && norm_feeds(&b->held_op[0], op)) {

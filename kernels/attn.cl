@@ -14,6 +14,7 @@
 #define ATTN_HG_MAX 8
 #define ATTN_HD_MAX 256
 #define ATTN_DPT (ATTN_HD_MAX / AWG)
+#define ATTN_VB 8 /* value rows a work-item reads at once */
 
 __kernel __attribute__((reqd_work_group_size(AWG, 1, 1)))
 void attn(__global const float *q, __global const float *Kf, __global const float *Vf,
@@ -68,6 +69,17 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
             __global const half *kr = K + (size_t)s * kvs;
             __global const float *kr32 = Kf + (size_t)s * kvs;
             int d = 0;
+            /* four 16-byte reads in flight at once */
+            for (; d + 32 <= hd; d += 32) {
+                float8 kk[4];
+                for (int u = 0; u < 4; u++) kk[u] = f32 ? vload8(0, kr32 + d + 8 * u) : vload_half8(0, kr + d + 8 * u);
+                for (int u = 0; u < 4; u++)
+                    for (int h = 0; h < ATTN_HG_MAX; h++)
+                        if (h < hg) {
+                            float8 qq = vload8(0, ql + h * hd + d + 8 * u);
+                            sv[h] += dot(kk[u].lo, qq.lo) + dot(kk[u].hi, qq.hi);
+                        }
+            }
             for (; d + 8 <= hd; d += 8) {
                 float8 kk = f32 ? vload8(0, kr32 + d) : vload_half8(0, kr + d);
                 for (int h = 0; h < ATTN_HG_MAX; h++)
@@ -115,11 +127,20 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
                 for (int t = 0; t < ATTN_DPT; t++) acc[h][t] *= corr[h];
             if (has == jmax && hd <= AWG) {
                 /* every slot of the chunk visible (the usual case): no test in the loop */
-                for (int j = sub; j < jmax; j += nsub) {
-                    size_t vi = (size_t)(base + j) * kvs + d0;
-                    float vv = f32 ? Vf[vi] : vload_half(vi, V);
-                    for (int h = 0; h < ATTN_HG_MAX; h++)
-                        if (h < hg) acc[h][0] += sc[h * AWG + j] * vv;
+                /* ATTN_VB slots' reads in flight at once, then their sums */
+                for (int j0 = sub; j0 < jmax; j0 += ATTN_VB * nsub) {
+                    float vv[ATTN_VB];
+                    for (int u = 0; u < ATTN_VB; u++) {
+                        int j = j0 + u * nsub;
+                        size_t vi = (size_t)(base + (j < jmax ? j : j0)) * kvs + d0;
+                        vv[u] = f32 ? Vf[vi] : vload_half(vi, V);
+                    }
+                    for (int u = 0; u < ATTN_VB; u++) {
+                        int j = j0 + u * nsub;
+                        if (j < jmax)
+                            for (int h = 0; h < ATTN_HG_MAX; h++)
+                                if (h < hg) acc[h][0] += sc[h * AWG + j] * vv[u];
+                    }
                 }
             } else {
                 for (int j = sub; j < jmax; j += nsub) {

@@ -13,6 +13,8 @@
 #version 450
 #define WG 128
 #define CH 128
+#define KB 8 /* key reads in flight an invocation */
+#define VB 4 /* value rows in flight a group */
 layout(local_size_x = WG) in;
 #include "vk_common.glsl"
 
@@ -20,6 +22,7 @@ layout(std430, binding = 0) readonly buffer BQ { uint Q[]; };
 layout(std430, binding = 1) readonly buffer BK { uint K[]; };
 layout(std430, binding = 1) readonly buffer BK4 { uvec4 K4[]; }; /* the same, 16 bytes a read */
 layout(std430, binding = 2) readonly buffer BV { uint V[]; };
+layout(std430, binding = 2) readonly buffer BV4 { uvec4 V4[]; };
 layout(std430, binding = 3) readonly buffer BSP { int SP[]; };
 layout(std430, binding = 4) readonly buffer BQP { int QP[]; };
 layout(std430, binding = 5) writeonly buffer BD { uint D[]; };
@@ -46,7 +49,7 @@ vec2 vpair(uint e0, uint w) {
 
 shared float qsh[256];
 shared float p[CH];
-shared vec2 comb[WG];
+shared float comb[WG * 8]; /* groups x head dims: at most (WG / (hd / 8)) hd */
 shared uint last;
 
 void main() {
@@ -67,6 +70,11 @@ void main() {
     uint kstride = pc.n_kv * hd; /* elements per slot */
     /* 16-byte key reads: f16 rows of whole uvec4s starting on one */
     bool k4 = pc.f32 == 0 && hd % 8 == 0 && pc.o[1] % 16 == 0 && kstride % 8 == 0;
+    /* the same for values: G4 groups of hd / 8 invocations, each group its own slots */
+    bool v4 = pc.f32 == 0 && hd % 8 == 0 && pc.o[2] % 16 == 0 && kstride % 8 == 0;
+    uint G4 = WG / (hd / 8 > 0 ? hd / 8 : 1), wi4 = l % (hd / 8 > 0 ? hd / 8 : 1), gi4 = l / (hd / 8 > 0 ? hd / 8 : 1);
+    bool v4act = v4 && gi4 < G4;
+    vec4 acc4a = vec4(0.0), acc4b = vec4(0.0);
     for (uint base = s0; base < s1; base += CH) {
         uint s = base + l, jn = min(CH, s1 - base);
         bool vis = false;
@@ -79,14 +87,19 @@ void main() {
             uint kb = s * kstride + kvh * hd;
             float dot = 0.0;
             if (k4) {
+                /* KB 16-byte reads issued together, then used */
                 uint b4 = pc.o[1] / 16 + kb / 8;
-                for (uint w = 0; w < hd / 8; w++) {
-                    uvec4 kk = K4[b4 + w];
-                    vec2 a = unpackHalf2x16(kk.x), b = unpackHalf2x16(kk.y);
-                    vec2 c2 = unpackHalf2x16(kk.z), d = unpackHalf2x16(kk.w);
-                    uint e = 8 * w;
-                    dot += qsh[e] * a.x + qsh[e + 1] * a.y + qsh[e + 2] * b.x + qsh[e + 3] * b.y +
-                           qsh[e + 4] * c2.x + qsh[e + 5] * c2.y + qsh[e + 6] * d.x + qsh[e + 7] * d.y;
+                for (uint w0 = 0; w0 < hd / 8; w0 += KB) {
+                    uvec4 kk[KB];
+                    for (uint u = 0; u < KB; u++) kk[u] = w0 + u < hd / 8 ? K4[b4 + w0 + u] : uvec4(0u);
+                    for (uint u = 0; u < KB; u++) {
+                        if (w0 + u >= hd / 8) break;
+                        vec2 a = unpackHalf2x16(kk[u].x), b = unpackHalf2x16(kk[u].y);
+                        vec2 c2 = unpackHalf2x16(kk[u].z), d = unpackHalf2x16(kk[u].w);
+                        uint e = 8 * (w0 + u);
+                        dot += qsh[e] * a.x + qsh[e + 1] * a.y + qsh[e + 2] * b.x + qsh[e + 3] * b.y +
+                               qsh[e + 4] * c2.x + qsh[e + 5] * c2.y + qsh[e + 6] * d.x + qsh[e + 7] * d.y;
+                    }
                 }
             } else
                 for (uint w = 0; w < hw; w++) {
@@ -104,8 +117,26 @@ void main() {
         float cs = wg_sum(e); /* its barriers also publish p */
         lsum = lsum * corr + cs;
         acc *= corr;
+        acc4a *= corr;
+        acc4b *= corr;
         m = mn;
-        if (vact)
+        if (v4act) {
+            /* invocation (gi4, wi4) sums dims 8 wi4.. of the slots gi4, gi4 + G4, ..., VB
+             * rows' reads in flight together */
+            for (uint j0 = gi4; j0 < jn; j0 += G4 * VB) {
+                uvec4 vv[VB];
+                float pj[VB];
+                for (uint u = 0; u < VB; u++) {
+                    uint j = j0 + u * G4;
+                    pj[u] = j < jn ? p[j] : 0.0;
+                    vv[u] = pj[u] != 0.0 ? V4[pc.o[2] / 16 + ((base + j) * kstride + kvh * hd) / 8 + wi4] : uvec4(0u);
+                }
+                for (uint u = 0; u < VB; u++) {
+                    acc4a += pj[u] * vec4(unpackHalf2x16(vv[u].x), unpackHalf2x16(vv[u].y));
+                    acc4b += pj[u] * vec4(unpackHalf2x16(vv[u].z), unpackHalf2x16(vv[u].w));
+                }
+            }
+        } else if (vact)
             for (uint j = gi; j < jn; j += G) {
                 float pj = p[j];
                 if (pj != 0.0) {
@@ -115,11 +146,21 @@ void main() {
             }
         barrier();
     }
-    comb[l] = acc;
+    /* the groups' partial sums meet in shared memory; invocation l < hw owns dims 2l, 2l+1 */
+    if (v4act) {
+        uint cb = gi4 * hd + 8 * wi4;
+        for (uint e = 0; e < 4; e++) { comb[cb + e] = acc4a[e]; comb[cb + 4 + e] = acc4b[e]; }
+    } else if (vact) {
+        comb[gi * hd + 2 * wi] = acc.x;
+        comb[gi * hd + 2 * wi + 1] = acc.y;
+    }
     barrier();
-    bool owner = gi == 0 && vact; /* one invocation a word of the head */
+    uint ng = v4 ? G4 : G;
+    wi = l;
+    bool owner = l < hw; /* one invocation a word of the head */
+    acc = vec2(0.0);
     if (owner)
-        for (uint g = 1; g < G; g++) acc += comb[g * hw + wi];
+        for (uint g = 0; g < ng; g++) acc += vec2(comb[g * hd + 2 * l], comb[g * hd + 2 * l + 1]);
     uint ob = pc.o[5] / 4 + (r * pc.n_head + h) * hd + 2 * wi;
     if (pc.nsplit == 1) {
         if (!owner) return;

@@ -242,3 +242,134 @@ void matmul_t2_gemm(__global const uint *x, __global const float *xs, __global c
         }
     }
 }
+
+/* matmul_t2_vec: one token (decode), k <= TV_KMAX, up to three matrices, optionally with the
+ * quantizing RMSNORM in front (i[9] = 1, as in matmul_t2_norm) and the GLU of a gate/up pair
+ * behind (i[6] = 1 + act). Decode is bound by how many weight bytes are in flight, so each
+ * work-item first issues all of its weight loads (up to TV_MAXU 16-byte reads), and only then
+ * builds the int8 row in local memory (copied from q, or normalized and quantized by every
+ * work-group for itself, work-group 0 also writing q and qs); the loads' latency hides the norm.
+ * i[5] = lpr work-items share a weight row, TV_WG / lpr rows a work-group, lane l reading the
+ * row's 16-byte pieces l, l + lpr, ... GLU mode: matrices 0 and 1 have equal rows; a work-group
+ * takes rows j0.. of both (gate rows in its first half, up rows in the second) and writes
+ * act(gate) * up into o0 and up into o1, as the GLU op in place on the gate rows would.
+ * Params: off a, nw (floats, multiples of 4), q (words, multiple of 4), qs, w0..w2 (words),
+ * o0..o2; i n (multiple of 4), kpad, n0..n2, lpr, glu, accum, has weight, fused; f alpha0..2,
+ * eps. */
+#define TV_WG 256
+#define TV_MAXU 8
+#define TV_KMAX 8192
+
+/* the matrix and row of a work-group's row slot rl; 0 when past the end */
+inline int tv_row(const rtr_params *P, int grp, int rl, int *m, int *lr) {
+    int rpw = TV_WG / P->i[5];
+    if (P->i[6]) {
+        int h = rpw / 2;
+        *m = rl < h ? 0 : 1;
+        *lr = grp * h + rl % h;
+        return *lr < P->i[2];
+    }
+    int r = grp * rpw + rl;
+    *m = 0;
+    if (r >= P->i[2]) { r -= P->i[2]; *m = 1; if (r >= P->i[3]) { r -= P->i[3]; *m = 2; } }
+    *lr = r;
+    return r < P->i[2 + *m];
+}
+
+__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1)))
+void matmul_t2_vec(__global const float *a, __global const float *nw, __global uint *q,
+                   __global float *qs, __global const uint *w0, __global const uint *w1,
+                   __global const uint *w2, __global float *o0, __global float *o1,
+                   __global float *o2, rtr_params P) {
+    __local uint4 xl[TV_KMAX / 16];
+    __local float red[TV_WG], gv[TV_WG];
+    __local int part[TV_WG];
+    __local uint *xw = (__local uint *)xl;
+    const int n = P.i[0], kpad = P.i[1], lpr = P.i[5], glu = P.i[6], accum = P.i[7];
+    int lid = get_local_id(0), grp = get_group_id(0), rpw = TV_WG / lpr, lane = lid % lpr, kw4 = kpad / 64;
+    int m, lr, live = tv_row(&P, grp, lid / lpr, &m, &lr);
+    __global const uint *w = m == 0 ? w0 + P.off[4] : m == 1 ? w1 + P.off[5] : w2 + P.off[6];
+    __global const uint4 *wr = (__global const uint4 *)w + (size_t)(live ? lr : 0) * kw4;
+    /* 1. every weight load of this work-item, in flight together */
+    uint4 wv[TV_MAXU];
+    for (int u = 0; u < TV_MAXU; u++) {
+        int j = lane + u * lpr;
+        wv[u] = live && j < kw4 ? wr[j] : (uint4)(0u);
+    }
+    /* 2. the int8 input row */
+    float xs;
+    if (P.i[9]) {
+        __global const float4 *a4 = (__global const float4 *)(a + P.off[0]);
+        __global const float4 *w4 = (__global const float4 *)(nw + P.off[1]);
+        const int n4 = n / 4, hasw = P.i[8];
+        float4 y[TV_KMAX / 4 / TV_WG], ws[TV_KMAX / 4 / TV_WG];
+        float ss = 0.0f;
+        for (int i = 0; i < TV_KMAX / 4 / TV_WG; i++) {
+            int g4 = lid + i * TV_WG;
+            y[i] = g4 < n4 ? a4[g4] : (float4)(0.0f);
+            ws[i] = hasw && g4 < n4 ? w4[g4] : (float4)(1.0f);
+        }
+        for (int i = 0; i < TV_KMAX / 4 / TV_WG; i++)
+            ss += y[i].s0 * y[i].s0 + y[i].s1 * y[i].s1 + y[i].s2 * y[i].s2 + y[i].s3 * y[i].s3;
+        ss = wg_sum(ss, red);
+        float inv = 1.0f / sqrt(ss / (float)n + P.f[3]), mx = 0.0f;
+        for (int i = 0; i < TV_KMAX / 4 / TV_WG; i++) {
+            y[i] = y[i] * inv * ws[i];
+            mx = fmax(mx, fmax(fmax(fabs(y[i].s0), fabs(y[i].s1)), fmax(fabs(y[i].s2), fabs(y[i].s3))));
+        }
+        mx = wg_max(mx, red);
+        if (!(mx > 1e-5f)) mx = 1e-5f;
+        float s = 127.0f / mx;
+        xs = mx / 127.0f;
+        for (int i = 0; i < TV_KMAX / 4 / TV_WG; i++) {
+            int g4 = lid + i * TV_WG;
+            if (g4 >= kpad / 4) break;
+            uint word = (uint)(uchar)quant_i8(y[i].s0, s) | (uint)(uchar)quant_i8(y[i].s1, s) << 8 |
+                        (uint)(uchar)quant_i8(y[i].s2, s) << 16 | (uint)(uchar)quant_i8(y[i].s3, s) << 24;
+            xw[g4] = word;
+            if (grp == 0) q[P.off[2] + g4] = word;
+        }
+        if (grp == 0 && lid == 0) qs[P.off[3]] = xs;
+    } else {
+        __global const uint4 *q4 = (__global const uint4 *)(q + P.off[2]);
+        for (int i = lid; i < kpad / 16; i += TV_WG) xl[i] = q4[i];
+        xs = qs[P.off[3]];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* 3. the dot products: piece j is half j&1 of block j/2; its plane p meets activation
+     * uint4 2p + (j&1) of the block */
+    int acc = 0;
+    for (int u = 0; u < TV_MAXU; u++) {
+        int j = lane + u * lpr;
+        if (j >= kw4) break;
+        __local const uint4 *xu = xl + (j >> 1) * 8 + (j & 1);
+        for (int p = 0; p < 4; p++) {
+            uint4 pl = t2_planes(wv[u], p), xv = xu[2 * p];
+            acc = dot4(pl.s0, xv.s0, acc);
+            acc = dot4(pl.s1, xv.s1, acc);
+            acc = dot4(pl.s2, xv.s2, acc);
+            acc = dot4(pl.s3, xv.s3, acc);
+        }
+    }
+    part[lid] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* 4. one work-item a row sums its lanes and writes */
+    if (lid < rpw) {
+        int d = 0;
+        for (int i = 0; i < lpr; i++) d += part[lid * lpr + i];
+        live = tv_row(&P, grp, lid, &m, &lr);
+        float y = (float)d * (P.f[m] * xs);
+        if (live && !glu) {
+            __global float *o = m == 0 ? o0 + P.off[7] : m == 1 ? o1 + P.off[8] : o2 + P.off[9];
+            o[lr] = accum ? o[lr] + y : y;
+        }
+        gv[lid] = y;
+    }
+    if (!glu) return;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < rpw / 2 && live) {
+        float up = gv[lid + rpw / 2];
+        o0[P.off[7] + lr] = glu_act(gv[lid], glu - 1) * up;
+        o1[P.off[8] + lr] = up;
+    }
+}
