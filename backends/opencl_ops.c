@@ -477,11 +477,11 @@ static int vec_launch(const cl_backend *b, const rtr_op *nm, const rtr_op *mm, c
     if (b->no_vec || mm->rows != 1 || kpad > T2_VEC_KMAX || mm->a.off % 16) return 0;
     if (nm && (nm->p.norm.n % 4 || nm->a.off % 16 || (nm->c.buf && nm->c.off % 16))) return 0;
     for (int i = 0; i < mm->p.mm.n_mat; i++) rows += U(mm->p.mm.n[i]);
-    /* lanes a row: the fewest that hold a row in T2_VEC_MAXU pieces each and still give every
-     * compute unit two work-groups */
-    uint64_t kw4 = kpad / 64, want = 2 * (uint64_t)b->n_cu;
+    /* lanes a row: the fewest that hold a row in T2_VEC_MAXU pieces each (fewer, fuller
+     * work-groups were faster on the H100 at every 2B4T shape) */
+    uint64_t kw4 = kpad / 64;
     int lpr = 4;
-    while (lpr < 32 && (kw4 > (uint64_t)lpr * T2_VEC_MAXU || (rows * U(lpr) + T2_VEC_WG - 1) / T2_VEC_WG < want)) lpr *= 2;
+    while (lpr < 32 && kw4 > (uint64_t)lpr * T2_VEC_MAXU) lpr *= 2;
     *F = *gv;
     F->k = K_T2_VEC;
     F->nmem = 10;

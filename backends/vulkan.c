@@ -330,8 +330,10 @@ static void prof_collect(vk_backend *vk, const vk_rec *rec, double wall) {
 }
 
 static void prof_write(vk_backend *vk) {
-    static const char *names[VP_COUNT] = {"embed", "norm", "mm_t2_1", "mm_t2_n", "mm_t2_fused", "mm_f_1", "mm_f_n",
-                                          "rope", "kv_store", "attn", "glu"};
+    static const char *names[VP_COUNT] = {
+        [VP_EMBED] = "embed", [VP_NORM] = "norm", [VP_MMT2_1] = "mm_t2_1", [VP_MMT2_N] = "mm_t2_n",
+        [VP_MMT2_F] = "mm_t2_fused", [VP_MMT2_V] = "mm_t2_vec", [VP_MMT2_VF] = "mm_t2_vec_norm", [VP_MMF_1] = "mm_f_1",
+        [VP_MMF_N] = "mm_f_n", [VP_ROPE] = "rope", [VP_KV] = "kv_store", [VP_ATTN] = "attn", [VP_GLU] = "glu"};
     FILE *f = fopen(vk->prof_path, "w");
     if (!f) return;
     fprintf(f, "vulkan profile: %s, %ld batches, %.3f s submit to fence, %.3f s between timestamps\n", vk->base.desc,
@@ -681,6 +683,10 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->no_fuse = nf && *nf && strcmp(nf, "0");
     const char *nv = getenv("ROTOR_VK_NOVEC"); /* the older one-token matmul, for comparison */
     vk->no_vec = nv && *nv && strcmp(nv, "0");
+    const char *lp = getenv("ROTOR_VK_VEC_LANES"); /* lanes a weight row in mm_t2_vec.comp (4 to 32) */
+    vk->vec_lanes = lp ? atoi(lp) : 0;
+    const char *as = getenv("ROTOR_VK_ATTN_SPLITS"); /* most splits of the ring in attention */
+    vk->attn_splits = as ? atoi(as) : 0;
     vk->sg = c.sg && !vk->portable;
     vk->sg_size = c.sg_size;
     vk->dot = vk->sg && c.dot;

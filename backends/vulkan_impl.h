@@ -88,7 +88,7 @@ typedef struct {
     uint32_t qfam;
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memp;
-    int sg, dot, sg_size, portable, no_fuse, no_vec;
+    int sg, dot, sg_size, portable, no_fuse, no_vec, vec_lanes, attn_splits;
     VkDeviceSize align, max_range;
     VkCommandPool cpool;
     VkCommandBuffer up_cb, xfer_cb;

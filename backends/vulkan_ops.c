@@ -489,6 +489,7 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     if (ns > nu) ns = nu;
     if (ns > 64) ns = 64;
     if (ns > fit) ns = fit;
+    if (vk->attn_splits > 0 && (uint32_t)vk->attn_splits < ns) ns = (uint32_t)vk->attn_splits;
     if ((size_t)rows * nh > VK_CNT_BYTES / 4 || ns < 1) ns = 1;
     uint32_t ups = (nu + ns - 1) / ns;
     ns = (nu + ups - 1) / ups;
@@ -756,11 +757,12 @@ static int glu_fusable(const vk_backend *vk, const rtr_op *mm, const rtr_op *g, 
 }
 
 /* Lanes a weight row for mm_t2_vec.comp: the fewest that hold a row in VK_VEC_MAXU pieces each
- * and still give the device a few hundred workgroups; rows a workgroup = VK_WG_VEC / lanes. */
-static uint32_t vec_lanes(uint64_t kw4, uint64_t rows) {
-    for (uint32_t lpr = 4; lpr < 32; lpr *= 2)
-        if (kw4 <= (uint64_t)lpr * VK_VEC_MAXU && (rows * lpr + VK_WG_VEC - 1) / VK_WG_VEC >= 256) return lpr;
-    return 32;
+ * (rows a workgroup = VK_WG_VEC / lanes). On the H100, fewer and fuller workgroups won over
+ * more lanes a row at every 2B4T shape (BENCH.md). */
+static uint32_t vec_lanes(uint64_t kw4) {
+    uint32_t lpr = 4;
+    while (lpr < 32 && kw4 > (uint64_t)lpr * VK_VEC_MAXU) lpr *= 2;
+    return lpr;
 }
 
 /* One dispatch of mm_t2_vec.comp for mm, with the norm nm in front and the GLU g behind when
@@ -786,7 +788,13 @@ static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_
         total += on ? (uint64_t)mm->p.mm.n[i] : 0;
     }
     uint64_t kw4 = kpad128(mm->p.mm.k) / 64;
-    uint32_t lpr = vec_lanes(kw4, total), rpw = VK_WG_VEC / lpr;
+    uint32_t lpr = vec_lanes(kw4), rpw;
+    int fl = c->vk->vec_lanes;
+    if (fl == 4 || fl == 8 || fl == 16 || fl == 32) { /* the given lanes, or the fewest above that fit */
+        lpr = (uint32_t)fl;
+        while (lpr < 32 && kw4 > (uint64_t)lpr * VK_VEC_MAXU) lpr *= 2;
+    }
+    rpw = VK_WG_VEC / lpr;
     c->pc[P + 0] = (uint32_t)kw4;
     c->pc[P + 1] = lpr;
     c->pc[P + 5] = mm->p.mm.accum ? 1u : 0;
