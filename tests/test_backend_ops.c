@@ -294,12 +294,12 @@ static void t_quant(ctx *c) {
 
 static void t_matmul_t2(ctx *c) {
     static const int ks[] = {128, 384, 640, 130, 2560};
-    static const int rowss[] = {1, 7, 9, 17};
+    static const int rowss[] = {1, 7, 9, 17, 70, 130};
     static const int shapes[][4] = {{1, 1, 0, 0}, {1, 7, 0, 0}, {3, 40, 7, 7}, {2, 33, 70, 0}, {3, 5, 1, 300}};
     int cases = 0;
     for (int ki = 0; ki < 5; ki++)
         for (int si = 0; si < 5; si++) {
-            int k = ks[ki], rows = rowss[(ki + si) % 4], kp = (k + 127) / 128 * 128, accum = (ki + si) % 3 == 1;
+            int k = ks[ki], rows = rowss[(ki + si) % 6], kp = (k + 127) / 128 * 128, accum = (ki + si) % 3 == 1;
             int nm = shapes[si][0];
             if (k == 2560 && si != 2) continue;
             size_t rb = rtr_t2_row_bytes((uint64_t)k);
