@@ -333,7 +333,7 @@ static void prof_write(vk_backend *vk) {
     static const char *names[VP_COUNT] = {
         [VP_EMBED] = "embed", [VP_NORM] = "norm", [VP_MMT2_1] = "mm_t2_1", [VP_MMT2_N] = "mm_t2_n",
         [VP_MMT2_F] = "mm_t2_fused", [VP_MMT2_V] = "mm_t2_vec", [VP_MMT2_VF] = "mm_t2_vec_norm", [VP_MMT2_G] = "mm_t2_gemm", [VP_MMF_1] = "mm_f_1",
-        [VP_MMF_N] = "mm_f_n", [VP_ROPE] = "rope", [VP_KV] = "kv_store", [VP_ATTN] = "attn", [VP_GLU] = "glu"};
+        [VP_MMF_N] = "mm_f_n", [VP_ROPE] = "rope", [VP_KV] = "kv_store", [VP_ATTN] = "attn", [VP_ATTNB] = "attn_batch", [VP_GLU] = "glu"};
     FILE *f = fopen(vk->prof_path, "w");
     if (!f) return;
     fprintf(f, "vulkan profile: %s, %ld batches, %.3f s submit to fence, %.3f s between timestamps\n", vk->base.desc,
@@ -601,12 +601,13 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         [VP_MMT2_V] = {"mm_t2_vec", {0, VK_WG_VEC, 0}}, [VP_MMT2_VF] = {"mm_t2_vec", {0, VK_WG_VEC, 1}},
         [VP_MMT2_G] = {"mm_t2_gemm", {0}},
         [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
-        [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_GLU] = {"glu", {0}},
+        [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_GLU] = {"glu", {0}},
     };
     for (int i = 0; i < VP_COUNT; i++) {
         if (i == VP_MMT2_F && vk->no_fuse) continue;
         if ((i == VP_MMT2_V || i == VP_MMT2_VF) && vk->no_vec) continue;
         if (i == VP_MMT2_G && vk->no_gemm) continue;
+        if (i == VP_ATTNB && vk->no_attnb) continue;
         char name[64];
         int mm = !strncmp(P[i].shader, "mm_", 3);
         snprintf(name, sizeof name, "%s%s", P[i].shader, vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
@@ -687,6 +688,8 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->no_vec = nv && *nv && strcmp(nv, "0");
     const char *ng = getenv("ROTOR_VK_NOGEMM"); /* batches through mm_t2.comp, for comparison */
     vk->no_gemm = ng && *ng && strcmp(ng, "0");
+    const char *na = getenv("ROTOR_VK_NOATTNB"); /* batches through attn.comp, for comparison */
+    vk->no_attnb = na && *na && strcmp(na, "0");
     const char *lp = getenv("ROTOR_VK_VEC_LANES"); /* lanes a weight row in mm_t2_vec.comp (4 to 32) */
     vk->vec_lanes = lp ? atoi(lp) : 0;
     const char *as = getenv("ROTOR_VK_ATTN_SPLITS"); /* most splits of the ring in attention */
@@ -715,7 +718,7 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     if (vk->props.limits.maxComputeWorkGroupInvocations < VK_WG_FUSED ||
         vk->props.limits.maxComputeWorkGroupSize[0] < VK_WG_FUSED)
         vk->no_fuse = 1;
-    if (vk->props.limits.maxComputeSharedMemorySize < VK_GEMM_SHARED) vk->no_gemm = 1;
+    if (vk->props.limits.maxComputeSharedMemorySize < VK_GEMM_SHARED) vk->no_gemm = vk->no_attnb = 1;
     if (vk->props.limits.maxComputeWorkGroupInvocations < VK_WG_VEC || vk->props.limits.maxComputeWorkGroupSize[0] < VK_WG_VEC)
         vk->no_vec = 1;
     vk->align = vk->props.limits.minStorageBufferOffsetAlignment;

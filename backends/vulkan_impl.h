@@ -20,7 +20,7 @@ struct rtr_buf {
  * the ternary matmul once more with the norm fused in (decode) */
 enum {
     VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMT2_F, VP_MMT2_V, VP_MMT2_VF, VP_MMT2_G, VP_MMF_1, VP_MMF_N,
-    VP_ROPE, VP_KV, VP_ATTN, VP_GLU, VP_COUNT
+    VP_ROPE, VP_KV, VP_ATTN, VP_ATTNB, VP_GLU, VP_COUNT
 };
 #define VK_WG_FUSED 512 /* invocations of a fused norm+matmul workgroup */
 #define VK_WG_VEC 256   /* invocations of a one-token matmul workgroup (mm_t2_vec.comp) */
@@ -90,7 +90,7 @@ typedef struct {
     uint32_t qfam;
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memp;
-    int sg, dot, sg_size, portable, no_fuse, no_vec, no_gemm, vec_lanes, attn_splits;
+    int sg, dot, sg_size, portable, no_fuse, no_vec, no_gemm, no_attnb, vec_lanes, attn_splits;
     VkDeviceSize align, max_range;
     VkCommandPool cpool;
     VkCommandBuffer up_cb, xfer_cb;
