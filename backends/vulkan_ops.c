@@ -482,15 +482,15 @@ static int rec_matmul_f(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err)
 static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     vk_backend *vk = c->vk;
     int nh = op->p.attn.n_head, hd = op->p.attn.head_dim, cap = op->p.attn.cap, rows = op->rows;
-    if (!vk->no_attnb && rows > 1 && op->p.attn.kv_type == RTR_T_F16 && hd % 8 == 0 && hd <= 256 &&
-        op->b.off % 16 == 0 && op->c.off % 16 == 0) {
+    if (!vk->no_attnb && rows > 1 && hd % 8 == 0 && hd <= 256 && op->b.off % 16 == 0 && op->c.off % 16 == 0) {
         /* batches: several query rows a workgroup share every key and value read */
         clear_refs(c);
         c->ref[0] = op->a; c->ref[1] = op->b; c->ref[2] = op->c; c->ref[3] = op->d; c->ref[4] = op->e; c->ref[5] = op->dst;
         c->pc[P + 0] = (uint32_t)nh; c->pc[P + 1] = (uint32_t)op->p.attn.n_kv; c->pc[P + 2] = (uint32_t)hd;
         c->pc[P + 3] = (uint32_t)cap; c->pc[P + 4] = (uint32_t)op->p.attn.n_sink; c->pc[P + 5] = (uint32_t)op->p.attn.window;
         c->pc[P + 6] = fbits(op->p.attn.scale); c->pc[P + 7] = (uint32_t)rows;
-        return dispatch(c, VP_ATTNB, P + 8, (uint32_t)nh, (uint32_t)((rows + VK_ATTNB_QR - 1) / VK_ATTNB_QR), 1, err);
+        c->pc[P + 8] = op->p.attn.kv_type == RTR_T_F32;
+        return dispatch(c, VP_ATTNB, P + 9, (uint32_t)nh, (uint32_t)((rows + VK_ATTNB_QR - 1) / VK_ATTNB_QR), 1, err);
     }
     /* split the ring across workgroups (runs of a multiple of 32 slots) when there are too few
      * (head, row) pairs to fill the device; the partial results meet in the scratch, where the

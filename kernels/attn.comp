@@ -2,10 +2,12 @@
  * split takes a run of slots (a multiple of 32, so that a short ring still spreads over many
  * workgroups) and walks it in chunks of up to CH slots, keeping an online softmax (running max m,
  * sum l, weighted V sum). Per chunk, invocation i scores slot i of the chunk (visibility rule of
- * backend.h, then q . K * scale; f16 keys are read 16 bytes at a time when aligned), the chunk
- * max and sum come from workgroup reductions, and the V rows are summed with each invocation
- * owning one word (two dims) of the head; when the head is narrow, groups of invocations take
- * alternate slots and are combined at the end. With one split the result goes to dst; with
+ * backend.h, then q . K * scale), the chunk max and sum come from workgroup reductions, and the
+ * V rows are summed by groups of invocations taking alternate slots, combined at the end. When
+ * head_dim is a multiple of 8 and rows start on 16 bytes, keys and values are read 8 dims a
+ * piece (attn_common.glsl), several pieces in flight at once, each invocation of a group
+ * owning 8 dims; otherwise 2 dims a read. Decode uses this shader; batches of rows go to
+ * attn_batch.comp where it applies. With one split the result goes to dst; with
  * several, each split writes (m, l, acc[hd]) to the scratch and counts itself in a per-(row,
  * head) counter: the last split to arrive merges them (out = sum_s acc_s e^(m_s - M) / sum_s l_s
  * e^(m_s - M)) and resets the counter, so the merge needs no dispatch of its own. head_dim is
@@ -47,6 +49,8 @@ vec2 vpair(uint e0, uint w) {
     return unpackHalf2x16(V[pc.o[2] / 4 + e0 / 2 + w]);
 }
 
+#include "attn_common.glsl"
+
 shared float qsh[256];
 shared float p[CH];
 shared float comb[WG * 8]; /* groups x head dims: at most (WG / (hd / 8)) hd */
@@ -69,9 +73,9 @@ void main() {
     uint s0 = sp * pc.sps, s1 = min(s0 + pc.sps, pc.cap);
     uint kstride = pc.n_kv * hd; /* elements per slot */
     /* 16-byte key reads: f16 rows of whole uvec4s starting on one */
-    bool k4 = pc.f32 == 0 && hd % 8 == 0 && pc.o[1] % 16 == 0 && kstride % 8 == 0;
+    bool k4 = hd % 8 == 0 && pc.o[1] % 16 == 0 && kstride % 8 == 0;
     /* the same for values: G4 groups of hd / 8 invocations, each group its own slots */
-    bool v4 = pc.f32 == 0 && hd % 8 == 0 && pc.o[2] % 16 == 0 && kstride % 8 == 0;
+    bool v4 = hd % 8 == 0 && pc.o[2] % 16 == 0 && kstride % 8 == 0;
     uint G4 = WG / (hd / 8 > 0 ? hd / 8 : 1), wi4 = l % (hd / 8 > 0 ? hd / 8 : 1), gi4 = l / (hd / 8 > 0 ? hd / 8 : 1);
     bool v4act = v4 && gi4 < G4;
     vec4 acc4a = vec4(0.0), acc4b = vec4(0.0);
@@ -87,18 +91,18 @@ void main() {
             uint kb = s * kstride + kvh * hd;
             float dot = 0.0;
             if (k4) {
-                /* KB 16-byte reads issued together, then used */
-                uint b4 = pc.o[1] / 16 + kb / 8;
+                /* KB pieces' reads issued together, then used */
                 for (uint w0 = 0; w0 < hd / 8; w0 += KB) {
-                    uvec4 kk[KB];
-                    for (uint u = 0; u < KB; u++) kk[u] = w0 + u < hd / 8 ? K4[b4 + w0 + u] : uvec4(0u);
+                    vec4 ka[KB], kc[KB];
+                    for (uint u = 0; u < KB; u++) {
+                        ka[u] = kc[u] = vec4(0.0);
+                        if (w0 + u < hd / 8) kpiece(kb, w0 + u, ka[u], kc[u]);
+                    }
                     for (uint u = 0; u < KB; u++) {
                         if (w0 + u >= hd / 8) break;
-                        vec2 a = unpackHalf2x16(kk[u].x), b = unpackHalf2x16(kk[u].y);
-                        vec2 c2 = unpackHalf2x16(kk[u].z), d = unpackHalf2x16(kk[u].w);
                         uint e = 8 * (w0 + u);
-                        dot += qsh[e] * a.x + qsh[e + 1] * a.y + qsh[e + 2] * b.x + qsh[e + 3] * b.y +
-                               qsh[e + 4] * c2.x + qsh[e + 5] * c2.y + qsh[e + 6] * d.x + qsh[e + 7] * d.y;
+                        dot += qsh[e] * ka[u].x + qsh[e + 1] * ka[u].y + qsh[e + 2] * ka[u].z + qsh[e + 3] * ka[u].w +
+                               qsh[e + 4] * kc[u].x + qsh[e + 5] * kc[u].y + qsh[e + 6] * kc[u].z + qsh[e + 7] * kc[u].w;
                     }
                 }
             } else
@@ -124,16 +128,17 @@ void main() {
             /* invocation (gi4, wi4) sums dims 8 wi4.. of the slots gi4, gi4 + G4, ..., VB
              * rows' reads in flight together */
             for (uint j0 = gi4; j0 < jn; j0 += G4 * VB) {
-                uvec4 vv[VB];
+                vec4 va[VB], vb[VB];
                 float pj[VB];
                 for (uint u = 0; u < VB; u++) {
                     uint j = j0 + u * G4;
                     pj[u] = j < jn ? p[j] : 0.0;
-                    vv[u] = pj[u] != 0.0 ? V4[pc.o[2] / 16 + ((base + j) * kstride + kvh * hd) / 8 + wi4] : uvec4(0u);
+                    va[u] = vb[u] = vec4(0.0);
+                    if (pj[u] != 0.0) vpiece((base + j) * kstride + kvh * hd, wi4, va[u], vb[u]);
                 }
                 for (uint u = 0; u < VB; u++) {
-                    acc4a += pj[u] * vec4(unpackHalf2x16(vv[u].x), unpackHalf2x16(vv[u].y));
-                    acc4b += pj[u] * vec4(unpackHalf2x16(vv[u].z), unpackHalf2x16(vv[u].w));
+                    acc4a += pj[u] * va[u];
+                    acc4b += pj[u] * vb[u];
                 }
             }
         } else if (vact)

@@ -1,4 +1,4 @@
-/* attn_batch.comp: ATTN for batches of query rows (prefill) over an f16 ring, f32 math.
+/* attn_batch.comp: ATTN for batches of query rows (prefill) over the KV ring, f32 math.
  *
  * attn.comp gives every (head, row) its own workgroup, so a 512-token prompt reads each key and
  * value row hundreds of times. Here a workgroup takes QR consecutive query rows of one head and
@@ -11,8 +11,8 @@
  * - values: invocation (gi, wi) owns dims 8 wi .. 8 wi + 7 and the slots gi, gi + G, ...; each
  *   value piece is read once and added into all QR rows' sums.
  * At the end the G groups' sums meet in shared memory, one row at a time.
- * The host uses it for f16 caches with head_dim a multiple of 8 (at most 256) whose rows start
- * on 16 bytes; anything else goes to attn.comp. */
+ * The host uses it for f16 or f32 caches with head_dim a multiple of 8 (at most 256) whose rows
+ * start on 16 bytes; anything else goes to attn.comp. */
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
 #define WG 128
@@ -34,8 +34,10 @@ layout(push_constant) uniform PC {
     uint n_head, n_kv, hd, cap;
     int n_sink, window;
     float scale;
-    uint rows;
+    uint rows, f32;
 } pc;
+
+#include "attn_common.glsl"
 
 shared float qsh[QR * 256];
 shared float P[QR * CH];
@@ -65,7 +67,7 @@ void rows_fold(bool is_max) {
 
 void main() {
     uint h = gl_WorkGroupID.x, r0 = gl_WorkGroupID.y * QR, l = gl_LocalInvocationIndex, hd = pc.hd;
-    uint kvh = h / (pc.n_head / pc.n_kv), h8 = hd / 8, kstride8 = pc.n_kv * hd / 8; /* uvec4 a slot */
+    uint kvh = h / (pc.n_head / pc.n_kv), h8 = hd / 8, kstride = pc.n_kv * hd; /* elements a slot */
     const float NEG_INF = uintBitsToFloat(0xff800000u);
     /* query rows (zeros past the batch) and their positions */
     for (uint i = l; i < QR * hd; i += WG) {
@@ -84,7 +86,6 @@ void main() {
     float m[QR], lsum[QR];
     vec4 acca[QR], accb[QR];
     [[unroll]] for (uint r = 0; r < QR; r++) { m[r] = NEG_INF; lsum[r] = 0.0; acca[r] = vec4(0.0); accb[r] = vec4(0.0); }
-    uint kbase = pc.o[1] / 16 + kvh * h8, vbase = pc.o[2] / 16 + kvh * h8;
     for (uint base = 0; base < pc.cap; base += CH) {
         uint s = base + l;
         int spos = s < pc.cap ? SP[pc.o[3] / 4 + s] : -1;
@@ -97,18 +98,20 @@ void main() {
         float sc[QR];
         [[unroll]] for (uint r = 0; r < QR; r++) sc[r] = 0.0;
         if (anyv) {
+            uint el = s * kstride + kvh * hd;
             for (uint w0 = 0; w0 < h8; w0 += KB) {
-                uvec4 kk[KB];
-                [[unroll]] for (uint u = 0; u < KB; u++) kk[u] = w0 + u < h8 ? K4[kbase + s * kstride8 + w0 + u] : uvec4(0u);
+                vec4 ka[KB], kb[KB];
+                [[unroll]] for (uint u = 0; u < KB; u++) {
+                    ka[u] = kb[u] = vec4(0.0);
+                    if (w0 + u < h8) kpiece(el, w0 + u, ka[u], kb[u]);
+                }
                 [[unroll]] for (uint u = 0; u < KB; u++) {
                     if (w0 + u >= h8) break;
-                    vec2 a = unpackHalf2x16(kk[u].x), b = unpackHalf2x16(kk[u].y);
-                    vec2 c = unpackHalf2x16(kk[u].z), d = unpackHalf2x16(kk[u].w);
                     uint e = 8 * (w0 + u);
                     [[unroll]] for (uint r = 0; r < QR; r++) {
                         uint qb = r * 256 + e;
-                        sc[r] += qsh[qb] * a.x + qsh[qb + 1] * a.y + qsh[qb + 2] * b.x + qsh[qb + 3] * b.y +
-                                 qsh[qb + 4] * c.x + qsh[qb + 5] * c.y + qsh[qb + 6] * d.x + qsh[qb + 7] * d.y;
+                        sc[r] += dot(vec4(qsh[qb], qsh[qb + 1], qsh[qb + 2], qsh[qb + 3]), ka[u]) +
+                                 dot(vec4(qsh[qb + 4], qsh[qb + 5], qsh[qb + 6], qsh[qb + 7]), kb[u]);
                     }
                 }
             }
@@ -141,9 +144,8 @@ void main() {
         uint jn = min(CH, pc.cap - base);
         if (vact)
             for (uint j = gi; j < jn; j += G) {
-                uvec4 vv = V4[vbase + (base + j) * kstride8 + wi];
-                vec4 va = vec4(unpackHalf2x16(vv.x), unpackHalf2x16(vv.y));
-                vec4 vb = vec4(unpackHalf2x16(vv.z), unpackHalf2x16(vv.w));
+                vec4 va, vb;
+                vpiece((base + j) * kstride + kvh * hd, wi, va, vb);
                 [[unroll]] for (uint r = 0; r < QR; r++) {
                     float pj = P[r * CH + j];
                     acca[r] += pj * va;
