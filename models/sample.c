@@ -105,6 +105,14 @@ static int top_k(cand *c, int n, int k) {
 
 int32_t rtr_sample(rtr_sampler *s, const float *logits) {
     int n = s->n_vocab;
+    if (s->p.temp <= 0 && (s->p.repeat_penalty == 1.0f || !s->n_recent)) {
+        /* greedy with nothing to penalise: the first largest logit, no candidate list */
+        int best = 0;
+        float bv = logits[0];
+        for (int i = 1; i < n; i++)
+            if (logits[i] > bv) { bv = logits[i]; best = i; }
+        return best;
+    }
     for (int i = 0; i < n; i++) { s->c[i].logit = logits[i]; s->c[i].id = i; }
     if (s->p.repeat_penalty != 1.0f && s->n_recent) {
         for (int i = 0; i < s->n_recent; i++) {
@@ -119,7 +127,9 @@ int32_t rtr_sample(rtr_sampler *s, const float *logits) {
     }
     if (s->p.temp <= 0) {
         int best = 0;
-        for (int i = 1; i < n; i++) if (s->c[i].logit > s->c[best].logit) best = i;
+        float bv = s->c[0].logit; /* held in a register: no reload of c[best] per step */
+        for (int i = 1; i < n; i++)
+            if (s->c[i].logit > bv) { bv = s->c[i].logit; best = i; }
         return s->c[best].id;
     }
     int m = top_k(s->c, n, s->p.top_k);

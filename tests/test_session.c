@@ -143,7 +143,15 @@ static void test_sampler(void) {
     p.temp = 0;
     CHECK(!rtr_sampler_new(&s, &p, 8), "sampler");
     CHECK(rtr_sample(s, lg) == 3, "greedy picks the largest");
+    float tie[8] = {1, 9, 2, 9, 3, 0, 9, 8};
+    CHECK(rtr_sample(s, tie) == 1, "greedy takes the first of equal largest logits");
     rtr_sampler_free(s);
+    p.repeat_penalty = 2; /* greedy through the candidate list: 9 at id 3 becomes 4.5 */
+    CHECK(!rtr_sampler_new(&s, &p, 8), "sampler with a repeat penalty");
+    rtr_sampler_accept(s, 3);
+    CHECK(rtr_sample(s, lg) == 7, "greedy after the repeat penalty picks the next largest");
+    rtr_sampler_free(s);
+    p.repeat_penalty = 1;
     p.temp = 1; p.top_k = 1; p.seed = 5;
     rtr_sampler_new(&s, &p, 8);
     int ok = 1;

@@ -83,6 +83,15 @@ static double measure_bandwidth(int nth) {
 
 typedef struct { const char *name; int n_prompt, n_gen; double mean, sd; } result;
 
+/* greedy choice, as the sampler makes it at temperature 0 (first of equal maxima) */
+static int argmax(const float *v, int n) {
+    int best = 0;
+    float bv = v[0];
+    for (int i = 1; i < n; i++)
+        if (v[i] > bv) { bv = v[i]; best = i; }
+    return best;
+}
+
 static void stats(const double *v, int n, double *mean, double *sd) {
     double s = 0, q = 0;
     for (int i = 0; i < n; i++) s += v[i];
@@ -181,7 +190,7 @@ int rtr_cmd_bench(int argc, char **argv) {
         if (rtr_eval(s, ids, 7, &e)) { cli_error("%s", e.msg); goto out; }
         const float *lg = rtr_logits(s);
         int best = 0;
-        if (!mi.is_embedding) for (int i = 1; i < mi.n_vocab; i++) if (lg[i] > lg[best]) best = i;
+        if (!mi.is_embedding) best = argmax(lg, mi.n_vocab);
         ttft = rtr_now() - a;
         (void)best;
     }
@@ -209,8 +218,7 @@ int rtr_cmd_bench(int argc, char **argv) {
             for (int k = 0; k < tg[t]; k++) {
                 if (rtr_eval(s, &id, 1, &e)) { cli_error("%s", e.msg); goto out; }
                 const float *lg = rtr_logits(s);
-                int best = 0;
-                for (int i = 1; i < mi.n_vocab; i++) if (lg[i] > lg[best]) best = i;
+                int best = argmax(lg, mi.n_vocab);
                 id = best;
             }
             times[r] = tg[t] / (rtr_now() - a);
