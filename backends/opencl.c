@@ -408,6 +408,8 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     b->norm_wg = wg;
     /* the fixed-size kernels need their work-group sizes; the one-token product has an older
      * fallback (matmul_t2_gemv, matmul_t2_norm) */
+    const char *as = getenv("ROTOR_OPENCL_ATTN_SPLITS");
+    b->attn_splits = as ? atoi(as) : 0;
     const char *nv = getenv("ROTOR_OPENCL_NOVEC");
     b->no_vec = (nv && *nv && strcmp(nv, "0")) ||
                 (clGetKernelWorkGroupInfo(b->k[K_T2_VEC], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) ==

@@ -360,6 +360,7 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
     if (ngr < 2 * (size_t)b->n_cu && cap > 32) {
         size_t want = (4 * (size_t)b->n_cu + ngr - 1) / ngr, most = ((size_t)cap + 31) / 32;
         n_split = (int)(want < most ? want : most);
+        if (b->attn_splits > 0 && n_split > b->attn_splits) n_split = b->attn_splits;
         chunk = (int)round_up(((size_t)cap + n_split - 1) / n_split, 32);
         n_split = (cap + chunk - 1) / chunk;
     }

@@ -499,6 +499,9 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     size_t per = (size_t)rows * nh * (hd + 2) * 4;
     uint32_t fit = (uint32_t)(vk->part->size / per), ns = want;
     if (ns > nu) ns = nu;
+    /* but at least 256 slots a split: on the H100 one workgroup a head over a 256-slot ring beat
+     * 2, 4 and 8 splits of it (tg128 460 against 445, 387 tok/s; BENCH.md) */
+    if (ns > (uint32_t)(cap + 255) / 256) ns = (uint32_t)(cap + 255) / 256;
     if (ns > 64) ns = 64;
     if (ns > fit) ns = fit;
     if (vk->attn_splits > 0 && (uint32_t)vk->attn_splits < ns) ns = (uint32_t)vk->attn_splits;
