@@ -35,6 +35,19 @@ long=$(for i in $(seq 1 40); do printf 'one two three four five six seven '; don
 printf '%s\n%s\n%s\n' "$long" "$long" "$long" | "$ROTOR" chat -m "$M" -n 8 -c 64 >/dev/null 2>&1
 check "chat goes on past the context size" test $? -eq 0
 
+# rotor bench: one row a test, every format; the untimed warm-up can be left out
+out=$("$ROTOR" bench -m "$M" -p 16 -n 4 -r 2 --no-bandwidth -o jsonl 2>/dev/null); rc=$?
+check "bench exits 0" test $rc -eq 0
+check "bench jsonl: a pp16 row" sh -c "printf '%s\n' '$out' | grep -q '\"test\": \"pp\", \"n_prompt\": 16'"
+check "bench jsonl: a tg4 row" sh -c "printf '%s\n' '$out' | grep -q '\"test\": \"tg\", \"n_prompt\": 0, \"n_gen\": 4'"
+check "bench jsonl: two rows" test "$(printf '%s\n' "$out" | grep -c '^{')" -eq 2
+out=$("$ROTOR" bench -m "$M" -p 8 -n 0 -r 1 --no-bandwidth --no-warmup -o csv 2>/dev/null)
+check "bench csv: a header and one row" test "$(printf '%s\n' "$out" | wc -l)" -eq 2
+out=$("$ROTOR" bench -m "$M" -p 0 -n 2 -r 1 --no-bandwidth 2>/dev/null)
+check "bench md: a tg2 row" sh -c "printf '%s\n' '$out' | grep -q '| tg2 |'"
+check_fails "bench: unknown option" "unknown option" "$ROTOR" bench -m "$M" --frobnicate
+check_fails "bench: bad repetitions" "-r needs" "$ROTOR" bench -m "$M" -r 0
+
 check_fails "missing model" "no-such.rotor" "$ROTOR" run -m "$TMP/no-such.rotor" -p hi
 check_fails "no model flag" "no model" "$ROTOR" run -p hi
 check_fails "unreadable prompt file" "nope.txt" "$ROTOR" run -m "$M" -f "$TMP/nope.txt"

@@ -28,6 +28,7 @@ static void usage(void) {
             "      --device N         GPU index\n"
             "      --kernel NAME      CPU kernel set (scalar, avx2, avx512vnni, neon)\n"
             "      --no-bandwidth     skip the memory bandwidth measurement\n"
+            "      --no-warmup        no untimed run before each test\n"
             "  -o, --output FMT       md, csv, json, jsonl (default md)\n");
 }
 
@@ -122,7 +123,7 @@ static const char *synthetic_path(const char *shape, char *buf, size_t cap) {
 int rtr_cmd_bench(int argc, char **argv) {
     cli_model_args ma;
     cli_model_args_init(&ma);
-    int pp[MAX_TESTS] = {128}, tg[MAX_TESTS] = {128}, npp = 1, ntg = 1, bad = 0, do_bw = 1;
+    int pp[MAX_TESTS] = {128}, tg[MAX_TESTS] = {128}, npp = 1, ntg = 1, bad = 0, do_bw = 1, warm = 1;
     long reps = 3;
     const char *fmt = "md", *synth = NULL;
     for (int i = 1; i < argc && !bad; i++) {
@@ -148,6 +149,7 @@ int rtr_cmd_bench(int argc, char **argv) {
         }
         if (cli_opt(argc, argv, &i, NULL, "--synthetic", &v, &bad)) { synth = v; continue; }
         if (cli_flag(argv, i, NULL, "--no-bandwidth")) { do_bw = 0; continue; }
+        if (cli_flag(argv, i, NULL, "--no-warmup")) { warm = 0; continue; }
         bad = cli_error("bench: unknown option '%s' (see rotor bench --help)", argv[i]);
     }
     if (bad) return 1;
@@ -199,6 +201,10 @@ int rtr_cmd_bench(int argc, char **argv) {
     if (rtr_eval(s, ids, 8, &e)) { cli_error("%s", e.msg); goto out; }
     for (int t = 0; t < npp; t++) {
         if (pp[t] == 0) continue;
+        /* one untimed run first, as llama-bench does: clocks ramp up, caches and recorded
+         * command buffers fill */
+        rtr_session_reset(s);
+        if (warm && rtr_eval(s, ids, pp[t], &e)) { cli_error("%s", e.msg); goto out; }
         for (int r = 0; r < reps; r++) {
             rtr_session_reset(s);
             double a = rtr_now();
@@ -211,6 +217,14 @@ int rtr_cmd_bench(int argc, char **argv) {
     }
     for (int t = 0; t < ntg; t++) {
         if (tg[t] == 0 || mi.is_embedding) continue;
+        if (warm) { /* an untimed stretch of generation first */
+            rtr_session_reset(s);
+            int32_t id = ids[0];
+            for (int k = 0; k < tg[t] && k < 16; k++) {
+                if (rtr_eval(s, &id, 1, &e)) { cli_error("%s", e.msg); goto out; }
+                id = argmax(rtr_logits(s), mi.n_vocab);
+            }
+        }
         for (int r = 0; r < reps; r++) {
             rtr_session_reset(s);
             int32_t id = ids[0];
