@@ -26,7 +26,7 @@ LDLIBS  += $(shell $(PKG) --libs libutf8proc sqlite3 2>/dev/null || echo -lutf8p
 LIB_SRC := $(wildcard models/*.c) $(wildcard tools/*.c) backends/cpu.c backends/registry.c \
            $(wildcard backends/cpu_*.c) kernels/dispatch.c kernels/scalar.c
 ifeq ($(ARCH),x86_64)
-LIB_SRC += $(wildcard kernels/*_avx2.c kernels/*_avx512.c)
+LIB_SRC += $(wildcard kernels/*_avx2.c kernels/*_avx512.c kernels/*_amx.c)
 endif
 ifeq ($(ARCH),aarch64)
 LIB_SRC += $(wildcard kernels/*_neon.c)
@@ -70,6 +70,7 @@ $(BUILD)/%.o: %.c | $(GEN)
 # per-instruction-set flags; dispatch.c decides at run time whether they may run
 $(BUILD)/kernels/%_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c
 $(BUILD)/kernels/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx2 -mfma -mf16c
+$(BUILD)/kernels/%_amx.o:    CFLAGS += -mamx-tile -mamx-int8 -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma -mf16c
 $(BUILD)/kernels/%_neon.o:   CFLAGS += -march=armv8.2-a+dotprod+fp16
 # the CPU backend's element-wise loops (norms, GLU, activation sums) vectorize at -O3 only
 $(BUILD)/backends/cpu.o:     CFLAGS += -O3

@@ -17,7 +17,8 @@ static uint64_t xgetbv0(void) {
     return (uint64_t)hi << 32 | lo;
 }
 
-/* bit 0: avx2+fma+f16c usable; bit 1: avx512 f/bw/vl/vnni usable */
+/* bit 0: avx2+fma+f16c usable; bit 1: avx512 f/bw/vl/vnni usable; bit 2: also AMX tiles with
+ * int8 (the OS saves tile state; the process must still ask for it, see usable) */
 static int x86_features(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
@@ -30,17 +31,24 @@ static int x86_features(void) {
     int out = 0;
     if (avx2 && fma && f16c) out |= 1;
     if ((out & 1) && f && bw && vl && vnni && (xcr0 & 0xe6) == 0xe6) out |= 2;
+    int amx_tile = d >> 24 & 1, amx_int8 = d >> 25 & 1;
+    if ((out & 2) && amx_tile && amx_int8 && (xcr0 & 0x60000) == 0x60000) out |= 4;
     return out;
 }
 
+int rtr_amx_enable(void);
+
 static int usable(const rtr_kernels *k) {
     int f = x86_features();
+    /* Linux hands out the tile registers' state only on request (arch_prctl); a refusal leaves
+     * the set unusable */
+    if (k == &rtr_kernels_amx) return (f & 4) && rtr_amx_enable();
     if (k == &rtr_kernels_avx512vnni) return (f & 2) != 0;
     if (k == &rtr_kernels_avx2) return (f & 1) != 0;
     return 1;
 }
 
-static const rtr_kernels *const sets[] = {&rtr_kernels_avx512vnni, &rtr_kernels_avx2,
+static const rtr_kernels *const sets[] = {&rtr_kernels_amx, &rtr_kernels_avx512vnni, &rtr_kernels_avx2,
                                           &rtr_kernels_scalar};
 
 #elif defined(__aarch64__)

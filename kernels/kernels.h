@@ -1,6 +1,6 @@
 /* kernels.h: the CPU compute kernels, one table per instruction set, chosen at run time.
  *
- * Each kernel set (scalar, avx2, avx512vnni, neon) fills an rtr_kernels table; rtr_kernels_pick
+ * Each kernel set (scalar, avx2, avx512vnni, amx, neon) fills an rtr_kernels table; rtr_kernels_pick
  * returns the best one the running CPU supports (or one by name, for tests and benchmarks).
  * The scalar set is the reference: ternary kernels of every other set must equal it exactly
  * (integer arithmetic), float kernels must stay within the tolerances the tests state.
@@ -68,7 +68,7 @@ typedef struct {
                           int n, int hd, float *out);
 } rtr_kernels;
 
-/* Best set for this CPU, or the named one ("scalar", "avx2", "avx512vnni", "neon").
+/* Best set for this CPU, or the named one ("scalar", "avx2", "avx512vnni", "amx", "neon").
  * Returns NULL if the named set is not compiled in or the CPU lacks it. */
 const rtr_kernels *rtr_kernels_pick(const char *name);
 /* All sets usable on this CPU, best first; returns how many it stored (at most cap). */
@@ -78,6 +78,7 @@ extern const rtr_kernels rtr_kernels_scalar;
 #if defined(__x86_64__)
 extern const rtr_kernels rtr_kernels_avx2;       /* AVX2 + FMA + F16C */
 extern const rtr_kernels rtr_kernels_avx512vnni; /* AVX-512 F/BW/VL + VNNI */
+extern const rtr_kernels rtr_kernels_amx;        /* the same with AMX-INT8 tiles for batches */
 #elif defined(__aarch64__)
 extern const rtr_kernels rtr_kernels_neon;       /* ARMv8.2 dotprod + fp16 */
 #endif

@@ -55,6 +55,7 @@ build() { # build SRC [extra flags]
 for f in kernels/scalar.c kernels/dispatch.c models/format.c "$TMP/seterr.c"; do build "$f"; done
 for f in kernels/*_avx2.c; do build "$f" $avx2; done
 build kernels/t2_avx512.c $avx2 -include tests/avx512_emu.h
+build kernels/t2_amx.c $avx2 -mavx512f -mavx512bw -mavx512vl -mamx-tile -mamx-int8 # linked for dispatch.c; never picked here
 build tests/test_kernels.c -DRTR_TEST_AVX512_EMULATED
 if [ $ok = 1 ] && $CC -o "$TMP/test_kernels_emu" $objs -lm 2>"$TMP/ld.err"; then
     out=$("$TMP/test_kernels_emu" 2>"$TMP/emu.err")

@@ -117,6 +117,16 @@ static void test_t2(const rtr_kernels *ks) {
     t2_case(ks, 2560, 9, 5, X_RANDOM, W_SPARSE, 0);
     t2_case(ks, 384, 7, 1, X_RANDOM, W_RANDOM, 1);
     t2_case(ks, 6912, 6, 70, X_RANDOM, W_RANDOM, 1);
+    /* batches of 16 tokens and more (the amx set's tiles: 32 rows x 32 tokens, 64 packed at
+     * once), with row and token counts off every tile edge, and extreme sums */
+    static const int big_nt[] = {16, 33, 64, 97};
+    for (size_t c = 0; c < sizeof big_nt / sizeof *big_nt; c++) {
+        t2_case(ks, 2560, 47, big_nt[c], X_RANDOM, W_RANDOM, 0);
+        t2_case(ks, 384, 16, big_nt[c], X_RANDOM, W_RANDOM, c == 1);
+    }
+    t2_case(ks, 8192, 33, 17, X_MIN, W_PLUS, 0);
+    t2_case(ks, 8192, 33, 17, X_MAX, W_MINUS, 0);
+    t2_case(ks, 8320, 5, 20, X_MIN, W_MINUS, 0);
 }
 
 /* ---------------- activation quantization ---------------- */
@@ -463,7 +473,7 @@ static void test_pick(void) {
 int main(void) {
     test_pick();
 #if defined(__x86_64__)
-    static const char *names[] = {"scalar", "avx2", "avx512vnni"};
+    static const char *names[] = {"scalar", "avx2", "avx512vnni", "amx"};
 #elif defined(__aarch64__)
     static const char *names[] = {"scalar", "neon"};
 #else

@@ -211,8 +211,8 @@ int main(void) {
         if (!strstr(rtr_backends_compiled(), bes[b])) { SKIP("%s backend not compiled in", bes[b]); continue; }
         rtr_model_opts mo = {bes[b], -1, 2, 0, NULL};
         if (!strcmp(bes[b], "cpu")) {
-            const char *kern[] = {"scalar", "avx2", "avx512vnni", "neon"};
-            for (int k = 0; k < 4; k++) {
+            const char *kern[] = {"scalar", "avx2", "avx512vnni", "amx", "neon"};
+            for (int k = 0; k < 5; k++) {
                 mo.kernel = kern[k];
                 char label[64];
                 snprintf(label, sizeof label, "cpu/%s", kern[k]);

@@ -26,7 +26,7 @@ static void usage(void) {
             "  -t, --threads N        CPU threads (default: physical cores)\n"
             "      --backend NAME     auto, cpu, vulkan, opencl\n"
             "      --device N         GPU index\n"
-            "      --kernel NAME      CPU kernel set (scalar, avx2, avx512vnni, neon)\n"
+            "      --kernel NAME      CPU kernel set (scalar, avx2, avx512vnni, amx, neon)\n"
             "      --no-bandwidth     skip the memory bandwidth measurement\n"
             "      --no-warmup        no untimed run before each test\n"
             "  -o, --output FMT       md, csv, json, jsonl (default md)\n");
