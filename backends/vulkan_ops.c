@@ -445,6 +445,22 @@ static int find_rope(const vk_backend *vk, float theta, int rot) {
     return -1;
 }
 
+/* The operands every ternary-product shader binds the same way: int8 input and scales at 0
+ * and 1, weights at 2..4, outputs at 5..7; row counts pushed at P+2..4 and alphas at P+7..9.
+ * Returns the rows of all matrices. */
+static uint64_t bind_matmul(rec_ctx *c, const rtr_op *mm) {
+    uint64_t total = 0;
+    c->ref[0] = mm->a; c->ref[1] = mm->b;
+    for (int i = 0; i < 3; i++) {
+        int on = i < mm->p.mm.n_mat;
+        if (on) { c->ref[2 + i] = mm->p.mm.w[i]; c->ref[5 + i] = mm->p.mm.out[i]; }
+        c->pc[P + 2 + i] = on ? (uint32_t)mm->p.mm.n[i] : 0;
+        c->pc[P + 7 + i] = on ? fbits(mm->p.mm.alpha[i]) : 0;
+        total += on ? (uint64_t)mm->p.mm.n[i] : 0;
+    }
+    return total;
+}
+
 static int rec_norm(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     int n = op->p.norm.n, norm = op->kind == RTR_OP_RMSNORM;
     clear_refs(c);
@@ -573,15 +589,7 @@ static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
         return rec_norm(c, op, err);
     case RTR_OP_MATMUL_T2: {
         /* push: kw, rows, n0..n2, accum, rows a workgroup, alpha0..2 */
-        uint64_t total = 0;
-        c->ref[0] = op->a; c->ref[1] = op->b;
-        for (int i = 0; i < 3; i++) {
-            int on = i < op->p.mm.n_mat;
-            if (on) { c->ref[2 + i] = op->p.mm.w[i]; c->ref[5 + i] = op->p.mm.out[i]; }
-            c->pc[P + 2 + i] = on ? (uint32_t)op->p.mm.n[i] : 0;
-            c->pc[P + 7 + i] = on ? fbits(op->p.mm.alpha[i]) : 0;
-            total += on ? (uint64_t)op->p.mm.n[i] : 0;
-        }
+        uint64_t total = bind_matmul(c, op);
         c->pc[P + 0] = (uint32_t)(kpad128(op->p.mm.k) / 16);
         c->pc[P + 1] = (uint32_t)rows;
         c->pc[P + 5] = op->p.mm.accum ? 1u : 0;
@@ -739,15 +747,8 @@ static int rec_norm_matmul(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, acc_l
     depend(c, la->a, la->n);
     depend(c, lb->a, lb->n);
     clear_refs(c);
-    uint64_t total = 0;
-    c->ref[0] = mm->a; c->ref[1] = mm->b; c->ref[8] = nm->a; c->ref[9] = nm->c;
-    for (int i = 0; i < 3; i++) {
-        int on = i < mm->p.mm.n_mat;
-        if (on) { c->ref[2 + i] = mm->p.mm.w[i]; c->ref[5 + i] = mm->p.mm.out[i]; }
-        c->pc[P + 2 + i] = on ? (uint32_t)mm->p.mm.n[i] : 0;
-        c->pc[P + 7 + i] = on ? fbits(mm->p.mm.alpha[i]) : 0;
-        total += on ? (uint64_t)mm->p.mm.n[i] : 0;
-    }
+    uint64_t total = bind_matmul(c, mm);
+    c->ref[8] = nm->a; c->ref[9] = nm->c;
     /* weight rows a workgroup: enough workgroups to fill a large GPU (about 256), few enough
      * that each one's norm (reading the whole input row) stays cheap beside its weights */
     uint64_t nt = (total + 255) / 256;
@@ -816,16 +817,8 @@ static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_
         for (int i = 0; ls[k] && i < ls[k]->n; i++) all[n++] = ls[k]->a[i];
     depend(c, all, n);
     clear_refs(c);
-    uint64_t total = 0;
-    c->ref[0] = mm->a; c->ref[1] = mm->b;
+    uint64_t total = bind_matmul(c, mm);
     if (nm) { c->ref[8] = nm->a; c->ref[9] = nm->c; }
-    for (int i = 0; i < 3; i++) {
-        int on = i < mm->p.mm.n_mat;
-        if (on) { c->ref[2 + i] = mm->p.mm.w[i]; c->ref[5 + i] = mm->p.mm.out[i]; }
-        c->pc[P + 2 + i] = on ? (uint32_t)mm->p.mm.n[i] : 0;
-        c->pc[P + 7 + i] = on ? fbits(mm->p.mm.alpha[i]) : 0;
-        total += on ? (uint64_t)mm->p.mm.n[i] : 0;
-    }
     uint64_t kw4 = kpad128(mm->p.mm.k) / 64;
     uint32_t lpr = vec_lanes(kw4), rpw;
     int fl = c->vk->vec_lanes;
