@@ -30,6 +30,15 @@
                                  const int32_t *idx, int n, int hd, float *out);
 
 RTR_FP_DECLS(avx2)
+
+/* The members of a kernel table that the AVX2 float kernels fill (every x86 set above scalar
+ * uses them: they run unchanged on any AVX-512 CPU). */
+#define RTR_AVX2_FLOAT_KERNELS                                                                    \
+    .f16_gemm = rtr_f16_gemm_avx2, .bf16_gemm = rtr_bf16_gemm_avx2, .q8f_gemm = rtr_q8f_gemm_avx2, \
+    .quant_row = rtr_quant_row_avx2, .dot_f32_f16 = rtr_dot_f32_f16_avx2,                        \
+    .axpy_f16 = rtr_axpy_f16_avx2, .dot_f32 = rtr_dot_f32_avx2, .axpy_f32 = rtr_axpy_f32_avx2,     \
+    .attn_dots_f32 = rtr_attn_dots_f32_avx2, .attn_dots_f16 = rtr_attn_dots_f16_avx2,             \
+    .attn_wsum_f32 = rtr_attn_wsum_f32_avx2, .attn_wsum_f16 = rtr_attn_wsum_f16_avx2
 RTR_FP_DECLS(neon)
 void rtr_q8_gemm_avx512vnni(const int8_t *w, const float *scale, int nrows, int k, const int8_t *x,
                             const float *xs, int ntok, float *y, size_t ldy);

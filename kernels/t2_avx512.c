@@ -175,17 +175,6 @@ void rtr_q8_gemm_avx512vnni(const int8_t *w, const float *scale, int nrows, int 
 const rtr_kernels rtr_kernels_avx512vnni = {
     .name = "avx512vnni",
     .t2_gemm = t2_gemm,
-    .f16_gemm = rtr_f16_gemm_avx2,
-    .bf16_gemm = rtr_bf16_gemm_avx2,
     .q8_gemm = rtr_q8_gemm_avx512vnni,
-    .q8f_gemm = rtr_q8f_gemm_avx2,
-    .quant_row = rtr_quant_row_avx2,
-    .dot_f32_f16 = rtr_dot_f32_f16_avx2,
-    .axpy_f16 = rtr_axpy_f16_avx2,
-    .dot_f32 = rtr_dot_f32_avx2,
-    .axpy_f32 = rtr_axpy_f32_avx2,
-    .attn_dots_f32 = rtr_attn_dots_f32_avx2,
-    .attn_dots_f16 = rtr_attn_dots_f16_avx2,
-    .attn_wsum_f32 = rtr_attn_wsum_f32_avx2,
-    .attn_wsum_f16 = rtr_attn_wsum_f16_avx2,
+    RTR_AVX2_FLOAT_KERNELS,
 };
