@@ -3,8 +3,10 @@
  * binary cached on disk under $XDG_CACHE_HOME/rotor or ~/.cache/rotor), buffers, and the
  * begin/end of a batch. The ops themselves are in opencl_ops.c. Written for OpenCL 1.2 hosts and
  * OpenCL C 1.2 devices; nothing here prints or exits. Environment: ROTOR_OPENCL_NO_PTX=1 keeps
- * the portable int8 dot product on NVIDIA; ROTOR_OPENCL_PROFILE=FILE writes device time per
- * kernel to FILE when the backend is destroyed.
+ * the portable int8 dot product on NVIDIA; ROTOR_OPENCL_NOVEC=1 sends one-token products to the
+ * older gemv kernels and ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention (both
+ * for comparison); ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the
+ * backend is destroyed.
  */
 #include "opencl_impl.h"
 #include "../models/format.h"

@@ -10,11 +10,14 @@
  * into the upload ring and queued: it reaches the device before the next batch's ops.
  * Batches: run() only checks and collects ops; end() replays an identical earlier recording
  * (decode repeats the same ops every token) or records a new one, then submits and waits.
- * ROTOR_VK_PORTABLE=1 in the environment keeps to core Vulkan 1.1 (no subgroup or dot product
- * shaders, no mapped device memory), to test those paths on any device; ROTOR_VK_NOFUSE=1 turns
- * off the fusions of vulkan_ops.c; ROTOR_VK_NOVEC=1 makes one-token products use the batch
- * shader instead of mm_t2_vec.comp (both for comparison); ROTOR_VK_PROFILE=FILE writes device time per
- * dispatch kind to FILE when the backend is destroyed. */
+ * Environment (tuning and test aids, all off by default): ROTOR_VK_PORTABLE=1 keeps to core
+ * Vulkan 1.1 (no subgroup or dot product shaders, no mapped device memory), to test those paths
+ * on any device; ROTOR_VK_NOFUSE=1 turns off the fusions of vulkan_ops.c; ROTOR_VK_NOVEC=1,
+ * ROTOR_VK_NOGEMM=1 and ROTOR_VK_NOATTNB=1 send one-token products, batched products and batched
+ * attention back to the older general shaders (mm_t2.comp, attn.comp), for comparison;
+ * ROTOR_VK_VEC_LANES=N sets the lanes a weight row in mm_t2_vec.comp; ROTOR_VK_ATTN_SPLITS=N caps
+ * how many splits decode attention makes of the ring; ROTOR_VK_PROFILE=FILE writes device time
+ * per dispatch kind to FILE when the backend is destroyed. */
 #include "vulkan_impl.h"
 #include "shaders.h"
 
