@@ -31,7 +31,6 @@ static const char *const kernel_names[K_COUNT] = {
     [K_RMSNORM] = "rmsnorm",
     [K_GEMV_T2] = "matmul_t2_gemv",
     [K_GEMM_T2] = "matmul_t2_gemm",
-    [K_T2_NORM] = "matmul_t2_norm",
     [K_T2_VEC] = "matmul_t2_vec",
     [K_MATMUL_F] = "matmul_f",
     [K_ROPE_KV] = "rope_kv",
@@ -409,7 +408,7 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
         while (wg > kwg && wg > 1) wg >>= 1;
     b->norm_wg = wg;
     /* the fixed-size kernels need their work-group sizes; the one-token product has an older
-     * fallback (matmul_t2_gemv, matmul_t2_norm) */
+     * fallback (matmul_t2_gemv after the norm) */
     const char *as = getenv("ROTOR_OPENCL_ATTN_SPLITS");
     b->attn_splits = as ? atoi(as) : 0;
     const char *nv = getenv("ROTOR_OPENCL_NOVEC");
@@ -420,7 +419,7 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     static const struct {
         int k;
         size_t need;
-    } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_T2_NORM, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128}};
+    } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (clGetKernelWorkGroupInfo(b->k[fixed[i].k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
                                      NULL) == CL_SUCCESS &&

@@ -25,7 +25,6 @@ enum {
     K_RMSNORM,
     K_GEMV_T2,
     K_GEMM_T2,
-    K_T2_NORM,
     K_T2_VEC,
     K_MATMUL_F,
     K_ROPE_KV,

@@ -3,12 +3,11 @@
  * q8r LM head); submitting one sets the buffer arguments that changed, passes one cl_params by
  * value and enqueues. Three patterns of the model graph are fused to save launches: RoPE(q),
  * RoPE(k), KV_STORE of k and v become one rope_kv launch; a GLU followed by the RMSNORM of its
- * output becomes one rmsnorm launch; and (decode) the quantizing RMSNORM of one row followed by
- * the ternary product of its output becomes one matmul_t2_norm launch. For that, a RoPE, GLU or
- * such RMSNORM is held back until the next op (or end, buf_read, buf_write) shows whether it
- * fuses; ops still take effect in order. One-token products go to matmul_t2_vec, which also takes
- * the quantizing RMSNORM in front and the GLU of a gate/up pair behind (the product is held
- * back until the next op shows whether it is that GLU).
+ * output becomes one rmsnorm launch; and (decode) the quantizing RMSNORM of one row, the ternary
+ * product of its output and the GLU of a gate/up pair's outputs become one matmul_t2_vec launch.
+ * For that, a RoPE, GLU, such RMSNORM or one-token product is held back until the next op (or
+ * end, buf_read, buf_write) shows whether it fuses; ops still take effect in order. A product
+ * matmul_t2_vec cannot take runs after its norm, unfused.
  * No allocation here except the scratch buffer growing on the first batch of a new shape. The
  * kernels are the .cl files of kernels/.
  */
@@ -449,10 +448,10 @@ static int compatible_ropes(const rtr_op *a, const rtr_op *b) {
 }
 
 /* A quantizing RMSNORM of one row, with nothing else to write, may fuse into the product that
- * follows (kernels/matmul_t2.cl, matmul_t2_norm). */
-#define T2_NORM_KMAX 8192
+ * follows (kernels/matmul_t2.cl, matmul_t2_vec). */
+#define T2_VEC_KMAX 8192
 static int norm_fusable(const rtr_op *op) {
-    return op->rows == 1 && op->dst2.buf && !op->b.buf && !op->dst.buf && op->p.norm.n <= T2_NORM_KMAX &&
+    return op->rows == 1 && op->dst2.buf && !op->b.buf && !op->dst.buf && op->p.norm.n <= T2_VEC_KMAX &&
            op->a.off % 4 == 0 && op->c.off % 4 == 0 && op->dst3.off % 4 == 0;
 }
 
@@ -470,7 +469,6 @@ static int norm_feeds(const rtr_op *nm, const rtr_op *mm) {
 /* matmul_t2_vec (kernels/matmul_t2.cl) takes one-token products with kpad <= 8192 whose int8
  * input starts on 16 bytes; gv is the product's gemv launch (op_matmul_t2), nm the quantizing
  * RMSNORM in front or NULL. Fills F and returns 1, or 0 when the older kernels must do it. */
-#define T2_VEC_KMAX 8192
 #define T2_VEC_WG 256
 #define T2_VEC_MAXU 8
 static int vec_launch(const cl_backend *b, const rtr_op *nm, const rtr_op *mm, const cl_launch *gv, cl_launch *F) {
@@ -616,29 +614,6 @@ int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
             }
             return submit(b, &F, err);
         }
-    }
-    if (op->kind == RTR_OP_MATMUL_T2 && b->held == HELD_NORM && norm_feeds(&b->held_op[0], op)) {
-        /* the gemv normalizes and quantizes its one input row itself */
-        const rtr_op *nm = &b->held_op[0];
-        cl_launch F = L[0];
-        F.k = K_T2_NORM;
-        F.nmem = 10;
-        cl_mem mm[10] = {M(nm->a), M(nm->c), M(nm->dst2), M(nm->dst3), L[0].m[2], L[0].m[3], L[0].m[4],
-                         L[0].m[5], L[0].m[6], L[0].m[7]};
-        memcpy(F.m, mm, sizeof mm);
-        F.p.off[0] = nm->a.off / 4;
-        F.p.off[1] = nm->c.buf ? nm->c.off / 4 : 0;
-        F.p.off[2] = nm->dst2.off;
-        F.p.off[3] = nm->dst3.off / 4;
-        for (int i = 0; i < 3; i++) {
-            F.p.off[4 + i] = L[0].p.off[2 + i];
-            F.p.off[7 + i] = L[0].p.off[5 + i];
-        }
-        F.p.i[0] = nm->p.norm.n;
-        F.p.i[8] = nm->c.buf != NULL;
-        F.p.f[3] = nm->p.norm.eps;
-        b->held = 0;
-        return submit(b, &F, err);
     }
     if (op->kind == RTR_OP_RMSNORM && b->held == HELD_GLU) {
         const rtr_op *g = &b->held_op[0];

@@ -335,7 +335,7 @@ static void prof_collect(vk_backend *vk, const vk_rec *rec, double wall) {
 static void prof_write(vk_backend *vk) {
     static const char *names[VP_COUNT] = {
         [VP_EMBED] = "embed", [VP_NORM] = "norm", [VP_MMT2_1] = "mm_t2_1", [VP_MMT2_N] = "mm_t2_n",
-        [VP_MMT2_F] = "mm_t2_fused", [VP_MMT2_V] = "mm_t2_vec", [VP_MMT2_VF] = "mm_t2_vec_norm", [VP_MMT2_G] = "mm_t2_gemm", [VP_MMF_1] = "mm_f_1",
+        [VP_MMT2_V] = "mm_t2_vec", [VP_MMT2_VF] = "mm_t2_vec_norm", [VP_MMT2_G] = "mm_t2_gemm", [VP_MMF_1] = "mm_f_1",
         [VP_MMF_N] = "mm_f_n", [VP_ROPE] = "rope", [VP_KV] = "kv_store", [VP_ATTN] = "attn", [VP_ATTNB] = "attn_batch", [VP_GLU] = "glu"};
     FILE *f = fopen(vk->prof_path, "w");
     if (!f) return;
@@ -597,17 +597,16 @@ static const rtr_spv_entry *find_spv(const char *name) {
 }
 
 static int make_pipelines(vk_backend *vk, rtr_err *err) {
-    /* specialization constants: 0 TMAX, 1 workgroup size, 2 fused norm (mm_t2 only) */
+    /* specialization constants: 0 TMAX, 1 workgroup size, 2 fused norm (mm_t2_vec only) */
     static const struct { const char *shader; uint32_t spec[3]; } P[VP_COUNT] = {
         [VP_EMBED] = {"embed", {0}}, [VP_NORM] = {"norm", {0}}, [VP_MMT2_1] = {"mm_t2", {1, 128, 0}},
-        [VP_MMT2_N] = {"mm_t2", {VK_TMAX, 128, 0}}, [VP_MMT2_F] = {"mm_t2", {1, VK_WG_FUSED, 1}},
+        [VP_MMT2_N] = {"mm_t2", {VK_TMAX, 128, 0}},
         [VP_MMT2_V] = {"mm_t2_vec", {0, VK_WG_VEC, 0}}, [VP_MMT2_VF] = {"mm_t2_vec", {0, VK_WG_VEC, 1}},
         [VP_MMT2_G] = {"mm_t2_gemm", {0}},
         [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
         [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_GLU] = {"glu", {0}},
     };
     for (int i = 0; i < VP_COUNT; i++) {
-        if (i == VP_MMT2_F && vk->no_fuse) continue;
         if ((i == VP_MMT2_V || i == VP_MMT2_VF) && vk->no_vec) continue;
         if (i == VP_MMT2_G && vk->no_gemm) continue;
         if (i == VP_ATTNB && vk->no_attnb) continue;
@@ -685,7 +684,7 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     query_caps(vk->pd, &c);
     const char *port = getenv("ROTOR_VK_PORTABLE");
     vk->portable = port && *port && strcmp(port, "0");
-    const char *nf = getenv("ROTOR_VK_NOFUSE"); /* for measuring what the fused norm saves */
+    const char *nf = getenv("ROTOR_VK_NOFUSE"); /* for measuring what the fusions save */
     vk->no_fuse = nf && *nf && strcmp(nf, "0");
     const char *nv = getenv("ROTOR_VK_NOVEC"); /* the older one-token matmul, for comparison */
     vk->no_vec = nv && *nv && strcmp(nv, "0");
@@ -718,9 +717,6 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     if (vk->props.limits.maxPerStageDescriptorStorageBuffers < VK_NBIND)
         return rtr_seterr(err, RTR_EBACKEND, "vulkan: %s allows %u storage buffers per shader, %d are needed",
                           vk->props.deviceName, vk->props.limits.maxPerStageDescriptorStorageBuffers, VK_NBIND);
-    if (vk->props.limits.maxComputeWorkGroupInvocations < VK_WG_FUSED ||
-        vk->props.limits.maxComputeWorkGroupSize[0] < VK_WG_FUSED)
-        vk->no_fuse = 1;
     if (vk->props.limits.maxComputeSharedMemorySize < VK_GEMM_SHARED) vk->no_gemm = vk->no_attnb = 1;
     if (vk->props.limits.maxComputeWorkGroupInvocations < VK_WG_VEC || vk->props.limits.maxComputeWorkGroupSize[0] < VK_WG_VEC)
         vk->no_vec = 1;

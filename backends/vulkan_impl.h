@@ -19,10 +19,9 @@ struct rtr_buf {
 /* pipelines: one per shader, the matmuls twice (TMAX 1 for decode, VK_TMAX for batches), and
  * the ternary matmul once more with the norm fused in (decode) */
 enum {
-    VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMT2_F, VP_MMT2_V, VP_MMT2_VF, VP_MMT2_G, VP_MMF_1, VP_MMF_N,
+    VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMT2_V, VP_MMT2_VF, VP_MMT2_G, VP_MMF_1, VP_MMF_N,
     VP_ROPE, VP_KV, VP_ATTN, VP_ATTNB, VP_GLU, VP_COUNT
 };
-#define VK_WG_FUSED 512 /* invocations of a fused norm+matmul workgroup */
 #define VK_WG_VEC 256   /* invocations of a one-token matmul workgroup (mm_t2_vec.comp) */
 #define VK_VEC_MAXU 8   /* 16-byte weight pieces an invocation of it holds */
 #define VK_VEC_KMAX 8192

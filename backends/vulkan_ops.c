@@ -594,7 +594,6 @@ static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
         c->pc[P + 1] = (uint32_t)rows;
         c->pc[P + 5] = op->p.mm.accum ? 1u : 0;
         c->pc[P + 6] = vk->nt_mm;
-        c->pc[P + 10] = c->pc[P + 11] = c->pc[P + 12] = 0; /* not fused */
         if (gemm_ok(vk, op)) {
             uint64_t t0 = ((uint64_t)op->p.mm.n[0] + 63) / 64, t1 = op->p.mm.n_mat > 1 ? ((uint64_t)op->p.mm.n[1] + 63) / 64 : 0;
             c->pc[P + 0] = (uint32_t)(kpad128(op->p.mm.k) / 64);
@@ -605,7 +604,7 @@ static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
         }
         uint32_t tm = rows == 1 ? 1 : VK_TMAX;
         grid((total + vk->nt_mm - 1) / vk->nt_mm, &gx, &gy);
-        return dispatch(c, rows == 1 ? VP_MMT2_1 : VP_MMT2_N, P + 13, gx, gy, (uint32_t)(rows + tm - 1) / tm, err);
+        return dispatch(c, rows == 1 ? VP_MMT2_1 : VP_MMT2_N, P + 10, gx, gy, (uint32_t)(rows + tm - 1) / tm, err);
     }
     case RTR_OP_MATMUL_F:
         return rec_matmul_f(c, op, &l, err);
@@ -678,13 +677,30 @@ static int disjoint(const acc_list *la, int skip_a, const acc_list *lb, int skip
     return 1;
 }
 
+/* mm_t2_vec.comp takes one-token products with k <= VK_VEC_KMAX whose int8 input and weights
+ * start on 16 bytes (it reads 16 bytes at a time). */
+static int vec_ok(const vk_backend *vk, const rtr_op *mm) {
+    if (vk->no_vec || mm->kind != RTR_OP_MATMUL_T2 || mm->rows != 1 || kpad128(mm->p.mm.k) > VK_VEC_KMAX ||
+        mm->a.off % 16)
+        return 0;
+    for (int i = 0; i < mm->p.mm.n_mat; i++)
+        if (mm->p.mm.w[i].off % 16) return 0;
+    return 1;
+}
+
+/* The same, with the quantizing RMSNORM in front: its f32 row and weights read 16 bytes at a
+ * time too. */
+static int vec_norm_ok(const vk_backend *vk, const rtr_op *nm, const rtr_op *mm) {
+    return vec_ok(vk, mm) && nm->p.norm.n % 4 == 0 && nm->a.off % 16 == 0 && nm->c.off % 16 == 0;
+}
+
 /* A one-token RMSNORM that only quantizes (no residual, no f32 output) followed by the ternary
- * product of its output: the matmul's workgroups do the norm themselves (mm_t2.comp, fused
+ * product of its output: the matmul's workgroups do the norm themselves (mm_t2_vec.comp, fused
  * mode). Only when nothing the pair writes overlaps anything else it touches. */
 static int fusable(const vk_backend *vk, const rtr_op *nm, const rtr_op *mm, acc_list *la, acc_list *lb) {
     if (nm->kind != RTR_OP_RMSNORM || mm->kind != RTR_OP_MATMUL_T2 || nm->rows != 1 || mm->rows != 1) return 0;
     if (nm->b.buf || nm->dst.buf || !nm->dst2.buf || !nm->dst3.buf) return 0;
-    if (mm->p.mm.k != nm->p.norm.n || kpad128(mm->p.mm.k) / 4 > 2048) return 0;
+    if (mm->p.mm.k != nm->p.norm.n || !vec_norm_ok(vk, nm, mm)) return 0;
     if (!same_ref(mm->a, nm->dst2) || !same_ref(mm->b, nm->dst3)) return 0;
     if (op_accesses(vk, nm, la, NULL) || op_accesses(vk, mm, lb, NULL)) return 0;
     return disjoint(la, 0, lb, 2); /* the product's int8 input and scales come from the norm */
@@ -740,48 +756,6 @@ static int rec_rope_kv(rec_ctx *c, const rtr_op *rq, const rtr_op *rp, const rtr
     uint32_t gx, gy;
     grid(((uint64_t)rows * (n / 4) + (uint64_t)rows * (n / 2) + (uint64_t)rows * (nq / 4) + 255) / 256, &gx, &gy);
     return dispatch(c, VP_KV, P + 7, gx, gy, 1, err);
-}
-
-static int rec_norm_matmul(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, acc_list *la, acc_list *lb, rtr_err *err) {
-    vk_backend *vk = c->vk;
-    depend(c, la->a, la->n);
-    depend(c, lb->a, lb->n);
-    clear_refs(c);
-    uint64_t total = bind_matmul(c, mm);
-    c->ref[8] = nm->a; c->ref[9] = nm->c;
-    /* weight rows a workgroup: enough workgroups to fill a large GPU (about 256), few enough
-     * that each one's norm (reading the whole input row) stays cheap beside its weights */
-    uint64_t nt = (total + 255) / 256;
-    if (nt < 16) nt = 16;
-    if (nt > 64) nt = 64;
-    if (!vk->sg) nt = VK_WG_FUSED / 16; /* the plain shader: one row a team of 16 */
-    c->pc[P + 0] = (uint32_t)(kpad128(mm->p.mm.k) / 16);
-    c->pc[P + 1] = 1;
-    c->pc[P + 5] = mm->p.mm.accum ? 1u : 0;
-    c->pc[P + 6] = (uint32_t)nt;
-    c->pc[P + 10] = 1u | (nm->c.buf ? 2u : 0);
-    c->pc[P + 11] = fbits(nm->p.norm.eps);
-    c->pc[P + 12] = (uint32_t)nm->p.norm.n;
-    uint32_t gx, gy;
-    grid((total + nt - 1) / nt, &gx, &gy);
-    return dispatch(c, VP_MMT2_F, P + 13, gx, gy, 1, err);
-}
-
-/* mm_t2_vec.comp takes one-token products with k <= VK_VEC_KMAX whose int8 input and weights
- * start on 16 bytes (it reads 16 bytes at a time). */
-static int vec_ok(const vk_backend *vk, const rtr_op *mm) {
-    if (vk->no_vec || mm->kind != RTR_OP_MATMUL_T2 || mm->rows != 1 || kpad128(mm->p.mm.k) > VK_VEC_KMAX ||
-        mm->a.off % 16)
-        return 0;
-    for (int i = 0; i < mm->p.mm.n_mat; i++)
-        if (mm->p.mm.w[i].off % 16) return 0;
-    return 1;
-}
-
-/* The same, with the quantizing RMSNORM in front: its f32 row and weights read 16 bytes at a
- * time too. */
-static int vec_norm_ok(const vk_backend *vk, const rtr_op *nm, const rtr_op *mm) {
-    return vec_ok(vk, mm) && nm->p.norm.n % 4 == 0 && nm->a.off % 16 == 0 && nm->c.off % 16 == 0;
 }
 
 /* A one-token gate/up product (two matrices of n rows, no accumulation) followed by the GLU
@@ -855,18 +829,15 @@ int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {
         const rtr_op *op = &vk->ops[i], *next = i + 1 < vk->n_ops ? &vk->ops[i + 1] : NULL;
         const rtr_op *third = i + 2 < vk->n_ops ? &vk->ops[i + 2] : NULL;
         acc_list lg;
-        if (!vk->no_fuse && next && fusable(vk, op, next, &la, &lb) && vec_norm_ok(vk, op, next)) {
+        if (!vk->no_fuse && next && fusable(vk, op, next, &la, &lb)) {
             int gf = glu_fusable(vk, next, third, &lb, &lg);
             rc = rec_mm_vec(&c, op, next, gf ? third : NULL, &la, &lb, gf ? &lg : NULL, err);
             i += gf ? 2 : 1;
-        } else if (!vk->no_fuse && next && fusable(vk, op, next, &la, &lb))
-            rc = rec_norm_matmul(&c, op, next, &la, &lb, err), i++;
-        else if (vec_ok(vk, op) && !op_accesses(vk, op, &lb, NULL)) {
+        } else if (vec_ok(vk, op) && !op_accesses(vk, op, &lb, NULL)) {
             int gf = glu_fusable(vk, op, next, &lb, &lg);
             rc = rec_mm_vec(&c, NULL, op, gf ? next : NULL, NULL, &lb, gf ? &lg : NULL, err);
             i += gf ? 1 : 0;
-        }
-        else if (!vk->no_fuse && third && rope_kv_fusable(vk, next, third, &lb, &lc) &&
+        } else if (!vk->no_fuse && third && rope_kv_fusable(vk, next, third, &lb, &lc) &&
                  rope_q_fusable(vk, op, next, &lb, &lc, &la))
             rc = rec_rope_kv(&c, op, next, third, &la, &lb, &lc, err), i += 2;
         else if (!vk->no_fuse && next && rope_kv_fusable(vk, op, next, &la, &lb))

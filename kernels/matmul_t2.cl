@@ -5,9 +5,9 @@
  * bytes, read as words), o0..o2 (f32 [ntok][n_m]).
  * Params: off x, xs, w0, w1, w2, o0, o1, o2 (x and w in words); i ntok, kpad, n0, n1, n2,
  * tiles0, tiles1, accum; f alpha0..2.
- * gemv (small batches, below) and gemm (larger ones: 64 rows x 64 tokens per work-group of 64
- * work-items, each computing an 8 x 8 block from weights unpacked once into local memory); the
- * host picks by batch size. Weights and activations are read 16 bytes at a time and must be
+ * gemv (small batches, below), gemm (larger ones: 64 rows x 64 tokens per work-group of 64
+ * work-items, each computing an 8 x 8 block from weights unpacked once into local memory) and
+ * vec (one token, with the norm and GLU fusions; at the end); the host picks by batch size. Weights and activations are read 16 bytes at a time and must be
  * 16-byte aligned (the host checks). */
 /* picks the matrix of work-group g and its first row tile */
 #define T2_SELECT(g, m, tile)                                                                  \
@@ -87,88 +87,6 @@ void matmul_t2_gemv(__global const uint *x, __global const float *xs, __global c
     }
 }
 
-/* matmul_t2_norm: one token (decode) with the quantizing RMSNORM of its input row fused in
- * front of the gemv. Every work-group normalizes and quantizes the row itself into local memory,
- * with the arithmetic of rmsnorm.cl; work-group 0 also writes the codes and 1/s where the
- * RMSNORM op puts them. Local blocks are 10 uint4 apart (128 bytes + padding): the 8 lanes of a
- * row then read distinct banks. Params: off a, nw, q (bytes), qs, w0..w2 (words), o0..o2;
- * i n (= k), kpad (<= TN_KMAX), n0..n2, tiles0, tiles1, accum, has weight; f alpha0..2, eps. */
-#define TN_KMAX 8192
-#define TN_BLK 10
-
-__kernel __attribute__((reqd_work_group_size(TV_ROWS * TV_LANES, 1, 1)))
-void matmul_t2_norm(__global const float *a, __global const float *nw, __global char *q,
-                    __global float *qs, __global const uint *w0, __global const uint *w1,
-                    __global const uint *w2, __global float *o0, __global float *o1,
-                    __global float *o2, rtr_params P) {
-    __local uint4 xl4[TN_KMAX / 128 * TN_BLK];
-    __local float red[TV_ROWS * TV_LANES];
-    __local int ired[TV_ROWS * TV_LANES];
-    __local char *xl = (__local char *)xl4;
-    const int n = P.i[0], kpad = P.i[1], accum = P.i[7], hasw = P.i[8];
-    const int nl = TV_ROWS * TV_LANES;
-    int lid = get_local_id(0), g = get_group_id(0);
-    a += P.off[0];
-    nw += P.off[1];
-    float ss = 0.0f;
-    for (int i = lid; i < n; i += nl) {
-        float x = a[i];
-        ss += x * x;
-    }
-    ss = wg_sum(ss, red);
-    float inv = 1.0f / sqrt(ss / (float)n + P.f[3]);
-    float mx = 0.0f;
-    for (int i = lid; i < n; i += nl) {
-        float ab = fabs(a[i] * inv * (hasw ? nw[i] : 1.0f));
-        if (ab > mx) mx = ab;
-    }
-    mx = wg_max(mx, red);
-    if (!(mx > 1e-5f)) mx = 1e-5f;
-    float s = 127.0f / mx, sinv = mx / 127.0f;
-    for (int i = lid; i < kpad; i += nl) {
-        char c = 0;
-        if (i < n) c = quant_i8(a[i] * inv * (hasw ? nw[i] : 1.0f), s);
-        xl[(i >> 7) * (TN_BLK * 16) + (i & 127)] = c;
-        if (g == 0) q[P.off[2] + i] = c;
-    }
-    if (g == 0 && lid == 0) qs[P.off[3]] = sinv;
-    barrier(CLK_LOCAL_MEM_FENCE);
-
-    int lane = lid % TV_LANES, rl = lid / TV_LANES, m, tile;
-    if (g < P.i[5]) { m = 0; tile = g; }
-    else if (g < P.i[5] + P.i[6]) { m = 1; tile = g - P.i[5]; }
-    else { m = 2; tile = g - P.i[5] - P.i[6]; }
-    __global const uint *w = m == 0 ? w0 + P.off[4] : m == 1 ? w1 + P.off[5] : w2 + P.off[6];
-    __global float *o = m == 0 ? o0 + P.off[7] : m == 1 ? o1 + P.off[8] : o2 + P.off[9];
-    const int nrow = P.i[2 + m];
-    int row = tile * TV_ROWS + rl, r4 = kpad / 64, acc = 0;
-    if (row < nrow) {
-        __global const uint4 *wr = (__global const uint4 *)w + (size_t)row * r4;
-        for (int u = lane; u < r4; u += TV_LANES) {
-            uint4 wv = wr[u];
-            __local const uint4 *xu = xl4 + (u >> 1) * TN_BLK + (u & 1);
-            for (int p = 0; p < 4; p++) {
-                uint4 pl = t2_planes(wv, p), xv = xu[2 * p];
-                acc = dot4(pl.s0, xv.s0, acc);
-                acc = dot4(pl.s1, xv.s1, acc);
-                acc = dot4(pl.s2, xv.s2, acc);
-                acc = dot4(pl.s3, xv.s3, acc);
-            }
-        }
-    }
-    ired[lid] = acc;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int st = TV_LANES / 2; st > 0; st >>= 1) {
-        if (lane < st) ired[lid] += ired[lid + st];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lane == 0 && row < nrow) {
-        float y = (float)ired[lid] * (P.f[m] * sinv);
-        size_t oi = (size_t)row;
-        o[oi] = accum ? o[oi] + y : y;
-    }
-}
-
 #define TM 64
 #define TN 64
 #define LDS 36 /* words per local row: 32 + 4 of padding keeps 16-byte loads free of bank conflicts */
@@ -244,7 +162,7 @@ void matmul_t2_gemm(__global const uint *x, __global const float *xs, __global c
 }
 
 /* matmul_t2_vec: one token (decode), k <= TV_KMAX, up to three matrices, optionally with the
- * quantizing RMSNORM in front (i[9] = 1, as in matmul_t2_norm) and the GLU of a gate/up pair
+ * quantizing RMSNORM in front (i[9] = 1, with rmsnorm.cl's arithmetic) and the GLU of a gate/up pair
  * behind (i[6] = 1 + act). Decode is bound by how many weight bytes are in flight, so each
  * work-item first issues all of its weight loads (up to TV_MAXU 16-byte reads), and only then
  * builds the int8 row in local memory (copied from q, or normalized and quantized by every
@@ -257,6 +175,19 @@ void matmul_t2_gemm(__global const uint *x, __global const float *xs, __global c
  * o0..o2; i n (multiple of 4), kpad, n0..n2, lpr, glu, accum, has weight, fused; f alpha0..2,
  * eps. */
 #define TV_WG 256
+
+/* acc + one 16-byte piece of a T2 row (half h of a 32-byte block) . its activations: plane p of
+ * the piece meets uint4 2p of xu, xu pointing at uint4 h of the block's activations */
+inline int t2_piece_dot(uint4 wv, __local const uint4 *xu, int acc) {
+    for (int p = 0; p < 4; p++) {
+        uint4 pl = t2_planes(wv, p), xv = xu[2 * p];
+        acc = dot4(pl.s0, xv.s0, acc);
+        acc = dot4(pl.s1, xv.s1, acc);
+        acc = dot4(pl.s2, xv.s2, acc);
+        acc = dot4(pl.s3, xv.s3, acc);
+    }
+    return acc;
+}
 #define TV_MAXU 8
 #define TV_KMAX 8192
 
@@ -342,14 +273,7 @@ void matmul_t2_vec(__global const float *a, __global const float *nw, __global u
     for (int u = 0; u < TV_MAXU; u++) {
         int j = lane + u * lpr;
         if (j >= kw4) break;
-        __local const uint4 *xu = xl + (j >> 1) * 8 + (j & 1);
-        for (int p = 0; p < 4; p++) {
-            uint4 pl = t2_planes(wv[u], p), xv = xu[2 * p];
-            acc = dot4(pl.s0, xv.s0, acc);
-            acc = dot4(pl.s1, xv.s1, acc);
-            acc = dot4(pl.s2, xv.s2, acc);
-            acc = dot4(pl.s3, xv.s3, acc);
-        }
+        acc = t2_piece_dot(wv[u], xl + (j >> 1) * 8 + (j & 1), acc);
     }
     part[lid] = acc;
     barrier(CLK_LOCAL_MEM_FENCE);

@@ -11,32 +11,22 @@
  * 8g+i of the block. Codes: 00 = 0, 01 = -1, 10 = +1. With c the 2-bit code and m its low
  * bit, c - 3m = 2w, so for each plane: 2 (w . x) = dot(x, c) - 3 dot(x, m), two packed int8
  * dot products per four weights, summed exactly in int32.
- *
- * Fused mode (FUSED = 1, decode, one token): the RMSNORM that quantizes this product's input
- * is done by every workgroup for itself (the row is small and sits in L2) into shared memory,
- * so the norm costs no dispatch of its own; workgroup 0 also writes the int8 row and its 1/s
- * where the norm op would have. Fused workgroups are large (WGS = 512) and take many weight
- * rows each, so that the norm's reads stay small beside the weights'. */
+ */
 #version 450
 layout(constant_id = 0) const uint TMAX = 1;
 layout(constant_id = 1) const uint WGS = 128;
-layout(constant_id = 2) const uint FUSED = 0;
 #define WG WGS
 layout(local_size_x_id = 1) in;
 #include "vk_common.glsl"
 
 layout(std430, binding = 0) readonly buffer BX { uint X[]; };   /* int8 [rows][kpad] */
 layout(std430, binding = 1) readonly buffer BS { uint XS[]; };  /* f32 1/s per row */
-layout(std430, binding = 0) writeonly buffer BXW { uint XW[]; }; /* the same, written when fused */
-layout(std430, binding = 1) writeonly buffer BSW { uint XSW[]; };
 layout(std430, binding = 2) readonly buffer BW0 { uint W0[]; };
 layout(std430, binding = 3) readonly buffer BW1 { uint W1[]; };
 layout(std430, binding = 4) readonly buffer BW2 { uint W2[]; };
 layout(std430, binding = 5) buffer BO0 { uint O0[]; };
 layout(std430, binding = 6) buffer BO1 { uint O1[]; };
 layout(std430, binding = 7) buffer BO2 { uint O2[]; };
-layout(std430, binding = 8) readonly buffer BNA { uint NA[]; }; /* fused: the norm's f32 input row */
-layout(std430, binding = 9) readonly buffer BNW { uint NW[]; }; /* fused: the norm's weights */
 
 layout(push_constant) uniform PC {
     uint o[10];
@@ -46,70 +36,7 @@ layout(push_constant) uniform PC {
     uint accum;
     uint nt;      /* weight rows per workgroup */
     float alpha0, alpha1, alpha2;
-    uint fuse;    /* 0, or 1 + (2 if the norm has weights) */
-    float eps;
-    uint k;       /* fused: the norm's row length */
 } pc;
-
-#define MAXKW 2048u /* fused: int8 input words in shared memory (k <= 8192) */
-shared uint xq[MAXKW];
-float fused_xs;
-
-/* The RMSNORM + quantization of norm.comp for the one input row, into xq. Each invocation
- * keeps its groups of four inputs (and weights) in registers across the passes. */
-const uint MAXG = (MAXKW + WGS - 1) / WGS;
-void fused_norm(uint n) {
-    uint l = gl_LocalInvocationIndex, ab = pc.o[8] / 4, wb = pc.o[9] / 4;
-    bool hasw = (pc.fuse & 2u) != 0;
-    vec4 xv[MAXG], wv[MAXG];
-    float ss = 0.0;
-    for (uint i = 0; i < MAXG; i++) {
-        xv[i] = vec4(0.0);
-        wv[i] = vec4(1.0);
-        uint g = l + i * WG;
-        for (uint e = 0; e < 4; e++) {
-            uint j = g * 4 + e;
-            if (j >= n) break;
-            xv[i][e] = uintBitsToFloat(NA[ab + j]);
-            if (hasw) wv[i][e] = uintBitsToFloat(NW[wb + j]);
-            ss += xv[i][e] * xv[i][e];
-        }
-    }
-    ss = wg_sum(ss);
-    float inv = 1.0 / sqrt(ss / float(n) + pc.eps);
-    float m = 0.0;
-    for (uint i = 0; i < MAXG; i++)
-        for (uint e = 0; e < 4; e++) {
-            precise float y = xv[i][e] * inv;
-            y = y * wv[i][e];
-            float a = abs(y);
-            if (a > m) m = a; /* padding is 0 */
-        }
-    m = wg_max(m);
-    if (!(m > 1e-5)) m = 1e-5;
-    float s = div_rn(127.0, m);
-    bool writer = gl_WorkGroupID.x == 0 && gl_WorkGroupID.y == 0;
-    for (uint i = 0; i < MAXG; i++) {
-        uint g = l + i * WG;
-        if (g >= pc.kw * 4) break;
-        uint word = 0;
-        for (uint e = 0; e < 4; e++) {
-            uint j = g * 4 + e;
-            if (j >= n) break;
-            precise float y = xv[i][e] * inv;
-            y = y * wv[i][e];
-            precise float v = y * s;
-            v = v < 127.0 ? v : 127.0;
-            v = v > -128.0 ? v : -128.0;
-            word |= (uint(int(roundEven(v))) & 0xffu) << (8 * e);
-        }
-        xq[g] = word;
-        if (writer) XW[pc.o[0] / 4 + g] = word;
-    }
-    fused_xs = div_rn(m, 127.0);
-    if (writer && l == 0) XSW[pc.o[1] / 4] = floatBitsToUint(fused_xs);
-    barrier();
-}
 
 #ifndef RTR_SG
 #define TPR 16u
@@ -129,11 +56,8 @@ shared int red_i[TMAX * WG];
         for (uint t = 0; t < TMAX; t++) {                                              \
             if (t >= ntok) break;                                                      \
             uint x0, x1, x2, x3;                                                       \
-            if (fused) { x0 = xq[xo]; x1 = xq[xo + 8]; x2 = xq[xo + 16]; x3 = xq[xo + 24]; } \
-            else {                                                                     \
-                uint xb = xbase + t * xw + xo;                                         \
-                x0 = X[xb]; x1 = X[xb + 8]; x2 = X[xb + 16]; x3 = X[xb + 24];          \
-            }                                                                          \
+            uint xb = xbase + t * xw + xo;                                             \
+            x0 = X[xb]; x1 = X[xb + 8]; x2 = X[xb + 16]; x3 = X[xb + 24];              \
             ac[t] += dot_su(x0, c0) + dot_su(x1, c1) + dot_su(x2, c2) + dot_su(x3, c3); \
             am[t] += dot_su(x0, m0) + dot_su(x1, m1) + dot_su(x2, m2) + dot_su(x3, m3); \
         }                                                                              \
@@ -146,8 +70,6 @@ void main() {
     uint xw = pc.kw * 4; /* words per activation row */
     uint xbase = pc.o[0] / 4 + t0 * xw;
     uint total = pc.n0 + pc.n1 + pc.n2;
-    const bool fused = FUSED != 0;
-    if (fused) fused_norm(pc.k);
 #ifdef RTR_SG
     uint lane = gl_SubgroupInvocationID, tpr = gl_SubgroupSize;
     /* the host sized the grid for pc.nt rows a workgroup; loop in case the subgroup count
@@ -194,7 +116,7 @@ void main() {
             uint ob = pc.o[5 + mat] / 4 + t0 * n + lr;
             for (uint t = 0; t < TMAX; t++) {
                 if (t >= ntok) break;
-                precise float f = alpha * (fused ? fused_xs : uintBitsToFloat(XS[pc.o[1] / 4 + t0 + t]));
+                precise float f = alpha * uintBitsToFloat(XS[pc.o[1] / 4 + t0 + t]);
                 precise float v = float(dots[t] >> 1) * f;
                 uint oi = ob + t * n;
                 if (mat == 0) { if (pc.accum != 0) v = uintBitsToFloat(O0[oi]) + v; O0[oi] = floatBitsToUint(v); }
