@@ -40,10 +40,12 @@ ifeq ($(VULKAN),1)
 CFLAGS  += -DRTR_HAVE_VULKAN $(shell $(PKG) --cflags vulkan)
 LDLIBS  += $(shell $(PKG) --libs vulkan 2>/dev/null || echo -lvulkan)
 LIB_SRC += $(wildcard backends/vulkan*.c)
-SHADERS := $(wildcard kernels/*.comp)
-# each shader plain (core 1.1) and __sg (subgroup ops); the matmuls also __dot (int8 dot product)
+SHADERS := $(filter-out %_coop.comp,$(wildcard kernels/*.comp))
+# each shader plain (core 1.1) and __sg (subgroup ops); the matmuls also __dot (int8 dot product);
+# *_coop.comp once (cooperative matrices: used only where the device lists their shape)
 SPV     := $(SHADERS:kernels/%.comp=$(BUILD)/spv/%.spv) $(SHADERS:kernels/%.comp=$(BUILD)/spv/%__sg.spv) \
-           $(patsubst kernels/%.comp,$(BUILD)/spv/%__dot.spv,$(filter kernels/mm_%.comp,$(SHADERS)))
+           $(patsubst kernels/%.comp,$(BUILD)/spv/%__dot.spv,$(filter kernels/mm_%.comp,$(SHADERS))) \
+           $(patsubst kernels/%.comp,$(BUILD)/spv/%.spv,$(wildcard kernels/*_coop.comp))
 GEN     += $(BUILD)/gen/shaders.h
 endif
 ifeq ($(OPENCL),1)

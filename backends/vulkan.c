@@ -15,6 +15,7 @@
  * on any device; ROTOR_VK_NOFUSE=1 turns off the fusions of vulkan_ops.c; ROTOR_VK_NOVEC=1,
  * ROTOR_VK_NOGEMM=1 and ROTOR_VK_NOATTNB=1 send one-token products, batched products and batched
  * attention back to the older general shaders (mm_t2.comp, attn.comp), for comparison;
+ * ROTOR_VK_NOCOOP=1 keeps batched products off the int8 matrix hardware (mm_t2_coop.comp);
  * ROTOR_VK_VEC_LANES=N sets the lanes a weight row in mm_t2_vec.comp; ROTOR_VK_ATTN_SPLITS=N caps
  * how many splits decode attention makes of the ring; ROTOR_VK_PROFILE=FILE writes device time
  * per dispatch kind to FILE when the backend is destroyed. */
@@ -335,7 +336,7 @@ static void prof_collect(vk_backend *vk, const vk_rec *rec, double wall) {
 static void prof_write(vk_backend *vk) {
     static const char *names[VP_COUNT] = {
         [VP_EMBED] = "embed", [VP_NORM] = "norm", [VP_MMT2_1] = "mm_t2_1", [VP_MMT2_N] = "mm_t2_n",
-        [VP_MMT2_V] = "mm_t2_vec", [VP_MMT2_VF] = "mm_t2_vec_norm", [VP_MMT2_G] = "mm_t2_gemm", [VP_MMF_1] = "mm_f_1",
+        [VP_MMT2_V] = "mm_t2_vec", [VP_MMT2_VF] = "mm_t2_vec_norm", [VP_MMT2_G] = "mm_t2_gemm", [VP_MMT2_C] = "mm_t2_coop", [VP_MMF_1] = "mm_f_1",
         [VP_MMF_N] = "mm_f_n", [VP_ROPE] = "rope", [VP_KV] = "kv_store", [VP_ATTN] = "attn", [VP_ATTNB] = "attn_batch", [VP_GLU] = "glu"};
     FILE *f = fopen(vk->prof_path, "w");
     if (!f) return;
@@ -504,10 +505,38 @@ static int has_ext(VkPhysicalDevice pd, const char *name) {
 /* What the shaders may use on this device. */
 typedef struct {
     int sg, sg_size, dot, dot_accel, dot_ext, int8, st8, st16;
+    int coop; /* NV cooperative matrices of 16 x 8 x 32 int8 -> int32 in subgroups of 32 (mm_t2_coop.comp) */
     char driver[VK_MAX_DRIVER_NAME_SIZE + VK_MAX_DRIVER_INFO_SIZE + 2];
 } dev_caps;
 
-static void query_caps(VkPhysicalDevice pd, dev_caps *c) {
+/* Whether mm_t2_coop.comp can run: VK_NV_cooperative_matrix with the 16 x 8 x 32 signed int8
+ * shape at subgroup scope, subgroups of 32, int8 arithmetic and the Vulkan memory model. */
+static int coop_shape(VkInstance inst, VkPhysicalDevice pd, const dev_caps *c, int v12) {
+    if (!v12 || !c->int8 || c->sg_size != 32 || !has_ext(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME)) return 0;
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
+        vkGetInstanceProcAddr(inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    VkPhysicalDeviceVulkanMemoryModelFeatures mf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES, .pNext = &cf};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &mf};
+    vkGetPhysicalDeviceFeatures2(pd, &f2);
+    if (!get || !cf.cooperativeMatrix || !mf.vulkanMemoryModel) return 0;
+    VkCooperativeMatrixPropertiesNV props[64];
+    uint32_t n = 0;
+    if (get(pd, &n, NULL) != VK_SUCCESS) return 0;
+    if (n > 64) n = 64;
+    for (uint32_t i = 0; i < n; i++) props[i] = (VkCooperativeMatrixPropertiesNV){.sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV};
+    if (get(pd, &n, props) < 0) return 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const VkCooperativeMatrixPropertiesNV *q = &props[i];
+        if (q->MSize == 16 && q->NSize == 8 && q->KSize == 32 && q->AType == VK_COMPONENT_TYPE_SINT8_NV &&
+            q->BType == VK_COMPONENT_TYPE_SINT8_NV && q->CType == VK_COMPONENT_TYPE_SINT32_NV &&
+            q->DType == VK_COMPONENT_TYPE_SINT32_NV && q->scope == VK_SCOPE_SUBGROUP_NV)
+            return 1;
+    }
+    return 0;
+}
+
+static void query_caps(VkInstance inst, VkPhysicalDevice pd, dev_caps *c) {
     memset(c, 0, sizeof *c);
     VkPhysicalDeviceProperties p;
     vkGetPhysicalDeviceProperties(pd, &p);
@@ -542,6 +571,7 @@ static void query_caps(VkPhysicalDevice pd, dev_caps *c) {
     c->st8 = f8.storageBuffer8BitAccess;
     c->st16 = f16.storageBuffer16BitAccess;
     c->dot = fd.shaderIntegerDotProduct;
+    c->coop = coop_shape(inst, pd, c, v12);
 }
 
 static const char *type_name(VkPhysicalDeviceType t) {
@@ -569,7 +599,7 @@ int rtr_vulkan_list_devices(char *out, size_t cap) {
         dev_caps c;
         vkGetPhysicalDeviceProperties(pds[i], &p);
         vkGetPhysicalDeviceMemoryProperties(pds[i], &mp);
-        query_caps(pds[i], &c);
+        query_caps(inst, pds[i], &c);
         char heaps[160] = "";
         for (uint32_t h = 0; h < mp.memoryHeapCount && strlen(heaps) < sizeof heaps - 40; h++)
             snprintf(heaps + strlen(heaps), sizeof heaps - strlen(heaps), "%s%.1f GiB%s", h ? " + " : "",
@@ -579,11 +609,11 @@ int rtr_vulkan_list_devices(char *out, size_t cap) {
         if (l >= cap) break;
         snprintf(out + l, cap - l,
                  "  %u: %s (%s), %s, Vulkan %u.%u, heaps %s, subgroup %d%s, int8 %s, 8/16-bit storage %s/%s, "
-                 "int dot %s\n",
+                 "int dot %s, int8 matrices %s\n",
                  i, p.deviceName, type_name(p.deviceType), c.driver, VK_API_VERSION_MAJOR(p.apiVersion),
                  VK_API_VERSION_MINOR(p.apiVersion), heaps, c.sg_size, c.sg ? " (arith)" : "",
                  c.int8 ? "yes" : "no", c.st8 ? "yes" : "no", c.st16 ? "yes" : "no",
-                 !c.dot ? "no" : c.dot_accel ? "yes (accelerated)" : "yes");
+                 !c.dot ? "no" : c.dot_accel ? "yes (accelerated)" : "yes", c.coop ? "yes (NV 16x8x32)" : "no");
     }
     free(pds);
     vkDestroyInstance(inst, NULL);
@@ -602,17 +632,18 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         [VP_EMBED] = {"embed", {0}}, [VP_NORM] = {"norm", {0}}, [VP_MMT2_1] = {"mm_t2", {1, 128, 0}},
         [VP_MMT2_N] = {"mm_t2", {VK_TMAX, 128, 0}},
         [VP_MMT2_V] = {"mm_t2_vec", {0, VK_WG_VEC, 0}}, [VP_MMT2_VF] = {"mm_t2_vec", {0, VK_WG_VEC, 1}},
-        [VP_MMT2_G] = {"mm_t2_gemm", {0}},
+        [VP_MMT2_G] = {"mm_t2_gemm", {0}}, [VP_MMT2_C] = {"mm_t2_coop", {0}},
         [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
         [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_GLU] = {"glu", {0}},
     };
     for (int i = 0; i < VP_COUNT; i++) {
         if ((i == VP_MMT2_V || i == VP_MMT2_VF) && vk->no_vec) continue;
         if (i == VP_MMT2_G && vk->no_gemm) continue;
+        if (i == VP_MMT2_C && !vk->coop) continue;
         if (i == VP_ATTNB && vk->no_attnb) continue;
         char name[64];
         int mm = !strncmp(P[i].shader, "mm_", 3);
-        snprintf(name, sizeof name, "%s%s", P[i].shader, vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
+        snprintf(name, sizeof name, "%s%s", P[i].shader, i == VP_MMT2_C ? "" : vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
         const rtr_spv_entry *s = find_spv(name);
         if (!s) return rtr_seterr(err, RTR_EBACKEND, "vulkan: shader %s is not built in", name);
         VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = s->bytes, .pCode = s->code};
@@ -681,7 +712,7 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->qfam = (uint32_t)fam;
 
     dev_caps c;
-    query_caps(vk->pd, &c);
+    query_caps(vk->inst, vk->pd, &c);
     const char *port = getenv("ROTOR_VK_PORTABLE");
     vk->portable = port && *port && strcmp(port, "0");
     const char *nf = getenv("ROTOR_VK_NOFUSE"); /* for measuring what the fusions save */
@@ -692,6 +723,8 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->no_gemm = ng && *ng && strcmp(ng, "0");
     const char *na = getenv("ROTOR_VK_NOATTNB"); /* batches through attn.comp, for comparison */
     vk->no_attnb = na && *na && strcmp(na, "0");
+    const char *nc = getenv("ROTOR_VK_NOCOOP"); /* batches through mm_t2_gemm.comp on matrix hardware too */
+    vk->coop = c.coop && !vk->portable && !(nc && *nc && strcmp(nc, "0"));
     const char *lp = getenv("ROTOR_VK_VEC_LANES"); /* lanes a weight row in mm_t2_vec.comp (4 to 32) */
     vk->vec_lanes = lp ? atoi(lp) : 0;
     const char *as = getenv("ROTOR_VK_ATTN_SPLITS"); /* most splits of the ring in attention */
@@ -704,10 +737,20 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
                                   .queueCount = 1, .pQueuePriorities = &prio};
     VkPhysicalDeviceShaderIntegerDotProductFeatures fd = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES,
                                                           .shaderIntegerDotProduct = VK_TRUE};
-    const char *exts[1];
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
+                                                      .cooperativeMatrix = VK_TRUE};
+    VkPhysicalDeviceVulkanMemoryModelFeatures mf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES,
+                                                    .pNext = &cf, .vulkanMemoryModel = VK_TRUE};
+    VkPhysicalDeviceShaderFloat16Int8Features f8i = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES,
+                                                    .pNext = &mf, .shaderInt8 = VK_TRUE};
+    void *chain = NULL;
+    if (vk->dot) { fd.pNext = chain; chain = &fd; }
+    if (vk->coop) { mf.pNext = &cf; cf.pNext = chain; chain = &f8i; }
+    const char *exts[2];
     uint32_t next = 0;
     if (vk->dot && c.dot_ext) exts[next++] = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
-    VkDeviceCreateInfo di = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = vk->dot ? &fd : NULL,
+    if (vk->coop) exts[next++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+    VkDeviceCreateInfo di = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = chain,
                              .queueCreateInfoCount = 1, .pQueueCreateInfos = &qi,
                              .enabledExtensionCount = next, .ppEnabledExtensionNames = exts};
     VkResult r = vkCreateDevice(vk->pd, &di, NULL, &vk->dev);
@@ -718,6 +761,7 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
         return rtr_seterr(err, RTR_EBACKEND, "vulkan: %s allows %u storage buffers per shader, %d are needed",
                           vk->props.deviceName, vk->props.limits.maxPerStageDescriptorStorageBuffers, VK_NBIND);
     if (vk->props.limits.maxComputeSharedMemorySize < VK_GEMM_SHARED) vk->no_gemm = vk->no_attnb = 1;
+    if (vk->props.limits.maxComputeSharedMemorySize < VK_COOP_SHARED || vk->no_gemm) vk->coop = 0;
     if (vk->props.limits.maxComputeWorkGroupInvocations < VK_WG_VEC || vk->props.limits.maxComputeWorkGroupSize[0] < VK_WG_VEC)
         vk->no_vec = 1;
     vk->align = vk->props.limits.minStorageBufferOffsetAlignment;
@@ -768,7 +812,7 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     else if ((rc = open_uploads(vk, err))) return rc;
     else vkCmdFillBuffer(vk->up_cb, vk->cnt->buf, 0, vk->cnt->vsize, 0);
     snprintf(vk->base.desc, sizeof vk->base.desc, "%.80s (Vulkan%s%s)", vk->props.deviceName,
-             vk->dot ? ", int8 dot" : vk->sg ? ", subgroups" : "", vk->portable ? ", portable" : "");
+             vk->coop ? ", int8 matrices" : vk->dot ? ", int8 dot" : vk->sg ? ", subgroups" : "", vk->portable ? ", portable" : "");
     return 0;
 }
 

@@ -19,13 +19,14 @@ struct rtr_buf {
 /* pipelines: one per shader, the matmuls twice (TMAX 1 for decode, VK_TMAX for batches), and
  * the ternary matmul once more with the norm fused in (decode) */
 enum {
-    VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMT2_V, VP_MMT2_VF, VP_MMT2_G, VP_MMF_1, VP_MMF_N,
+    VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMT2_V, VP_MMT2_VF, VP_MMT2_G, VP_MMT2_C, VP_MMF_1, VP_MMF_N,
     VP_ROPE, VP_KV, VP_ATTN, VP_ATTNB, VP_GLU, VP_COUNT
 };
 #define VK_WG_VEC 256   /* invocations of a one-token matmul workgroup (mm_t2_vec.comp) */
 #define VK_VEC_MAXU 8   /* 16-byte weight pieces an invocation of it holds */
 #define VK_VEC_KMAX 8192
 #define VK_GEMM_SHARED 18432 /* bytes of shared memory mm_t2_gemm.comp takes */
+#define VK_COOP_SHARED 29696 /* and mm_t2_coop.comp */
 #define VK_GEMM_MIN 17        /* batches from this many tokens up use it */
 
 #define VK_NBIND 10  /* storage buffers every shader's set layout has */
@@ -89,7 +90,7 @@ typedef struct {
     uint32_t qfam;
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memp;
-    int sg, dot, sg_size, portable, no_fuse, no_vec, no_gemm, no_attnb, vec_lanes, attn_splits;
+    int sg, dot, sg_size, portable, no_fuse, no_vec, no_gemm, no_attnb, coop, vec_lanes, attn_splits;
     VkDeviceSize align, max_range;
     VkCommandPool cpool;
     VkCommandBuffer up_cb, xfer_cb;

@@ -551,10 +551,11 @@ static uint64_t kv_max_slots(const vk_backend *vk, const rtr_op *op) {
     return ms;
 }
 
-/* Row tiles of 64 over a product's matrices (mm_t2_gemm.comp's grid x). */
-static uint64_t gemm_tiles(const rtr_op *op) {
+/* Row tiles over a product's matrices (grid x of mm_t2_gemm.comp, 64 rows a tile, and of
+ * mm_t2_coop.comp, 128). */
+static uint64_t gemm_tiles(const rtr_op *op, uint64_t tile) {
     uint64_t t = 0;
-    for (int i = 0; i < op->p.mm.n_mat; i++) t += ((uint64_t)op->p.mm.n[i] + 63) / 64;
+    for (int i = 0; i < op->p.mm.n_mat; i++) t += ((uint64_t)op->p.mm.n[i] + tile - 1) / tile;
     return t;
 }
 
@@ -564,7 +565,7 @@ static int gemm_ok(const vk_backend *vk, const rtr_op *op) {
     if (vk->no_gemm || op->rows < VK_GEMM_MIN || op->a.off % 16) return 0;
     for (int i = 0; i < op->p.mm.n_mat; i++)
         if (op->p.mm.w[i].off % 16) return 0;
-    return gemm_tiles(op) <= 65535 && ((uint64_t)op->rows + 63) / 64 <= 65535;
+    return gemm_tiles(op, 64) <= 65535 && ((uint64_t)op->rows + 63) / 64 <= 65535;
 }
 
 static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
@@ -595,12 +596,13 @@ static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
         c->pc[P + 5] = op->p.mm.accum ? 1u : 0;
         c->pc[P + 6] = vk->nt_mm;
         if (gemm_ok(vk, op)) {
-            uint64_t t0 = ((uint64_t)op->p.mm.n[0] + 63) / 64, t1 = op->p.mm.n_mat > 1 ? ((uint64_t)op->p.mm.n[1] + 63) / 64 : 0;
+            uint64_t tr = vk->coop ? 128 : 64; /* weight rows a tile */
+            uint64_t t0 = ((uint64_t)op->p.mm.n[0] + tr - 1) / tr, t1 = op->p.mm.n_mat > 1 ? ((uint64_t)op->p.mm.n[1] + tr - 1) / tr : 0;
             c->pc[P + 0] = (uint32_t)(kpad128(op->p.mm.k) / 64);
             c->pc[P + 6] = (uint32_t)t0;
             c->pc[P + 7] = (uint32_t)t1;
             for (int i = 0; i < 3; i++) c->pc[P + 8 + i] = i < op->p.mm.n_mat ? fbits(op->p.mm.alpha[i]) : 0;
-            return dispatch(c, VP_MMT2_G, P + 11, (uint32_t)gemm_tiles(op), (uint32_t)(rows + 63) / 64, 1, err);
+            return dispatch(c, vk->coop ? VP_MMT2_C : VP_MMT2_G, P + 11, (uint32_t)gemm_tiles(op, tr), (uint32_t)(rows + 63) / 64, 1, err);
         }
         uint32_t tm = rows == 1 ? 1 : VK_TMAX;
         grid((total + vk->nt_mm - 1) / vk->nt_mm, &gx, &gy);
