@@ -15,7 +15,8 @@
  * on any device; ROTOR_VK_NOFUSE=1 turns off the fusions of vulkan_ops.c; ROTOR_VK_NOVEC=1,
  * ROTOR_VK_NOGEMM=1 and ROTOR_VK_NOATTNB=1 send one-token products, batched products and batched
  * attention back to the older general shaders (mm_t2.comp, attn.comp), for comparison;
- * ROTOR_VK_NOCOOP=1 keeps batched products off the int8 matrix hardware (mm_t2_coop.comp);
+ * ROTOR_VK_NOCOOP=1 keeps batched products and attention off the matrix hardware
+ * (mm_t2_coop.comp, attn_coop.comp);
  * ROTOR_VK_VEC_LANES=N sets the lanes a weight row in mm_t2_vec.comp; ROTOR_VK_ATTN_SPLITS=N caps
  * how many splits decode attention makes of the ring; ROTOR_VK_PROFILE=FILE writes device time
  * per dispatch kind to FILE when the backend is destroyed. */
@@ -337,7 +338,7 @@ static void prof_write(vk_backend *vk) {
     static const char *names[VP_COUNT] = {
         [VP_EMBED] = "embed", [VP_NORM] = "norm", [VP_MMT2_1] = "mm_t2_1", [VP_MMT2_N] = "mm_t2_n",
         [VP_MMT2_V] = "mm_t2_vec", [VP_MMT2_VF] = "mm_t2_vec_norm", [VP_MMT2_G] = "mm_t2_gemm", [VP_MMT2_C] = "mm_t2_coop", [VP_MMF_1] = "mm_f_1",
-        [VP_MMF_N] = "mm_f_n", [VP_ROPE] = "rope", [VP_KV] = "kv_store", [VP_ATTN] = "attn", [VP_ATTNB] = "attn_batch", [VP_GLU] = "glu"};
+        [VP_MMF_N] = "mm_f_n", [VP_ROPE] = "rope", [VP_KV] = "kv_store", [VP_ATTN] = "attn", [VP_ATTNB] = "attn_batch", [VP_ATTNC] = "attn_coop", [VP_GLU] = "glu"};
     FILE *f = fopen(vk->prof_path, "w");
     if (!f) return;
     fprintf(f, "vulkan profile: %s, %ld batches, %.3f s submit to fence, %.3f s between timestamps\n", vk->base.desc,
@@ -505,13 +506,15 @@ static int has_ext(VkPhysicalDevice pd, const char *name) {
 /* What the shaders may use on this device. */
 typedef struct {
     int sg, sg_size, dot, dot_accel, dot_ext, int8, st8, st16;
-    int coop; /* NV cooperative matrices of 16 x 8 x 32 int8 -> int32 in subgroups of 32 (mm_t2_coop.comp) */
+    int coop; /* COOP_* shaders the device can run */
     char driver[VK_MAX_DRIVER_NAME_SIZE + VK_MAX_DRIVER_INFO_SIZE + 2];
 } dev_caps;
 
-/* Whether mm_t2_coop.comp can run: VK_NV_cooperative_matrix with the 16 x 8 x 32 signed int8
- * shape at subgroup scope, subgroups of 32, int8 arithmetic and the Vulkan memory model. */
-static int coop_shape(VkInstance inst, VkPhysicalDevice pd, const dev_caps *c, int v12) {
+/* Which cooperative-matrix shaders can run (COOP_I8: mm_t2_coop.comp, COOP_F16: attn_coop.comp):
+ * VK_NV_cooperative_matrix with their shape at subgroup scope (16 x 8 x 32 int8 -> int32;
+ * 16 x 16 x 16 f16 -> f32), subgroups of 32 (with vote and shuffle for the attention), int8
+ * arithmetic and the Vulkan memory model. */
+static int coop_shapes(VkInstance inst, VkPhysicalDevice pd, const dev_caps *c, int v12, uint32_t sg_ops) {
     if (!v12 || !c->int8 || c->sg_size != 32 || !has_ext(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME)) return 0;
     PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
         vkGetInstanceProcAddr(inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
@@ -526,14 +529,21 @@ static int coop_shape(VkInstance inst, VkPhysicalDevice pd, const dev_caps *c, i
     if (n > 64) n = 64;
     for (uint32_t i = 0; i < n; i++) props[i] = (VkCooperativeMatrixPropertiesNV){.sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV};
     if (get(pd, &n, props) < 0) return 0;
+    int mask = 0;
+    uint32_t need_ops = VK_SUBGROUP_FEATURE_VOTE_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
     for (uint32_t i = 0; i < n; i++) {
         const VkCooperativeMatrixPropertiesNV *q = &props[i];
+        if (q->scope != VK_SCOPE_SUBGROUP_NV) continue;
         if (q->MSize == 16 && q->NSize == 8 && q->KSize == 32 && q->AType == VK_COMPONENT_TYPE_SINT8_NV &&
             q->BType == VK_COMPONENT_TYPE_SINT8_NV && q->CType == VK_COMPONENT_TYPE_SINT32_NV &&
-            q->DType == VK_COMPONENT_TYPE_SINT32_NV && q->scope == VK_SCOPE_SUBGROUP_NV)
-            return 1;
+            q->DType == VK_COMPONENT_TYPE_SINT32_NV)
+            mask |= COOP_I8;
+        if (q->MSize == 16 && q->NSize == 16 && q->KSize == 16 && q->AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+            q->BType == VK_COMPONENT_TYPE_FLOAT16_NV && q->CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+            q->DType == VK_COMPONENT_TYPE_FLOAT32_NV && (sg_ops & need_ops) == need_ops)
+            mask |= COOP_F16;
     }
-    return 0;
+    return mask;
 }
 
 static void query_caps(VkInstance inst, VkPhysicalDevice pd, dev_caps *c) {
@@ -571,7 +581,7 @@ static void query_caps(VkInstance inst, VkPhysicalDevice pd, dev_caps *c) {
     c->st8 = f8.storageBuffer8BitAccess;
     c->st16 = f16.storageBuffer16BitAccess;
     c->dot = fd.shaderIntegerDotProduct;
-    c->coop = coop_shape(inst, pd, c, v12);
+    c->coop = coop_shapes(inst, pd, c, v12, sp.supportedOperations);
 }
 
 static const char *type_name(VkPhysicalDeviceType t) {
@@ -609,11 +619,11 @@ int rtr_vulkan_list_devices(char *out, size_t cap) {
         if (l >= cap) break;
         snprintf(out + l, cap - l,
                  "  %u: %s (%s), %s, Vulkan %u.%u, heaps %s, subgroup %d%s, int8 %s, 8/16-bit storage %s/%s, "
-                 "int dot %s, int8 matrices %s\n",
+                 "int dot %s, matrices %s\n",
                  i, p.deviceName, type_name(p.deviceType), c.driver, VK_API_VERSION_MAJOR(p.apiVersion),
                  VK_API_VERSION_MINOR(p.apiVersion), heaps, c.sg_size, c.sg ? " (arith)" : "",
                  c.int8 ? "yes" : "no", c.st8 ? "yes" : "no", c.st16 ? "yes" : "no",
-                 !c.dot ? "no" : c.dot_accel ? "yes (accelerated)" : "yes", c.coop ? "yes (NV 16x8x32)" : "no");
+                 !c.dot ? "no" : c.dot_accel ? "yes (accelerated)" : "yes", c.coop == (COOP_I8 | COOP_F16) ? "int8 + f16 (NV)" : c.coop == COOP_I8 ? "int8 (NV)" : c.coop ? "f16 (NV)" : "no");
     }
     free(pds);
     vkDestroyInstance(inst, NULL);
@@ -634,16 +644,17 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         [VP_MMT2_V] = {"mm_t2_vec", {0, VK_WG_VEC, 0}}, [VP_MMT2_VF] = {"mm_t2_vec", {0, VK_WG_VEC, 1}},
         [VP_MMT2_G] = {"mm_t2_gemm", {0}}, [VP_MMT2_C] = {"mm_t2_coop", {0}},
         [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
-        [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_GLU] = {"glu", {0}},
+        [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_ATTNC] = {"attn_coop", {0}}, [VP_GLU] = {"glu", {0}},
     };
     for (int i = 0; i < VP_COUNT; i++) {
         if ((i == VP_MMT2_V || i == VP_MMT2_VF) && vk->no_vec) continue;
         if (i == VP_MMT2_G && vk->no_gemm) continue;
-        if (i == VP_MMT2_C && !vk->coop) continue;
+        if (i == VP_MMT2_C && !(vk->coop & COOP_I8)) continue;
+        if (i == VP_ATTNC && !(vk->coop & COOP_F16)) continue;
         if (i == VP_ATTNB && vk->no_attnb) continue;
         char name[64];
         int mm = !strncmp(P[i].shader, "mm_", 3);
-        snprintf(name, sizeof name, "%s%s", P[i].shader, i == VP_MMT2_C ? "" : vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
+        snprintf(name, sizeof name, "%s%s", P[i].shader, i == VP_MMT2_C || i == VP_ATTNC ? "" : vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
         const rtr_spv_entry *s = find_spv(name);
         if (!s) return rtr_seterr(err, RTR_EBACKEND, "vulkan: shader %s is not built in", name);
         VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = s->bytes, .pCode = s->code};
@@ -724,7 +735,7 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     const char *na = getenv("ROTOR_VK_NOATTNB"); /* batches through attn.comp, for comparison */
     vk->no_attnb = na && *na && strcmp(na, "0");
     const char *nc = getenv("ROTOR_VK_NOCOOP"); /* batches through mm_t2_gemm.comp on matrix hardware too */
-    vk->coop = c.coop && !vk->portable && !(nc && *nc && strcmp(nc, "0"));
+    vk->coop = vk->portable || (nc && *nc && strcmp(nc, "0")) ? 0 : c.coop;
     const char *lp = getenv("ROTOR_VK_VEC_LANES"); /* lanes a weight row in mm_t2_vec.comp (4 to 32) */
     vk->vec_lanes = lp ? atoi(lp) : 0;
     const char *as = getenv("ROTOR_VK_ATTN_SPLITS"); /* most splits of the ring in attention */
@@ -761,7 +772,9 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
         return rtr_seterr(err, RTR_EBACKEND, "vulkan: %s allows %u storage buffers per shader, %d are needed",
                           vk->props.deviceName, vk->props.limits.maxPerStageDescriptorStorageBuffers, VK_NBIND);
     if (vk->props.limits.maxComputeSharedMemorySize < VK_GEMM_SHARED) vk->no_gemm = vk->no_attnb = 1;
-    if (vk->props.limits.maxComputeSharedMemorySize < VK_COOP_SHARED || vk->no_gemm) vk->coop = 0;
+    if (vk->props.limits.maxComputeSharedMemorySize < VK_COOP_SHARED) vk->coop = 0;
+    if (vk->no_gemm) vk->coop &= ~COOP_I8;
+    if (vk->no_attnb) vk->coop &= ~COOP_F16;
     if (vk->props.limits.maxComputeWorkGroupInvocations < VK_WG_VEC || vk->props.limits.maxComputeWorkGroupSize[0] < VK_WG_VEC)
         vk->no_vec = 1;
     vk->align = vk->props.limits.minStorageBufferOffsetAlignment;
@@ -812,7 +825,7 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     else if ((rc = open_uploads(vk, err))) return rc;
     else vkCmdFillBuffer(vk->up_cb, vk->cnt->buf, 0, vk->cnt->vsize, 0);
     snprintf(vk->base.desc, sizeof vk->base.desc, "%.80s (Vulkan%s%s)", vk->props.deviceName,
-             vk->coop ? ", int8 matrices" : vk->dot ? ", int8 dot" : vk->sg ? ", subgroups" : "", vk->portable ? ", portable" : "");
+             vk->coop ? ", matrices" : vk->dot ? ", int8 dot" : vk->sg ? ", subgroups" : "", vk->portable ? ", portable" : "");
     return 0;
 }
 

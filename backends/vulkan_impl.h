@@ -20,13 +20,14 @@ struct rtr_buf {
  * the ternary matmul once more with the norm fused in (decode) */
 enum {
     VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMT2_V, VP_MMT2_VF, VP_MMT2_G, VP_MMT2_C, VP_MMF_1, VP_MMF_N,
-    VP_ROPE, VP_KV, VP_ATTN, VP_ATTNB, VP_GLU, VP_COUNT
+    VP_ROPE, VP_KV, VP_ATTN, VP_ATTNB, VP_ATTNC, VP_GLU, VP_COUNT
 };
 #define VK_WG_VEC 256   /* invocations of a one-token matmul workgroup (mm_t2_vec.comp) */
 #define VK_VEC_MAXU 8   /* 16-byte weight pieces an invocation of it holds */
 #define VK_VEC_KMAX 8192
 #define VK_GEMM_SHARED 18432 /* bytes of shared memory mm_t2_gemm.comp takes */
-#define VK_COOP_SHARED 29696 /* and mm_t2_coop.comp */
+#define VK_COOP_SHARED 29696 /* and mm_t2_coop.comp (attn_coop.comp takes less) */
+enum { COOP_I8 = 1, COOP_F16 = 2 }; /* cooperative-matrix shaders a device can run */
 #define VK_GEMM_MIN 17        /* batches from this many tokens up use it */
 
 #define VK_NBIND 10  /* storage buffers every shader's set layout has */

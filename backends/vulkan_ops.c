@@ -493,7 +493,8 @@ static int rec_matmul_f(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err)
     return dispatch(c, rows == 1 ? VP_MMF_1 : VP_MMF_N, P + 6, gx, gy, (uint32_t)(rows + tm - 1) / tm, err);
 }
 
-#define VK_ATTNB_QR 8 /* query rows a workgroup of attn_batch.comp */
+#define VK_ATTNB_QR 8  /* query rows a workgroup of attn_batch.comp */
+#define VK_ATTNC_QR 32 /* and of attn_coop.comp */
 
 static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     vk_backend *vk = c->vk;
@@ -506,6 +507,9 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
         c->pc[P + 3] = (uint32_t)cap; c->pc[P + 4] = (uint32_t)op->p.attn.n_sink; c->pc[P + 5] = (uint32_t)op->p.attn.window;
         c->pc[P + 6] = fbits(op->p.attn.scale); c->pc[P + 7] = (uint32_t)rows;
         c->pc[P + 8] = op->p.attn.kv_type == RTR_T_F32;
+        /* on f16 matrix hardware, batches as large as the products' go to attn_coop.comp */
+        if ((vk->coop & COOP_F16) && rows >= VK_GEMM_MIN && hd % 16 == 0 && hd <= 128)
+            return dispatch(c, VP_ATTNC, P + 9, (uint32_t)nh, (uint32_t)((rows + VK_ATTNC_QR - 1) / VK_ATTNC_QR), 1, err);
         return dispatch(c, VP_ATTNB, P + 9, (uint32_t)nh, (uint32_t)((rows + VK_ATTNB_QR - 1) / VK_ATTNB_QR), 1, err);
     }
     /* split the ring across workgroups (runs of a multiple of 32 slots) when there are too few
@@ -596,13 +600,13 @@ static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
         c->pc[P + 5] = op->p.mm.accum ? 1u : 0;
         c->pc[P + 6] = vk->nt_mm;
         if (gemm_ok(vk, op)) {
-            uint64_t tr = vk->coop ? 128 : 64; /* weight rows a tile */
+            uint64_t tr = vk->coop & COOP_I8 ? 128 : 64; /* weight rows a tile */
             uint64_t t0 = ((uint64_t)op->p.mm.n[0] + tr - 1) / tr, t1 = op->p.mm.n_mat > 1 ? ((uint64_t)op->p.mm.n[1] + tr - 1) / tr : 0;
             c->pc[P + 0] = (uint32_t)(kpad128(op->p.mm.k) / 64);
             c->pc[P + 6] = (uint32_t)t0;
             c->pc[P + 7] = (uint32_t)t1;
             for (int i = 0; i < 3; i++) c->pc[P + 8 + i] = i < op->p.mm.n_mat ? fbits(op->p.mm.alpha[i]) : 0;
-            return dispatch(c, vk->coop ? VP_MMT2_C : VP_MMT2_G, P + 11, (uint32_t)gemm_tiles(op, tr), (uint32_t)(rows + 63) / 64, 1, err);
+            return dispatch(c, vk->coop & COOP_I8 ? VP_MMT2_C : VP_MMT2_G, P + 11, (uint32_t)gemm_tiles(op, tr), (uint32_t)(rows + 63) / 64, 1, err);
         }
         uint32_t tm = rows == 1 ? 1 : VK_TMAX;
         grid((total + vk->nt_mm - 1) / vk->nt_mm, &gx, &gy);

@@ -3,8 +3,8 @@
  * operands, push constants and grid shape as mm_t2_gemm.comp, with tiles of 128 weight rows x
  * 64 tokens; the backend uses it only where the device lists that matrix shape.
  *
- * A workgroup is four subgroups. Per 128-weight block, every invocation unpacks half of one
- * weight row's 32 bytes into signed bytes (10 -> 1, 01 -> -1, 00 -> 0) in shared memory, in k
+ * A workgroup is four subgroups. Per 128-weight block, every invocation unpacks one weight
+ * row's 32 bytes into signed bytes (10 -> 1, 01 -> -1, 00 -> 0) in shared memory, in k
  * order (bit plane p of T2 word u holds the weights of k = 32p + 4u .. 32p + 4u + 3), and copies
  * four of the 64 tokens' 16-byte activation pieces; then subgroup s multiplies its 32 rows by all
  * 64 tokens: four k steps of 32, each 2 row fragments x 8 token fragments. Exact int32 sums; the
@@ -62,20 +62,23 @@ void main() {
     if (tile >= pc.tiles0) { tile -= pc.tiles0; mat = 1; if (tile >= pc.tiles1) { tile -= pc.tiles1; mat = 2; } }
     uint n = mat == 0 ? pc.n0 : mat == 1 ? pc.n1 : pc.n2;
     uint row0 = tile * ROWS, tok0 = gl_WorkGroupID.y * TOKS, xw4 = pc.kw4 * 4u;
-    uint wrow = row0 + (l >> 1), half_ = l & 1u;
+    uint wrow = row0 + l;
     bool wlive = wrow < n;
-    uint wb = pc.o[2 + mat] / 16 + (wlive ? wrow : 0u) * pc.kw4 + half_;
+    uint wb = pc.o[2 + mat] / 16 + (wlive ? wrow : 0u) * pc.kw4;
     FRAG_C acc[2][8];
     [[unroll]] for (uint i = 0; i < 2; i++)
         [[unroll]] for (uint j = 0; j < 8; j++) acc[i][j] = FRAG_C(0);
     for (uint kb = 0; kb < pc.kw4 / 2; kb++) {
-        uvec4 w = uvec4(0u);
+        uvec4 wa = uvec4(0u), wc = uvec4(0u);
         if (wlive) {
-            if (mat == 0) w = W0[wb + 2u * kb];
-            else if (mat == 1) w = W1[wb + 2u * kb];
-            else w = W2[wb + 2u * kb];
+            if (mat == 0) { wa = W0[wb + 2u * kb]; wc = W0[wb + 2u * kb + 1u]; }
+            else if (mat == 1) { wa = W1[wb + 2u * kb]; wc = W1[wb + 2u * kb + 1u]; }
+            else { wa = W2[wb + 2u * kb]; wc = W2[wb + 2u * kb + 1u]; }
         }
-        [[unroll]] for (uint p = 0; p < 4; p++) wl[(l >> 1) * LDS + 2u * p + half_] = planes(w, p);
+        [[unroll]] for (uint p = 0; p < 4; p++) {
+            wl[l * LDS + 2u * p] = planes(wa, p);
+            wl[l * LDS + 2u * p + 1u] = planes(wc, p);
+        }
         [[unroll]] for (uint e = 0; e < 4; e++) {
             uint idx = l + WG * e, tk = idx >> 3, part = idx & 7u;
             uvec4 v = uvec4(0u);

@@ -543,10 +543,13 @@ static void t_kv_attn(ctx *c) {
         {8, 2, 128, 200, 450, 4, 150}, {5, 5, 64, 129, 129, 2, 60}, {3, 1, 256, 40, 30, 0, 1000},
         {20, 5, 128, 520, 700, 4, 512}, {6, 3, 32, 64, 1, 0, 1000},
     };
-    for (int ci = 0; ci < 10; ci++) {
-        int f32 = ci >= 8, cj = f32 ? ci - 6 : ci; /* two shapes again with an f32 cache */
+    /* prefill-sized batches: (shape, rows), f16 and f32 caches alternating */
+    static const int big[][2] = {{6, 70}, {6, 40}, {2, 33}, {4, 24}, {3, 20}, {1, 17}};
+    for (int ci = 0; ci < 16; ci++) {
+        int f32 = ci >= 8 && (ci < 10 || ci % 2), cj = ci < 8 ? ci : ci < 10 ? ci - 6 : big[ci - 10][0];
         int nh = cfg[cj][0], nkv = cfg[cj][1], hd = cfg[cj][2], cap = cfg[cj][3], filled = cfg[cj][4];
-        int sink = cfg[cj][5], window = cfg[cj][6], rows = ci % 3 ? 7 : 1, kvn = nkv * hd, es = f32 ? 4 : 2;
+        int sink = cfg[cj][5], window = cfg[cj][6], kvn = nkv * hd, es = f32 ? 4 : 2;
+        int rows = ci >= 10 ? big[ci - 10][1] : ci % 3 ? 7 : 1;
         if (rows > filled) rows = filled;
         int32_t *spos = malloc((size_t)cap * 4);
         fill_ring(c, spos, cap, filled, sink);
@@ -555,7 +558,7 @@ static void t_kv_attn(ctx *c) {
         void *vc = f32 ? (void *)rand_f32(c, (size_t)cap * kvn, -1, 1) : (void *)rand_f16(c, (size_t)cap * kvn, -1, 1);
         float *q = rand_f32(c, (size_t)rows * nh * hd, -1.5f, 1.5f);
         float *kn = rand_f32(c, (size_t)rows * kvn, -1, 1), *vn = rand_f32(c, (size_t)rows * kvn, -1, 1);
-        int32_t qpos[7], slots[7];
+        int32_t qpos[70], slots[70];
         /* the newest rows: positions filled-rows .. filled-1, stored in their slots first */
         for (int r = 0; r < rows; r++) {
             int p = filled - rows + r;
@@ -582,7 +585,9 @@ static void t_kv_attn(ctx *c) {
         if (!run_ops(c, ops, 2, what)) {
             cmp_bytes(c, K, what);
             cmp_bytes(c, Vb, what);
-            cmp_f32(c, out, 1e-6f, 2e-5f, what);
+            /* batches of 17 rows or more may run on f16 matrix inputs (backend.h) */
+            if (rows >= 17) cmp_f32(c, out, 2e-3f, 2e-3f, what);
+            else cmp_f32(c, out, 1e-6f, 2e-5f, what);
         }
         tbuf *all[] = {K, Vb, sp, qb, knb, vnb, qp, sl, out};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tb_free(c, all[i]);
