@@ -61,9 +61,9 @@ enum rtr_op_kind {
      * the later ones cannot be visible.
      * A slot s is visible to row r when 0 <= spos <= qpos and (spos < n_sink or
      * qpos - spos < window). Query head h reads KV head h / (n_head / n_kv).
-     * dst [rows][n_head][head_dim] = softmax(q.K * scale) . V, summed in f32. A backend may feed
-     * matrix hardware f16 copies of the scaled queries, the keys, the values and the softmax
-     * weights for batches of 17 rows or more (relative error about 1e-3). */
+     * dst [rows][n_head][head_dim] = softmax(q.K * scale) . V, summed in f32. For batches of 17 rows or
+     * more a backend may multiply on f16 matrix hardware with each operand split into two f16
+     * parts (relative error about 1e-6 instead of f32's 1e-7). */
     RTR_OP_ATTN,
     /* Gated activation: dst[r][i] = act(a[r][i]) * b[r][i], rows of n. */
     RTR_OP_GLU,

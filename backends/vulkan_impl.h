@@ -26,7 +26,7 @@ enum {
 #define VK_VEC_MAXU 8   /* 16-byte weight pieces an invocation of it holds */
 #define VK_VEC_KMAX 8192
 #define VK_GEMM_SHARED 18432 /* bytes of shared memory mm_t2_gemm.comp takes */
-#define VK_COOP_SHARED 29696 /* and mm_t2_coop.comp (attn_coop.comp takes less) */
+#define VK_COOP_SHARED 43144 /* and attn_coop.comp, the larger of the two matrix shaders */
 enum { COOP_I8 = 1, COOP_F16 = 2 }; /* cooperative-matrix shaders a device can run */
 #define VK_GEMM_MIN 17        /* batches from this many tokens up use it */
 

@@ -2,17 +2,21 @@
  * cooperative matrices (16 x 16 x 16, f16 x f16 -> f32, subgroups of 32): the same operands,
  * push constants and visibility rule as attn_batch.comp, for head_dim a multiple of 16 up to 128.
  *
+ * Precision: each f32 operand x is split into f16 parts hi = f16(x) and lo = f16(x - hi), and a
+ * product is hi.hi + lo.hi + hi.lo (lo.lo, about 2^-22 of it, is left out), all summed in f32:
+ * close to f32 math, which the f32 cache promises (BitNet's int8 activations turn small errors
+ * into flipped codes). With an f16 cache the keys and values are exact in f16 and have no lo.
+ *
  * A workgroup is two subgroups and takes 32 query rows of one head, 16 a subgroup. Queries,
- * scaled, become f16 fragments held in registers. The ring is walked 32 slots at a time; a chunk
- * no row can see is skipped after one look at its slot positions. Otherwise its keys and values
- * are converted to f16 in shared memory, and each subgroup
+ * scaled and split, are fragments held in registers. The ring is walked 32 slots at a time; a
+ * chunk no row can see is skipped after one look at its slot positions. Otherwise its keys and
+ * values are split into shared memory, and each subgroup
  * - multiplies its queries by the keys (f32 scores, through a shared tile to the lanes),
  * - runs the online softmax in f32: lane 2r + i owns row r's slots 16i .. 16i + 15; the pair
  *   shares maxima and sums by shuffles; invisible pairs weigh 0; the weights go back to shared
- *   memory as f16,
+ *   memory split in two,
  * - multiplies the weights by the values, 16 dims at a time, and each lane rescales and adds
- *   its 8 of them (row r, dims 8i .. 8i + 7 of each block) to its f32 output in registers.
- * Scores and weights are f16 only as matrix inputs; every sum is f32. */
+ *   its 8 of them (row r, dims 8i .. 8i + 7 of each block) to its f32 output in registers. */
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
 #extension GL_NV_cooperative_matrix : require
@@ -44,10 +48,10 @@ layout(push_constant) uniform PC {
 
 #include "attn_common.glsl"
 
-shared uvec4 ks[CH * KS];   /* keys of the chunk (and the queries, at the start) */
-shared uvec4 vs[CH * KS];   /* values of the chunk */
-shared uvec4 st[2 * 16 * 8]; /* per subgroup: 16 x 32 f32 scores, then 16 x 16 f32 outputs */
-shared uvec4 pt[2 * 16 * 4]; /* per subgroup: 16 x 32 f16 weights */
+shared uvec4 ks[CH * KS], kl[CH * KS]; /* keys of the chunk, hi and lo (the queries' at the start) */
+shared uvec4 vs[CH * KS], vl[CH * KS]; /* values of the chunk, hi and lo */
+shared uvec4 st[2 * 16 * 8];           /* per subgroup: 16 x 32 f32 scores, then 16 x 16 f32 outputs */
+shared uvec4 pt[2 * 16 * 4], pl[2 * 16 * 4]; /* per subgroup: 16 x 32 weights, hi and lo */
 shared int sps[CH];
 shared uint anyv[2];
 
@@ -58,11 +62,16 @@ bool visible(int spos, int qp) {
     return spos >= 0 && qp >= 0 && spos <= qp && (spos < pc.n_sink || qp - spos < pc.window);
 }
 
-/* 8 floats as f16, clamped to the f16 range (an infinity times a zero weight would be NaN) */
-uvec4 pack8(vec4 a, vec4 b) {
+/* 8 floats split into f16 parts hi and lo (hi clamped to the f16 range: an infinity times a
+ * zero weight would be NaN) */
+void split8(vec4 a, vec4 b, out uvec4 hi, out uvec4 lo) {
     a = clamp(a, -65504.0, 65504.0);
     b = clamp(b, -65504.0, 65504.0);
-    return uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
+    hi = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
+    vec4 ha = vec4(unpackHalf2x16(hi.x), unpackHalf2x16(hi.y)), hb = vec4(unpackHalf2x16(hi.z), unpackHalf2x16(hi.w));
+    a -= ha;
+    b -= hb;
+    lo = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
 }
 
 void main() {
@@ -79,12 +88,19 @@ void main() {
             a = vec4(uintBitsToFloat(Q[qb]), uintBitsToFloat(Q[qb + 1]), uintBitsToFloat(Q[qb + 2]), uintBitsToFloat(Q[qb + 3]));
             b = vec4(uintBitsToFloat(Q[qb + 4]), uintBitsToFloat(Q[qb + 5]), uintBitsToFloat(Q[qb + 6]), uintBitsToFloat(Q[qb + 7]));
         }
-        ks[r * KS + w] = pack8(a * pc.scale, b * pc.scale);
+        uvec4 hi, lo;
+        split8(a * pc.scale, b * pc.scale, hi, lo);
+        ks[r * KS + w] = hi;
+        kl[r * KS + w] = lo;
     }
     barrier();
-    FQ qf[HDMAX / 16];
+    FQ qf[HDMAX / 16], qlf[HDMAX / 16];
     [[unroll]] for (uint d = 0; d < HDMAX / 16; d++)
-        if (d < nds) coopMatLoadNV(qf[d], ks, 16u * sg * KS + 2u * d, KS, false);
+        if (d < nds) {
+            coopMatLoadNV(qf[d], ks, 16u * sg * KS + 2u * d, KS, false);
+            coopMatLoadNV(qlf[d], kl, 16u * sg * KS + 2u * d, KS, false);
+        }
+    bool f32 = pc.f32 != 0;
     /* this lane's row and slot half in the softmax; rows of the other subgroup are its own */
     uint myrow = 16u * sg + (lane >> 1), half_ = lane & 1u;
     int qp = r0 + myrow < pc.rows ? QP[pc.o[4] / 4 + r0 + myrow] : -1;
@@ -110,20 +126,26 @@ void main() {
         barrier();
         bool skip = anyv[0] == 0u && anyv[1] == 0u;
         if (skip) { barrier(); continue; } /* uniform: every invocation read the same flags */
-        /* keys and values of the chunk as f16 */
+        /* keys and values of the chunk, split (an f16 cache has no lo) */
         for (uint i = l; i < CH * h8; i += WG) {
             uint s = i / h8, w = i % h8;
-            uvec4 kk = uvec4(0u), vv = uvec4(0u);
+            uvec4 kh = uvec4(0u), klo = uvec4(0u), vh = uvec4(0u), vlo = uvec4(0u);
             if (base + s < pc.cap && sps[s] >= 0) { /* empty slots may hold anything */
                 uint el = (base + s) * kstride + kvh * hd;
-                vec4 a, b;
-                kpiece(el, w, a, b);
-                kk = pack8(a, b);
-                vpiece(el, w, a, b);
-                vv = pack8(a, b);
+                if (f32) {
+                    vec4 a, b;
+                    kpiece(el, w, a, b);
+                    split8(a, b, kh, klo);
+                    vpiece(el, w, a, b);
+                    split8(a, b, vh, vlo);
+                } else {
+                    kh = K4[pc.o[1] / 16 + el / 8 + w];
+                    vh = V4[pc.o[2] / 16 + el / 8 + w];
+                }
             }
-            ks[s * KS + w] = kk;
-            vs[s * KS + w] = vv;
+            ks[s * KS + w] = kh;
+            vs[s * KS + w] = vh;
+            if (f32) { kl[s * KS + w] = klo; vl[s * KS + w] = vlo; }
         }
         barrier();
         /* scores of this subgroup's 16 rows x 32 slots */
@@ -134,6 +156,11 @@ void main() {
                     FQ kf;
                     coopMatLoadNV(kf, ks, 16u * kb * KS + 2u * d, KS, true);
                     s = coopMatMulAddNV(qf[d], kf, s);
+                    s = coopMatMulAddNV(qlf[d], kf, s);
+                    if (f32) {
+                        coopMatLoadNV(kf, kl, 16u * kb * KS + 2u * d, KS, true);
+                        s = coopMatMulAddNV(qf[d], kf, s);
+                    }
                 }
             }
             coopMatStoreNV(s, st, sg * 128u + 4u * kb, 8u, false);
@@ -155,12 +182,12 @@ void main() {
         float mn = max(m, cm);
         float corr = mn == NEG_INF ? 1.0 : exp(m - mn);
         float ps = 0.0;
-        uint pw[8];
+        uint pw[8], pwl[8];
         [[unroll]] for (uint j = 0; j < 16; j += 2) {
-            float e0 = sc[j] == NEG_INF ? 0.0 : exp(sc[j] - mn);
-            float e1 = sc[j + 1] == NEG_INF ? 0.0 : exp(sc[j + 1] - mn);
-            ps += e0 + e1;
-            pw[j / 2] = packHalf2x16(vec2(e0, e1));
+            vec2 e = vec2(sc[j] == NEG_INF ? 0.0 : exp(sc[j] - mn), sc[j + 1] == NEG_INF ? 0.0 : exp(sc[j + 1] - mn));
+            ps += e.x + e.y;
+            pw[j / 2] = packHalf2x16(e);
+            pwl[j / 2] = packHalf2x16(e - unpackHalf2x16(pw[j / 2]));
         }
         ps += subgroupShuffleXor(ps, 1u);
         lsum = lsum * corr + ps;
@@ -168,11 +195,16 @@ void main() {
         uint pb = sg * 64u + (lane >> 1) * 4u + 2u * half_;
         pt[pb] = uvec4(pw[0], pw[1], pw[2], pw[3]);
         pt[pb + 1u] = uvec4(pw[4], pw[5], pw[6], pw[7]);
+        pl[pb] = uvec4(pwl[0], pwl[1], pwl[2], pwl[3]);
+        pl[pb + 1u] = uvec4(pwl[4], pwl[5], pwl[6], pwl[7]);
         subgroupMemoryBarrierShared();
         subgroupBarrier();
         /* weights x values, 16 dims at a time, into this lane's outputs */
-        FQ pf[2];
-        [[unroll]] for (uint kb = 0; kb < 2; kb++) coopMatLoadNV(pf[kb], pt, sg * 64u + 2u * kb, 4u, false);
+        FQ pf[2], plf[2];
+        [[unroll]] for (uint kb = 0; kb < 2; kb++) {
+            coopMatLoadNV(pf[kb], pt, sg * 64u + 2u * kb, 4u, false);
+            coopMatLoadNV(plf[kb], pl, sg * 64u + 2u * kb, 4u, false);
+        }
         [[unroll]] for (uint d = 0; d < HDMAX / 16; d++) {
             if (d < nds) {
                 FS o = FS(0.0);
@@ -180,6 +212,11 @@ void main() {
                     FQ vf;
                     coopMatLoadNV(vf, vs, 16u * kb * KS + 2u * d, KS, false);
                     o = coopMatMulAddNV(pf[kb], vf, o);
+                    o = coopMatMulAddNV(plf[kb], vf, o);
+                    if (f32) {
+                        coopMatLoadNV(vf, vl, 16u * kb * KS + 2u * d, KS, false);
+                        o = coopMatMulAddNV(pf[kb], vf, o);
+                    }
                 }
                 coopMatStoreNV(o, st, sg * 128u, 4u, false);
                 subgroupMemoryBarrierShared();
