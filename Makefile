@@ -86,7 +86,10 @@ $(BUILD)/spv/%__dot.spv: kernels/%.comp $(wildcard kernels/*.glsl)
 	$(GLSLC) --target-env=vulkan1.1 -O -DRTR_SG -DRTR_DOT -o $@ $<
 $(BUILD)/spv/%.spv: kernels/%.comp $(wildcard kernels/*.glsl)
 	@mkdir -p $(dir $@)
-	$(GLSLC) --target-env=vulkan1.1 -O -o $@ $<
+	$(GLSLC) --target-env=vulkan1.1 $(GLSLC_O) -o $@ $<
+GLSLC_O := -O
+# glslc 2023.2's optimizer crashes on the sum of two cooperative matrices; the driver optimizes
+$(BUILD)/spv/attn_coop.spv: GLSLC_O :=
 $(BUILD)/gen/shaders.h: $(SPV) kernels/embed.sh
 	@mkdir -p $(dir $@)
 	sh kernels/embed.sh spv $@ $(SPV)

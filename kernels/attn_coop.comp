@@ -2,8 +2,9 @@
  * cooperative matrices (16 x 16 x 16, f16 x f16 -> f32, subgroups of 32): the same operands,
  * push constants and visibility rule as attn_batch.comp, for head_dim a multiple of 16 up to 128.
  *
- * Precision: each f32 operand x is split into f16 parts hi = f16(x) and lo = f16(x - hi), and a
- * product is hi.hi + lo.hi + hi.lo (lo.lo, about 2^-22 of it, is left out), all summed in f32:
+ * Precision: each f32 operand x is split into f16 parts hi = f16(x) and lo = f16((x - hi) 2^11)
+ * (scaled, so that it stays clear of f16 subnormals, which the hardware may flush), and a product
+ * is hi.hi + (lo.hi + hi.lo) 2^-11 (lo.lo, about 2^-22 of it, is left out), all summed in f32:
  * close to f32 math, which the f32 cache promises (BitNet's int8 activations turn small errors
  * into flipped codes). With an f16 cache the keys and values are exact in f16 and have no lo.
  *
@@ -28,6 +29,7 @@
 #define WG 64
 #define CH 32    /* slots a chunk */
 #define HDMAX 128
+#define LO_UP 2048.0 /* lo parts are kept scaled up by 2^11 */
 #define KS 17u   /* uvec4 a shared key/value row: 128 f16 + 16 bytes of padding */
 layout(local_size_x = WG) in;
 
@@ -69,8 +71,8 @@ void split8(vec4 a, vec4 b, out uvec4 hi, out uvec4 lo) {
     b = clamp(b, -65504.0, 65504.0);
     hi = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
     vec4 ha = vec4(unpackHalf2x16(hi.x), unpackHalf2x16(hi.y)), hb = vec4(unpackHalf2x16(hi.z), unpackHalf2x16(hi.w));
-    a -= ha;
-    b -= hb;
+    a = (a - ha) * LO_UP;
+    b = (b - hb) * LO_UP;
     lo = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
 }
 
@@ -150,19 +152,20 @@ void main() {
         barrier();
         /* scores of this subgroup's 16 rows x 32 slots */
         [[unroll]] for (uint kb = 0; kb < 2; kb++) {
-            FS s = FS(0.0);
+            FS s = FS(0.0), sl = FS(0.0);
             [[unroll]] for (uint d = 0; d < HDMAX / 16; d++) {
                 if (d < nds) {
                     FQ kf;
                     coopMatLoadNV(kf, ks, 16u * kb * KS + 2u * d, KS, true);
                     s = coopMatMulAddNV(qf[d], kf, s);
-                    s = coopMatMulAddNV(qlf[d], kf, s);
+                    sl = coopMatMulAddNV(qlf[d], kf, sl);
                     if (f32) {
                         coopMatLoadNV(kf, kl, 16u * kb * KS + 2u * d, KS, true);
-                        s = coopMatMulAddNV(qf[d], kf, s);
+                        sl = coopMatMulAddNV(qf[d], kf, sl);
                     }
                 }
             }
+            s = s + sl * (1.0 / LO_UP);
             coopMatStoreNV(s, st, sg * 128u + 4u * kb, 8u, false);
         }
         subgroupMemoryBarrierShared();
@@ -187,7 +190,7 @@ void main() {
             vec2 e = vec2(sc[j] == NEG_INF ? 0.0 : exp(sc[j] - mn), sc[j + 1] == NEG_INF ? 0.0 : exp(sc[j + 1] - mn));
             ps += e.x + e.y;
             pw[j / 2] = packHalf2x16(e);
-            pwl[j / 2] = packHalf2x16(e - unpackHalf2x16(pw[j / 2]));
+            pwl[j / 2] = packHalf2x16((e - unpackHalf2x16(pw[j / 2])) * LO_UP);
         }
         ps += subgroupShuffleXor(ps, 1u);
         lsum = lsum * corr + ps;
@@ -207,17 +210,18 @@ void main() {
         }
         [[unroll]] for (uint d = 0; d < HDMAX / 16; d++) {
             if (d < nds) {
-                FS o = FS(0.0);
+                FS o = FS(0.0), ol = FS(0.0);
                 [[unroll]] for (uint kb = 0; kb < 2; kb++) {
                     FQ vf;
                     coopMatLoadNV(vf, vs, 16u * kb * KS + 2u * d, KS, false);
                     o = coopMatMulAddNV(pf[kb], vf, o);
-                    o = coopMatMulAddNV(plf[kb], vf, o);
+                    ol = coopMatMulAddNV(plf[kb], vf, ol);
                     if (f32) {
                         coopMatLoadNV(vf, vl, 16u * kb * KS + 2u * d, KS, false);
-                        o = coopMatMulAddNV(pf[kb], vf, o);
+                        ol = coopMatMulAddNV(pf[kb], vf, ol);
                     }
                 }
+                o = o + ol * (1.0 / LO_UP);
                 coopMatStoreNV(o, st, sg * 128u, 4u, false);
                 subgroupMemoryBarrierShared();
                 subgroupBarrier();
