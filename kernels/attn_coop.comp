@@ -2,9 +2,10 @@
  * cooperative matrices (16 x 16 x 16, f16 x f16 -> f32, subgroups of 32): the same operands,
  * push constants and visibility rule as attn_batch.comp, for head_dim a multiple of 16 up to 128.
  *
- * Precision: each f32 operand x is split into f16 parts hi = f16(x) and lo = f16((x - hi) 2^11)
- * (scaled, so that it stays clear of f16 subnormals, which the hardware may flush), and a product
- * is hi.hi + (lo.hi + hi.lo) 2^-11 (lo.lo, about 2^-22 of it, is left out), all summed in f32:
+ * Precision: each f32 operand x is split into f16 parts hi (x cut to 10 mantissa bits) and
+ * lo = f16((x - hi) 2^11) (scaled, to stay clear of f16 subnormals, which hardware may flush),
+ * and a product is hi.hi + (lo.hi + hi.lo) 2^-11 (lo.lo, about 2^-22 of it, is left out), all
+ * summed in f32:
  * close to f32 math, which the f32 cache promises (BitNet's int8 activations turn small errors
  * into flipped codes). With an f16 cache the keys and values are exact in f16 and have no lo.
  *
@@ -64,13 +65,19 @@ bool visible(int spos, int qp) {
     return spos >= 0 && qp >= 0 && spos <= qp && (spos < pc.n_sink || qp - spos < pc.window);
 }
 
-/* 8 floats split into f16 parts hi and lo (hi clamped to the f16 range: an infinity times a
- * zero weight would be NaN) */
+/* x with its f32 mantissa cut to f16's 10 bits: exact in f16 (in f16's normal range), and
+ * x - hi16(x) is exact in f32. Done on the bits, so that no compiler folds a round trip
+ * through f16 away. */
+vec4 hi16(vec4 x) { return uintBitsToFloat(floatBitsToUint(x) & 0xffffe000u); }
+vec2 hi16(vec2 x) { return uintBitsToFloat(floatBitsToUint(x) & 0xffffe000u); }
+
+/* 8 floats split into f16 parts hi and lo (clamped to the f16 range: an infinity times a zero
+ * weight would be NaN) */
 void split8(vec4 a, vec4 b, out uvec4 hi, out uvec4 lo) {
     a = clamp(a, -65504.0, 65504.0);
     b = clamp(b, -65504.0, 65504.0);
-    hi = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
-    vec4 ha = vec4(unpackHalf2x16(hi.x), unpackHalf2x16(hi.y)), hb = vec4(unpackHalf2x16(hi.z), unpackHalf2x16(hi.w));
+    vec4 ha = hi16(a), hb = hi16(b);
+    hi = uvec4(packHalf2x16(ha.xy), packHalf2x16(ha.zw), packHalf2x16(hb.xy), packHalf2x16(hb.zw));
     a = (a - ha) * LO_UP;
     b = (b - hb) * LO_UP;
     lo = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
@@ -189,8 +196,9 @@ void main() {
         [[unroll]] for (uint j = 0; j < 16; j += 2) {
             vec2 e = vec2(sc[j] == NEG_INF ? 0.0 : exp(sc[j] - mn), sc[j + 1] == NEG_INF ? 0.0 : exp(sc[j + 1] - mn));
             ps += e.x + e.y;
-            pw[j / 2] = packHalf2x16(e);
-            pwl[j / 2] = packHalf2x16((e - unpackHalf2x16(pw[j / 2])) * LO_UP);
+            vec2 eh = hi16(e);
+            pw[j / 2] = packHalf2x16(eh);
+            pwl[j / 2] = packHalf2x16((e - eh) * LO_UP);
         }
         ps += subgroupShuffleXor(ps, 1u);
         lsum = lsum * corr + ps;
