@@ -386,10 +386,13 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
         if ((r = cl_scratch(b, (size_t)op->rows * nh * n_split * (hd + 2) * 4, err))) return r;
         part = b->scratch;
     }
-    cl_mem m[7] = {M(op->a), M(op->b), M(op->c), M(op->d), M(op->e), M(op->dst), part};
+    /* the last split to finish merges, where a counter per (row, group) exists */
+    int here = n_split > 1 && ngr <= CL_ATTN_CNT && !b->attn_merge_launch;
+    p.i[10] = here;
+    cl_mem m[8] = {M(op->a), M(op->b), M(op->c), M(op->d), M(op->e), M(op->dst), part, b->attn_cnt};
     size_t g[2] = {ngr * ATTN_WG, (size_t)n_split}, l[2] = {ATTN_WG, 1};
-    set_launch(&L[(*nl)++], K_ATTN, 7, m, &p, 2, g, l);
-    if (n_split == 1) return 0;
+    set_launch(&L[(*nl)++], K_ATTN, 8, m, &p, 2, g, l);
+    if (n_split == 1 || here) return 0;
     cl_mem m2[2] = {part, M(op->dst)};
     size_t g2[2] = {round_up((size_t)hd, 64), (size_t)op->rows * nh}, l2[2] = {64, 1};
     set_launch(&L[(*nl)++], K_ATTN_MERGE, 2, m2, &p, 2, g2, l2);

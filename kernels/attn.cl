@@ -5,10 +5,12 @@
  * query heads, an online softmax keeps a running max and sum per head, and each work-item
  * accumulates hg outputs of one head dimension (several work-items split the slots when
  * head_dim < AWG). With one split it writes the normalized output; with several it writes
- * (max, sum, unnormalized acc[head_dim]) per split and attn_merge combines them.
+ * (max, sum, unnormalized acc[head_dim]) per split, and the work-group that finishes last
+ * (a counter per (row, group) in cnt, which it puts back to 0) combines them; with cnt absent
+ * (P.i[10] = 0) attn_merge does that as a launch of its own.
  * Visibility: 0 <= spos <= qpos and (spos < n_sink or qpos - spos < window).
  * Params: off q, K, V, spos, qpos, dst, part; i n_head, n_kv, head_dim, cap, n_sink, window,
- * hg, n_split, chunk, kv_f32; f scale. Limits (checked by the host):
+ * hg, n_split, chunk, kv_f32, merge here; f scale. Limits (checked by the host):
  * head_dim <= ATTN_HD_MAX, hg <= ATTN_HG_MAX. */
 #define AWG 128
 #define ATTN_HG_MAX 8
@@ -19,8 +21,9 @@
 __kernel __attribute__((reqd_work_group_size(AWG, 1, 1)))
 void attn(__global const float *q, __global const float *Kf, __global const float *Vf,
           __global const int *spos, __global const int *qpos, __global float *dst,
-          __global float *part, rtr_params P) {
+          __global float *part, __global int *cnt, rtr_params P) {
     __local float ql[ATTN_HG_MAX * ATTN_HD_MAX];
+    __local int last;
     __local float sc[ATTN_HG_MAX * AWG];
     __local float red[ATTN_HG_MAX * AWG];
     __local int vis[AWG];
@@ -181,25 +184,53 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
         for (int s2 = 1; s2 < nsub; s2++)
             for (int h = 0; h < ATTN_HG_MAX; h++)
                 if (h < hg) acc[h][0] += sc[((s2 - 1) * hg + h) * hd + d0];
-    if (sub != 0 || !vact) return;
-    for (int h = 0; h < ATTN_HG_MAX; h++) {
-        if (h >= hg) break;
-        size_t rh = (size_t)r * n_head + h0 + h;
-        for (int t = 0; t < ATTN_DPT; t++) {
-            int d = d0 + t * AWG;
-            if (d >= hd || (t > 0 && hd <= AWG)) continue;
-            if (n_split == 1) {
-                dst[P.off[5] + rh * hd + d] = lsum[h] > 0.0f ? acc[h][t] / lsum[h] : 0.0f;
-            } else {
-                __global float *pp = part + P.off[6] + (rh * n_split + split) * (hd + 2);
-                pp[2 + d] = acc[h][t];
-                if (d == 0) {
-                    pp[0] = mrun[h];
-                    pp[1] = lsum[h];
+    if (sub == 0 && vact)
+        for (int h = 0; h < ATTN_HG_MAX; h++) {
+            if (h >= hg) break;
+            size_t rh = (size_t)r * n_head + h0 + h;
+            for (int t = 0; t < ATTN_DPT; t++) {
+                int d = d0 + t * AWG;
+                if (d >= hd || (t > 0 && hd <= AWG)) continue;
+                if (n_split == 1) {
+                    dst[P.off[5] + rh * hd + d] = lsum[h] > 0.0f ? acc[h][t] / lsum[h] : 0.0f;
+                } else {
+                    __global float *pp = part + P.off[6] + (rh * n_split + split) * (hd + 2);
+                    pp[2 + d] = acc[h][t];
+                    if (d == 0) {
+                        pp[0] = mrun[h];
+                        pp[1] = lsum[h];
+                    }
                 }
             }
         }
+    if (n_split == 1 || !P.i[10]) return;
+    /* the last split of this (row, group) to finish merges them all */
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    if (l == 0) {
+        mem_fence(CLK_GLOBAL_MEM_FENCE);
+        last = atomic_inc(cnt + g) == n_split - 1;
     }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (!last) return;
+    mem_fence(CLK_GLOBAL_MEM_FENCE);
+    for (int i = l; i < hg * hd; i += AWG) {
+        int h = i / hd, d = i % hd;
+        size_t rh = (size_t)r * n_head + h0 + h;
+        __global volatile const float *pp = part + P.off[6] + rh * n_split * (hd + 2);
+        float M = -INFINITY;
+        for (int s2 = 0; s2 < n_split; s2++) M = fmax(M, pp[(size_t)s2 * (hd + 2)]);
+        float L = 0.0f, a = 0.0f;
+        if (M != -INFINITY)
+            for (int s2 = 0; s2 < n_split; s2++) {
+                float m2 = pp[(size_t)s2 * (hd + 2)];
+                if (m2 == -INFINITY) continue;
+                float e = exp(m2 - M);
+                L += pp[(size_t)s2 * (hd + 2) + 1] * e;
+                a += pp[(size_t)s2 * (hd + 2) + 2 + d] * e;
+            }
+        dst[P.off[5] + rh * hd + d] = L > 0.0f ? a / L : 0.0f;
+    }
+    if (l == 0) cnt[g] = 0;
 }
 
 /* attn_merge: combines the per-split partial results of attn. Global size: (head_dim rounded
