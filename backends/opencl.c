@@ -5,7 +5,9 @@
  * OpenCL C 1.2 devices; nothing here prints or exits. Environment: ROTOR_OPENCL_NO_PTX=1 keeps
  * the portable int8 dot product on NVIDIA; ROTOR_OPENCL_NOVEC=1 sends one-token products to the
  * older gemv kernels, ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention and
- * ROTOR_OPENCL_MERGE_LAUNCH=1 merges the splits in a launch of their own (all for comparison); ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the
+ * ROTOR_OPENCL_MERGE_LAUNCH=1 merges the splits in a launch of their own and
+ * ROTOR_OPENCL_ROPE_LAUNCH=1 keeps decode's RoPE and KV store out of the attention (all for
+ * comparison); ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the
  * backend is destroyed.
  */
 #include "opencl_impl.h"
@@ -413,6 +415,8 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     b->attn_splits = as ? atoi(as) : 0;
     const char *am = getenv("ROTOR_OPENCL_MERGE_LAUNCH"); /* attention splits merged by attn_merge */
     b->attn_merge_launch = am && *am && strcmp(am, "0");
+    const char *rl = getenv("ROTOR_OPENCL_ROPE_LAUNCH"); /* decode RoPE + KV store not fused into attention */
+    b->rope_launch = rl && *rl && strcmp(rl, "0");
     const char *nv = getenv("ROTOR_OPENCL_NOVEC");
     b->no_vec = (nv && *nv && strcmp(nv, "0")) ||
                 (clGetKernelWorkGroupInfo(b->k[K_T2_VEC], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) ==

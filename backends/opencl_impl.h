@@ -46,7 +46,7 @@ typedef struct {
     size_t g[3], l[3];
 } cl_launch;
 
-enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3, HELD_MM = 4 };
+enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3, HELD_MM = 4, HELD_ROPEKV = 5 };
 
 typedef struct {
     rtr_backend base;
@@ -60,6 +60,7 @@ typedef struct {
     size_t norm_wg; /* work-group size of rmsnorm (power of two) */
     cl_uint n_cu;
     int attn_merge_launch; /* ROTOR_OPENCL_MERGE_LAUNCH */
+    int rope_launch;       /* ROTOR_OPENCL_ROPE_LAUNCH */
     int attn_splits; /* ROTOR_OPENCL_ATTN_SPLITS: most splits of the ring in attention (tuning) */
     int no_vec; /* matmul_t2_vec unusable (work-group too large) or turned off (ROTOR_OPENCL_NOVEC) */
     int host_unified; /* CPU-like device: weights may alias host memory */
