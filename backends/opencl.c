@@ -4,10 +4,8 @@
  * begin/end of a batch. The ops themselves are in opencl_ops.c. Written for OpenCL 1.2 hosts and
  * OpenCL C 1.2 devices; nothing here prints or exits. Environment: ROTOR_OPENCL_NO_PTX=1 keeps
  * the portable int8 dot product on NVIDIA; ROTOR_OPENCL_NOVEC=1 sends one-token products to the
- * older gemv kernels, ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention and
- * ROTOR_OPENCL_MERGE_LAUNCH=1 merges the splits in a launch of their own and
- * ROTOR_OPENCL_ROPE_LAUNCH=1 keeps decode's RoPE and KV store out of the attention (all for
- * comparison); ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the
+ * older gemv kernels and ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention (both
+ * for comparison); ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the
  * backend is destroyed.
  */
 #include "opencl_impl.h"
@@ -413,10 +411,6 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
      * fallback (matmul_t2_gemv after the norm) */
     const char *as = getenv("ROTOR_OPENCL_ATTN_SPLITS");
     b->attn_splits = as ? atoi(as) : 0;
-    const char *am = getenv("ROTOR_OPENCL_MERGE_LAUNCH"); /* attention splits merged by attn_merge */
-    b->attn_merge_launch = am && *am && strcmp(am, "0");
-    const char *rl = getenv("ROTOR_OPENCL_ROPE_LAUNCH"); /* decode RoPE + KV store not fused into attention */
-    b->rope_launch = rl && *rl && strcmp(rl, "0");
     const char *nv = getenv("ROTOR_OPENCL_NOVEC");
     b->no_vec = (nv && *nv && strcmp(nv, "0")) ||
                 (clGetKernelWorkGroupInfo(b->k[K_T2_VEC], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) ==
@@ -632,7 +626,6 @@ static void cl_destroy(rtr_backend *be) {
     if (b->prog) clReleaseProgram(b->prog);
     if (b->scratch) clReleaseMemObject(b->scratch);
     if (b->dummy) clReleaseMemObject(b->dummy);
-    if (b->attn_cnt) clReleaseMemObject(b->attn_cnt);
     if (b->q) clReleaseCommandQueue(b->q);
     if (b->ctx) clReleaseContext(b->ctx);
     free(b->stage);
@@ -731,14 +724,6 @@ int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr
     if (rc != CL_SUCCESS) {
         r = cl_fail(err, "clCreateBuffer", rc);
         goto fail;
-    }
-    {
-        static const cl_int zeros[CL_ATTN_CNT] = {0}; /* split counters start at 0 and go back to it */
-        b->attn_cnt = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof zeros, (void *)zeros, &rc);
-        if (rc != CL_SUCCESS) {
-            r = cl_fail(err, "clCreateBuffer", rc);
-            goto fail;
-        }
     }
     b->stage_cap = STAGE_BYTES;
     if (!(b->stage = malloc(b->stage_cap))) {

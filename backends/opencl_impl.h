@@ -35,7 +35,6 @@ enum {
     K_COUNT
 };
 #define CL_MAX_ARGS 12
-#define CL_ATTN_CNT 4096 /* attention (row, group) pairs whose splits merge in the attention launch */
 
 /* One kernel launch, ready to enqueue. */
 typedef struct {
@@ -46,7 +45,7 @@ typedef struct {
     size_t g[3], l[3];
 } cl_launch;
 
-enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3, HELD_MM = 4, HELD_ROPEKV = 5 };
+enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3, HELD_MM = 4 };
 
 typedef struct {
     rtr_backend base;
@@ -59,15 +58,12 @@ typedef struct {
     cl_mem last_arg[K_COUNT][CL_MAX_ARGS]; /* skip clSetKernelArg when a buffer is unchanged */
     size_t norm_wg; /* work-group size of rmsnorm (power of two) */
     cl_uint n_cu;
-    int attn_merge_launch; /* ROTOR_OPENCL_MERGE_LAUNCH */
-    int rope_launch;       /* ROTOR_OPENCL_ROPE_LAUNCH */
     int attn_splits; /* ROTOR_OPENCL_ATTN_SPLITS: most splits of the ring in attention (tuning) */
     int no_vec; /* matmul_t2_vec unusable (work-group too large) or turned off (ROTOR_OPENCL_NOVEC) */
     int host_unified; /* CPU-like device: weights may alias host memory */
     cl_uint base_align; /* CL_DEVICE_MEM_BASE_ADDR_ALIGN, bytes */
     cl_ulong max_alloc;
     cl_mem dummy; /* bound where an operand is absent */
-    cl_mem attn_cnt; /* CL_ATTN_CNT counters: the splits of an attention (row, group) that finished */
     cl_mem scratch; /* attention partials and quantized LM-head input; grows, never shrinks */
     size_t scratch_bytes;
     unsigned char *stage; /* host copies of small buf_writes, alive until the queue drains */

@@ -5,8 +5,6 @@
  * RoPE(k), KV_STORE of k and v become one rope_kv launch; a GLU followed by the RMSNORM of its
  * output becomes one rmsnorm launch; and (decode) the quantizing RMSNORM of one row, the ternary
  * product of its output and the GLU of a gate/up pair's outputs become one matmul_t2_vec launch.
- * In decode the rope_kv launch of one row then goes into the attention that follows (attn.cl's
- * fused prologue), and the last split of that attention merges the splits.
  * For that, a RoPE, GLU, such RMSNORM or one-token product is held back until the next op (or
  * end, buf_read, buf_write) shows whether it fuses; ops still take effect in order. A product
  * matmul_t2_vec cannot take runs after its norm, unfused.
@@ -381,20 +379,17 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
     p.i[6] = hg;
     p.i[7] = n_split;
     p.i[8] = chunk;
-    p.i[9] = f32 ? 1 : 0;
+    p.i[9] = f32;
     p.f[0] = op->p.attn.scale;
     cl_mem part = NULL;
     if (n_split > 1) {
         if ((r = cl_scratch(b, (size_t)op->rows * nh * n_split * (hd + 2) * 4, err))) return r;
         part = b->scratch;
     }
-    /* the last split to finish merges, where a counter per (row, group) exists */
-    int here = n_split > 1 && ngr <= CL_ATTN_CNT && !b->attn_merge_launch;
-    if (here) p.i[9] |= 2;
-    cl_mem m[12] = {M(op->a), M(op->b), M(op->c), M(op->d), M(op->e), M(op->dst), part, b->attn_cnt};
+    cl_mem m[7] = {M(op->a), M(op->b), M(op->c), M(op->d), M(op->e), M(op->dst), part};
     size_t g[2] = {ngr * ATTN_WG, (size_t)n_split}, l[2] = {ATTN_WG, 1};
-    set_launch(&L[(*nl)++], K_ATTN, 12, m, &p, 2, g, l);
-    if (n_split == 1 || here) return 0;
+    set_launch(&L[(*nl)++], K_ATTN, 7, m, &p, 2, g, l);
+    if (n_split == 1) return 0;
     cl_mem m2[2] = {part, M(op->dst)};
     size_t g2[2] = {round_up((size_t)hd, 64), (size_t)op->rows * nh}, l2[2] = {64, 1};
     set_launch(&L[(*nl)++], K_ATTN_MERGE, 2, m2, &p, 2, g2, l2);
@@ -535,33 +530,6 @@ static int glu_candidate(const rtr_op *mm) {
            mm->p.mm.out[0].buf != mm->p.mm.out[1].buf;
 }
 
-/* A held rope_kv launch R of one row (q and k rotated, k and v stored) and the attention A of
- * that row over the caches it stored into, reading the rotated q: A takes R over (attn.cl's
- * fused prologue) and R is not launched. */
-static int attn_takes_rope(const cl_launch *R, const rtr_op *op, cl_launch *A) {
-    int nh = op->p.attn.n_head, nkv = op->p.attn.n_kv, hd = op->p.attn.head_dim, rd = R->p.i[3];
-    if (op->rows != 1 || R->g[2] != 1 || R->p.i[0] != nh || R->p.i[1] != nkv || R->p.i[2] != hd ||
-        rd <= 0 || rd > hd || rd % 2 || R->p.i[7] != nkv * hd || R->p.i[6] != (A->p.i[9] & 1))
-        return 0;
-    /* one work-group (or its last split) per KV head writes the rotated rows back */
-    if (A->p.i[6] != nh / nkv || (A->p.i[7] > 1 && !(A->p.i[9] & 2))) return 0;
-    if (A->m[0] != R->m[0] || A->p.off[0] != R->p.off[0] || A->m[1] != R->m[4] || A->p.off[1] != R->p.off[4] ||
-        A->m[2] != R->m[5] || A->p.off[2] != R->p.off[5])
-        return 0;
-    A->m[8] = R->m[1];
-    A->m[9] = R->m[2];
-    A->m[10] = R->m[3];
-    A->m[11] = R->m[6];
-    A->p.off[7] = R->p.off[1];
-    A->p.off[8] = R->p.off[2];
-    A->p.off[9] = R->p.off[3];
-    A->p.off[10] = R->p.off[6];
-    A->p.i[10] = rd;
-    A->p.i[11] = R->p.i[5];
-    A->p.f[1] = R->p.f[0];
-    return 1;
-}
-
 static void hold(cl_backend *b, int kind, const cl_launch *L, const rtr_op *op) {
     b->held = kind;
     b->held_launch = *L;
@@ -625,17 +593,8 @@ int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
             H->p.i[7] = L[0].p.i[7];
             H->g[1] = (size_t)H->p.i[0] + 2 * (size_t)H->p.i[1];
             b->held = 0;
-            if (op->rows == 1 && H->p.i[0] > 0 && !b->rope_launch) { /* the attention may take it */
-                b->held = HELD_ROPEKV; /* held_launch is the whole rope_kv launch now */
-                return 0;
-            }
             return submit(b, H, err);
         }
-    }
-    if (op->kind == RTR_OP_ATTN && b->held == HELD_ROPEKV && attn_takes_rope(H, op, &L[0])) {
-        b->held = 0;
-        for (int i = 0; i < nl && !r; i++) r = submit(b, &L[i], err);
-        return r;
     }
     if (op->kind == RTR_OP_GLU && b->held == HELD_MM && vec_glu(H, &b->held_op[0], op)) {
         b->held = 0;

@@ -1,26 +1,14 @@
 /* attn.cl: RTR_OP_ATTN over the KV ring, f32 math on the f16 caches.
- * The caches are f16, or f32 when bit 0 of P.i[9] is set (offsets in elements of that type).
+ * The caches are f16, or f32 when P.i[9] is set (offsets in elements of that type).
  * attn: one work-group per (query row, group of hg query heads sharing one KV head, split of
  * the ring). It walks its slots AWG at a time: each work-item scores one slot against the hg
  * query heads, an online softmax keeps a running max and sum per head, and each work-item
  * accumulates hg outputs of one head dimension (several work-items split the slots when
  * head_dim < AWG). With one split it writes the normalized output; with several it writes
- * (max, sum, unnormalized acc[head_dim]) per split, and the work-group that finishes last
- * (a counter per (row, group) in cnt, which it puts back to 0) combines them, where bit 1 of
- * P.i[9] says so; else attn_merge does that as a launch of its own.
+ * (max, sum, unnormalized acc[head_dim]) per split and attn_merge combines them.
  * Visibility: 0 <= spos <= qpos and (spos < n_sink or qpos - spos < window).
- * One query row may come with its RoPE and KV store fused in (rot = P.i[10] > 0; rope_kv.cl
- * does the same math as a launch of its own): the work-group rotates its query heads in local
- * memory, rotates the row's new key (knew, head kvh) and stores it and its value (vnew) in slot
- * slot[0] of the caches, then reads the caches. Every work-group of a KV head stores the same
- * bytes there, and each reads only after its own store, so none waits for another. The rotated
- * q and k rows are written back, as the separate launches leave them, by the one work-group of a
- * (row, group) or else by its last split (the host fuses only where a group is a whole KV head,
- * so no other work-group still reads them unrotated).
- * Params: off q, K, V, spos, qpos, dst, part, pos, knew, vnew, slot; i n_head, n_kv, head_dim,
- * cap, n_sink, window, hg, n_split, chunk, flags (1: f32 caches, 2: the last split merges),
- * rot (rotated dims, 0: no RoPE and store), max_slots (of the store); f scale, theta.
- * Limits (checked by the host):
+ * Params: off q, K, V, spos, qpos, dst, part; i n_head, n_kv, head_dim, cap, n_sink, window,
+ * hg, n_split, chunk, kv_f32; f scale. Limits (checked by the host):
  * head_dim <= ATTN_HD_MAX, hg <= ATTN_HG_MAX. */
 #define AWG 128
 #define ATTN_HG_MAX 8
@@ -28,28 +16,17 @@
 #define ATTN_DPT (ATTN_HD_MAX / AWG)
 #define ATTN_VB 8 /* value rows a work-item reads at once */
 
-/* the fused RoPE's rotated query heads and key row, back where the separate launches leave them */
-inline void rope_back(__global const float *q, __local const float *ql, __global float *kr, __local const float *kl,
-                      int nq, int hd, int l) {
-    for (int i = l; i < nq; i += AWG) ((__global float *)q)[i] = ql[i];
-    for (int i = l; i < hd; i += AWG) kr[i] = kl[i];
-}
-
 __kernel __attribute__((reqd_work_group_size(AWG, 1, 1)))
-void attn(__global const float *q, __global float *Kf, __global float *Vf,
+void attn(__global const float *q, __global const float *Kf, __global const float *Vf,
           __global const int *spos, __global const int *qpos, __global float *dst,
-          __global float *part, __global int *cnt, __global const int *pos, __global float *knew,
-          __global const float *vnew, __global const int *slot, rtr_params P) {
+          __global float *part, rtr_params P) {
     __local float ql[ATTN_HG_MAX * ATTN_HD_MAX];
-    __local int last;
-    __local float rc[ATTN_HD_MAX / 2], rs[ATTN_HD_MAX / 2], kl[ATTN_HD_MAX]; /* fused RoPE */
     __local float sc[ATTN_HG_MAX * AWG];
     __local float red[ATTN_HG_MAX * AWG];
     __local int vis[AWG];
     __local int nvis;
     const int n_head = P.i[0], n_kv = P.i[1], hd = P.i[2], cap = P.i[3], n_sink = P.i[4];
-    const int window = P.i[5], hg = P.i[6], n_split = P.i[7], chunk = P.i[8], f32 = P.i[9] & 1;
-    const int rot = P.i[10];
+    const int window = P.i[5], hg = P.i[6], n_split = P.i[7], chunk = P.i[8], f32 = P.i[9];
     const float scale = P.f[0];
     int l = get_local_id(0), g = get_group_id(0), split = get_group_id(1);
     int ngr = n_head / hg, r = g / ngr, h0 = (g % ngr) * hg, kvh = h0 / (n_head / n_kv);
@@ -57,52 +34,6 @@ void attn(__global const float *q, __global float *Kf, __global float *Vf,
     q += P.off[0] + ((size_t)r * n_head + h0) * hd;
     for (int i = l; i < hg * hd; i += AWG) ql[i] = q[i];
     size_t kvs = (size_t)n_kv * hd;
-    __global float *kr = NULL; /* with the fused RoPE: the row's key, head kvh */
-    if (rot > 0) { /* fused RoPE of this row and store of its key and value (one row) */
-        int half_ = rot / 2;
-        if (l < half_) {
-            float pp = (float)pos[P.off[7]];
-#ifdef cl_khr_fp64
-            float e = (float)((double)(2 * l) / (double)rot);
-            float inv = (float)(1.0 / (double)(float)pow((double)P.f[1], (double)e));
-            float ang = pp * inv;
-            rc[l] = (float)cos((double)ang);
-            rs[l] = (float)sin((double)ang);
-#else
-            float inv = 1.0f / pow(P.f[1], (float)(2 * l) / (float)rot);
-            float ang = pp * inv;
-            rc[l] = cos(ang);
-            rs[l] = sin(ang);
-#endif
-        }
-        kr = knew + P.off[8] + (size_t)kvh * hd;
-        for (int i = l; i < hd; i += AWG) kl[i] = kr[i];
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int i = l; i < (hg + 1) * half_; i += AWG) {
-            int h = i / half_, j = i % half_;
-            __local float *x = h < hg ? ql + h * hd : kl;
-            float a0 = x[j], a1 = x[j + half_];
-            x[j] = a0 * rc[j] - a1 * rs[j];
-            x[j + half_] = a1 * rc[j] + a0 * rs[j];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        int sl = slot[P.off[10]];
-        if (sl >= 0 && sl < P.i[11]) {
-            size_t ci = (size_t)sl * kvs + (size_t)kvh * hd;
-            __global const float *vr = vnew + P.off[9] + (size_t)kvh * hd;
-            for (int i = l; i < hd; i += AWG) {
-                if (f32) {
-                    Kf[P.off[1] + ci + i] = kl[i];
-                    Vf[P.off[2] + ci + i] = vr[i];
-                } else {
-                    vstore_half_rte(kl[i], P.off[1] + ci + i, (__global half *)Kf);
-                    vstore_half_rte(vr[i], P.off[2] + ci + i, (__global half *)Vf);
-                }
-            }
-        }
-        barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
-        if (n_split == 1) rope_back(q, ql, kr, kl, hg * hd, hd, l);
-    }
     __global const half *K = (__global const half *)Kf + P.off[1] + (size_t)kvh * hd;
     __global const half *V = (__global const half *)Vf + P.off[2] + (size_t)kvh * hd;
     Kf += P.off[1] + (size_t)kvh * hd;
@@ -250,54 +181,25 @@ void attn(__global const float *q, __global float *Kf, __global float *Vf,
         for (int s2 = 1; s2 < nsub; s2++)
             for (int h = 0; h < ATTN_HG_MAX; h++)
                 if (h < hg) acc[h][0] += sc[((s2 - 1) * hg + h) * hd + d0];
-    if (sub == 0 && vact)
-        for (int h = 0; h < ATTN_HG_MAX; h++) {
-            if (h >= hg) break;
-            size_t rh = (size_t)r * n_head + h0 + h;
-            for (int t = 0; t < ATTN_DPT; t++) {
-                int d = d0 + t * AWG;
-                if (d >= hd || (t > 0 && hd <= AWG)) continue;
-                if (n_split == 1) {
-                    dst[P.off[5] + rh * hd + d] = lsum[h] > 0.0f ? acc[h][t] / lsum[h] : 0.0f;
-                } else {
-                    __global float *pp = part + P.off[6] + (rh * n_split + split) * (hd + 2);
-                    pp[2 + d] = acc[h][t];
-                    if (d == 0) {
-                        pp[0] = mrun[h];
-                        pp[1] = lsum[h];
-                    }
+    if (sub != 0 || !vact) return;
+    for (int h = 0; h < ATTN_HG_MAX; h++) {
+        if (h >= hg) break;
+        size_t rh = (size_t)r * n_head + h0 + h;
+        for (int t = 0; t < ATTN_DPT; t++) {
+            int d = d0 + t * AWG;
+            if (d >= hd || (t > 0 && hd <= AWG)) continue;
+            if (n_split == 1) {
+                dst[P.off[5] + rh * hd + d] = lsum[h] > 0.0f ? acc[h][t] / lsum[h] : 0.0f;
+            } else {
+                __global float *pp = part + P.off[6] + (rh * n_split + split) * (hd + 2);
+                pp[2 + d] = acc[h][t];
+                if (d == 0) {
+                    pp[0] = mrun[h];
+                    pp[1] = lsum[h];
                 }
             }
         }
-    if (n_split == 1 || !(P.i[9] & 2)) return;
-    /* the last split of this (row, group) to finish merges them all */
-    barrier(CLK_GLOBAL_MEM_FENCE);
-    if (l == 0) {
-        mem_fence(CLK_GLOBAL_MEM_FENCE);
-        last = atomic_inc(cnt + g) == n_split - 1;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (!last) return;
-    mem_fence(CLK_GLOBAL_MEM_FENCE);
-    for (int i = l; i < hg * hd; i += AWG) {
-        int h = i / hd, d = i % hd;
-        size_t rh = (size_t)r * n_head + h0 + h;
-        __global volatile const float *pp = part + P.off[6] + rh * n_split * (hd + 2);
-        float M = -INFINITY;
-        for (int s2 = 0; s2 < n_split; s2++) M = fmax(M, pp[(size_t)s2 * (hd + 2)]);
-        float L = 0.0f, a = 0.0f;
-        if (M != -INFINITY)
-            for (int s2 = 0; s2 < n_split; s2++) {
-                float m2 = pp[(size_t)s2 * (hd + 2)];
-                if (m2 == -INFINITY) continue;
-                float e = exp(m2 - M);
-                L += pp[(size_t)s2 * (hd + 2) + 1] * e;
-                a += pp[(size_t)s2 * (hd + 2) + 2 + d] * e;
-            }
-        dst[P.off[5] + rh * hd + d] = L > 0.0f ? a / L : 0.0f;
-    }
-    if (rot > 0) rope_back(q, ql, kr, kl, hg * hd, hd, l);
-    if (l == 0) cnt[g] = 0;
 }
 
 /* attn_merge: combines the per-split partial results of attn. Global size: (head_dim rounded
