@@ -636,6 +636,9 @@ int main(void) {
         t_rope_kv(1, 20, 5, 128, 128, RTR_T_F32, v);
     }
     t_rope_kv(2, 6, 3, 24, 16, RTR_T_F16, 0); /* partial rotation */
+    /* one row, one KV head: the attention ring is split even on a two-core device */
+    t_rope_kv(1, 4, 1, 64, 32, RTR_T_F16, 0);
+    t_rope_kv(1, 3, 1, 128, 128, RTR_T_F32, 0);
     for (int v = 0; v < 5; v++) t_glu_norm(v == 0 ? 3 : 1, v == 1 ? 6912 : 700, v % 3, v);
     t_norm_t2(2560, 1, 0);
     t_norm_t2(6912, 0, 0);
