@@ -223,3 +223,129 @@ __kernel void attn_merge(__global const float *part, __global float *dst, rtr_pa
         }
     dst[P.off[5] + rh * hd + d] = L > 0.0f ? a / L : 0.0f;
 }
+
+/* attn1: attn for one query row (decode), with every work-item busy however short a split is.
+ * The same work-groups, params, visibility and outputs as attn (partials for attn_merge). The hg
+ * heads, padded to hgp (a power of two), share the work-group: work-item l scores slot l % S
+ * (S = AWG / hgp slots a pass) for head l / S, so a split of 32 slots keeps 4 heads x 32 slots
+ * busy where attn would use 32 of its 128 work-items. Each head's running max and sum are shared
+ * through local memory; in the value phase work-item l owns dims l and l + AWG of every head. */
+__kernel __attribute__((reqd_work_group_size(AWG, 1, 1)))
+void attn1(__global const float *q, __global const float *Kf, __global const float *Vf,
+           __global const int *spos, __global const int *qpos, __global float *dst,
+           __global float *part, rtr_params P) {
+    __local float ql[ATTN_HG_MAX * ATTN_HD_MAX];
+    __local float sc[AWG];
+    __local float hm[ATTN_HG_MAX], hl[ATTN_HG_MAX], hc[ATTN_HG_MAX];
+    __local int visl[AWG]; /* slot visible (the same for every head of the row) */
+    const int n_head = P.i[0], n_kv = P.i[1], hd = P.i[2], cap = P.i[3], n_sink = P.i[4];
+    const int window = P.i[5], hg = P.i[6], n_split = P.i[7], chunk = P.i[8], f32 = P.i[9];
+    const float scale = P.f[0];
+    int l = get_local_id(0), g = get_group_id(0), split = get_group_id(1);
+    int ngr = n_head / hg, h0 = (g % ngr) * hg, kvh = h0 / (n_head / n_kv);
+    int hgp = 1;
+    while (hgp < hg) hgp <<= 1;
+    int S = AWG / hgp, j = l % S, h = l / S;
+    int p = qpos[P.off[4]];
+    q += P.off[0] + (size_t)h0 * hd;
+    for (int i = l; i < hg * hd; i += AWG) ql[i] = q[i];
+    if (l < ATTN_HG_MAX) {
+        hm[l] = -INFINITY;
+        hl[l] = 0.0f;
+    }
+    size_t kvs = (size_t)n_kv * hd;
+    __global const half *K = (__global const half *)Kf + P.off[1] + (size_t)kvh * hd;
+    __global const half *V = (__global const half *)Vf + P.off[2] + (size_t)kvh * hd;
+    Kf += P.off[1] + (size_t)kvh * hd;
+    Vf += P.off[2] + (size_t)kvh * hd;
+    spos += P.off[3];
+    float acc[ATTN_HG_MAX][ATTN_DPT];
+    for (int a = 0; a < ATTN_HG_MAX; a++)
+        for (int t = 0; t < ATTN_DPT; t++) acc[a][t] = 0.0f;
+    int s0 = split * chunk, s1 = min(cap, s0 + chunk);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int base = s0; base < s1; base += S) {
+        int s = base + j, ok = 0;
+        if (s < s1 && h < hg) {
+            int sp = spos[s];
+            ok = sp >= 0 && sp <= p && (sp < n_sink || p - sp < window);
+        }
+        float v = -INFINITY;
+        if (ok) {
+            __global const half *kr = K + (size_t)s * kvs;
+            __global const float *kr32 = Kf + (size_t)s * kvs;
+            __local const float *qh = ql + h * hd;
+            float a = 0.0f;
+            int d = 0;
+            for (; d + 32 <= hd; d += 32) {
+                float8 kk[4];
+                for (int u = 0; u < 4; u++) kk[u] = f32 ? vload8(0, kr32 + d + 8 * u) : vload_half8(0, kr + d + 8 * u);
+                for (int u = 0; u < 4; u++) {
+                    float8 qq = vload8(0, qh + d + 8 * u);
+                    a += dot(kk[u].lo, qq.lo) + dot(kk[u].hi, qq.hi);
+                }
+            }
+            for (; d + 8 <= hd; d += 8) {
+                float8 kk = f32 ? vload8(0, kr32 + d) : vload_half8(0, kr + d);
+                float8 qq = vload8(0, qh + d);
+                a += dot(kk.lo, qq.lo) + dot(kk.hi, qq.hi);
+            }
+            for (; d < hd; d++) a += (f32 ? kr32[d] : vload_half(d, kr)) * qh[d];
+            v = a * scale;
+        }
+        sc[l] = v;
+        if (h == 0) visl[j] = ok;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* each head's max over the pass, its correction and weights */
+        float mn = -INFINITY, m0 = -INFINITY;
+        if (h < hg) {
+            for (int i = 0; i < S; i++) mn = fmax(mn, sc[h * S + i]);
+            m0 = hm[h];
+            mn = fmax(m0, mn);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        sc[l] = ok ? exp(v - mn) : 0.0f;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (h < hg && j == 0) {
+            float c = m0 == -INFINITY ? 0.0f : exp(m0 - mn), t = 0.0f;
+            for (int i = 0; i < S; i++) t += sc[h * S + i];
+            hl[h] = hl[h] * c + t;
+            hm[h] = mn;
+            hc[h] = c;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        int jn = min(S, s1 - base);
+        for (int t = 0; t < ATTN_DPT; t++) {
+            int d = l + t * AWG;
+            if (d >= hd) break;
+            for (int a = 0; a < ATTN_HG_MAX; a++)
+                if (a < hg) acc[a][t] *= hc[a];
+            for (int i = 0; i < jn; i++) {
+                if (!visl[i]) continue; /* an empty slot's value may be anything */
+                size_t vi = (size_t)(base + i) * kvs + d;
+                float vv = f32 ? Vf[vi] : vload_half(vi, V);
+                for (int a = 0; a < ATTN_HG_MAX; a++)
+                    if (a < hg) acc[a][t] += sc[a * S + i] * vv;
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int a = 0; a < ATTN_HG_MAX; a++) {
+        if (a >= hg) break;
+        size_t rh = (size_t)h0 + a;
+        for (int t = 0; t < ATTN_DPT; t++) {
+            int d = l + t * AWG;
+            if (d >= hd) break;
+            if (n_split == 1) {
+                dst[P.off[5] + rh * hd + d] = hl[a] > 0.0f ? acc[a][t] / hl[a] : 0.0f;
+            } else {
+                __global float *pp = part + P.off[6] + (rh * n_split + split) * (hd + 2);
+                pp[2 + d] = acc[a][t];
+                if (d == 0) {
+                    pp[0] = hm[a];
+                    pp[1] = hl[a];
+                }
+            }
+        }
+    }
+}
