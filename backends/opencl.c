@@ -4,8 +4,8 @@
  * begin/end of a batch. The ops themselves are in opencl_ops.c. Written for OpenCL 1.2 hosts and
  * OpenCL C 1.2 devices; nothing here prints or exits. Environment: ROTOR_OPENCL_NO_PTX=1 keeps
  * the portable int8 dot product on NVIDIA; ROTOR_OPENCL_NOVEC=1 sends one-token products to the
- * older gemv kernels, ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention and
- * ROTOR_OPENCL_ATTN_MULTI=1 sends one-row attention to the many-row kernel (all for comparison); ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the
+ * older gemv kernels and ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention (both
+ * for comparison); ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the
  * backend is destroyed.
  */
 #include "opencl_impl.h"
@@ -35,7 +35,6 @@ static const char *const kernel_names[K_COUNT] = {
     [K_MATMUL_F] = "matmul_f",
     [K_ROPE_KV] = "rope_kv",
     [K_ATTN] = "attn",
-    [K_ATTN1] = "attn1",
     [K_ATTN_MERGE] = "attn_merge",
     [K_GLU] = "glu",
     [K_ADD] = "add",
@@ -412,8 +411,6 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
      * fallback (matmul_t2_gemv after the norm) */
     const char *as = getenv("ROTOR_OPENCL_ATTN_SPLITS");
     b->attn_splits = as ? atoi(as) : 0;
-    const char *amu = getenv("ROTOR_OPENCL_ATTN_MULTI");
-    b->attn_multi = amu && *amu && strcmp(amu, "0");
     const char *nv = getenv("ROTOR_OPENCL_NOVEC");
     b->no_vec = (nv && *nv && strcmp(nv, "0")) ||
                 (clGetKernelWorkGroupInfo(b->k[K_T2_VEC], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) ==
@@ -422,7 +419,7 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     static const struct {
         int k;
         size_t need;
-    } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128}, {K_ATTN1, 128}};
+    } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (clGetKernelWorkGroupInfo(b->k[fixed[i].k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
                                      NULL) == CL_SUCCESS &&

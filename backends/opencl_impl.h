@@ -29,7 +29,6 @@ enum {
     K_MATMUL_F,
     K_ROPE_KV,
     K_ATTN,
-    K_ATTN1,
     K_ATTN_MERGE,
     K_GLU,
     K_ADD,
@@ -59,7 +58,6 @@ typedef struct {
     cl_mem last_arg[K_COUNT][CL_MAX_ARGS]; /* skip clSetKernelArg when a buffer is unchanged */
     size_t norm_wg; /* work-group size of rmsnorm (power of two) */
     cl_uint n_cu;
-    int attn_multi;  /* ROTOR_OPENCL_ATTN_MULTI: one row through attn, not attn1 */
     int attn_splits; /* ROTOR_OPENCL_ATTN_SPLITS: most splits of the ring in attention (tuning) */
     int no_vec; /* matmul_t2_vec unusable (work-group too large) or turned off (ROTOR_OPENCL_NOVEC) */
     int host_unified; /* CPU-like device: weights may alias host memory */
