@@ -736,6 +736,8 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->no_attnb = na && *na && strcmp(na, "0");
     const char *nc = getenv("ROTOR_VK_NOCOOP"); /* batches through mm_t2_gemm.comp on matrix hardware too */
     vk->coop = vk->portable || (nc && *nc && strcmp(nc, "0")) ? 0 : c.coop;
+    if (!find_spv("mm_t2_coop")) vk->coop &= ~COOP_I8; /* an older glslc builds no matrix shaders */
+    if (!find_spv("attn_coop")) vk->coop &= ~COOP_F16;
     const char *lp = getenv("ROTOR_VK_VEC_LANES"); /* lanes a weight row in mm_t2_vec.comp (4 to 32) */
     vk->vec_lanes = lp ? atoi(lp) : 0;
     const char *as = getenv("ROTOR_VK_ATTN_SPLITS"); /* most splits of the ring in attention */
