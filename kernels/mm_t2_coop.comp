@@ -20,24 +20,7 @@
 #define WG 128
 layout(local_size_x = WG) in;
 
-layout(std430, binding = 0) readonly buffer BX { uvec4 X[]; };  /* int8 [ntok][kpad] */
-layout(std430, binding = 1) readonly buffer BS { uint XS[]; };  /* f32 1/s per token */
-layout(std430, binding = 2) readonly buffer BW0 { uvec4 W0[]; };
-layout(std430, binding = 3) readonly buffer BW1 { uvec4 W1[]; };
-layout(std430, binding = 4) readonly buffer BW2 { uvec4 W2[]; };
-layout(std430, binding = 5) buffer BO0 { uint O0[]; };
-layout(std430, binding = 6) buffer BO1 { uint O1[]; };
-layout(std430, binding = 7) buffer BO2 { uint O2[]; };
-
-layout(push_constant) uniform PC {
-    uint o[10];
-    uint kw4;     /* 16-byte pieces per weight row (kpad / 64) */
-    uint ntok;
-    uint n0, n1, n2;
-    uint accum;
-    uint tiles0, tiles1;
-    float alpha0, alpha1, alpha2;
-} pc;
+#include "mm_t2_batch.glsl"
 
 #define ROWS 128u
 #define TOKS 64u
@@ -58,9 +41,7 @@ uvec4 planes(uvec4 w, uint p) {
 
 void main() {
     uint l = gl_LocalInvocationIndex, sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
-    uint g = gl_WorkGroupID.x, mat = 0, tile = g;
-    if (tile >= pc.tiles0) { tile -= pc.tiles0; mat = 1; if (tile >= pc.tiles1) { tile -= pc.tiles1; mat = 2; } }
-    uint n = mat == 0 ? pc.n0 : mat == 1 ? pc.n1 : pc.n2;
+    MM_TILE(mat, tile, n);
     uint row0 = tile * ROWS, tok0 = gl_WorkGroupID.y * TOKS, xw4 = pc.kw4 * 4u;
     uint wrow = row0 + l;
     bool wlive = wrow < n;
@@ -71,9 +52,7 @@ void main() {
     for (uint kb = 0; kb < pc.kw4 / 2; kb++) {
         uvec4 wa = uvec4(0u), wc = uvec4(0u);
         if (wlive) {
-            if (mat == 0) { wa = W0[wb + 2u * kb]; wc = W0[wb + 2u * kb + 1u]; }
-            else if (mat == 1) { wa = W1[wb + 2u * kb]; wc = W1[wb + 2u * kb + 1u]; }
-            else { wa = W2[wb + 2u * kb]; wc = W2[wb + 2u * kb + 1u]; }
+            MM_BLOCK(mat, wb, kb, wa, wc)
         }
         [[unroll]] for (uint p = 0; p < 4; p++) {
             wl[l * LDS + 2u * p] = planes(wa, p);
@@ -113,9 +92,7 @@ void main() {
                 if (t < pc.ntok && row < n) {
                     precise float v = float(s) * (alpha * uintBitsToFloat(XS[pc.o[1] / 4 + t]));
                     uint oi = ob + t * n + row;
-                    if (mat == 0) { if (pc.accum != 0) v = uintBitsToFloat(O0[oi]) + v; O0[oi] = floatBitsToUint(v); }
-                    else if (mat == 1) { if (pc.accum != 0) v = uintBitsToFloat(O1[oi]) + v; O1[oi] = floatBitsToUint(v); }
-                    else { if (pc.accum != 0) v = uintBitsToFloat(O2[oi]) + v; O2[oi] = floatBitsToUint(v); }
+                    MM_PUT(mat, oi, v)
                 }
             }
             subgroupBarrier();

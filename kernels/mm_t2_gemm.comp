@@ -19,24 +19,7 @@
 layout(local_size_x = WG) in;
 #include "vk_common.glsl"
 
-layout(std430, binding = 0) readonly buffer BX { uvec4 X[]; };  /* int8 [ntok][kpad] */
-layout(std430, binding = 1) readonly buffer BS { uint XS[]; };  /* f32 1/s per token */
-layout(std430, binding = 2) readonly buffer BW0 { uvec4 W0[]; };
-layout(std430, binding = 3) readonly buffer BW1 { uvec4 W1[]; };
-layout(std430, binding = 4) readonly buffer BW2 { uvec4 W2[]; };
-layout(std430, binding = 5) buffer BO0 { uint O0[]; };
-layout(std430, binding = 6) buffer BO1 { uint O1[]; };
-layout(std430, binding = 7) buffer BO2 { uint O2[]; };
-
-layout(push_constant) uniform PC {
-    uint o[10];
-    uint kw4;     /* 16-byte pieces per weight row (kpad / 64) */
-    uint ntok;
-    uint n0, n1, n2;
-    uint accum;
-    uint tiles0, tiles1;
-    float alpha0, alpha1, alpha2;
-} pc;
+#include "mm_t2_batch.glsl"
 
 #define LDS 9u /* uvec4 per shared row: 32 words + 4 of padding */
 shared uvec4 wl[64 * LDS];
@@ -51,9 +34,7 @@ uvec4 planes(uvec4 w, uint p) {
 
 void main() {
     uint l = gl_LocalInvocationIndex, tr = l & 7u, tc = l >> 3;
-    uint g = gl_WorkGroupID.x, mat = 0, tile = g;
-    if (tile >= pc.tiles0) { tile -= pc.tiles0; mat = 1; if (tile >= pc.tiles1) { tile -= pc.tiles1; mat = 2; } }
-    uint n = mat == 0 ? pc.n0 : mat == 1 ? pc.n1 : pc.n2;
+    MM_TILE(mat, tile, n);
     uint row0 = tile * 64u, tok0 = gl_WorkGroupID.y * 64u, xw4 = pc.kw4 * 4u;
     uint wrow = row0 + l;
     bool wlive = wrow < n;
@@ -67,9 +48,7 @@ void main() {
         /* this invocation's weight row, unpacked */
         uvec4 wa = uvec4(0u), wc = uvec4(0u);
         if (wlive) {
-            if (mat == 0) { wa = W0[wb + 2u * kb]; wc = W0[wb + 2u * kb + 1u]; }
-            else if (mat == 1) { wa = W1[wb + 2u * kb]; wc = W1[wb + 2u * kb + 1u]; }
-            else { wa = W2[wb + 2u * kb]; wc = W2[wb + 2u * kb + 1u]; }
+            MM_BLOCK(mat, wb, kb, wa, wc)
         }
         [[unroll]] for (uint p = 0; p < 4; p++) {
             wl[l * LDS + 2u * p] = planes(wa, p);
@@ -115,9 +94,7 @@ void main() {
             if (row >= n) continue;
             precise float v = float(acc[i][j] - xsum[j]) * f;
             uint oi = ob + t * n + row;
-            if (mat == 0) { if (pc.accum != 0) v = uintBitsToFloat(O0[oi]) + v; O0[oi] = floatBitsToUint(v); }
-            else if (mat == 1) { if (pc.accum != 0) v = uintBitsToFloat(O1[oi]) + v; O1[oi] = floatBitsToUint(v); }
-            else { if (pc.accum != 0) v = uintBitsToFloat(O2[oi]) + v; O2[oi] = floatBitsToUint(v); }
+            MM_PUT(mat, oi, v)
         }
     }
 }
