@@ -630,6 +630,12 @@ int rtr_vulkan_list_devices(char *out, size_t cap) {
     return (int)n;
 }
 
+/* an environment switch: set, non-empty and not "0" */
+static int env_flag(const char *name) {
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0");
+}
+
 static const rtr_spv_entry *find_spv(const char *name) {
     for (size_t i = 0; i < sizeof rtr_spv_table / sizeof rtr_spv_table[0]; i++)
         if (!strcmp(rtr_spv_table[i].name, name)) return &rtr_spv_table[i];
@@ -724,20 +730,19 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
 
     dev_caps c;
     query_caps(vk->inst, vk->pd, &c);
-    const char *port = getenv("ROTOR_VK_PORTABLE");
-    vk->portable = port && *port && strcmp(port, "0");
-    const char *nf = getenv("ROTOR_VK_NOFUSE"); /* for measuring what the fusions save */
-    vk->no_fuse = nf && *nf && strcmp(nf, "0");
-    const char *nv = getenv("ROTOR_VK_NOVEC"); /* the older one-token matmul, for comparison */
-    vk->no_vec = nv && *nv && strcmp(nv, "0");
-    const char *ng = getenv("ROTOR_VK_NOGEMM"); /* batches through mm_t2.comp, for comparison */
-    vk->no_gemm = ng && *ng && strcmp(ng, "0");
-    const char *na = getenv("ROTOR_VK_NOATTNB"); /* batches through attn.comp, for comparison */
-    vk->no_attnb = na && *na && strcmp(na, "0");
-    const char *nc = getenv("ROTOR_VK_NOCOOP"); /* batches through mm_t2_gemm.comp on matrix hardware too */
-    vk->coop = vk->portable || (nc && *nc && strcmp(nc, "0")) ? 0 : c.coop;
-    if (!find_spv("mm_t2_coop")) vk->coop &= ~COOP_I8; /* an older glslc builds no matrix shaders */
-    if (!find_spv("attn_coop")) vk->coop &= ~COOP_F16;
+    const VkPhysicalDeviceLimits *lim = &vk->props.limits;
+    vk->portable = env_flag("ROTOR_VK_PORTABLE");
+    vk->no_fuse = env_flag("ROTOR_VK_NOFUSE"); /* for measuring what the fusions save */
+    vk->no_vec = env_flag("ROTOR_VK_NOVEC") ||  /* the older one-token matmul, for comparison */
+                 lim->maxComputeWorkGroupInvocations < VK_WG_VEC || lim->maxComputeWorkGroupSize[0] < VK_WG_VEC;
+    /* batches through mm_t2.comp and attn.comp, for comparison or for want of shared memory */
+    vk->no_gemm = env_flag("ROTOR_VK_NOGEMM") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
+    vk->no_attnb = env_flag("ROTOR_VK_NOATTNB") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
+    /* the matrix shaders: where the device has them, this build has them (an older glslc builds
+     * none) and the tiled shaders they stand in for are in use */
+    vk->coop = vk->portable || env_flag("ROTOR_VK_NOCOOP") || lim->maxComputeSharedMemorySize < VK_COOP_SHARED ? 0 : c.coop;
+    if (!find_spv("mm_t2_coop") || vk->no_gemm) vk->coop &= ~COOP_I8;
+    if (!find_spv("attn_coop") || vk->no_attnb) vk->coop &= ~COOP_F16;
     const char *lp = getenv("ROTOR_VK_VEC_LANES"); /* lanes a weight row in mm_t2_vec.comp (4 to 32) */
     vk->vec_lanes = lp ? atoi(lp) : 0;
     const char *as = getenv("ROTOR_VK_ATTN_SPLITS"); /* most splits of the ring in attention */
@@ -773,12 +778,6 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     if (vk->props.limits.maxPerStageDescriptorStorageBuffers < VK_NBIND)
         return rtr_seterr(err, RTR_EBACKEND, "vulkan: %s allows %u storage buffers per shader, %d are needed",
                           vk->props.deviceName, vk->props.limits.maxPerStageDescriptorStorageBuffers, VK_NBIND);
-    if (vk->props.limits.maxComputeSharedMemorySize < VK_GEMM_SHARED) vk->no_gemm = vk->no_attnb = 1;
-    if (vk->props.limits.maxComputeSharedMemorySize < VK_COOP_SHARED) vk->coop = 0;
-    if (vk->no_gemm) vk->coop &= ~COOP_I8;
-    if (vk->no_attnb) vk->coop &= ~COOP_F16;
-    if (vk->props.limits.maxComputeWorkGroupInvocations < VK_WG_VEC || vk->props.limits.maxComputeWorkGroupSize[0] < VK_WG_VEC)
-        vk->no_vec = 1;
     vk->align = vk->props.limits.minStorageBufferOffsetAlignment;
     if (vk->align < 16) vk->align = 16;
     vk->max_range = vk->props.limits.maxStorageBufferRange / 16 * 16;

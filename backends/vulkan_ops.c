@@ -499,13 +499,16 @@ static int rec_matmul_f(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err)
 static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     vk_backend *vk = c->vk;
     int nh = op->p.attn.n_head, hd = op->p.attn.head_dim, cap = op->p.attn.cap, rows = op->rows;
+    /* what every attention shader binds and pushes first: q, K, V, slot and query positions,
+     * output; n_head, n_kv, head_dim, cap, n_sink, window, scale */
+    clear_refs(c);
+    c->ref[0] = op->a; c->ref[1] = op->b; c->ref[2] = op->c; c->ref[3] = op->d; c->ref[4] = op->e; c->ref[5] = op->dst;
+    c->pc[P + 0] = (uint32_t)nh; c->pc[P + 1] = (uint32_t)op->p.attn.n_kv; c->pc[P + 2] = (uint32_t)hd;
+    c->pc[P + 3] = (uint32_t)cap; c->pc[P + 4] = (uint32_t)op->p.attn.n_sink; c->pc[P + 5] = (uint32_t)op->p.attn.window;
+    c->pc[P + 6] = fbits(op->p.attn.scale);
     if (!vk->no_attnb && rows > 1 && hd % 8 == 0 && hd <= 256 && op->b.off % 16 == 0 && op->c.off % 16 == 0) {
         /* batches: several query rows a workgroup share every key and value read */
-        clear_refs(c);
-        c->ref[0] = op->a; c->ref[1] = op->b; c->ref[2] = op->c; c->ref[3] = op->d; c->ref[4] = op->e; c->ref[5] = op->dst;
-        c->pc[P + 0] = (uint32_t)nh; c->pc[P + 1] = (uint32_t)op->p.attn.n_kv; c->pc[P + 2] = (uint32_t)hd;
-        c->pc[P + 3] = (uint32_t)cap; c->pc[P + 4] = (uint32_t)op->p.attn.n_sink; c->pc[P + 5] = (uint32_t)op->p.attn.window;
-        c->pc[P + 6] = fbits(op->p.attn.scale); c->pc[P + 7] = (uint32_t)rows;
+        c->pc[P + 7] = (uint32_t)rows;
         c->pc[P + 8] = op->p.attn.kv_type == RTR_T_F32;
         /* on f16 matrix hardware, batches as large as the products' go to attn_coop.comp */
         if ((vk->coop & COOP_F16) && rows >= VK_GEMM_MIN && hd % 16 == 0 && hd <= 128)
@@ -528,12 +531,8 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     if ((size_t)rows * nh > VK_CNT_BYTES / 4 || ns < 1) ns = 1;
     uint32_t ups = (nu + ns - 1) / ns;
     ns = (nu + ups - 1) / ups;
-    clear_refs(c);
-    c->ref[0] = op->a; c->ref[1] = op->b; c->ref[2] = op->c; c->ref[3] = op->d; c->ref[4] = op->e;
-    c->ref[5] = op->dst; c->ref[6] = (rtr_ref){vk->part, 0}; c->ref[7] = (rtr_ref){vk->cnt, 0};
-    c->pc[P + 0] = (uint32_t)nh; c->pc[P + 1] = (uint32_t)op->p.attn.n_kv; c->pc[P + 2] = (uint32_t)hd; c->pc[P + 3] = (uint32_t)cap;
-    c->pc[P + 4] = (uint32_t)op->p.attn.n_sink; c->pc[P + 5] = (uint32_t)op->p.attn.window;
-    c->pc[P + 6] = fbits(op->p.attn.scale); c->pc[P + 7] = ns; c->pc[P + 8] = ups * 32;
+    c->ref[6] = (rtr_ref){vk->part, 0}; c->ref[7] = (rtr_ref){vk->cnt, 0};
+    c->pc[P + 7] = ns; c->pc[P + 8] = ups * 32;
     c->pc[P + 9] = op->p.attn.kv_type == RTR_T_F32;
     if (ns > 1) {
         vk_access pa[2] = {{vk->part, 0, per * ns, 1}, {vk->cnt, 0, (size_t)rows * nh * 4, 1}};
@@ -776,11 +775,11 @@ static int glu_fusable(const vk_backend *vk, const rtr_op *mm, const rtr_op *g, 
     return disjoint(lb, 0, lg, 3); /* the GLU only reads and rewrites the product's outputs */
 }
 
-/* Lanes a weight row for mm_t2_vec.comp: the fewest that hold a row in VK_VEC_MAXU pieces each
- * (rows a workgroup = VK_WG_VEC / lanes). On the H100, fewer and fuller workgroups won over
- * more lanes a row at every 2B4T shape (BENCH.md). */
-static uint32_t vec_lanes(uint64_t kw4) {
-    uint32_t lpr = 4;
+/* Lanes a weight row for mm_t2_vec.comp: the fewest from `from` up (a power of two, at most 32)
+ * that hold a row in VK_VEC_MAXU pieces each (rows a workgroup = VK_WG_VEC / lanes). On the
+ * H100, fewer and fuller workgroups won over more lanes a row at every 2B4T shape (BENCH.md). */
+static uint32_t vec_lanes(uint64_t kw4, uint32_t from) {
+    uint32_t lpr = from;
     while (lpr < 32 && kw4 > (uint64_t)lpr * VK_VEC_MAXU) lpr *= 2;
     return lpr;
 }
@@ -800,13 +799,8 @@ static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_
     uint64_t total = bind_matmul(c, mm);
     if (nm) { c->ref[8] = nm->a; c->ref[9] = nm->c; }
     uint64_t kw4 = kpad128(mm->p.mm.k) / 64;
-    uint32_t lpr = vec_lanes(kw4), rpw;
-    int fl = c->vk->vec_lanes;
-    if (fl == 4 || fl == 8 || fl == 16 || fl == 32) { /* the given lanes, or the fewest above that fit */
-        lpr = (uint32_t)fl;
-        while (lpr < 32 && kw4 > (uint64_t)lpr * VK_VEC_MAXU) lpr *= 2;
-    }
-    rpw = VK_WG_VEC / lpr;
+    int fl = c->vk->vec_lanes; /* ROTOR_VK_VEC_LANES: the given lanes, or the fewest above that fit */
+    uint32_t lpr = vec_lanes(kw4, fl == 8 || fl == 16 || fl == 32 ? (uint32_t)fl : 4), rpw = VK_WG_VEC / lpr;
     c->pc[P + 0] = (uint32_t)kw4;
     c->pc[P + 1] = lpr;
     c->pc[P + 5] = mm->p.mm.accum ? 1u : 0;
