@@ -94,15 +94,6 @@ static double measure_bandwidth(int nth) {
 
 typedef struct { const char *name; int n_prompt, n_gen; double mean, sd; } result;
 
-/* greedy choice, as the sampler makes it at temperature 0 (first of equal maxima) */
-static int argmax(const float *v, int n) {
-    int best = 0;
-    float bv = v[0];
-    for (int i = 1; i < n; i++)
-        if (v[i] > bv) { bv = v[i]; best = i; }
-    return best;
-}
-
 static void stats(const double *v, int n, double *mean, double *sd) {
     double s = 0, q = 0;
     for (int i = 0; i < n; i++) s += v[i];
@@ -180,6 +171,7 @@ int rtr_cmd_bench(int argc, char **argv) {
     int ctx = maxp > maxg ? maxp : maxg;
     ctx += 16;
     rtr_session *s = NULL;
+    rtr_sampler *greedy = NULL; /* NULL for embedding models */
     rtr_err e = {0};
     rtr_session_opts so = {ctx, 4, maxp, NULL, ma.kv_f16};
     int rc = 1;
@@ -189,6 +181,13 @@ int rtr_cmd_bench(int argc, char **argv) {
     int nres = 0;
     if (!ids || !times) { cli_error("out of memory"); goto out; }
     if (rtr_session_new(&s, m, &so, &e)) { cli_error("%s", e.msg); goto out; }
+    if (!mi.is_embedding) { /* generated tokens are chosen as `rotor run --temp 0` chooses them */
+        rtr_sampler_params sp;
+        rtr_sampler_defaults(&sp);
+        sp.temp = 0;
+        sp.repeat_penalty = 1.0f;
+        if (rtr_sampler_new(&greedy, &sp, mi.n_vocab)) { cli_error("out of memory"); goto out; }
+    }
     uint64_t rng = 12345;
     for (int i = 0; i < maxp + 8; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
@@ -200,11 +199,8 @@ int rtr_cmd_bench(int argc, char **argv) {
         rtr_session_reset(s);
         double a = rtr_now();
         if (rtr_eval(s, ids, 7, &e)) { cli_error("%s", e.msg); goto out; }
-        const float *lg = rtr_logits(s);
-        int best = 0;
-        if (!mi.is_embedding) best = argmax(lg, mi.n_vocab);
+        if (greedy) (void)rtr_sample(greedy, rtr_logits(s));
         ttft = rtr_now() - a;
-        (void)best;
     }
     /* warm-up */
     rtr_session_reset(s);
@@ -236,7 +232,7 @@ int rtr_cmd_bench(int argc, char **argv) {
             double w0 = rtr_now();
             for (int k = 0; k < tg[t] && (k < 16 || rtr_now() - w0 < 0.25); k++) {
                 if (rtr_eval(s, &id, 1, &e)) { cli_error("%s", e.msg); goto out; }
-                id = argmax(rtr_logits(s), mi.n_vocab);
+                id = rtr_sample(greedy, rtr_logits(s));
             }
         }
         for (int r = 0; r < reps; r++) {
@@ -245,9 +241,7 @@ int rtr_cmd_bench(int argc, char **argv) {
             double a = rtr_now();
             for (int k = 0; k < tg[t]; k++) {
                 if (rtr_eval(s, &id, 1, &e)) { cli_error("%s", e.msg); goto out; }
-                const float *lg = rtr_logits(s);
-                int best = argmax(lg, mi.n_vocab);
-                id = best;
+                id = rtr_sample(greedy, rtr_logits(s));
             }
             times[r] = tg[t] / (rtr_now() - a);
         }
@@ -302,6 +296,7 @@ int rtr_cmd_bench(int argc, char **argv) {
     }
     rc = 0;
 out:
+    rtr_sampler_free(greedy);
     free(ids);
     free(times);
     rtr_session_free(s);
