@@ -22,22 +22,7 @@
 layout(local_size_x = WG) in;
 #include "vk_common.glsl"
 
-layout(std430, binding = 0) readonly buffer BQ { uint Q[]; };
-layout(std430, binding = 1) readonly buffer BK4 { uvec4 K4[]; };
-layout(std430, binding = 2) readonly buffer BV4 { uvec4 V4[]; };
-layout(std430, binding = 3) readonly buffer BSP { int SP[]; };
-layout(std430, binding = 4) readonly buffer BQP { int QP[]; };
-layout(std430, binding = 5) writeonly buffer BD { uint D[]; };
-
-layout(push_constant) uniform PC {
-    uint o[10];
-    uint n_head, n_kv, hd, cap;
-    int n_sink, window;
-    float scale;
-    uint rows, f32;
-} pc;
-
-#include "attn_common.glsl"
+#include "attn_rows.glsl"
 
 shared float qsh[QR * 256];
 shared float P[QR * CH];

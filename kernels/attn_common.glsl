@@ -1,4 +1,4 @@
-/* attn_common.glsl: what the two attention shaders share: reading 8 dims of a cached key or
+/* attn_common.glsl: what the attention shaders share: reading 8 dims of a cached key or
  * value row, 16 bytes at a time from an f16 cache or 32 from an f32 one. The including shader
  * declares K4 and V4 (uvec4 views of bindings 1 and 2) and push constants with o[] (byte
  * offsets) and f32 (the cache type) first. Rows start on 16 bytes and head_dim is a multiple

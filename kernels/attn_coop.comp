@@ -34,22 +34,7 @@
 #define KS 17u   /* uvec4 a shared key/value row: 128 f16 + 16 bytes of padding */
 layout(local_size_x = WG) in;
 
-layout(std430, binding = 0) readonly buffer BQ { uint Q[]; };
-layout(std430, binding = 1) readonly buffer BK4 { uvec4 K4[]; };
-layout(std430, binding = 2) readonly buffer BV4 { uvec4 V4[]; };
-layout(std430, binding = 3) readonly buffer BSP { int SP[]; };
-layout(std430, binding = 4) readonly buffer BQP { int QP[]; };
-layout(std430, binding = 5) writeonly buffer BD { uint D[]; };
-
-layout(push_constant) uniform PC {
-    uint o[10];
-    uint n_head, n_kv, hd, cap;
-    int n_sink, window;
-    float scale;
-    uint rows, f32;
-} pc;
-
-#include "attn_common.glsl"
+#include "attn_rows.glsl"
 
 shared uvec4 ks[CH * KS], kl[CH * KS]; /* keys of the chunk, hi and lo (the queries' at the start) */
 shared uvec4 vs[CH * KS], vl[CH * KS]; /* values of the chunk, hi and lo */
