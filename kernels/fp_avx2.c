@@ -37,16 +37,16 @@ static inline __m256 ld_bf16(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-/* Decode prefetches, once a cache line, the same spot of the next four rows: the hardware
- * prefetchers of server cores do not keep four streams that far ahead on their own. */
-#define PF_F16                                                                                    \
-    if (!(j & 31)) {                                                                              \
-        size_t ahead = 4 * (size_t)k;                                                             \
-        _mm_prefetch((const char *)(w0 + j + ahead), _MM_HINT_T0);                                \
-        _mm_prefetch((const char *)(w1 + j + ahead), _MM_HINT_T0);                                \
-        _mm_prefetch((const char *)(w2 + j + ahead), _MM_HINT_T0);                                \
-        _mm_prefetch((const char *)(w3 + j + ahead), _MM_HINT_T0);                                \
-    }
+/* Decode of the heads (f16 and 8-bit) streams four rows at a time and prefetches, once a cache
+ * line, the same spot of the next four (element J + AHEAD of each): the hardware prefetchers of
+ * server cores do not keep four streams that far ahead on their own. */
+#define PREFETCH4(P0, P1, P2, P3, J, AHEAD)                                                     \
+    do {                                                                                          \
+        _mm_prefetch((const char *)((P0) + (J) + (AHEAD)), _MM_HINT_T0);                          \
+        _mm_prefetch((const char *)((P1) + (J) + (AHEAD)), _MM_HINT_T0);                          \
+        _mm_prefetch((const char *)((P2) + (J) + (AHEAD)), _MM_HINT_T0);                          \
+        _mm_prefetch((const char *)((P3) + (J) + (AHEAD)), _MM_HINT_T0);                          \
+    } while (0)
 /* The two half-precision gemms differ only in the load; one body, instantiated twice. */
 #define HALF_GEMM(NAME, LD, ONE)                                                                  \
     void NAME(const uint16_t *w, int nrows, int k, const float *x, int ntok, float *y,           \
@@ -60,7 +60,7 @@ static inline __m256 ld_bf16(const uint16_t *p) {
                 __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                        \
                 int j = 0;                                                                        \
                 for (; j < k16; j += 16) {                                                        \
-                    PF_F16                                                                        \
+                    if (!(j & 31)) PREFETCH4(w0, w1, w2, w3, j, 4 * (size_t)k);                  \
                     __m256 x0 = _mm256_loadu_ps(x + j), x1 = _mm256_loadu_ps(x + j + 8);          \
                     a0 = _mm256_fmadd_ps(LD(w0 + j), x0, a0);                                     \
                     a1 = _mm256_fmadd_ps(LD(w1 + j), x0, a1);                                     \
@@ -389,18 +389,13 @@ void rtr_q8f_gemm_avx2(const int8_t *w, const float *scale, int nrows, int k, co
     for (int t = 0; t < ntok; t++) {
         const float *xt = x + (size_t)t * k;
         int r = 0;
-        /* four rows at a time, prefetching the same spot of the next four (as the f16 head does) */
+        /* four rows at a time, prefetching the next four (PREFETCH4) */
         for (; r + 4 <= nrows; r += 4) {
             const int8_t *p0 = w + (size_t)r * kq, *p1 = p0 + kq, *p2 = p1 + kq, *p3 = p2 + kq;
             __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
             int j = 0;
             for (; j < k16; j += 16) {
-                if (!(j & 63)) {
-                    _mm_prefetch((const char *)(p0 + j + 4 * kq), _MM_HINT_T0);
-                    _mm_prefetch((const char *)(p1 + j + 4 * kq), _MM_HINT_T0);
-                    _mm_prefetch((const char *)(p2 + j + 4 * kq), _MM_HINT_T0);
-                    _mm_prefetch((const char *)(p3 + j + 4 * kq), _MM_HINT_T0);
-                }
+                if (!(j & 63)) PREFETCH4(p0, p1, p2, p3, j, 4 * kq);
                 __m256 x0 = _mm256_loadu_ps(xt + j), x1 = _mm256_loadu_ps(xt + j + 8);
                 a0 = _mm256_fmadd_ps(ld_i8f(p0 + j), x0, a0);
                 a1 = _mm256_fmadd_ps(ld_i8f(p1 + j), x0, a1);
