@@ -137,7 +137,7 @@ static void op_embed(void *v, int ith, int nth) {
 static void op_rmsnorm(void *v, int ith, int nth) {
     job *j = v;
     const rtr_op *op = j->op;
-    int lo, hi, n = op->p.norm.n, kpad = (n + 127) / 128 * 128;
+    int lo, hi, n = op->p.norm.n, kpad = (int)rtr_t2_kpad((uint64_t)n);
     split(op->rows, ith, nth, 1, &lo, &hi);
     const float *w = op->c.buf ? F32(op->c) : NULL;
     float *tmp = j->b->sc[ith].f;
@@ -163,7 +163,7 @@ static void op_rmsnorm(void *v, int ith, int nth) {
 static void op_quant(void *v, int ith, int nth) {
     job *j = v;
     const rtr_op *op = j->op;
-    int lo, hi, n = op->p.norm.n, kpad = (n + 127) / 128 * 128;
+    int lo, hi, n = op->p.norm.n, kpad = (int)rtr_t2_kpad((uint64_t)n);
     split(op->rows, ith, nth, 1, &lo, &hi);
     for (int r = lo; r < hi; r++) {
         int32_t sum;
@@ -178,7 +178,7 @@ static void op_matmul_t2(void *v, int ith, int nth) {
     job *j = v;
     const rtr_op *op = j->op;
     const rtr_kernels *k = j->b->k;
-    int ntok = op->rows, kk = op->p.mm.k, kpad = (kk + 127) / 128 * 128;
+    int ntok = op->rows, kk = op->p.mm.k, kpad = (int)rtr_t2_kpad((uint64_t)kk);
     size_t rb = rtr_t2_row_bytes((uint64_t)kk);
     const int8_t *x = (const int8_t *)PTR(op->a);
     const float *xs = F32(op->b);

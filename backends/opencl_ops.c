@@ -142,7 +142,7 @@ static int norm_prep(cl_backend *b, cl_launch *L, int rows, int n, int flags, fl
     r = r ? r : span(res, rb, "norm residual", err);
     r = r ? r : span(w, U(n) * 4, "norm weight", err);
     r = r ? r : span(dst, rb, "norm dst", err);
-    r = r ? r : span(q, U(rows) * ((U(n) + 127) / 128 * 128), "quant dst", err);
+    r = r ? r : span(q, U(rows) * rtr_t2_kpad(U(n)), "quant dst", err);
     r = r ? r : span(qs, U(rows) * 4, "quant scales", err);
     r = r ? r : eoff(a, 4, &p.off[0], "norm input", err);
     r = r ? r : eoff(res, 4, &p.off[1], "norm residual", err);
@@ -153,7 +153,7 @@ static int norm_prep(cl_backend *b, cl_launch *L, int rows, int n, int flags, fl
     if (r) return r;
     p.i[0] = n;
     p.i[1] = flags;
-    p.i[2] = (n + 127) / 128 * 128;
+    p.i[2] = (cl_int)rtr_t2_kpad(U(n));
     p.f[0] = eps;
     cl_mem m[8] = {M(a), M(res), M(w), M(dst), M(q), M(qs), NULL, NULL};
     size_t g = (size_t)rows * b->norm_wg, l = b->norm_wg;
@@ -188,7 +188,7 @@ static int op_matmul_t2(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, 
     if (nm < 1 || nm > 3) return rtr_seterr(err, RTR_EARG, "opencl: matmul of %d matrices", nm);
     if (k <= 0) return rtr_seterr(err, RTR_EARG, "opencl: matmul with k = %d", k);
     if ((r = need(op->a, "a", err)) || (r = need(op->b, "b", err))) return r;
-    uint64_t kpad = (U(k) + 127) / 128 * 128;
+    uint64_t kpad = rtr_t2_kpad(U(k));
     if ((r = span(op->a, U(op->rows) * kpad, "matmul input", err)) ||
         (r = span(op->b, U(op->rows) * 4, "matmul scales", err)))
         return r;
@@ -219,7 +219,7 @@ static int op_matmul_t2(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, 
         tiles += t;
     }
     p.i[0] = op->rows;
-    p.i[1] = (k + 127) / 128 * 128;
+    p.i[1] = (cl_int)rtr_t2_kpad(U(k));
     p.i[7] = op->p.mm.accum;
     if (gemv) {
         size_t g = tiles * 64, l = 64;
@@ -472,7 +472,7 @@ static int norm_feeds(const rtr_op *nm, const rtr_op *mm) {
 #define T2_VEC_WG 256
 #define T2_VEC_MAXU 8
 static int vec_launch(const cl_backend *b, const rtr_op *nm, const rtr_op *mm, const cl_launch *gv, cl_launch *F) {
-    uint64_t kpad = (U(mm->p.mm.k) + 127) / 128 * 128, rows = 0;
+    uint64_t kpad = rtr_t2_kpad(U(mm->p.mm.k)), rows = 0;
     if (b->no_vec || mm->rows != 1 || kpad > T2_VEC_KMAX || mm->a.off % 16) return 0;
     if (nm && (nm->p.norm.n % 4 || nm->a.off % 16 || (nm->c.buf && nm->c.off % 16))) return 0;
     for (int i = 0; i < mm->p.mm.n_mat; i++) rows += U(mm->p.mm.n[i]);

@@ -54,7 +54,7 @@ static int need(const vk_backend *vk, acc_list *l, rtr_ref r, size_t bytes, int 
     return 0;
 }
 
-static size_t kpad128(int n) { return ((size_t)n + 127) / 128 * 128; }
+static size_t kpad128(int n) { return (size_t)rtr_t2_kpad((uint64_t)n); }
 
 static int float_type(int t) { return t == RTR_T_F32 || t == RTR_T_F16 || t == RTR_T_BF16 || t == RTR_T_Q8R; }
 

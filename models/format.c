@@ -22,6 +22,7 @@ const char *rtr_type_name(int type) {
 
 uint64_t rtr_t2_row_bytes(uint64_t k) { return (k + RTR_T2_BLOCK - 1) / RTR_T2_BLOCK * 32; }
 uint64_t rtr_q8r_row_bytes(uint64_t k) { return (k + 63) / 64 * 64; }
+uint64_t rtr_t2_kpad(uint64_t k) { return (k + RTR_T2_BLOCK - 1) / RTR_T2_BLOCK * RTR_T2_BLOCK; }
 
 static int mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
     if (a && b > UINT64_MAX / a) return 0;

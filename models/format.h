@@ -61,6 +61,9 @@ uint64_t rtr_tensor_bytes(int type, int ndim, const uint64_t *shape);
 /* Row stride in bytes of a 2-D T2 / Q8R / float matrix with k columns. */
 uint64_t rtr_t2_row_bytes(uint64_t k);
 uint64_t rtr_q8r_row_bytes(uint64_t k);
+/* Columns of a T2 row padded to whole blocks: the length of the int8 activation rows (zero past
+ * k) that a ternary product reads. */
+uint64_t rtr_t2_kpad(uint64_t k);
 
 /* Opens and checks magic, version, header checksum, directory bounds, sizes and alignment. */
 int rtr_file_open(rtr_file *f, const char *path, rtr_err *err);

@@ -55,7 +55,7 @@ int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *o, 
     int D = h->n_embd, qd = h->n_head * h->head_dim, kvd = h->n_head_kv * h->head_dim, F = h->n_ff, B = s->n_batch;
     int wide = D > qd ? D : qd;
     if (F > wide) wide = F;
-    size_t kpad = (size_t)(wide + 127) / 128 * 128;
+    size_t kpad = (size_t)rtr_t2_kpad((uint64_t)wide);
     s->slot_pos = malloc((size_t)s->cap * 4);
     s->h_ids = malloc((size_t)B * 4);
     s->h_pos = malloc((size_t)B * 4);
