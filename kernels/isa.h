@@ -33,8 +33,10 @@ RTR_FP_DECLS(avx2)
 
 /* The members of a kernel table that the AVX2 float kernels fill (every x86 set above scalar
  * uses them: they run unchanged on any AVX-512 CPU). */
-#define RTR_AVX2_FLOAT_KERNELS                                                                    \
-    .f16_gemm = rtr_f16_gemm_avx2, .bf16_gemm = rtr_bf16_gemm_avx2, .q8f_gemm = rtr_q8f_gemm_avx2, \
+#define RTR_AVX2_FLOAT_KERNELS RTR_AVX2_FLOAT_KERNELS_BUT_Q8F, .q8f_gemm = rtr_q8f_gemm_avx2
+/* the same without the 8-bit head, for a set that has its own */
+#define RTR_AVX2_FLOAT_KERNELS_BUT_Q8F                                                            \
+    .f16_gemm = rtr_f16_gemm_avx2, .bf16_gemm = rtr_bf16_gemm_avx2,                               \
     .quant_row = rtr_quant_row_avx2, .dot_f32_f16 = rtr_dot_f32_f16_avx2,                        \
     .axpy_f16 = rtr_axpy_f16_avx2, .dot_f32 = rtr_dot_f32_avx2, .axpy_f32 = rtr_axpy_f32_avx2,     \
     .attn_dots_f32 = rtr_attn_dots_f32_avx2, .attn_dots_f16 = rtr_attn_dots_f16_avx2,             \

@@ -4,7 +4,8 @@
  * sum(c*x) - sum(x)), but vpdpbusd multiplies c (unsigned) by x (signed) and accumulates straight
  * into int32 lanes without saturation, so no int16 stage exists to overflow. One 512-bit register
  * holds two T2 blocks; activations for a block pair are gathered into matching 512-bit vectors.
- * q8_gemm widens int8 to int16 and uses vpdpwssd (exact for every input). The float kernels and
+ * q8_gemm widens int8 to int16 and uses vpdpwssd (exact for every input). The 8-bit head on float
+ * activations (q8f_gemm) widens sixteen weights an instruction; the other float kernels and
  * quant_row are the AVX2 ones: they run unchanged on any AVX-512 CPU.
  */
 #include "isa.h"
@@ -175,9 +176,53 @@ void rtr_q8_gemm_avx512vnni(const int8_t *w, const float *scale, int nrows, int 
     }
 }
 
+static inline __m512 ld_i8f16(const int8_t *p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+
+/* The 8-bit head against float activations: as the AVX2 kernel (four rows at a time, the next
+ * four prefetched once a cache line), sixteen weights a widening instead of eight: decode reads
+ * the head at about half the bandwidth of the f16 one when every weight costs three AVX2
+ * instructions per eight. Rows are kq = round_up(k, 64) bytes; the tail past k & ~15 goes
+ * element by element (the padding holds garbage). */
+static void q8f_gemm(const int8_t *w, const float *scale, int nrows, int k, const float *x, int ntok, float *y,
+                     size_t ldy) {
+    size_t kq = (size_t)(k + 63) / 64 * 64;
+    int k32 = k & ~31, k16 = k & ~15;
+    for (int t = 0; t < ntok; t++) {
+        const float *xt = x + (size_t)t * k;
+        for (int r = 0; r < nrows; r += 4) {
+            int nr = nrows - r < 4 ? nrows - r : 4;
+            const int8_t *p[4];
+            UNROLL4 for (int i = 0; i < 4; i++) p[i] = w + (size_t)(r + (i < nr ? i : nr - 1)) * kq;
+            __m512 a[4], b[4];
+            UNROLL4 for (int i = 0; i < 4; i++) a[i] = b[i] = _mm512_setzero_ps();
+            int j = 0;
+            for (; j < k32; j += 32) {
+                if (!(j & 63)) UNROLL4 for (int i = 0; i < 4; i++) _mm_prefetch((const char *)(p[i] + j + 4 * kq), _MM_HINT_T0);
+                __m512 x0 = _mm512_loadu_ps(xt + j), x1 = _mm512_loadu_ps(xt + j + 16);
+                UNROLL4 for (int i = 0; i < 4; i++) {
+                    a[i] = _mm512_fmadd_ps(ld_i8f16(p[i] + j), x0, a[i]);
+                    b[i] = _mm512_fmadd_ps(ld_i8f16(p[i] + j + 16), x1, b[i]);
+                }
+            }
+            for (; j < k16; j += 16) {
+                __m512 x0 = _mm512_loadu_ps(xt + j);
+                UNROLL4 for (int i = 0; i < 4; i++) a[i] = _mm512_fmadd_ps(ld_i8f16(p[i] + j), x0, a[i]);
+            }
+            for (int i = 0; i < nr; i++) {
+                float s = _mm512_reduce_add_ps(_mm512_add_ps(a[i], b[i]));
+                for (int e = j; e < k; e++) s += (float)p[i][e] * xt[e];
+                y[(size_t)t * ldy + r + i] = scale[r + i] * s;
+            }
+        }
+    }
+}
+
 const rtr_kernels rtr_kernels_avx512vnni = {
     .name = "avx512vnni",
     .t2_gemm = t2_gemm,
     .q8_gemm = rtr_q8_gemm_avx512vnni,
-    RTR_AVX2_FLOAT_KERNELS,
+    .q8f_gemm = q8f_gemm,
+    RTR_AVX2_FLOAT_KERNELS_BUT_Q8F,
 };

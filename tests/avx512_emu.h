@@ -82,6 +82,36 @@ static inline emu_m512i emu_cvtepi8_epi16(__m256i x) {
     return r;
 }
 
+typedef struct { float f[16]; } emu_m512;
+static inline emu_m512 emu_setzero_ps(void) { emu_m512 r; memset(&r, 0, 64); return r; }
+static inline emu_m512 emu_loadu_ps(const float *p) { emu_m512 r; memcpy(r.f, p, 64); return r; }
+static inline emu_m512i emu_cvtepi8_epi32(__m128i x) {
+    int8_t in[16];
+    emu_m512i r;
+    memcpy(in, &x, 16);
+    for (int i = 0; i < 16; i++) emu_set_i32(&r, i, in[i]);
+    return r;
+}
+static inline emu_m512 emu_cvtepi32_ps(emu_m512i v) {
+    emu_m512 r;
+    for (int i = 0; i < 16; i++) r.f[i] = (float)emu_i32(&v, i);
+    return r;
+}
+static inline emu_m512 emu_fmadd_ps(emu_m512 a, emu_m512 b, emu_m512 c) {
+    for (int i = 0; i < 16; i++) c.f[i] = __builtin_fmaf(a.f[i], b.f[i], c.f[i]);
+    return c;
+}
+static inline emu_m512 emu_add_ps(emu_m512 a, emu_m512 b) {
+    for (int i = 0; i < 16; i++) a.f[i] += b.f[i];
+    return a;
+}
+/* pairwise, halving the width each step as the compiler's sequence does */
+static inline float emu_reduce_add_ps(emu_m512 v) {
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) v.f[i] += v.f[i + w];
+    return v.f[0];
+}
+
 #undef __m512i
 #define __m512i emu_m512i
 #undef _mm512_setzero_si512
@@ -110,5 +140,21 @@ static inline emu_m512i emu_cvtepi8_epi16(__m256i x) {
 #define _mm512_reduce_add_epi32 emu_reduce_add_epi32
 #undef _mm512_cvtepi8_epi16
 #define _mm512_cvtepi8_epi16 emu_cvtepi8_epi16
+#undef __m512
+#define __m512 emu_m512
+#undef _mm512_setzero_ps
+#define _mm512_setzero_ps emu_setzero_ps
+#undef _mm512_loadu_ps
+#define _mm512_loadu_ps emu_loadu_ps
+#undef _mm512_cvtepi8_epi32
+#define _mm512_cvtepi8_epi32 emu_cvtepi8_epi32
+#undef _mm512_cvtepi32_ps
+#define _mm512_cvtepi32_ps emu_cvtepi32_ps
+#undef _mm512_fmadd_ps
+#define _mm512_fmadd_ps emu_fmadd_ps
+#undef _mm512_add_ps
+#define _mm512_add_ps emu_add_ps
+#undef _mm512_reduce_add_ps
+#define _mm512_reduce_add_ps emu_reduce_add_ps
 
 #endif
