@@ -42,6 +42,8 @@ RTR_FP_DECLS(avx2)
     .attn_dots_f32 = rtr_attn_dots_f32_avx2, .attn_dots_f16 = rtr_attn_dots_f16_avx2,             \
     .attn_wsum_f32 = rtr_attn_wsum_f32_avx2, .attn_wsum_f16 = rtr_attn_wsum_f16_avx2
 RTR_FP_DECLS(neon)
+void rtr_q8f_gemm_avx512(const int8_t *w, const float *scale, int nrows, int k, const float *x, int ntok, float *y,
+                         size_t ldy);
 void rtr_q8_gemm_avx512vnni(const int8_t *w, const float *scale, int nrows, int k, const int8_t *x,
                             const float *xs, int ntok, float *y, size_t ldy);
 

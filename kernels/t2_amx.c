@@ -156,5 +156,6 @@ const rtr_kernels rtr_kernels_amx = {
     .name = "amx",
     .t2_gemm = t2_gemm,
     .q8_gemm = rtr_q8_gemm_avx512vnni,
-    RTR_AVX2_FLOAT_KERNELS,
+    .q8f_gemm = rtr_q8f_gemm_avx512,
+    RTR_AVX2_FLOAT_KERNELS_BUT_Q8F,
 };

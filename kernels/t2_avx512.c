@@ -185,8 +185,8 @@ static inline __m512 ld_i8f16(const int8_t *p) {
  * the head at about half the bandwidth of the f16 one when every weight costs three AVX2
  * instructions per eight. Rows are kq = round_up(k, 64) bytes; the tail past k & ~15 goes
  * element by element (the padding holds garbage). */
-static void q8f_gemm(const int8_t *w, const float *scale, int nrows, int k, const float *x, int ntok, float *y,
-                     size_t ldy) {
+void rtr_q8f_gemm_avx512(const int8_t *w, const float *scale, int nrows, int k, const float *x, int ntok, float *y,
+                         size_t ldy) {
     size_t kq = (size_t)(k + 63) / 64 * 64;
     int k32 = k & ~31, k16 = k & ~15;
     for (int t = 0; t < ntok; t++) {
@@ -223,6 +223,6 @@ const rtr_kernels rtr_kernels_avx512vnni = {
     .name = "avx512vnni",
     .t2_gemm = t2_gemm,
     .q8_gemm = rtr_q8_gemm_avx512vnni,
-    .q8f_gemm = q8f_gemm,
+    .q8f_gemm = rtr_q8f_gemm_avx512,
     RTR_AVX2_FLOAT_KERNELS_BUT_Q8F,
 };
