@@ -4,7 +4,11 @@
  * the ring). It walks its slots AWG at a time: each work-item scores one slot against the hg
  * query heads, an online softmax keeps a running max and sum per head, and each work-item
  * accumulates hg outputs of one head dimension (several work-items split the slots when
- * head_dim < AWG). With one split it writes the normalized output; with several it writes
+ * head_dim < AWG). When head_dim is a multiple of 8 (every model rotor knows), the values go
+ * the way attn.comp reads them instead: a work-item owns 8 dims of every head and every
+ * (AWG / (head_dim / 8))-th slot, ATTN_VB8 rows' reads in flight, and the partial sums meet in
+ * local memory at the end; each row then takes a few round trips to memory, not one per slot.
+ * With one split it writes the normalized output; with several it writes
  * (max, sum, unnormalized acc[head_dim]) per split and attn_merge combines them.
  * Visibility: 0 <= spos <= qpos and (spos < n_sink or qpos - spos < window).
  * Params: off q, K, V, spos, qpos, dst, part; i n_head, n_kv, head_dim, cap, n_sink, window,
@@ -15,14 +19,22 @@
 #define ATTN_HD_MAX 256
 #define ATTN_DPT (ATTN_HD_MAX / AWG)
 #define ATTN_VB 8 /* value rows a work-item reads at once */
+#define ATTN_VB8 4 /* and 8-dim pieces of value rows, in the 8-dims layout */
+#define ATTN_KB 8 /* 8-dim pieces of a key row read at once */
+#define ATTN_HG8 4 /* most query heads a work-group in the 8-dims layout (its local memory) */
+#if ATTN_HG_MAX * ATTN_HD_MAX + ATTN_HG_MAX * AWG > ATTN_HG8 * 8 * AWG
+#error "attn: ql and sc must fit where comb goes"
+#endif
 
 __kernel __attribute__((reqd_work_group_size(AWG, 1, 1)))
 void attn(__global const float *q, __global const float *Kf, __global const float *Vf,
           __global const int *spos, __global const int *qpos, __global float *dst,
           __global float *part, rtr_params P) {
-    __local float ql[ATTN_HG_MAX * ATTN_HD_MAX];
-    __local float sc[ATTN_HG_MAX * AWG];
-    __local float red[ATTN_HG_MAX * AWG];
+    /* local memory, 20 KB: red, then ql and sc, which the 8-dims layout's partial sums per
+     * (head, sub8, dim) (comb) take over once the slots are done */
+    __local float lmem[ATTN_HG_MAX * AWG + ATTN_HG8 * 8 * AWG]; /* >= red + ql + sc too */
+    __local float *red = lmem, *ql = lmem + ATTN_HG_MAX * AWG, *sc = ql + ATTN_HG_MAX * ATTN_HD_MAX;
+    __local float *comb = ql; /* ATTN_HG8 * 8 * AWG floats */
     __local int vis[AWG];
     __local int nvis;
     const int n_head = P.i[0], n_kv = P.i[1], hd = P.i[2], cap = P.i[3], n_sink = P.i[4];
@@ -45,10 +57,15 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
     int nsub = hd <= AWG ? AWG / hd : 1;
     int d0 = hd <= AWG ? l % hd : l, sub = hd <= AWG ? l / hd : 0;
     int vact = sub < nsub;
+    /* the 8-dims layout: work-item l owns dims e8 .. e8 + 7 of slots j = sub8 (mod nsub8) */
+    int v8 = hd % 8 == 0 && hg <= ATTN_HG8, pw8 = max(hd / 8, 1); /* (no division by 0 where hd < 8) */
+    int nsub8 = v8 ? AWG / pw8 : 1, e8 = v8 ? 8 * (l % pw8) : 0, sub8 = v8 ? l / pw8 : 0;
     float acc[ATTN_HG_MAX][ATTN_DPT], mrun[ATTN_HG_MAX], lpriv[ATTN_HG_MAX];
+    float8 acc8[ATTN_HG_MAX];
     for (int h = 0; h < ATTN_HG_MAX; h++) {
         mrun[h] = -INFINITY;
         lpriv[h] = 0.0f;
+        acc8[h] = (float8)(0.0f);
         for (int t = 0; t < ATTN_DPT; t++) acc[h][t] = 0.0f;
     }
     int s0 = split * chunk, s1 = min(cap, s0 + chunk);
@@ -69,11 +86,11 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
             __global const half *kr = K + (size_t)s * kvs;
             __global const float *kr32 = Kf + (size_t)s * kvs;
             int d = 0;
-            /* four 16-byte reads in flight at once */
-            for (; d + 32 <= hd; d += 32) {
-                float8 kk[4];
-                for (int u = 0; u < 4; u++) kk[u] = f32 ? vload8(0, kr32 + d + 8 * u) : vload_half8(0, kr + d + 8 * u);
-                for (int u = 0; u < 4; u++)
+            /* ATTN_KB pieces' reads in flight at once */
+            for (; d + 8 * ATTN_KB <= hd; d += 8 * ATTN_KB) {
+                float8 kk[ATTN_KB];
+                for (int u = 0; u < ATTN_KB; u++) kk[u] = f32 ? vload8(0, kr32 + d + 8 * u) : vload_half8(0, kr + d + 8 * u);
+                for (int u = 0; u < ATTN_KB; u++)
                     for (int h = 0; h < ATTN_HG_MAX; h++)
                         if (h < hg) {
                             float8 qq = vload8(0, ql + h * hd + d + 8 * u);
@@ -122,7 +139,27 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
             lpriv[h] = lpriv[h] * corr[h] + pv;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (vact) {
+        if (v8) {
+            for (int h = 0; h < ATTN_HG_MAX; h++) acc8[h] *= corr[h];
+            if (sub8 < nsub8)
+                for (int j0 = sub8; j0 < jmax; j0 += ATTN_VB8 * nsub8) {
+                    float8 vv[ATTN_VB8];
+                    for (int u = 0; u < ATTN_VB8; u++) {
+                        int j = j0 + u * nsub8;
+                        vv[u] = (float8)(0.0f);
+                        if (j < jmax && vis[j]) {
+                            size_t vi = (size_t)(base + j) * kvs + e8;
+                            vv[u] = f32 ? vload8(0, Vf + vi) : vload_half8(0, V + vi);
+                        }
+                    }
+                    for (int u = 0; u < ATTN_VB8; u++) {
+                        int j = j0 + u * nsub8;
+                        if (j < jmax && vis[j])
+                            for (int h = 0; h < ATTN_HG_MAX; h++)
+                                if (h < hg) acc8[h] += sc[h * AWG + j] * vv[u];
+                    }
+                }
+        } else if (vact) {
             for (int h = 0; h < ATTN_HG_MAX; h++)
                 for (int t = 0; t < ATTN_DPT; t++) acc[h][t] *= corr[h];
             if (has == jmax && hd <= AWG) {
@@ -172,6 +209,31 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
     }
     float lsum[ATTN_HG_MAX];
     for (int h = 0; h < ATTN_HG_MAX; h++) lsum[h] = h < hg ? red[h * AWG] : 0.0f;
+    if (v8) {
+        /* the nsub8 partial sums of each (head, dim) meet in comb (nsub8 * hd = 8 AWG floats a
+         * head); work-items then add them up, one (head, dim) at a time, and write */
+        for (int h = 0; h < ATTN_HG8; h++)
+            if (h < hg && sub8 < nsub8) vstore8(acc8[h], 0, comb + (h * nsub8 + sub8) * hd + e8);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int i = l; i < hg * hd; i += AWG) {
+            int h = i / hd, d = i % hd;
+            float a = 0.0f;
+            for (int s2 = 0; s2 < nsub8; s2++) a += comb[(h * nsub8 + s2) * hd + d];
+            float ls = red[h * AWG];
+            size_t rh = (size_t)r * n_head + h0 + h;
+            if (n_split == 1) {
+                dst[P.off[5] + rh * hd + d] = ls > 0.0f ? a / ls : 0.0f;
+            } else {
+                __global float *pp = part + P.off[6] + (rh * n_split + split) * (hd + 2);
+                pp[2 + d] = a;
+                if (d == 0) {
+                    pp[0] = mrun[h];
+                    pp[1] = ls;
+                }
+            }
+        }
+        return;
+    }
     /* work-items that split the slots of one dimension add up their accumulators */
     if (vact && sub > 0)
         for (int h = 0; h < ATTN_HG_MAX; h++)
