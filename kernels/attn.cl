@@ -4,8 +4,8 @@
  * the ring). It walks its slots AWG at a time: each work-item scores one slot against the hg
  * query heads, an online softmax keeps a running max and sum per head, and each work-item
  * accumulates hg outputs of one head dimension (several work-items split the slots when
- * head_dim < AWG). When head_dim is a multiple of 8 (every model rotor knows), the values go
- * the way attn.comp reads them instead: a work-item owns 8 dims of every head and every
+ * head_dim < AWG). When head_dim is a multiple of 8 and hg <= ATTN_HG8 (every model rotor
+ * knows), the values go the way attn.comp reads them instead: a work-item owns 8 dims of every head and every
  * (AWG / (head_dim / 8))-th slot, ATTN_VB8 rows' reads in flight, and the partial sums meet in
  * local memory at the end; each row then takes a few round trips to memory, not one per slot.
  * With one split it writes the normalized output; with several it writes
@@ -25,6 +25,23 @@
 #if ATTN_HG_MAX * ATTN_HD_MAX + ATTN_HG_MAX * AWG > ATTN_HG8 * 8 * AWG
 #error "attn: ql and sc must fit where comb goes"
 #endif
+
+/* Dim d of head rh's result: a (its weighted value sum) with the head's running max m and sum ls,
+ * normalized into dst with one split, else stored with m and ls in the split's record of part
+ * (max, sum, acc[head_dim]). dst_off, part_off: the buffers' element offsets. */
+inline void attn_out(__global float *dst, ulong dst_off, __global float *part, ulong part_off, size_t rh, int split,
+                     int n_split, int hd, int d, float a, float m, float ls) {
+    if (n_split == 1) {
+        dst[dst_off + rh * hd + d] = ls > 0.0f ? a / ls : 0.0f;
+        return;
+    }
+    __global float *pp = part + part_off + (rh * n_split + split) * (hd + 2);
+    pp[2 + d] = a;
+    if (d == 0) {
+        pp[0] = m;
+        pp[1] = ls;
+    }
+}
 
 __kernel __attribute__((reqd_work_group_size(AWG, 1, 1)))
 void attn(__global const float *q, __global const float *Kf, __global const float *Vf,
@@ -219,18 +236,8 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
             int h = i / hd, d = i % hd;
             float a = 0.0f;
             for (int s2 = 0; s2 < nsub8; s2++) a += comb[(h * nsub8 + s2) * hd + d];
-            float ls = red[h * AWG];
-            size_t rh = (size_t)r * n_head + h0 + h;
-            if (n_split == 1) {
-                dst[P.off[5] + rh * hd + d] = ls > 0.0f ? a / ls : 0.0f;
-            } else {
-                __global float *pp = part + P.off[6] + (rh * n_split + split) * (hd + 2);
-                pp[2 + d] = a;
-                if (d == 0) {
-                    pp[0] = mrun[h];
-                    pp[1] = ls;
-                }
-            }
+            attn_out(dst, P.off[5], part, P.off[6], (size_t)r * n_head + h0 + h, split, n_split, hd, d, a, mrun[h],
+                     lsum[h]);
         }
         return;
     }
@@ -250,16 +257,7 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
         for (int t = 0; t < ATTN_DPT; t++) {
             int d = d0 + t * AWG;
             if (d >= hd || (t > 0 && hd <= AWG)) continue;
-            if (n_split == 1) {
-                dst[P.off[5] + rh * hd + d] = lsum[h] > 0.0f ? acc[h][t] / lsum[h] : 0.0f;
-            } else {
-                __global float *pp = part + P.off[6] + (rh * n_split + split) * (hd + 2);
-                pp[2 + d] = acc[h][t];
-                if (d == 0) {
-                    pp[0] = mrun[h];
-                    pp[1] = lsum[h];
-                }
-            }
+            attn_out(dst, P.off[5], part, P.off[6], rh, split, n_split, hd, d, acc[h][t], mrun[h], lsum[h]);
         }
     }
 }

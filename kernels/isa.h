@@ -1,6 +1,7 @@
 /* isa.h: functions shared between the files of the instruction-set kernel sets (not public).
  * Each set's tables live in its t2_<isa>.c; the float, int8 and quantization kernels in
- * fp_<isa>.c. The AVX-512 set reuses the AVX2 float kernels, which run on any AVX-512 CPU. */
+ * fp_<isa>.c. The AVX-512 sets reuse the AVX2 float kernels, which run on any AVX-512 CPU, all
+ * but the 8-bit head (t2_avx512.c has its own). */
 #ifndef ROTOR_KERNELS_ISA_H
 #define ROTOR_KERNELS_ISA_H
 
@@ -41,6 +42,8 @@ RTR_FP_DECLS(avx2)
     .axpy_f16 = rtr_axpy_f16_avx2, .dot_f32 = rtr_dot_f32_avx2, .axpy_f32 = rtr_axpy_f32_avx2,     \
     .attn_dots_f32 = rtr_attn_dots_f32_avx2, .attn_dots_f16 = rtr_attn_dots_f16_avx2,             \
     .attn_wsum_f32 = rtr_attn_wsum_f32_avx2, .attn_wsum_f16 = rtr_attn_wsum_f16_avx2
+/* The same for the AVX-512 sets (avx512vnni, amx), with their own 8-bit head. */
+#define RTR_AVX512_FLOAT_KERNELS RTR_AVX2_FLOAT_KERNELS_BUT_Q8F, .q8f_gemm = rtr_q8f_gemm_avx512
 RTR_FP_DECLS(neon)
 void rtr_q8f_gemm_avx512(const int8_t *w, const float *scale, int nrows, int k, const float *x, int ntok, float *y,
                          size_t ldy);

@@ -156,6 +156,5 @@ const rtr_kernels rtr_kernels_amx = {
     .name = "amx",
     .t2_gemm = t2_gemm,
     .q8_gemm = rtr_q8_gemm_avx512vnni,
-    .q8f_gemm = rtr_q8f_gemm_avx512,
-    RTR_AVX2_FLOAT_KERNELS_BUT_Q8F,
+    RTR_AVX512_FLOAT_KERNELS,
 };
