@@ -4,8 +4,9 @@
  * begin/end of a batch. The ops themselves are in opencl_ops.c. Written for OpenCL 1.2 hosts and
  * OpenCL C 1.2 devices; nothing here prints or exits. Environment: ROTOR_OPENCL_NO_PTX=1 keeps
  * the portable int8 dot product on NVIDIA; ROTOR_OPENCL_NOVEC=1 sends one-token products to the
- * older gemv kernels and ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention (both
- * for comparison); ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the
+ * older gemv kernels, ROTOR_OPENCL_NOVECGLU=1 gives a gate/up pair the general one-token kernel
+ * instead of matmul_t2_vec_g and ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention
+ * (all for comparison); ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the
  * backend is destroyed.
  */
 #include "opencl_impl.h"
@@ -32,6 +33,8 @@ static const char *const kernel_names[K_COUNT] = {
     [K_GEMV_T2] = "matmul_t2_gemv",
     [K_GEMM_T2] = "matmul_t2_gemm",
     [K_T2_VEC] = "matmul_t2_vec",
+    [K_T2_VEC_S] = "matmul_t2_vec_s",
+    [K_T2_VEC_G] = "matmul_t2_vec_g",
     [K_MATMUL_F] = "matmul_f",
     [K_ROPE_KV] = "rope_kv",
     [K_ATTN] = "attn",
@@ -411,11 +414,14 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
      * fallback (matmul_t2_gemv after the norm) */
     const char *as = getenv("ROTOR_OPENCL_ATTN_SPLITS");
     b->attn_splits = as ? atoi(as) : 0;
+    const char *ng = getenv("ROTOR_OPENCL_NOVECGLU");
+    b->no_vec_glu = ng && *ng && strcmp(ng, "0");
     const char *nv = getenv("ROTOR_OPENCL_NOVEC");
-    b->no_vec = (nv && *nv && strcmp(nv, "0")) ||
-                (clGetKernelWorkGroupInfo(b->k[K_T2_VEC], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) ==
-                     CL_SUCCESS &&
-                 kwg < 256);
+    b->no_vec = nv && *nv && strcmp(nv, "0");
+    for (int k = K_T2_VEC; k <= K_T2_VEC_G; k++)
+        if (clGetKernelWorkGroupInfo(b->k[k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) == CL_SUCCESS &&
+            kwg < 256)
+            b->no_vec = 1;
     static const struct {
         int k;
         size_t need;

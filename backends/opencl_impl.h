@@ -26,6 +26,8 @@ enum {
     K_GEMV_T2,
     K_GEMM_T2,
     K_T2_VEC,
+    K_T2_VEC_S,
+    K_T2_VEC_G,
     K_MATMUL_F,
     K_ROPE_KV,
     K_ATTN,
@@ -59,6 +61,7 @@ typedef struct {
     size_t norm_wg; /* work-group size of rmsnorm (power of two) */
     cl_uint n_cu;
     int attn_splits; /* ROTOR_OPENCL_ATTN_SPLITS: most splits of the ring in attention (tuning) */
+    int no_vec_glu; /* matmul_t2_vec_g turned off (ROTOR_OPENCL_NOVECGLU), for comparison */
     int no_vec; /* matmul_t2_vec unusable (work-group too large) or turned off (ROTOR_OPENCL_NOVEC) */
     int host_unified; /* CPU-like device: weights may alias host memory */
     cl_uint base_align; /* CL_DEVICE_MEM_BASE_ADDR_ALIGN, bytes */

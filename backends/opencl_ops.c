@@ -471,6 +471,8 @@ static int norm_feeds(const rtr_op *nm, const rtr_op *mm) {
  * RMSNORM in front or NULL. Fills F and returns 1, or 0 when the older kernels must do it. */
 #define T2_VEC_WG 256
 #define T2_VEC_MAXU 8
+#define T2_VEC_NG_SHORT 3 /* TV_NG_SHORT of matmul_t2.cl: float4 of the norm's row a work-item */
+#define T2_VEC_MAXUG 10   /* TV_MAXU of matmul_t2.cl: weight pieces a work-item of matmul_t2_vec_g */
 static int vec_launch(const cl_backend *b, const rtr_op *nm, const rtr_op *mm, const cl_launch *gv, cl_launch *F) {
     uint64_t kpad = rtr_t2_kpad(U(mm->p.mm.k)), rows = 0;
     if (b->no_vec || mm->rows != 1 || kpad > T2_VEC_KMAX || mm->a.off % 16) return 0;
@@ -482,7 +484,9 @@ static int vec_launch(const cl_backend *b, const rtr_op *nm, const rtr_op *mm, c
     int lpr = 4;
     while (lpr < 32 && kw4 > (uint64_t)lpr * T2_VEC_MAXU) lpr *= 2;
     *F = *gv;
-    F->k = K_T2_VEC;
+    /* the short-row kernel holds less of the norm's row in registers; it serves every product
+     * without a norm too */
+    F->k = !nm || kpad <= 4 * T2_VEC_NG_SHORT * T2_VEC_WG ? K_T2_VEC_S : K_T2_VEC;
     F->nmem = 10;
     cl_mem m[10] = {nm ? M(nm->a) : NULL, nm && nm->c.buf ? M(nm->c) : NULL, M(mm->a), M(mm->b), gv->m[2], gv->m[3],
                     gv->m[4], gv->m[5], gv->m[6], gv->m[7]};
@@ -513,11 +517,18 @@ static int vec_launch(const cl_backend *b, const rtr_op *nm, const rtr_op *mm, c
 
 /* A held matmul_t2_vec launch of a gate/up pair and the GLU of its outputs over the gate rows:
  * the launch takes the GLU (GLU mode: half the work-groups' rows are gate rows). */
-static int vec_glu(cl_launch *H, const rtr_op *mm, const rtr_op *g) {
+static int vec_glu(const cl_backend *b, cl_launch *H, const rtr_op *mm, const rtr_op *g) {
     int n = mm->p.mm.n[0];
     if (g->rows != 1 || g->p.glu.n != n || !same_ref(g->a, mm->p.mm.out[0]) || !same_ref(g->b, mm->p.mm.out[1]) ||
         !same_ref(g->dst, mm->p.mm.out[0]) || g->p.glu.act < 0 || g->p.glu.act > 2)
         return 0;
+    if (H->k == K_T2_VEC_S && H->p.i[9] && !b->no_vec_glu) {
+        /* matmul_t2_vec_g: more pieces a work-item, so fewer lanes a row */
+        int kw4 = H->p.i[1] / 64, lpr = 4;
+        while (lpr < 32 && kw4 > lpr * T2_VEC_MAXUG) lpr *= 2;
+        H->k = K_T2_VEC_G;
+        H->p.i[5] = lpr;
+    }
     size_t half = T2_VEC_WG / (size_t)H->p.i[5] / 2;
     H->p.i[6] = 1 + g->p.glu.act;
     H->g[0] = ((size_t)n + half - 1) / half * T2_VEC_WG;
@@ -596,7 +607,7 @@ int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
             return submit(b, H, err);
         }
     }
-    if (op->kind == RTR_OP_GLU && b->held == HELD_MM && vec_glu(H, &b->held_op[0], op)) {
+    if (op->kind == RTR_OP_GLU && b->held == HELD_MM && vec_glu(b, H, &b->held_op[0], op)) {
         b->held = 0;
         return submit(b, H, err);
     }

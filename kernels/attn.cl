@@ -106,7 +106,9 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
             /* ATTN_KB pieces' reads in flight at once */
             for (; d + 8 * ATTN_KB <= hd; d += 8 * ATTN_KB) {
                 float8 kk[ATTN_KB];
+                #pragma unroll
                 for (int u = 0; u < ATTN_KB; u++) kk[u] = f32 ? vload8(0, kr32 + d + 8 * u) : vload_half8(0, kr + d + 8 * u);
+                #pragma unroll
                 for (int u = 0; u < ATTN_KB; u++)
                     for (int h = 0; h < ATTN_HG_MAX; h++)
                         if (h < hg) {
@@ -161,6 +163,7 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
             if (sub8 < nsub8)
                 for (int j0 = sub8; j0 < jmax; j0 += ATTN_VB8 * nsub8) {
                     float8 vv[ATTN_VB8];
+                    #pragma unroll
                     for (int u = 0; u < ATTN_VB8; u++) {
                         int j = j0 + u * nsub8;
                         vv[u] = (float8)(0.0f);
@@ -169,6 +172,7 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
                             vv[u] = f32 ? vload8(0, Vf + vi) : vload_half8(0, V + vi);
                         }
                     }
+                    #pragma unroll
                     for (int u = 0; u < ATTN_VB8; u++) {
                         int j = j0 + u * nsub8;
                         if (j < jmax && vis[j])
@@ -184,11 +188,13 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
                 /* ATTN_VB slots' reads in flight at once, then their sums */
                 for (int j0 = sub; j0 < jmax; j0 += ATTN_VB * nsub) {
                     float vv[ATTN_VB];
+                    #pragma unroll
                     for (int u = 0; u < ATTN_VB; u++) {
                         int j = j0 + u * nsub;
                         size_t vi = (size_t)(base + (j < jmax ? j : j0)) * kvs + d0;
                         vv[u] = f32 ? Vf[vi] : vload_half(vi, V);
                     }
+                    #pragma unroll
                     for (int u = 0; u < ATTN_VB; u++) {
                         int j = j0 + u * nsub;
                         if (j < jmax)

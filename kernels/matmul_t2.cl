@@ -188,7 +188,7 @@ inline int t2_piece_dot(uint4 wv, __local const uint4 *xu, int acc) {
     }
     return acc;
 }
-#define TV_MAXU 8
+#define TV_MAXU 10 /* the most weight pieces a work-item holds (maxu below) */
 #define TV_KMAX 8192
 
 /* the matrix and row of a work-group's row slot rl; 0 when past the end */
@@ -207,14 +207,14 @@ inline int tv_row(const rtr_params *P, int grp, int rl, int *m, int *lr) {
     return r < P->i[2 + *m];
 }
 
-__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1)))
-void matmul_t2_vec(__global const float *a, __global const float *nw, __global uint *q,
+/* The body of the entry points below; ng and maxu (constants once inlined) are how many float4
+ * of the norm's row and how many 16-byte weight pieces a work-item holds in registers. */
+#define TV_NG (TV_KMAX / 4 / TV_WG)
+inline void t2_vec(__global const float *a, __global const float *nw, __global uint *q,
                    __global float *qs, __global const uint *w0, __global const uint *w1,
                    __global const uint *w2, __global float *o0, __global float *o1,
-                   __global float *o2, rtr_params P) {
-    __local uint4 xl[TV_KMAX / 16];
-    __local float red[TV_WG], gv[TV_WG];
-    __local int part[TV_WG];
+                   __global float *o2, rtr_params P, const int ng, const int maxu, __local uint4 *xl,
+                   __local float *red, __local float *gv, __local int *part) {
     __local uint *xw = (__local uint *)xl;
     const int n = P.i[0], kpad = P.i[1], lpr = P.i[5], glu = P.i[6], accum = P.i[7];
     int lid = get_local_id(0), grp = get_group_id(0), rpw = TV_WG / lpr, lane = lid % lpr, kw4 = kpad / 64;
@@ -223,7 +223,8 @@ void matmul_t2_vec(__global const float *a, __global const float *nw, __global u
     __global const uint4 *wr = (__global const uint4 *)w + (size_t)(live ? lr : 0) * kw4;
     /* 1. every weight load of this work-item, in flight together */
     uint4 wv[TV_MAXU];
-    for (int u = 0; u < TV_MAXU; u++) {
+    #pragma unroll
+    for (int u = 0; u < maxu; u++) {
         int j = lane + u * lpr;
         wv[u] = live && j < kw4 ? wr[j] : (uint4)(0u);
     }
@@ -233,18 +234,21 @@ void matmul_t2_vec(__global const float *a, __global const float *nw, __global u
         __global const float4 *a4 = (__global const float4 *)(a + P.off[0]);
         __global const float4 *w4 = (__global const float4 *)(nw + P.off[1]);
         const int n4 = n / 4, hasw = P.i[8];
-        float4 y[TV_KMAX / 4 / TV_WG], ws[TV_KMAX / 4 / TV_WG];
+        float4 y[TV_NG], ws[TV_NG];
         float ss = 0.0f;
-        for (int i = 0; i < TV_KMAX / 4 / TV_WG; i++) {
+        #pragma unroll
+        for (int i = 0; i < ng; i++) {
             int g4 = lid + i * TV_WG;
             y[i] = g4 < n4 ? a4[g4] : (float4)(0.0f);
             ws[i] = hasw && g4 < n4 ? w4[g4] : (float4)(1.0f);
         }
-        for (int i = 0; i < TV_KMAX / 4 / TV_WG; i++)
+        #pragma unroll
+        for (int i = 0; i < ng; i++)
             ss += y[i].s0 * y[i].s0 + y[i].s1 * y[i].s1 + y[i].s2 * y[i].s2 + y[i].s3 * y[i].s3;
         ss = wg_sum(ss, red);
         float inv = 1.0f / sqrt(ss / (float)n + P.f[3]), mx = 0.0f;
-        for (int i = 0; i < TV_KMAX / 4 / TV_WG; i++) {
+        #pragma unroll
+        for (int i = 0; i < ng; i++) {
             y[i] = y[i] * inv * ws[i];
             mx = fmax(mx, fmax(fmax(fabs(y[i].s0), fabs(y[i].s1)), fmax(fabs(y[i].s2), fabs(y[i].s3))));
         }
@@ -252,7 +256,8 @@ void matmul_t2_vec(__global const float *a, __global const float *nw, __global u
         if (!(mx > 1e-5f)) mx = 1e-5f;
         float s = 127.0f / mx;
         xs = mx / 127.0f;
-        for (int i = 0; i < TV_KMAX / 4 / TV_WG; i++) {
+        #pragma unroll
+        for (int i = 0; i < ng; i++) {
             int g4 = lid + i * TV_WG;
             if (g4 >= kpad / 4) break;
             uint word = (uint)(uchar)quant_i8(y[i].s0, s) | (uint)(uchar)quant_i8(y[i].s1, s) << 8 |
@@ -270,7 +275,8 @@ void matmul_t2_vec(__global const float *a, __global const float *nw, __global u
     /* 3. the dot products: piece j is half j&1 of block j/2; its plane p meets activation
      * uint4 2p + (j&1) of the block */
     int acc = 0;
-    for (int u = 0; u < TV_MAXU; u++) {
+    #pragma unroll
+    for (int u = 0; u < maxu; u++) {
         int j = lane + u * lpr;
         if (j >= kw4) break;
         acc = t2_piece_dot(wv[u], xl + (j >> 1) * 8 + (j & 1), acc);
@@ -297,3 +303,24 @@ void matmul_t2_vec(__global const float *a, __global const float *nw, __global u
         o1[P.off[8] + lr] = up;
     }
 }
+
+#define TV_ARGS                                                                                   \
+    __global const float *a, __global const float *nw, __global uint *q, __global float *qs,      \
+        __global const uint *w0, __global const uint *w1, __global const uint *w2,                \
+        __global float *o0, __global float *o1, __global float *o2, rtr_params P
+#define TV_BODY(NG, MAXU)                                                                         \
+    __local uint4 xl[TV_KMAX / 16];                                                               \
+    __local float red[TV_WG], gv[TV_WG];                                                          \
+    __local int part[TV_WG];                                                                      \
+    t2_vec(a, nw, q, qs, w0, w1, w2, o0, o1, o2, P, NG, MAXU, xl, red, gv, part)
+
+__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec(TV_ARGS) { TV_BODY(TV_NG, 8); }
+
+/* the same for norms of rows up to 3072 (2B4T's 2560): fewer registers, so that a compute
+ * unit holds more work-groups at once */
+#define TV_NG_SHORT 3
+__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_s(TV_ARGS) { TV_BODY(TV_NG_SHORT, 8); }
+
+/* and for a gate/up pair of such rows: ten pieces a work-item, so that twice the rows a
+ * work-group leave half the work-groups, all resident at once */
+__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_g(TV_ARGS) { TV_BODY(TV_NG_SHORT, TV_MAXU); }
