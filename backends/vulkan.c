@@ -12,14 +12,17 @@
  * (decode repeats the same ops every token) or records a new one, then submits and waits.
  * Environment (tuning and test aids, all off by default): ROTOR_VK_PORTABLE=1 keeps to core
  * Vulkan 1.1 (no subgroup or dot product shaders, no mapped device memory), to test those paths
- * on any device; ROTOR_VK_NOFUSE=1 turns off the fusions of vulkan_ops.c; ROTOR_VK_NOVEC=1,
- * ROTOR_VK_NOGEMM=1 and ROTOR_VK_NOATTNB=1 send one-token products, batched products and batched
- * attention back to the older general shaders (mm_t2.comp, attn.comp), for comparison;
- * ROTOR_VK_NOCOOP=1 keeps batched products and attention off the matrix hardware
- * (mm_t2_coop.comp, attn_coop.comp);
- * ROTOR_VK_VEC_LANES=N sets the lanes a weight row in mm_t2_vec.comp; ROTOR_VK_ATTN_SPLITS=N caps
- * how many splits decode attention makes of the ring; ROTOR_VK_PROFILE=FILE writes device time
- * per dispatch kind to FILE when the backend is destroyed. */
+ * on any device. For comparison: ROTOR_VK_NOFUSE=1 turns off the fusions of vulkan_ops.c;
+ * ROTOR_VK_NOPOLL=1 waits for every batch blocking; ROTOR_VK_NOVEC=1, ROTOR_VK_NOGEMM=1 and
+ * ROTOR_VK_NOATTNB=1 send one-token products, batched products and batched attention back to
+ * the older general shaders (mm_t2.comp, attn.comp); ROTOR_VK_NOCOOP=1 keeps batched products
+ * and attention off the matrix hardware (mm_t2_coop.comp, attn_coop.comp); ROTOR_VK_NOVECGLU=1
+ * gives a gate/up pair the general short-row variant of mm_t2_vec.comp instead of its own.
+ * Tuning: ROTOR_VK_VEC_LANES=N sets the lanes a weight row in mm_t2_vec.comp;
+ * ROTOR_VK_ATTN_SPLITS=N caps how many splits decode attention makes of the ring;
+ * ROTOR_VK_PROFILE=FILE writes device time per dispatch kind to FILE when the backend is
+ * destroyed, with the driver's statistics of each pipeline (registers, shared memory) where it
+ * reports them. */
 #include "vulkan_impl.h"
 #include "shaders.h"
 
@@ -64,11 +67,25 @@ static int lost_err(rtr_err *err) {
 
 /* Submits command buffers and waits for them with a timeout. A hang or device loss marks the
  * backend lost: every later call fails instead of touching the device. */
-static int submit_wait(vk_backend *vk, const VkCommandBuffer *cbs, int n, rtr_err *err) {
+/* Submits and waits. The driver's blocking wait wakes this thread tens of microseconds after
+ * the GPU is done, which a decode step of two milliseconds feels (BENCH.md); so a batch whose
+ * duration is known from its last run (*last, seconds; NULL or 0 when not) and is short sleeps
+ * through all but the last VK_POLL_S of that time and then polls the fence. A batch that
+ * overruns its last time by far, or is long or new, is waited for blocking. */
+#define VK_POLL_S 200e-6
+#define VK_POLL_MAX_S 50e-3
+static int submit_wait(vk_backend *vk, const VkCommandBuffer *cbs, int n, double *last, rtr_err *err) {
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = (uint32_t)n, .pCommandBuffers = cbs};
+    double t0 = rtr_now();
     VkResult r = vkQueueSubmit(vk->queue, 1, &si, vk->fence);
     if (r != VK_SUCCESS) { vk->lost = r == VK_ERROR_DEVICE_LOST; return vk_fail(vk, r, "vkQueueSubmit", err); }
-    r = vkWaitForFences(vk->dev, 1, &vk->fence, VK_TRUE, VK_TIMEOUT_NS);
+    r = VK_NOT_READY;
+    if (last && *last > 0 && *last < VK_POLL_MAX_S && !vk->no_poll) {
+        if (*last > VK_POLL_S) r = vkWaitForFences(vk->dev, 1, &vk->fence, VK_TRUE, (uint64_t)((*last - VK_POLL_S) * 1e9));
+        while ((r == VK_TIMEOUT || r == VK_NOT_READY) && rtr_now() - t0 < 2 * *last + VK_POLL_S)
+            r = vkGetFenceStatus(vk->dev, vk->fence);
+    }
+    if (r == VK_TIMEOUT || r == VK_NOT_READY) r = vkWaitForFences(vk->dev, 1, &vk->fence, VK_TRUE, VK_TIMEOUT_NS);
     if (r == VK_TIMEOUT) {
         vk->lost = 1;
         return rtr_seterr(err, RTR_EBACKEND, "vulkan: the GPU did not finish a batch within %llu s (hung)",
@@ -76,6 +93,7 @@ static int submit_wait(vk_backend *vk, const VkCommandBuffer *cbs, int n, rtr_er
     }
     if (r != VK_SUCCESS) { vk->lost = 1; return vk_fail(vk, r, "waiting for the GPU", err); }
     vkResetFences(vk->dev, 1, &vk->fence);
+    if (last) *last = rtr_now() - t0;
     return 0;
 }
 
@@ -108,7 +126,7 @@ static int flush_uploads(vk_backend *vk, rtr_err *err) {
     cb_full_barrier(vk->up_cb, 1);
     VkResult r = vkEndCommandBuffer(vk->up_cb);
     if (r != VK_SUCCESS) return vk_fail(vk, r, "vkEndCommandBuffer", err);
-    int rc = submit_wait(vk, &vk->up_cb, 1, err);
+    int rc = submit_wait(vk, &vk->up_cb, 1, NULL, err);
     vkResetCommandBuffer(vk->up_cb, 0);
     return rc;
 }
@@ -130,7 +148,7 @@ static int copy_now(vk_backend *vk, VkBuffer src, VkDeviceSize soff, VkBuffer ds
     cb_full_barrier(vk->xfer_cb, 1);
     VkResult r = vkEndCommandBuffer(vk->xfer_cb);
     if (r != VK_SUCCESS) return vk_fail(vk, r, "vkEndCommandBuffer", err);
-    rc = submit_wait(vk, &vk->xfer_cb, 1, err);
+    rc = submit_wait(vk, &vk->xfer_cb, 1, NULL, err);
     vkResetCommandBuffer(vk->xfer_cb, 0);
     return rc;
 }
@@ -334,10 +352,38 @@ static void prof_collect(vk_backend *vk, const vk_rec *rec, double wall) {
     }
 }
 
+/* The driver's own figures for each pipeline (registers, shared memory, ...), where the device
+ * reports them: what decides how many workgroups a multiprocessor holds at once. */
+static void prof_stats(vk_backend *vk, FILE *f, const char *const *names) {
+    PFN_vkGetPipelineExecutableStatisticsKHR get =
+        (PFN_vkGetPipelineExecutableStatisticsKHR)vkGetDeviceProcAddr(vk->dev, "vkGetPipelineExecutableStatisticsKHR");
+    if (!get) return;
+    fprintf(f, "pipeline statistics (driver):\n");
+    for (int i = 0; i < VP_COUNT; i++) {
+        if (!vk->pipe[i]) continue;
+        VkPipelineExecutableInfoKHR ei = {.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR, .pipeline = vk->pipe[i]};
+        VkPipelineExecutableStatisticKHR st[16];
+        uint32_t n = 16;
+        for (uint32_t j = 0; j < n; j++) st[j] = (VkPipelineExecutableStatisticKHR){.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR};
+        if (get(vk->dev, &ei, &n, st) < 0) continue;
+        fprintf(f, "%-16s", names[i]);
+        for (uint32_t j = 0; j < n; j++) {
+            fprintf(f, " %s=", st[j].name);
+            switch (st[j].format) {
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR: fprintf(f, "%u", st[j].value.b32); break;
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR: fprintf(f, "%lld", (long long)st[j].value.i64); break;
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR: fprintf(f, "%llu", (unsigned long long)st[j].value.u64); break;
+            default: fprintf(f, "%g", st[j].value.f64); break;
+            }
+        }
+        fprintf(f, "\n");
+    }
+}
+
 static void prof_write(vk_backend *vk) {
     static const char *names[VP_COUNT] = {
         [VP_EMBED] = "embed", [VP_NORM] = "norm", [VP_MMT2_1] = "mm_t2_1", [VP_MMT2_N] = "mm_t2_n",
-        [VP_MMT2_V] = "mm_t2_vec", [VP_MMT2_VF] = "mm_t2_vec_norm", [VP_MMT2_G] = "mm_t2_gemm", [VP_MMT2_C] = "mm_t2_coop", [VP_MMF_1] = "mm_f_1",
+        [VP_MMT2_V] = "mm_t2_vec", [VP_MMT2_VF] = "mm_t2_vec_norm", [VP_MMT2_VS] = "mm_t2_vec_norm_s", [VP_MMT2_VG] = "mm_t2_vec_norm_g", [VP_MMT2_G] = "mm_t2_gemm", [VP_MMT2_C] = "mm_t2_coop", [VP_MMF_1] = "mm_f_1",
         [VP_MMF_N] = "mm_f_n", [VP_ROPE] = "rope", [VP_KV] = "kv_store", [VP_ATTN] = "attn", [VP_ATTNB] = "attn_batch", [VP_ATTNC] = "attn_coop", [VP_GLU] = "glu"};
     FILE *f = fopen(vk->prof_path, "w");
     if (!f) return;
@@ -351,6 +397,7 @@ static void prof_write(vk_backend *vk) {
         if (p->calls)
             fprintf(f, "%-12s %18s %10ld %12.3f %10.2f\n", names[p->pipe], g, p->calls, p->ns * 1e-6, p->ns * 1e-3 / (double)p->calls);
     }
+    if (vk->prof_stats) prof_stats(vk, f, names);
     fclose(f);
 }
 
@@ -415,6 +462,7 @@ static int vkb_end(rtr_backend *be, rtr_err *err) {
         memcpy(rec->ops, vk->ops, (size_t)vk->n_ops * sizeof *rec->ops);
         rec->n = vk->n_ops;
         rec->valid = 1;
+        rec->last_s = 0;
     }
     rec->stamp = ++vk->stamp;
     VkCommandBuffer cbs[2];
@@ -427,7 +475,7 @@ static int vkb_end(rtr_backend *be, rtr_err *err) {
     }
     cbs[n++] = rec->cb;
     double t0 = vk->prof_path ? rtr_now() : 0;
-    rc = submit_wait(vk, cbs, n, err);
+    rc = submit_wait(vk, cbs, n, &rec->last_s, err);
     if (n == 2) { vkResetCommandBuffer(vk->up_cb, 0); vk->ring_used = 0; }
     if (!rc && vk->prof_path) prof_collect(vk, rec, rtr_now() - t0);
     return rc;
@@ -643,17 +691,21 @@ static const rtr_spv_entry *find_spv(const char *name) {
 }
 
 static int make_pipelines(vk_backend *vk, rtr_err *err) {
-    /* specialization constants: 0 TMAX, 1 workgroup size, 2 fused norm (mm_t2_vec only) */
-    static const struct { const char *shader; uint32_t spec[3]; } P[VP_COUNT] = {
+    /* specialization constants: 0 TMAX, 1 workgroup size; mm_t2_vec only: 2 fused norm, 3 its
+     * words an invocation, 4 weight pieces an invocation */
+    static const struct { const char *shader; uint32_t spec[5]; } P[VP_COUNT] = {
         [VP_EMBED] = {"embed", {0}}, [VP_NORM] = {"norm", {0}}, [VP_MMT2_1] = {"mm_t2", {1, 128, 0}},
         [VP_MMT2_N] = {"mm_t2", {VK_TMAX, 128, 0}},
-        [VP_MMT2_V] = {"mm_t2_vec", {0, VK_WG_VEC, 0}}, [VP_MMT2_VF] = {"mm_t2_vec", {0, VK_WG_VEC, 1}},
+        [VP_MMT2_V] = {"mm_t2_vec", {0, VK_WG_VEC, 0, 1, VK_VEC_MAXU}},
+        [VP_MMT2_VF] = {"mm_t2_vec", {0, VK_WG_VEC, 1, VK_VEC_KMAX / 4 / VK_WG_VEC, VK_VEC_MAXU}},
+        [VP_MMT2_VS] = {"mm_t2_vec", {0, VK_WG_VEC, 1, VK_VEC_NGS, VK_VEC_MAXU}},
+        [VP_MMT2_VG] = {"mm_t2_vec", {0, VK_WG_VEC, 1, VK_VEC_NGS, VK_VEC_MAXUG}},
         [VP_MMT2_G] = {"mm_t2_gemm", {0}}, [VP_MMT2_C] = {"mm_t2_coop", {0}},
         [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
         [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_ATTNC] = {"attn_coop", {0}}, [VP_GLU] = {"glu", {0}},
     };
     for (int i = 0; i < VP_COUNT; i++) {
-        if ((i == VP_MMT2_V || i == VP_MMT2_VF) && vk->no_vec) continue;
+        if (i >= VP_MMT2_V && i <= VP_MMT2_VG && vk->no_vec) continue;
         if (i == VP_MMT2_G && vk->no_gemm) continue;
         if (i == VP_MMT2_C && !(vk->coop & COOP_I8)) continue;
         if (i == VP_ATTNC && !(vk->coop & COOP_F16)) continue;
@@ -667,14 +719,14 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         VkShaderModule mod;
         VkResult r = vkCreateShaderModule(vk->dev, &mi, NULL, &mod);
         if (r != VK_SUCCESS) return vk_fail(vk, r, "vkCreateShaderModule", err);
-        VkSpecializationMapEntry me[3] = {{0, 0, 4}, {1, 4, 4}, {2, 8, 4}};
-        uint32_t nspec = P[i].spec[2] || P[i].spec[1] ? 3 : P[i].spec[0] ? 1 : 0;
+        VkSpecializationMapEntry me[5] = {{0, 0, 4}, {1, 4, 4}, {2, 8, 4}, {3, 12, 4}, {4, 16, 4}};
+        uint32_t nspec = P[i].spec[4] ? 5 : P[i].spec[2] || P[i].spec[1] ? 3 : P[i].spec[0] ? 1 : 0;
         VkSpecializationInfo spi = {nspec, me, nspec * 4, P[i].spec};
         VkComputePipelineCreateInfo ci = {
             .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
             .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                       .module = mod, .pName = "main", .pSpecializationInfo = nspec ? &spi : NULL},
-            .layout = vk->playout};
+            .layout = vk->playout, .flags = vk->prof_stats ? VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR : 0};
         r = vkCreateComputePipelines(vk->dev, VK_NULL_HANDLE, 1, &ci, NULL, &vk->pipe[i]);
         vkDestroyShaderModule(vk->dev, mod, NULL);
         if (r != VK_SUCCESS) return vk_fail(vk, r, "creating the compute pipelines", err);
@@ -733,6 +785,7 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     const VkPhysicalDeviceLimits *lim = &vk->props.limits;
     vk->portable = env_flag("ROTOR_VK_PORTABLE");
     vk->no_fuse = env_flag("ROTOR_VK_NOFUSE"); /* for measuring what the fusions save */
+    vk->no_poll = env_flag("ROTOR_VK_NOPOLL");  /* and what polling the fence saves */
     vk->no_vec = env_flag("ROTOR_VK_NOVEC") ||  /* the older one-token matmul, for comparison */
                  lim->maxComputeWorkGroupInvocations < VK_WG_VEC || lim->maxComputeWorkGroupSize[0] < VK_WG_VEC;
     /* batches through mm_t2.comp and attn.comp, for comparison or for want of shared memory */
@@ -743,6 +796,7 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->coop = vk->portable || env_flag("ROTOR_VK_NOCOOP") || lim->maxComputeSharedMemorySize < VK_COOP_SHARED ? 0 : c.coop;
     if (!find_spv("mm_t2_coop") || vk->no_gemm) vk->coop &= ~COOP_I8;
     if (!find_spv("attn_coop") || vk->no_attnb) vk->coop &= ~COOP_F16;
+    vk->no_vec_glu = env_flag("ROTOR_VK_NOVECGLU");
     const char *lp = getenv("ROTOR_VK_VEC_LANES"); /* lanes a weight row in mm_t2_vec.comp (4 to 32) */
     vk->vec_lanes = lp ? atoi(lp) : 0;
     const char *as = getenv("ROTOR_VK_ATTN_SPLITS"); /* most splits of the ring in attention */
@@ -764,8 +818,17 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     void *chain = NULL;
     if (vk->dot) { fd.pNext = chain; chain = &fd; }
     if (vk->coop) { mf.pNext = &cf; cf.pNext = chain; chain = &f8i; }
-    const char *exts[2];
+    const char *exts[3];
     uint32_t next = 0;
+    const char *prof = getenv("ROTOR_VK_PROFILE");
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR pef = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR, .pipelineExecutableInfo = VK_TRUE};
+    if (prof && *prof && has_ext(vk->pd, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME)) {
+        exts[next++] = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
+        pef.pNext = chain;
+        chain = &pef;
+        vk->prof_stats = 1;
+    }
     if (vk->dot && c.dot_ext) exts[next++] = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
     if (vk->coop) exts[next++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
     VkDeviceCreateInfo di = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = chain,
@@ -793,7 +856,6 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->up_cb = cbs[0];
     vk->xfer_cb = cbs[1];
     for (int i = 0; i < VK_NREC; i++) vk->rec[i].cb = cbs[2 + i];
-    const char *prof = getenv("ROTOR_VK_PROFILE");
     if (prof && *prof && qf[vk->qfam].timestampValidBits >= 32 && vk->props.limits.timestampPeriod > 0) {
         if (!(vk->prof_path = strdup(prof))) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
         VkQueryPoolCreateInfo qi2 = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO, .queryType = VK_QUERY_TYPE_TIMESTAMP,

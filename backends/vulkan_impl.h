@@ -19,10 +19,17 @@ struct rtr_buf {
 /* pipelines: one per shader, the matmuls twice (TMAX 1 for decode, VK_TMAX for batches), and
  * the ternary matmul once more with the norm fused in (decode) */
 enum {
-    VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMT2_V, VP_MMT2_VF, VP_MMT2_G, VP_MMT2_C, VP_MMF_1, VP_MMF_N,
+    VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMT2_V, VP_MMT2_VF, VP_MMT2_VS, VP_MMT2_VG, VP_MMT2_G, VP_MMT2_C, VP_MMF_1, VP_MMF_N,
     VP_ROPE, VP_KV, VP_ATTN, VP_ATTNB, VP_ATTNC, VP_GLU, VP_COUNT
 };
 #define VK_WG_VEC 256   /* invocations of a one-token matmul workgroup (mm_t2_vec.comp) */
+/* mm_t2_vec.comp's fused-norm variants hold the norm's row in registers, NG words an invocation:
+ * 8 for rows up to VK_VEC_KMAX (VP_MMT2_VF), VK_VEC_NGS for rows up to VK_VEC_SHORT (VP_MMT2_VS,
+ * and VP_MMT2_VG for gate/up pairs, with VK_VEC_MAXUG weight pieces an invocation so that a
+ * workgroup takes twice the rows). Fewer registers, more workgroups resident at once (BENCH.md). */
+#define VK_VEC_NGS 3
+#define VK_VEC_SHORT (4u * VK_VEC_NGS * VK_WG_VEC)
+#define VK_VEC_MAXUG 10
 #define VK_VEC_MAXU 8   /* 16-byte weight pieces an invocation of it holds */
 #define VK_VEC_KMAX 8192
 #define VK_GEMM_SHARED 18432 /* bytes of shared memory mm_t2_gemm.comp takes */
@@ -30,7 +37,7 @@ enum {
 enum { COOP_I8 = 1, COOP_F16 = 2 }; /* cooperative-matrix shaders a device can run */
 #define VK_GEMM_MIN 17        /* batches from this many tokens up use it */
 
-#define VK_NBIND 10  /* storage buffers every shader's set layout has */
+#define VK_NBIND 15  /* storage buffers every shader's set layout has (RTR_NBIND of kernels/vk_bind.glsl) */
 #define VK_TMAX 8    /* tokens a matmul workgroup takes at once in batches */
 #define VK_NREC 4    /* recorded batches kept for replay */
 #define VK_NPEND 64  /* accesses tracked since the last barrier */
@@ -60,6 +67,7 @@ typedef struct {
     int n, cap;
     uint64_t stamp;
     int valid;
+    double last_s; /* how long its last submit took to finish (0: not run yet) */
     /* ROTOR_VK_PROFILE: a timestamp after each dispatch; pkey[i] is the profile entry of the
      * dispatch that ends at query i + 1 */
     VkQueryPool qp;
@@ -91,7 +99,7 @@ typedef struct {
     uint32_t qfam;
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memp;
-    int sg, dot, sg_size, portable, no_fuse, no_vec, no_gemm, no_attnb, coop, vec_lanes, attn_splits;
+    int sg, dot, sg_size, portable, no_fuse, no_poll, no_vec, no_vec_glu, no_gemm, no_attnb, coop, vec_lanes, attn_splits;
     VkDeviceSize align, max_range;
     VkCommandPool cpool;
     VkCommandBuffer up_cb, xfer_cb;
@@ -130,6 +138,7 @@ typedef struct {
     int n_prof;
     long prof_batches;
     double prof_wall, prof_gpu;
+    int prof_stats; /* pipelines built with statistics (VK_KHR_pipeline_executable_properties) */
 } vk_backend;
 
 /* vulkan.c */

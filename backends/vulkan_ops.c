@@ -778,29 +778,80 @@ static int glu_fusable(const vk_backend *vk, const rtr_op *mm, const rtr_op *g, 
 /* Lanes a weight row for mm_t2_vec.comp: the fewest from `from` up (a power of two, at most 32)
  * that hold a row in VK_VEC_MAXU pieces each (rows a workgroup = VK_WG_VEC / lanes). On the
  * H100, fewer and fuller workgroups won over more lanes a row at every 2B4T shape (BENCH.md). */
-static uint32_t vec_lanes(uint64_t kw4, uint32_t from) {
+static uint32_t vec_lanes(uint64_t kw4, uint32_t from, uint32_t maxu) {
     uint32_t lpr = from;
-    while (lpr < 32 && kw4 > (uint64_t)lpr * VK_VEC_MAXU) lpr *= 2;
+    while (lpr < 32 && kw4 > (uint64_t)lpr * maxu) lpr *= 2;
     return lpr;
 }
 
-/* One dispatch of mm_t2_vec.comp for mm, with the norm nm in front and the GLU g behind when
- * they are given. Every access of the fused ops is one dependency list: the results the ops
- * pass each other never leave the dispatch. */
+/* The ROPE of q, the ROPE of k and the KV_STORE that follow a one-token q/k/v product, done by
+ * the product's workgroups (mm_t2_vec.comp, RoPE/KV mode): the three ops are exactly what the
+ * separate dispatches would take (rope_q_fusable, rope_kv_fusable), the ropes rotate the
+ * product's first two outputs whole, the store takes its second and third, and none of the
+ * product's or its norm's buffers is a cache, the slots, the positions or the rope table. */
+typedef struct {
+    const rtr_op *rq, *rk, *kv;
+    acc_list lq, lk, lkv;
+} rkv_ops;
+
+static int rkv_fusable(const vk_backend *vk, const rtr_op *nm, const rtr_op *mm, const rtr_op *const *next, int nnext,
+                       const acc_list *lb, rkv_ops *r) {
+    if (nnext < 3 || vk->no_fuse || mm->rows != 1 || mm->p.mm.n_mat != 3 || mm->p.mm.accum) return 0;
+    r->rq = next[0];
+    r->rk = next[1];
+    r->kv = next[2];
+    if (!rope_kv_fusable(vk, r->rk, r->kv, &r->lk, &r->lkv) || !rope_q_fusable(vk, r->rq, r->rk, &r->lk, &r->lkv, &r->lq))
+        return 0;
+    int hd = r->rk->p.rope.head_dim;
+    if (r->kv->rows != 1 || hd % 4 || !same_ref(r->rq->a, mm->p.mm.out[0]) || !same_ref(r->rk->a, mm->p.mm.out[1]) ||
+        !same_ref(r->kv->b, mm->p.mm.out[2]) || mm->p.mm.n[0] != r->rq->p.rope.n_head * hd ||
+        mm->p.mm.n[1] != r->kv->p.kv.n || mm->p.mm.n[2] != r->kv->p.kv.n ||
+        (r->kv->p.kv.type != RTR_T_F32 && r->kv->p.kv.type != RTR_T_F16))
+        return 0;
+    const rtr_buf *side[4] = {r->kv->dst.buf, r->kv->dst2.buf, r->kv->c.buf, r->rq->b.buf};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < lb->n; j++)
+            if (lb->a[j].b == side[i]) return 0;
+    if (nm)
+        for (int i = 0; i < 4; i++)
+            if (side[i] == nm->a.buf || side[i] == nm->c.buf || side[i] == nm->dst2.buf || side[i] == nm->dst3.buf) return 0;
+    return r->lq.n + r->lk.n + r->lkv.n <= 3 * 12;
+}
+
+/* One dispatch of mm_t2_vec.comp for mm, with the norm nm in front and the GLU g or the RoPE/KV
+ * ops rk behind when they are given. Every access of the fused ops is one dependency list: the
+ * results the ops pass each other never leave the dispatch. */
 static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_op *g, const acc_list *la,
-                      const acc_list *lb, const acc_list *lg, rtr_err *err) {
-    vk_access all[36];
-    int n = 0;
-    const acc_list *ls[3] = {la, lb, lg};
-    for (int k = 0; k < 3; k++)
-        for (int i = 0; ls[k] && i < ls[k]->n; i++) all[n++] = ls[k]->a[i];
+                      const acc_list *lb, const acc_list *lg, const rkv_ops *rk, rtr_err *err) {
+    vk_backend *vk = c->vk;
+    vk_access all[VK_NPEND];
+    int n = 0, ri = -1;
+    const acc_list *ls[6] = {la, lb, lg, rk ? &rk->lq : NULL, rk ? &rk->lk : NULL, rk ? &rk->lkv : NULL};
+    for (int k = 0; k < 6; k++)
+        for (int i = 0; ls[k] && i < ls[k]->n && n < VK_NPEND; i++) all[n++] = ls[k]->a[i];
+    if (rk) {
+        ri = find_rope(vk, rk->rk->p.rope.theta, rk->rk->p.rope.rot_dim);
+        if (ri < 0) return rtr_seterr(err, RTR_EBACKEND, "vulkan: rope table missing");
+        if (n < VK_NPEND)
+            all[n++] = (vk_access){vk->rope_tab, vk->rope[ri].off, vk->rope[ri].off + (size_t)rk->rk->p.rope.rot_dim * 2, 0};
+    }
     depend(c, all, n);
     clear_refs(c);
     uint64_t total = bind_matmul(c, mm);
     if (nm) { c->ref[8] = nm->a; c->ref[9] = nm->c; }
+    if (rk) {
+        c->ref[10] = rk->kv->c;
+        c->ref[11] = rk->rk->b;
+        c->ref[12] = (rtr_ref){vk->rope_tab, vk->rope[ri].off};
+        c->ref[13] = rk->kv->dst;
+        c->ref[14] = rk->kv->dst2;
+    }
     uint64_t kw4 = kpad128(mm->p.mm.k) / 64;
+    int pipe = !nm ? VP_MMT2_V : kw4 * 64 > VK_VEC_SHORT ? VP_MMT2_VF : g && !c->vk->no_vec_glu ? VP_MMT2_VG : VP_MMT2_VS;
     int fl = c->vk->vec_lanes; /* ROTOR_VK_VEC_LANES: the given lanes, or the fewest above that fit */
-    uint32_t lpr = vec_lanes(kw4, fl == 8 || fl == 16 || fl == 32 ? (uint32_t)fl : 4), rpw = VK_WG_VEC / lpr;
+    uint32_t lpr = vec_lanes(kw4, fl == 8 || fl == 16 || fl == 32 ? (uint32_t)fl : 4,
+                             pipe == VP_MMT2_VG ? VK_VEC_MAXUG : VK_VEC_MAXU),
+             rpw = VK_WG_VEC / lpr;
     c->pc[P + 0] = (uint32_t)kw4;
     c->pc[P + 1] = lpr;
     c->pc[P + 5] = mm->p.mm.accum ? 1u : 0;
@@ -808,10 +859,14 @@ static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_
     c->pc[P + 10] = nm ? 1u | (nm->c.buf ? 2u : 0) : 0;
     c->pc[P + 11] = nm ? fbits(nm->p.norm.eps) : 0;
     c->pc[P + 12] = nm ? (uint32_t)nm->p.norm.n : 0;
+    c->pc[P + 13] = rk ? 1u | (rk->kv->p.kv.type == RTR_T_F32 ? 2u : 0) : 0;
+    c->pc[P + 14] = rk ? (uint32_t)rk->rk->p.rope.head_dim : 0;
+    c->pc[P + 15] = rk ? (uint32_t)kv_max_slots(vk, rk->kv) : 0;
+    c->pc[P + 16] = rk ? (uint32_t)rk->kv->p.kv.n : 0;
     uint64_t groups = g ? ((uint64_t)mm->p.mm.n[0] + rpw / 2 - 1) / (rpw / 2) : (total + rpw - 1) / rpw;
     uint32_t gx, gy;
     grid(groups, &gx, &gy);
-    return dispatch(c, nm ? VP_MMT2_VF : VP_MMT2_V, P + 13, gx, gy, 1, err);
+    return dispatch(c, pipe, P + 17, gx, gy, 1, err);
 }
 
 int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {
@@ -829,14 +884,20 @@ int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {
         const rtr_op *op = &vk->ops[i], *next = i + 1 < vk->n_ops ? &vk->ops[i + 1] : NULL;
         const rtr_op *third = i + 2 < vk->n_ops ? &vk->ops[i + 2] : NULL;
         acc_list lg;
+        rkv_ops rk;
+        const rtr_op *after[4]; /* the ops after this one */
+        int nafter = 0;
+        for (int j = i + 1; j < vk->n_ops && nafter < 4; j++) after[nafter++] = &vk->ops[j];
         if (!vk->no_fuse && next && fusable(vk, op, next, &la, &lb)) {
             int gf = glu_fusable(vk, next, third, &lb, &lg);
-            rc = rec_mm_vec(&c, op, next, gf ? third : NULL, &la, &lb, gf ? &lg : NULL, err);
-            i += gf ? 2 : 1;
+            int rf = !gf && rkv_fusable(vk, op, next, after + 1, nafter - 1, &lb, &rk);
+            rc = rec_mm_vec(&c, op, next, gf ? third : NULL, &la, &lb, gf ? &lg : NULL, rf ? &rk : NULL, err);
+            i += gf ? 2 : rf ? 4 : 1;
         } else if (vec_ok(vk, op) && !op_accesses(vk, op, &lb, NULL)) {
             int gf = glu_fusable(vk, op, next, &lb, &lg);
-            rc = rec_mm_vec(&c, NULL, op, gf ? next : NULL, NULL, &lb, gf ? &lg : NULL, err);
-            i += gf ? 1 : 0;
+            int rf = !gf && rkv_fusable(vk, NULL, op, after, nafter, &lb, &rk);
+            rc = rec_mm_vec(&c, NULL, op, gf ? next : NULL, NULL, &lb, gf ? &lg : NULL, rf ? &rk : NULL, err);
+            i += gf ? 1 : rf ? 3 : 0;
         } else if (!vk->no_fuse && third && rope_kv_fusable(vk, next, third, &lb, &lc) &&
                  rope_q_fusable(vk, op, next, &lb, &lc, &la))
             rc = rec_rope_kv(&c, op, next, third, &la, &lb, &lc, err), i += 2;

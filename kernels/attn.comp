@@ -13,6 +13,7 @@
  * e^(m_s - M)) and resets the counter, so the merge needs no dispatch of its own. head_dim is
  * even, <= 256. */
 #version 450
+#extension GL_EXT_control_flow_attributes : enable
 #define WG 128
 #define CH 128
 #define KB 8 /* key reads in flight an invocation */
@@ -32,7 +33,7 @@ layout(std430, binding = 6) coherent buffer BPT { uint PT[]; };
 layout(std430, binding = 7) coherent buffer BCN { uint CNT[]; };
 
 layout(push_constant) uniform PC {
-    uint o[10];
+    uint o[RTR_NBIND];
     uint n_head, n_kv, hd, cap;
     int n_sink, window;
     float scale;
@@ -94,11 +95,11 @@ void main() {
                 /* KB pieces' reads issued together, then used */
                 for (uint w0 = 0; w0 < hd / 8; w0 += KB) {
                     vec4 ka[KB], kc[KB];
-                    for (uint u = 0; u < KB; u++) {
+                    [[unroll]] for (uint u = 0; u < KB; u++) {
                         ka[u] = kc[u] = vec4(0.0);
                         if (w0 + u < hd / 8) kpiece(kb, w0 + u, ka[u], kc[u]);
                     }
-                    for (uint u = 0; u < KB; u++) {
+                    [[unroll]] for (uint u = 0; u < KB; u++) {
                         if (w0 + u >= hd / 8) break;
                         uint e = 8 * (w0 + u);
                         dot += qsh[e] * ka[u].x + qsh[e + 1] * ka[u].y + qsh[e + 2] * ka[u].z + qsh[e + 3] * ka[u].w +
@@ -130,13 +131,13 @@ void main() {
             for (uint j0 = gi4; j0 < jn; j0 += G4 * VB) {
                 vec4 va[VB], vb[VB];
                 float pj[VB];
-                for (uint u = 0; u < VB; u++) {
+                [[unroll]] for (uint u = 0; u < VB; u++) {
                     uint j = j0 + u * G4;
                     pj[u] = j < jn ? p[j] : 0.0;
                     va[u] = vb[u] = vec4(0.0);
                     if (pj[u] != 0.0) vpiece((base + j) * kstride + kvh * hd, wi4, va[u], vb[u]);
                 }
-                for (uint u = 0; u < VB; u++) {
+                [[unroll]] for (uint u = 0; u < VB; u++) {
                     acc4a += pj[u] * va[u];
                     acc4b += pj[u] * vb[u];
                 }
@@ -154,7 +155,7 @@ void main() {
     /* the groups' partial sums meet in shared memory; invocation l < hw owns dims 2l, 2l+1 */
     if (v4act) {
         uint cb = gi4 * hd + 8 * wi4;
-        for (uint e = 0; e < 4; e++) { comb[cb + e] = acc4a[e]; comb[cb + 4 + e] = acc4b[e]; }
+        [[unroll]] for (uint e = 0; e < 4; e++) { comb[cb + e] = acc4a[e]; comb[cb + 4 + e] = acc4b[e]; }
     } else if (vact) {
         comb[gi * hd + 2 * wi] = acc.x;
         comb[gi * hd + 2 * wi + 1] = acc.y;

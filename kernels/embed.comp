@@ -11,7 +11,7 @@ layout(std430, binding = 1) readonly buffer BI { int ID[]; };
 layout(std430, binding = 2) writeonly buffer BD { uint D[]; };
 
 layout(push_constant) uniform PC {
-    uint o[10];
+    uint o[RTR_NBIND];
     uint type, n_rows, d, rows;
     float scale;
     uint rowb; /* q8r bytes per row */

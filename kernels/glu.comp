@@ -10,7 +10,7 @@ layout(std430, binding = 1) readonly buffer BB { uint B[]; };
 layout(std430, binding = 2) buffer BD { uint D[]; };
 
 layout(push_constant) uniform PC {
-    uint o[10];
+    uint o[RTR_NBIND];
     uint total, act;
 } pc;
 

@@ -21,7 +21,7 @@ layout(std430, binding = 6) readonly buffer BT { uint TAB[]; };
 layout(std430, binding = 7) buffer BQ { uint QS[]; };
 
 layout(push_constant) uniform PC {
-    uint o[10];
+    uint o[RTR_NBIND];
     uint rows, n, max_slots, f32, rope, hd, nq;
 } pc;
 

@@ -16,7 +16,7 @@ layout(std430, binding = 2) readonly buffer BW { uint W[]; };
 layout(std430, binding = 3) writeonly buffer BD { uint D[]; };
 
 layout(push_constant) uniform PC {
-    uint o[10];
+    uint o[RTR_NBIND];
     uint type;  /* 0 f32, 1 f16, 2 bf16, 4 q8r (RTR_T_*) */
     uint n, k, rows, nt;
     uint kq;    /* q8r: bytes per row */

@@ -29,7 +29,7 @@ layout(std430, binding = 6) buffer BO1 { uint O1[]; };
 layout(std430, binding = 7) buffer BO2 { uint O2[]; };
 
 layout(push_constant) uniform PC {
-    uint o[10];
+    uint o[RTR_NBIND];
     uint kw;      /* words per weight row (kpad / 16) */
     uint rows;    /* tokens */
     uint n0, n1, n2;

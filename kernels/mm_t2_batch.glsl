@@ -2,6 +2,7 @@
  * products, mm_t2_coop.comp on int8 matrix units) share: their operands and push constants, the
  * walk of grid x over the row tiles of matrix 0, then 1, then 2, the weight-block loads and the
  * store of a result. */
+#include "vk_bind.glsl"
 layout(std430, binding = 0) readonly buffer BX { uvec4 X[]; };  /* int8 [ntok][kpad] */
 layout(std430, binding = 1) readonly buffer BS { uint XS[]; };  /* f32 1/s per token */
 layout(std430, binding = 2) readonly buffer BW0 { uvec4 W0[]; };
@@ -12,7 +13,7 @@ layout(std430, binding = 6) buffer BO1 { uint O1[]; };
 layout(std430, binding = 7) buffer BO2 { uint O2[]; };
 
 layout(push_constant) uniform PC {
-    uint o[10];
+    uint o[RTR_NBIND];
     uint kw4;     /* 16-byte pieces per weight row (kpad / 64) */
     uint ntok;
     uint n0, n1, n2;

@@ -1,6 +1,7 @@
 /* mm_t2_vec.comp: MATMUL_T2 for one token (decode), up to three ternary matrices sharing one
  * int8 input row of at most 8192 columns, optionally with the quantizing RMSNORM in front and
- * the gated activation (GLU) behind, all in one dispatch.
+ * the gated activation (GLU) or, for q/k/v, the ROPE of q and k and the KV_STORE of k and v
+ * behind, all in one dispatch.
  *
  * Decode moves a few megabytes per product, so what decides its time is how many weight bytes
  * are in flight at once, not arithmetic. Every invocation therefore issues all of its weight
@@ -17,10 +18,21 @@
  *
  * GLU mode (pc.glu = 1 + act): matrices 0 and 1 are gate and up of equal size; a workgroup takes
  * rows j0.. of both (gate in its first half of rows, up in the second) and writes
- * act(gate) * up into out0 and up into out1, as the GLU op in place on the gate rows would. */
+ * act(gate) * up into out0 and up into out1, as the GLU op in place on the gate rows would.
+ *
+ * RoPE/KV mode (pc.rkv != 0): the q/k/v product of one token also does the ROPE of q and k and
+ * the KV_STORE of k and v that follow it, from the row sums in shared memory (rkv_row orders
+ * the rows so that a workgroup holds both halves of every rotation pair).
+ *
+ * Specialization picks the variants the host builds: NG (the fused norm's row words an
+ * invocation holds in registers) and MAXU (weight pieces an invocation), since registers decide
+ * how many workgroups a multiprocessor holds at once. */
 #version 450
+#extension GL_EXT_control_flow_attributes : enable
 layout(constant_id = 1) const uint WGS = 256;
 layout(constant_id = 2) const uint FUSED = 0;
+layout(constant_id = 3) const uint NG = 8; /* fused: input words an invocation normalizes, NG * WGS * 4 >= kpad */
+layout(constant_id = 4) const uint MAXU = 8; /* 16-byte weight pieces an invocation, lpr * MAXU >= kpad / 64 */
 #define WG WGS
 layout(local_size_x_id = 1) in;
 #include "vk_common.glsl"
@@ -37,9 +49,14 @@ layout(std430, binding = 6) buffer BO1 { uint O1[]; };
 layout(std430, binding = 7) buffer BO2 { uint O2[]; };
 layout(std430, binding = 8) readonly buffer BNA { vec4 NA[]; }; /* fused: the norm's f32 input row */
 layout(std430, binding = 9) readonly buffer BNW { vec4 NW[]; }; /* fused: the norm's weights */
+layout(std430, binding = 10) readonly buffer BSL { int SL[]; };  /* RoPE/KV: the token's ring slot */
+layout(std430, binding = 11) readonly buffer BPO { int POS[]; }; /* RoPE/KV: its position */
+layout(std430, binding = 12) readonly buffer BTB { uint TAB[]; }; /* RoPE/KV: inverse frequencies */
+layout(std430, binding = 13) writeonly buffer BKC { uint KC[]; }; /* RoPE/KV: the layer's caches */
+layout(std430, binding = 14) writeonly buffer BVC { uint VC[]; };
 
 layout(push_constant) uniform PC {
-    uint o[10];
+    uint o[RTR_NBIND];
     uint kw4;     /* 16-byte pieces per weight row (kpad / 64) */
     uint lpr;     /* lanes per row: 4, 8, 16 or 32, with kw4 <= lpr * MAXU */
     uint n0, n1, n2;
@@ -49,9 +66,11 @@ layout(push_constant) uniform PC {
     uint fuse;    /* 0, or 1 + (2 if the norm has weights) */
     float eps;
     uint k;       /* fused: the norm's row length */
+    uint rkv;     /* 0, or 1 (+ 2 for an f32 cache): RoPE of q and k, k and v into the ring */
+    uint hd;      /* RoPE/KV: head_dim, a multiple of 4 */
+    uint max_slots, kvn; /* RoPE/KV: slots the bound cache holds, elements a cache row */
 } pc;
 
-#define MAXU 8u
 #define MAXX 512u /* uvec4 of int8 input: kpad <= 8192 */
 shared uvec4 xq[MAXX];
 shared int part[WGS];
@@ -59,14 +78,15 @@ shared float gate[WGS];
 float row_xs;
 
 /* The RMSNORM + quantization of norm.comp for the one input row, into xq (f32 arithmetic in
- * the CPU's order, so that the codes match it exactly). */
-const uint MAXG = (MAXX * 4 + WGS - 1) / WGS; /* input words an invocation quantizes */
+ * the CPU's order, so that the codes match it exactly), the row held in registers (NG words an
+ * invocation). */
+const uint MAXG = NG;
 void fused_norm() {
     uint l = gl_LocalInvocationIndex, ab = pc.o[8] / 16, wb = pc.o[9] / 16, n = pc.k, n4 = (n + 3) / 4;
     bool hasw = (pc.fuse & 2u) != 0;
     vec4 y[MAXG], wv[MAXG];
     float ss = 0.0;
-    for (uint i = 0; i < MAXG; i++) {
+    [[unroll]] for (uint i = 0; i < MAXG; i++) {
         uint g = l + i * WG;
         y[i] = vec4(0.0);
         wv[i] = vec4(1.0);
@@ -75,14 +95,14 @@ void fused_norm() {
             if (hasw) wv[i] = NW[wb + g];
         }
     }
-    for (uint i = 0; i < MAXG; i++)
-        for (uint e = 0; e < 4; e++)
+    [[unroll]] for (uint i = 0; i < MAXG; i++)
+        [[unroll]] for (uint e = 0; e < 4; e++)
             if ((l + i * WG) * 4 + e < n) ss += y[i][e] * y[i][e];
     ss = wg_sum(ss);
     float inv = 1.0 / sqrt(ss / float(n) + pc.eps);
     float m = 0.0;
-    for (uint i = 0; i < MAXG; i++)
-        for (uint e = 0; e < 4; e++) {
+    [[unroll]] for (uint i = 0; i < MAXG; i++)
+        [[unroll]] for (uint e = 0; e < 4; e++) {
             precise float v = y[i][e] * inv;
             v = v * wv[i][e];
             y[i][e] = (l + i * WG) * 4 + e < n ? v : 0.0;
@@ -93,11 +113,11 @@ void fused_norm() {
     if (!(m > 1e-5)) m = 1e-5;
     float s = div_rn(127.0, m);
     bool writer = gl_WorkGroupID.x == 0 && gl_WorkGroupID.y == 0;
-    for (uint i = 0; i < MAXG; i++) {
+    [[unroll]] for (uint i = 0; i < MAXG; i++) {
         uint g = l + i * WG;
         if (g >= pc.kw4 * 16) break; /* words of the padded row */
         uint word = 0;
-        for (uint e = 0; e < 4; e++) {
+        [[unroll]] for (uint e = 0; e < 4; e++) {
             precise float v = y[i][e] * s;
             v = v < 127.0 ? v : 127.0;
             v = v > -128.0 ? v : -128.0;
@@ -108,6 +128,62 @@ void fused_norm() {
     }
     row_xs = div_rn(m, 127.0);
     if (writer && l == 0) XSW[pc.o[1] / 4] = floatBitsToUint(row_xs);
+}
+
+/* RoPE/KV mode: rows of q and k go in fours, elements (j, j + 1, j + hd/2, j + 1 + hd/2) of a
+ * head for j = 0, 2, 4, ..., so that a workgroup (rows a multiple of 4) holds both halves of
+ * each rotation pair. The weight row of this lane's row lr of matrix mat: */
+uint rkv_row(uint mat, uint lr) {
+    if (pc.rkv == 0 || mat == 2) return lr;
+    uint hd = pc.hd, i = lr % hd;
+    return lr - i + (i / 4) * 2 + (i & 1u) + ((i >> 1) & 1u) * (hd / 2);
+}
+
+/* The four rows from lr on of matrix mat (x0..x3 in the order above): q and k rotated as the
+ * ROPE op does (kv_store.comp's arithmetic) and written back, k and v also stored in the token's
+ * slot of the ring as the KV_STORE op does. slot, pos and the two inverse frequencies were read
+ * at the start, their latency hidden behind the weights'. */
+void rkv_store(uint mat, uint lr, float x0, float x1, float x2, float x3, int slot, int pos, vec2 inv) {
+    bool put = slot >= 0 && uint(slot) < pc.max_slots, f32 = (pc.rkv & 2u) != 0;
+    uint cb = uint(slot) * pc.kvn;
+    if (mat == 2) {
+        uint ob = pc.o[7] / 4 + lr;
+        O2[ob] = floatBitsToUint(x0); O2[ob + 1] = floatBitsToUint(x1);
+        O2[ob + 2] = floatBitsToUint(x2); O2[ob + 3] = floatBitsToUint(x3);
+        if (!put) return;
+        uint c = cb + lr;
+        if (f32) {
+            uint vb = pc.o[14] / 4 + c;
+            VC[vb] = floatBitsToUint(x0); VC[vb + 1] = floatBitsToUint(x1);
+            VC[vb + 2] = floatBitsToUint(x2); VC[vb + 3] = floatBitsToUint(x3);
+        } else {
+            VC[pc.o[14] / 4 + c / 2] = packHalf2x16(vec2(x0, x1));
+            VC[pc.o[14] / 4 + c / 2 + 1] = packHalf2x16(vec2(x2, x3));
+        }
+        return;
+    }
+    uint hd = pc.hd, j = (lr % hd) / 2, e0 = lr - lr % hd + j, e1 = e0 + hd / 2;
+    vec2 cs0 = rope_cs(pos, inv.x), cs1 = rope_cs(pos, inv.y);
+    precise float a0 = x0 * cs0.x - x2 * cs0.y, b0 = x2 * cs0.x + x0 * cs0.y;
+    precise float a1 = x1 * cs1.x - x3 * cs1.y, b1 = x3 * cs1.x + x1 * cs1.y;
+    if (mat == 0) {
+        uint ob = pc.o[5] / 4;
+        O0[ob + e0] = floatBitsToUint(a0); O0[ob + e0 + 1] = floatBitsToUint(a1);
+        O0[ob + e1] = floatBitsToUint(b0); O0[ob + e1 + 1] = floatBitsToUint(b1);
+        return;
+    }
+    uint ob = pc.o[6] / 4;
+    O1[ob + e0] = floatBitsToUint(a0); O1[ob + e0 + 1] = floatBitsToUint(a1);
+    O1[ob + e1] = floatBitsToUint(b0); O1[ob + e1 + 1] = floatBitsToUint(b1);
+    if (!put) return;
+    if (f32) {
+        uint kb = pc.o[13] / 4 + cb;
+        KC[kb + e0] = floatBitsToUint(a0); KC[kb + e0 + 1] = floatBitsToUint(a1);
+        KC[kb + e1] = floatBitsToUint(b0); KC[kb + e1 + 1] = floatBitsToUint(b1);
+    } else {
+        KC[pc.o[13] / 4 + (cb + e0) / 2] = packHalf2x16(vec2(a0, a1));
+        KC[pc.o[13] / 4 + (cb + e1) / 2] = packHalf2x16(vec2(b0, b1));
+    }
 }
 
 void main() {
@@ -129,8 +205,8 @@ void main() {
     }
     /* 1. every weight load of this lane, in flight together */
     uvec4 w[MAXU];
-    uint wrow = lr * pc.kw4 + pc.o[2 + mat] / 16;
-    for (uint u = 0; u < MAXU; u++) {
+    uint wrow = rkv_row(mat, lr) * pc.kw4 + pc.o[2 + mat] / 16;
+    [[unroll]] for (uint u = 0; u < MAXU; u++) {
         uint j = lane + u * lpr;
         w[u] = uvec4(0u);
         if (live && j < pc.kw4) {
@@ -138,6 +214,15 @@ void main() {
             else if (mat == 1) w[u] = W1[wrow + j];
             else w[u] = W2[wrow + j];
         }
+    }
+    /* RoPE/KV: what the epilogue's invocations will need, read now */
+    int rslot = 0, rpos = 0;
+    vec2 rinv = vec2(0.0);
+    if (pc.rkv != 0 && l < rpw / 4) {
+        rslot = SL[pc.o[10] / 4];
+        rpos = POS[pc.o[11] / 4];
+        uint j = ((grp * rpw + 4 * l) % pc.hd) / 2; /* the same j for q, k (v ignores it) */
+        rinv = vec2(uintBitsToFloat(TAB[pc.o[12] / 4 + j]), uintBitsToFloat(TAB[pc.o[12] / 4 + j + 1]));
     }
     /* 2. the int8 input row */
     if (FUSED != 0) fused_norm();
@@ -148,11 +233,11 @@ void main() {
     barrier();
     /* 3. the dot products */
     int ac = 0, am = 0;
-    for (uint u = 0; u < MAXU; u++) {
+    [[unroll]] for (uint u = 0; u < MAXU; u++) {
         uint j = lane + u * lpr;
         if (j >= pc.kw4) break;
         uint xb = (j >> 1) * 8u + (j & 1u);
-        for (uint g = 0; g < 4; g++) {
+        [[unroll]] for (uint g = 0; g < 4; g++) {
             uvec4 c = (w[u] >> (2u * g)) & 0x03030303u, mk = c & 0x01010101u, x = xq[xb + 2u * g];
             ac += dot_su(x.x, c.x) + dot_su(x.y, c.y) + dot_su(x.z, c.z) + dot_su(x.w, c.w);
             am += dot_su(x.x, mk.x) + dot_su(x.y, mk.y) + dot_su(x.z, mk.z) + dot_su(x.w, mk.w);
@@ -180,12 +265,24 @@ void main() {
         precise float f = alpha * row_xs;
         v = float(d >> 1) * f;
         uint oi = pc.o[5 + mat] / 4 + lr;
-        if (live && !glu) {
+        if (live && !glu && pc.rkv == 0) {
             if (mat == 0) { if (pc.accum != 0) v = uintBitsToFloat(O0[oi]) + v; O0[oi] = floatBitsToUint(v); }
             else if (mat == 1) { if (pc.accum != 0) v = uintBitsToFloat(O1[oi]) + v; O1[oi] = floatBitsToUint(v); }
             else { if (pc.accum != 0) v = uintBitsToFloat(O2[oi]) + v; O2[oi] = floatBitsToUint(v); }
         }
         gate[l] = v;
+    }
+    if (pc.rkv != 0) { /* uniform */
+        barrier();
+        if (l < rpw / 4) {
+            lr = grp * rpw + 4 * l;
+            mat = 0;
+            if (lr < pc.n0 + pc.n1 + pc.n2) {
+                if (lr >= pc.n0) { lr -= pc.n0; mat = 1; if (lr >= pc.n1) { lr -= pc.n1; mat = 2; } }
+                rkv_store(mat, lr, gate[4 * l], gate[4 * l + 1], gate[4 * l + 2], gate[4 * l + 3], rslot, rpos, rinv);
+            }
+        }
+        return;
     }
     if (!glu) return; /* uniform */
     barrier();

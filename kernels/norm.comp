@@ -16,7 +16,7 @@ layout(std430, binding = 4) writeonly buffer BQ { uint Q[]; };  /* int8 rows of 
 layout(std430, binding = 5) writeonly buffer BS { uint S[]; };  /* 1/s per row */
 
 layout(push_constant) uniform PC {
-    uint o[10];
+    uint o[RTR_NBIND];
     uint rows, n, kpad, flags;
     float eps;
 } pc;

@@ -11,7 +11,7 @@ layout(std430, binding = 1) readonly buffer BP { int P[]; };
 layout(std430, binding = 2) readonly buffer BT { uint T[]; }; /* inv freq [half] */
 
 layout(push_constant) uniform PC {
-    uint o[10];
+    uint o[RTR_NBIND];
     uint rows, n_head, head_dim, half_;
 } pc;
 

@@ -10,6 +10,7 @@
  * Buffers are declared as uint arrays by each shader; every binding has a byte offset in the
  * push constants (o[i]), the distance between the bound range's start and the operand.
  * A shader that includes this defines WG (its workgroup size) first. */
+#include "vk_bind.glsl"
 #ifdef RTR_SG
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require

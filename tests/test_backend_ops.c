@@ -341,8 +341,9 @@ static void t_matmul_t2(ctx *c) {
 /* RMSNORM (quantizing) then the product of its output, one token, as the graph runs them
  * (GPU backends may fuse the pair) */
 static void t_norm_matmul(ctx *c) {
-    static const int ks[] = {100, 640, 2560, 6912};
-    for (int ki = 0; ki < 4; ki++) {
+    /* 3072 and 3073: the largest row of the GPU's short-row fused norm and the first past it */
+    static const int ks[] = {100, 640, 2560, 6912, 3072, 3073};
+    for (int ki = 0; ki < 6; ki++) {
         int k = ks[ki], kp = (k + 127) / 128 * 128, nm = ki % 2 ? 3 : 1, ns[3] = {33, 7, 64}, withw = ki != 1;
         size_t rb = rtr_t2_row_bytes((uint64_t)k);
         float *x = rand_f32(c, (size_t)k, -3, 3), *w = rand_f32(c, (size_t)k, 0.1f, 1.5f);
@@ -616,9 +617,12 @@ static void t_glu_add(ctx *c) {
         }
 }
 
-/* A small layer as the graph runs it, twice with new ids and positions written between the
- * batches: the second batch is the same op list (replayed by backends that cache recordings). */
-static void t_batch(ctx *c) {
+/* A small layer as the graph runs it, a prompt and then one-token steps with new ids and
+ * positions written between the batches: the steps are the same op list (replayed by backends
+ * that cache recordings). With an f16 or an f32 cache (kt); the rotated q and k, v and both
+ * caches are compared too, since GPU backends fuse the RoPE and the KV store into the q/k/v
+ * product. */
+static void t_batch(ctx *c, int kt) {
     enum { D = 200, NH = 5, NKV = 1, HD = 40, KVN = NKV * HD, F = 300, V = 50, CAP = 64, MAXR = 9 };
     int kp = (D + 127) / 128 * 128, kpf = (F + 127) / 128 * 128;
     size_t rbd = rtr_t2_row_bytes(D), rbf = rtr_t2_row_bytes(F);
@@ -635,7 +639,8 @@ static void t_batch(ctx *c) {
     tbuf *WQ = tb_new(c, (size_t)(D + 2 * KVN) * rbd, wq, RTR_BUF_WEIGHT), *WG = tb_new(c, (size_t)2 * F * rbd, wg, RTR_BUF_WEIGHT);
     tbuf *WD = tb_new(c, (size_t)D * rbf, wd, RTR_BUF_WEIGHT);
     tbuf *ids = tb_new(c, MAXR * 4, NULL, 0), *pos = tb_new(c, MAXR * 4, NULL, 0), *slot = tb_new(c, MAXR * 4, NULL, 0);
-    tbuf *SP = tb_new(c, CAP * 4, spos, 0), *KC = tb_new(c, (size_t)CAP * KVN * 2, NULL, 0), *VC = tb_new(c, (size_t)CAP * KVN * 2, NULL, 0);
+    size_t es = kt == RTR_T_F32 ? 4 : 2;
+    tbuf *SP = tb_new(c, CAP * 4, spos, 0), *KC = tb_new(c, (size_t)CAP * KVN * es, NULL, 0), *VC = tb_new(c, (size_t)CAP * KVN * es, NULL, 0);
     tbuf *x = tb_new(c, MAXR * D * 4, NULL, 0), *qa = tb_new(c, (size_t)MAXR * kpf, NULL, 0), *qs = tb_new(c, MAXR * 4, NULL, 0);
     tbuf *q = tb_new(c, MAXR * D * 4, NULL, 0), *k = tb_new(c, MAXR * KVN * 4, NULL, 0), *v = tb_new(c, MAXR * KVN * 4, NULL, 0);
     tbuf *att = tb_new(c, MAXR * D * 4, NULL, 0), *g = tb_new(c, (size_t)MAXR * F * 4, NULL, 0), *u = tb_new(c, (size_t)MAXR * F * 4, NULL, 0);
@@ -669,12 +674,12 @@ static void t_batch(ctx *c) {
         o[no].p.rope.n_head = NH; o[no].p.rope.head_dim = HD; o[no].p.rope.rot_dim = HD; o[no].p.rope.theta = 10000; no++;
         o[no] = o[no - 1]; o[no].a = TR(k, 0); o[no].p.rope.n_head = NKV; no++;
         o[no].kind = RTR_OP_KV_STORE; o[no].rows = n; o[no].a = TR(k, 0); o[no].b = TR(v, 0); o[no].c = TR(slot, 0);
-        o[no].dst = TR(KC, 0); o[no].dst2 = TR(VC, 0); o[no].p.kv.n = KVN; o[no].p.kv.type = RTR_T_F16; no++;
+        o[no].dst = TR(KC, 0); o[no].dst2 = TR(VC, 0); o[no].p.kv.n = KVN; o[no].p.kv.type = kt; no++;
         o[no].kind = RTR_OP_ATTN; o[no].rows = n; o[no].a = TR(q, 0); o[no].b = TR(KC, 0); o[no].c = TR(VC, 0);
         o[no].d = TR(SP, 0); o[no].e = TR(pos, 0); o[no].dst = TR(att, 0);
         o[no].p.attn.n_head = NH; o[no].p.attn.n_kv = NKV; o[no].p.attn.head_dim = HD; o[no].p.attn.cap = CAP;
         o[no].p.attn.n_sink = 2; o[no].p.attn.window = 1000; o[no].p.attn.scale = 0.158f;
-        o[no].p.attn.kv_type = RTR_T_F16; no++;
+        o[no].p.attn.kv_type = kt; no++;
         o[no].kind = RTR_OP_RMSNORM; o[no].rows = n; o[no].a = TR(att, 0); o[no].dst2 = TR(qa, 0);
         o[no].dst3 = TR(qs, 0); o[no].p.norm.n = D; o[no].p.norm.eps = 1e-5f; no++;
         o[no] = o[2]; o[no].p.mm.n_mat = 1; o[no].p.mm.out[0] = TR(x, 0); o[no].p.mm.accum = 1; no++;
@@ -695,8 +700,16 @@ static void t_batch(ctx *c) {
         o[no].p.mf.type = RTR_T_F16; o[no].p.mf.n = V; o[no].p.mf.k = D; o[no].p.mm.w[0] = TR(E, 0); no++;
         (void)kp;
         char what[64];
-        snprintf(what, sizeof what, "layer batch step %d (%d rows)", step, n);
+        snprintf(what, sizeof what, "layer batch step %d (%d rows, %s cache)", step, n, kt == RTR_T_F32 ? "f32" : "f16");
         if (run_ops(c, o, no, what)) break;
+        /* q, k and v, and the caches that hold every step's k and v (q, k, v are rewritten by
+         * each step, so they are compared at each); a misplaced element is off by about the
+         * scale, an int8 code that rounds the other way by far less */
+        cmp_f32(c, q, 1e-4f, 1e-3f, what);
+        cmp_f32(c, k, 1e-4f, 1e-3f, what);
+        cmp_f32(c, v, 1e-4f, 1e-3f, what);
+        if (kt == RTR_T_F32) { cmp_f32(c, KC, 1e-4f, 1e-3f, what); cmp_f32(c, VC, 1e-4f, 1e-3f, what); }
+        else { cmp_f16(c, KC, 1e-4f, 2e-3f, what); cmp_f16(c, VC, 1e-4f, 2e-3f, what); }
         /* the residual stream went through int8 quantization twice: compare loosely */
         cmp_f32(c, x, 1e-3f, 2e-3f, what);
         cmp_f32(c, head, 1e-3f, 5e-3f, what);
@@ -785,7 +798,8 @@ static void run_suite(const rtr_backend_entry *ent, const char *label, rtr_backe
     t_rope_kv(&c);
     t_kv_attn(&c);
     t_glu_add(&c);
-    t_batch(&c);
+    t_batch(&c, RTR_T_F16);
+    t_batch(&c, RTR_T_F32);
     fprintf(stderr, "%s: %s\n", label, test_fail == before ? "all ops match the CPU" : "FAILURES above");
     gpu->ops->destroy(gpu);
 }
