@@ -5,7 +5,8 @@
  * OpenCL C 1.2 devices; nothing here prints or exits. Environment: ROTOR_OPENCL_NO_PTX=1 keeps
  * the portable int8 dot product on NVIDIA; ROTOR_OPENCL_NOVEC=1 sends one-token products to the
  * older gemv kernels, ROTOR_OPENCL_NOVECGLU=1 gives a gate/up pair the general one-token kernel
- * instead of matmul_t2_vec_g and ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention
+ * instead of matmul_t2_vec_g, ROTOR_OPENCL_NORKV=1 keeps the RoPE and KV store out of the q/k/v
+ * product and ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention
  * (all for comparison); ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the
  * backend is destroyed.
  */
@@ -414,6 +415,8 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
      * fallback (matmul_t2_gemv after the norm) */
     const char *as = getenv("ROTOR_OPENCL_ATTN_SPLITS");
     b->attn_splits = as ? atoi(as) : 0;
+    const char *nk = getenv("ROTOR_OPENCL_NORKV");
+    b->no_fuse_rkv = nk && *nk && strcmp(nk, "0");
     const char *ng = getenv("ROTOR_OPENCL_NOVECGLU");
     b->no_vec_glu = ng && *ng && strcmp(ng, "0");
     const char *nv = getenv("ROTOR_OPENCL_NOVEC");

@@ -15,9 +15,9 @@ struct rtr_buf {
 /* Mirror of rtr_params in kernels/_common.cl: element offsets of the buffer arguments, then
  * integer and float scalars. Passed by value as each kernel's last argument. */
 typedef struct {
-    cl_ulong off[12];
-    cl_int i[12];
-    cl_float f[4];
+    cl_ulong off[14];
+    cl_int i[14];
+    cl_float f[5];
 } cl_params;
 
 enum {
@@ -36,7 +36,7 @@ enum {
     K_ADD,
     K_COUNT
 };
-#define CL_MAX_ARGS 12
+#define CL_MAX_ARGS 16
 
 /* One kernel launch, ready to enqueue. */
 typedef struct {
@@ -47,7 +47,7 @@ typedef struct {
     size_t g[3], l[3];
 } cl_launch;
 
-enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3, HELD_MM = 4 };
+enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3, HELD_MM = 4, HELD_QKV = 5 };
 
 typedef struct {
     rtr_backend base;
@@ -61,6 +61,7 @@ typedef struct {
     size_t norm_wg; /* work-group size of rmsnorm (power of two) */
     cl_uint n_cu;
     int attn_splits; /* ROTOR_OPENCL_ATTN_SPLITS: most splits of the ring in attention (tuning) */
+    int no_fuse_rkv; /* RoPE and KV store kept out of the q/k/v product (ROTOR_OPENCL_NORKV), for comparison */
     int no_vec_glu; /* matmul_t2_vec_g turned off (ROTOR_OPENCL_NOVECGLU), for comparison */
     int no_vec; /* matmul_t2_vec unusable (work-group too large) or turned off (ROTOR_OPENCL_NOVEC) */
     int host_unified; /* CPU-like device: weights may alias host memory */
@@ -76,7 +77,7 @@ typedef struct {
     int held; /* HELD_*: a launch held back in case the next op fuses with it */
     int held_n;
     cl_launch held_launch;
-    rtr_op held_op[2]; /* the op(s) behind it */
+    rtr_op held_op[3]; /* the op(s) behind it */
     void (*progress)(uint64_t, uint64_t, void *);
     void *progress_ud;
     /* ROTOR_OPENCL_PROFILE=FILE: device time per kernel, written to FILE when the backend is

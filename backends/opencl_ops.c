@@ -52,11 +52,20 @@ static int submit(cl_backend *b, const cl_launch *L, rtr_err *err) {
     return 0;
 }
 
-/* Enqueues a held-back op, if any. */
+/* Enqueues a held-back op, if any; a HELD_QKV chain that stopped short goes out as its product
+ * followed by the ROPEs it had taken, run as ops of their own (which may be held in turn). */
 int cl_flush_held(cl_backend *b, rtr_err *err) {
-    if (!b->held) return 0;
-    b->held = 0;
-    return submit(b, &b->held_launch, err);
+    while (b->held) {
+        int kind = b->held, r;
+        rtr_op ropes[2];
+        int nr = kind == HELD_QKV ? b->held_n - 1 : 0;
+        for (int i = 0; i < nr; i++) ropes[i] = b->held_op[1 + i];
+        b->held = 0;
+        if ((r = submit(b, &b->held_launch, err))) return r;
+        for (int i = 0; i < nr; i++)
+            if ((r = cl_run(&b->base, &ropes[i], err))) return r;
+    }
+    return 0;
 }
 
 static void set_launch(cl_launch *L, int k, int nmem, const cl_mem *m, const cl_params *p, cl_uint dims,
@@ -487,9 +496,9 @@ static int vec_launch(const cl_backend *b, const rtr_op *nm, const rtr_op *mm, c
     /* the short-row kernel holds less of the norm's row in registers; it serves every product
      * without a norm too */
     F->k = !nm || kpad <= 4 * T2_VEC_NG_SHORT * T2_VEC_WG ? K_T2_VEC_S : K_T2_VEC;
-    F->nmem = 10;
-    cl_mem m[10] = {nm ? M(nm->a) : NULL, nm && nm->c.buf ? M(nm->c) : NULL, M(mm->a), M(mm->b), gv->m[2], gv->m[3],
-                    gv->m[4], gv->m[5], gv->m[6], gv->m[7]};
+    F->nmem = 14; /* the last four (positions, slots, caches) only in RoPE/KV mode (qkv_chain) */
+    cl_mem m[14] = {nm ? M(nm->a) : NULL, nm && nm->c.buf ? M(nm->c) : NULL, M(mm->a), M(mm->b), gv->m[2], gv->m[3],
+                    gv->m[4], gv->m[5], gv->m[6], gv->m[7], NULL, NULL, NULL, NULL};
     memcpy(F->m, m, sizeof m);
     memset(&F->p, 0, sizeof F->p);
     F->p.off[0] = nm ? nm->a.off / 4 : 0;
@@ -541,6 +550,58 @@ static int glu_candidate(const rtr_op *mm) {
            mm->p.mm.out[0].buf != mm->p.mm.out[1].buf;
 }
 
+/* A one-token product of three matrices that the ROPE of its first two outputs and the
+ * KV_STORE of its last two may follow: held back as HELD_QKV while they arrive. */
+static int qkv_candidate(const rtr_op *mm) {
+    return mm->p.mm.n_mat == 3 && !mm->p.mm.accum && mm->p.mm.n[1] == mm->p.mm.n[2] &&
+           mm->p.mm.n[0] % 4 == 0 && mm->p.mm.n[1] % 4 == 0;
+}
+
+/* The next op of a HELD_QKV chain (held_op[0] the product, then the ROPEs taken so far): 1 when
+ * it joined (the ROPEs are kept; the KV_STORE turns the held launch into RoPE/KV mode, see
+ * matmul_t2.cl, and submits it), 0 when it does not belong. L is op's own launch. */
+static int qkv_chain(cl_backend *b, const rtr_op *op, const cl_launch *L, int *rc, rtr_err *err) {
+    const rtr_op *mm = &b->held_op[0];
+    cl_launch *H = &b->held_launch;
+    *rc = 0;
+    if (op->kind == RTR_OP_ROPE && b->held_n < 3) {
+        int k = b->held_n == 2, hd = op->p.rope.head_dim;
+        if (op->rows != 1 || op->p.rope.rot_dim != hd || hd % 4 || !same_ref(op->a, mm->p.mm.out[k]) ||
+            op->p.rope.n_head * hd != mm->p.mm.n[k] || (k && !compatible_ropes(&b->held_op[1], op)))
+            return 0;
+        b->held_op[b->held_n++] = *op;
+        return 1;
+    }
+    if (op->kind != RTR_OP_KV_STORE || b->held_n != 3) return 0;
+    const rtr_op *rk = &b->held_op[2];
+    if (op->rows != 1 || !same_ref(op->a, mm->p.mm.out[1]) || !same_ref(op->b, mm->p.mm.out[2]) ||
+        op->p.kv.n != mm->p.mm.n[1])
+        return 0;
+    /* the caches, slots and positions are none of the product's (or its norm's) buffers */
+    cl_mem side[4] = {L->m[4], L->m[5], L->m[6], M(rk->b)};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 10; j++)
+            if (side[i] && side[i] == H->m[j]) return 0;
+    cl_ulong po;
+    if ((*rc = eoff(rk->b, 4, &po, "positions", err))) return 1;
+    H->m[10] = M(rk->b);
+    H->m[11] = L->m[6];
+    H->m[12] = L->m[4];
+    H->m[13] = L->m[5];
+    H->p.off[10] = po;
+    H->p.off[11] = L->p.off[6];
+    H->p.off[12] = L->p.off[4];
+    H->p.off[13] = L->p.off[5];
+    H->p.i[10] = 1 | (L->p.i[6] ? 2 : 0);
+    H->p.i[11] = rk->p.rope.head_dim;
+    H->p.i[12] = L->p.i[5];
+    H->p.i[13] = L->p.i[7];
+    H->p.f[4] = rk->p.rope.theta;
+    b->held = 0;
+    *rc = submit(b, H, err);
+    return 1;
+}
+
 static void hold(cl_backend *b, int kind, const cl_launch *L, const rtr_op *op) {
     b->held = kind;
     b->held_launch = *L;
@@ -568,6 +629,10 @@ int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
     }
     if (r || op->rows == 0 || nl == 0) return r;
     cl_launch *H = &b->held_launch;
+    if (b->held == HELD_QKV) {
+        if (qkv_chain(b, op, &L[0], &r, err)) return r;
+        if ((r = cl_flush_held(b, err))) return r;
+    }
     if (op->kind == RTR_OP_ROPE) {
         if (b->held == HELD_ROPE && b->held_n == 1 && compatible_ropes(&b->held_op[0], op)) {
             /* second RoPE (k) joins the first (q) as heads nh0.. of the same launch */
@@ -621,6 +686,10 @@ int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
             else if ((r = cl_flush_held(b, err))) return r;
             if (glu_candidate(op)) {
                 hold(b, HELD_MM, &F, op);
+                return 0;
+            }
+            if (qkv_candidate(op) && !b->no_fuse_rkv) {
+                hold(b, HELD_QKV, &F, op);
                 return 0;
             }
             return submit(b, &F, err);

@@ -13,10 +13,32 @@
 #endif
 
 typedef struct {
-    ulong off[12];
-    int i[12];
-    float f[4];
+    ulong off[14];
+    int i[14];
+    float f[5];
 } rtr_params;
+
+/* cos and sin of position p's angle for rotation pair j of rot_dim rd, base theta: the float32
+ * inverse frequency and angle of the CPU reference, cos/sin in double where the device has it
+ * (rope_kv.cl, and matmul_t2.cl's q/k/v product with the RoPE behind). */
+inline float2 rope_cs(float p, int j, int rd, float theta) {
+#ifdef cl_khr_fp64
+    float e = (float)((double)(2 * j) / (double)rd);
+    float inv = (float)(1.0 / (double)(float)pow((double)theta, (double)e));
+    float ang = p * inv;
+    return (float2)((float)cos((double)ang), (float)sin((double)ang));
+#else
+    float inv = 1.0f / pow(theta, (float)(2 * j) / (float)rd);
+    float ang = p * inv;
+    return (float2)(cos(ang), sin(ang));
+#endif
+}
+
+/* element i of a KV cache: f32, or f16 rounded to nearest even */
+inline void cache_put(__global float *c, size_t i, float v, int f32) {
+    if (f32) c[i] = v;
+    else vstore_half_rte(v, i, (__global half *)c);
+}
 
 /* gemv shape (matmul_t2.cl, matmul_f.cl): rows per work-group, work-items along each row,
  * tokens per pass. The host launches GV_ROWS * GV_LANES work-items per group. */

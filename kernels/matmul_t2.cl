@@ -171,9 +171,13 @@ void matmul_t2_gemm(__global const uint *x, __global const float *xs, __global c
  * row's 16-byte pieces l, l + lpr, ... GLU mode: matrices 0 and 1 have equal rows; a work-group
  * takes rows j0.. of both (gate rows in its first half, up rows in the second) and writes
  * act(gate) * up into o0 and up into o1, as the GLU op in place on the gate rows would.
+ * RoPE/KV mode (i[10] = 1, + 2 for an f32 cache): a one-token q/k/v product also does the ROPE
+ * of q and k and the KV_STORE of k and v behind it (tv_rkv_row orders the rows so that a
+ * work-group holds both halves of its rotation pairs).
  * Params: off a, nw (floats, multiples of 4), q (words, multiple of 4), qs, w0..w2 (words),
- * o0..o2; i n (multiple of 4), kpad, n0..n2, lpr, glu, accum, has weight, fused; f alpha0..2,
- * eps. */
+ * o0..o2, pos, slot, kc, vc (elements of the cache type); i n (multiple of 4), kpad, n0..n2,
+ * lpr, glu, accum, has weight, fused, rkv, head_dim (a multiple of 4), max_slots, cache row
+ * (elements); f alpha0..2, eps, theta. */
 #define TV_WG 256
 
 /* acc + one 16-byte piece of a T2 row (half h of a 32-byte block) . its activations: plane p of
@@ -207,26 +211,80 @@ inline int tv_row(const rtr_params *P, int grp, int rl, int *m, int *lr) {
     return r < P->i[2 + *m];
 }
 
+/* RoPE/KV mode: rows of q and k go in fours, elements (j, j + 1, j + hd/2, j + 1 + hd/2) of a
+ * head for j = 0, 2, 4, ...; the weight row of logical row lr of matrix m: */
+inline int tv_rkv_row(int m, int lr, int hd) {
+    if (m == 2) return lr;
+    int i = lr % hd;
+    return lr - i + (i / 4) * 2 + (i & 1) + ((i >> 1) & 1) * (hd / 2);
+}
+
+/* The four logical rows from lr on of matrix m (x[0..3] in that order), rotated (q, k) as
+ * rope_kv.cl does and written, k and v also into slot s of the caches (s < 0: not stored); cs
+ * holds the cos and sin of the group's two rotation pairs. */
+inline void tv_rkv_store(const rtr_params *P, int m, int lr, __local const float *x, int s, float4 cs,
+                         __global float *o0, __global float *o1, __global float *o2,
+                         __global float *kc, __global float *vc) {
+    const int hd = P->i[11], f32 = (P->i[10] & 2) != 0;
+    size_t crow = (size_t)(s < 0 ? 0 : s) * P->i[13];
+    if (m == 2) {
+        for (int e = 0; e < 4; e++) {
+            o2[P->off[9] + lr + e] = x[e];
+            if (s >= 0) cache_put(vc, P->off[13] + crow + lr + e, x[e], f32);
+        }
+        return;
+    }
+    int j = (lr % hd) / 2, e0 = lr - lr % hd + j, e1 = e0 + hd / 2;
+    float2 c0 = cs.s01, c1 = cs.s23;
+    float a0 = x[0] * c0.x - x[2] * c0.y, b0 = x[2] * c0.x + x[0] * c0.y;
+    float a1 = x[1] * c1.x - x[3] * c1.y, b1 = x[3] * c1.x + x[1] * c1.y;
+    __global float *o = m == 0 ? o0 + P->off[7] : o1 + P->off[8];
+    o[e0] = a0;
+    o[e0 + 1] = a1;
+    o[e1] = b0;
+    o[e1 + 1] = b1;
+    if (m == 1 && s >= 0) {
+        size_t c = P->off[12] + crow;
+        cache_put(kc, c + e0, a0, f32);
+        cache_put(kc, c + e0 + 1, a1, f32);
+        cache_put(kc, c + e1, b0, f32);
+        cache_put(kc, c + e1 + 1, b1, f32);
+    }
+}
+
 /* The body of the entry points below; ng and maxu (constants once inlined) are how many float4
  * of the norm's row and how many 16-byte weight pieces a work-item holds in registers. */
 #define TV_NG (TV_KMAX / 4 / TV_WG)
 inline void t2_vec(__global const float *a, __global const float *nw, __global uint *q,
                    __global float *qs, __global const uint *w0, __global const uint *w1,
                    __global const uint *w2, __global float *o0, __global float *o1,
-                   __global float *o2, rtr_params P, const int ng, const int maxu, __local uint4 *xl,
+                   __global float *o2, __global const int *pos, __global const int *slot, __global float *kc,
+                   __global float *vc, rtr_params P, const int ng, const int maxu, __local uint4 *xl,
                    __local float *red, __local float *gv, __local int *part) {
     __local uint *xw = (__local uint *)xl;
-    const int n = P.i[0], kpad = P.i[1], lpr = P.i[5], glu = P.i[6], accum = P.i[7];
+    const int n = P.i[0], kpad = P.i[1], lpr = P.i[5], glu = P.i[6], accum = P.i[7], rkv = P.i[10];
     int lid = get_local_id(0), grp = get_group_id(0), rpw = TV_WG / lpr, lane = lid % lpr, kw4 = kpad / 64;
     int m, lr, live = tv_row(&P, grp, lid / lpr, &m, &lr);
     __global const uint *w = m == 0 ? w0 + P.off[4] : m == 1 ? w1 + P.off[5] : w2 + P.off[6];
-    __global const uint4 *wr = (__global const uint4 *)w + (size_t)(live ? lr : 0) * kw4;
+    int wrow = live ? (rkv ? tv_rkv_row(m, lr, P.i[11]) : lr) : 0;
+    __global const uint4 *wr = (__global const uint4 *)w + (size_t)wrow * kw4;
     /* 1. every weight load of this work-item, in flight together */
     uint4 wv[TV_MAXU];
     #pragma unroll
     for (int u = 0; u < maxu; u++) {
         int j = lane + u * lpr;
         wv[u] = live && j < kw4 ? wr[j] : (uint4)(0u);
+    }
+    /* RoPE/KV: the token's slot, and the cos and sin of the epilogue's rotation pairs, worked
+     * out now, behind the weight loads */
+    int rs = -1;
+    float4 rcs = (float4)(0.0f);
+    if (rkv && lid < rpw / 4) {
+        rs = slot[P.off[11]];
+        if (rs < 0 || rs >= P.i[12]) rs = -1;
+        float rp = (float)pos[P.off[10]];
+        int hd = P.i[11], j = ((grp * rpw + 4 * lid) % hd) / 2; /* q and k start on whole heads */
+        rcs = (float4)(rope_cs(rp, j, hd, P.f[4]), rope_cs(rp, j + 1, hd, P.f[4]));
     }
     /* 2. the int8 input row */
     float xs;
@@ -289,15 +347,21 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
         for (int i = 0; i < lpr; i++) d += part[lid * lpr + i];
         live = tv_row(&P, grp, lid, &m, &lr);
         float y = (float)d * (P.f[m] * xs);
-        if (live && !glu) {
+        if (live && !glu && !rkv) {
             __global float *o = m == 0 ? o0 + P.off[7] : m == 1 ? o1 + P.off[8] : o2 + P.off[9];
             o[lr] = accum ? o[lr] + y : y;
         }
         gv[lid] = y;
     }
-    if (!glu) return;
+    /* one barrier for both epilogues, outside any branch (PoCL mishandles barriers under
+     * conditions even when they are uniform) */
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid < rpw / 2 && live) {
+    if (rkv) {
+        if (lid < rpw / 4 && tv_row(&P, grp, 4 * lid, &m, &lr))
+            tv_rkv_store(&P, m, lr, gv + 4 * lid, rs, rcs, o0, o1, o2, kc, vc);
+        return;
+    }
+    if (lid < rpw / 2 && glu && live) {
         float up = gv[lid + rpw / 2];
         o0[P.off[7] + lr] = glu_act(gv[lid], glu - 1) * up;
         o1[P.off[8] + lr] = up;
@@ -307,12 +371,13 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
 #define TV_ARGS                                                                                   \
     __global const float *a, __global const float *nw, __global uint *q, __global float *qs,      \
         __global const uint *w0, __global const uint *w1, __global const uint *w2,                \
-        __global float *o0, __global float *o1, __global float *o2, rtr_params P
+        __global float *o0, __global float *o1, __global float *o2, __global const int *pos,       \
+        __global const int *slot, __global float *kc, __global float *vc, rtr_params P
 #define TV_BODY(NG, MAXU)                                                                         \
     __local uint4 xl[TV_KMAX / 16];                                                               \
     __local float red[TV_WG], gv[TV_WG];                                                          \
     __local int part[TV_WG];                                                                      \
-    t2_vec(a, nw, q, qs, w0, w1, w2, o0, o1, o2, P, NG, MAXU, xl, red, gv, part)
+    t2_vec(a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc, P, NG, MAXU, xl, red, gv, part)
 
 __kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec(TV_ARGS) { TV_BODY(TV_NG, 8); }
 

@@ -8,11 +8,6 @@
  * Params: off x0, pos, x1, v, kc, vc, slot (caches in elements of their type); i nh0, nh1,
  * head_dim, rot_dim, store, max_slots, kv_f32, cache row (elements); f theta.
  * Global size: (head_dim rounded up, nh0 + nh1 + (store ? nh1 : 0), rows). */
-inline void cache_put(__global float *c, size_t i, float v, int f32) {
-    if (f32) c[i] = v;
-    else vstore_half_rte(v, i, (__global half *)c);
-}
-
 __kernel void rope_kv(__global float *x0, __global const int *pos, __global float *x1,
                       __global const float *v, __global float *kc, __global float *vc,
                       __global const int *slot, rtr_params P) {
@@ -36,17 +31,8 @@ __kernel void rope_kv(__global float *x0, __global const int *pos, __global floa
                             : x0 + P.off[0] + ((size_t)r * nh0 + hh) * hd;
     size_t ci = P.off[4] + crow + (size_t)(hh - nh0) * hd;
     if (j < half_) {
-        float p = (float)pos[P.off[1] + r];
-#ifdef cl_khr_fp64
-        float e = (float)((double)(2 * j) / (double)rd);
-        float inv = (float)(1.0 / (double)(float)pow((double)P.f[0], (double)e));
-        float ang = p * inv;
-        float c = (float)cos((double)ang), sn = (float)sin((double)ang);
-#else
-        float inv = 1.0f / pow(P.f[0], (float)(2 * j) / (float)rd);
-        float ang = p * inv;
-        float c = cos(ang), sn = sin(ang);
-#endif
+        float2 cs = rope_cs((float)pos[P.off[1] + r], j, rd, P.f[0]);
+        float c = cs.x, sn = cs.y;
         float a0 = x[j], a1 = x[j + half_];
         float y0 = a0 * c - a1 * sn, y1 = a1 * c + a0 * sn;
         x[j] = y0;
