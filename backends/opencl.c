@@ -39,6 +39,7 @@ static const char *const kernel_names[K_COUNT] = {
     [K_MATMUL_F] = "matmul_f",
     [K_ROPE_KV] = "rope_kv",
     [K_ATTN] = "attn",
+    [K_ATTN4] = "attn4",
     [K_ATTN_MERGE] = "attn_merge",
     [K_GLU] = "glu",
     [K_ADD] = "add",
@@ -415,6 +416,8 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
      * fallback (matmul_t2_gemv after the norm) */
     const char *as = getenv("ROTOR_OPENCL_ATTN_SPLITS");
     b->attn_splits = as ? atoi(as) : 0;
+    const char *na = getenv("ROTOR_OPENCL_NOATTN4");
+    b->no_attn4 = na && *na && strcmp(na, "0");
     const char *nk = getenv("ROTOR_OPENCL_NORKV");
     b->no_fuse_rkv = nk && *nk && strcmp(nk, "0");
     const char *ng = getenv("ROTOR_OPENCL_NOVECGLU");
@@ -428,7 +431,7 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     static const struct {
         int k;
         size_t need;
-    } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128}};
+    } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128}, {K_ATTN4, 128}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (clGetKernelWorkGroupInfo(b->k[fixed[i].k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
                                      NULL) == CL_SUCCESS &&

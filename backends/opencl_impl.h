@@ -31,6 +31,7 @@ enum {
     K_MATMUL_F,
     K_ROPE_KV,
     K_ATTN,
+    K_ATTN4,
     K_ATTN_MERGE,
     K_GLU,
     K_ADD,
@@ -61,6 +62,7 @@ typedef struct {
     size_t norm_wg; /* work-group size of rmsnorm (power of two) */
     cl_uint n_cu;
     int attn_splits; /* ROTOR_OPENCL_ATTN_SPLITS: most splits of the ring in attention (tuning) */
+    int no_attn4;    /* attention always through the 8-head kernel (ROTOR_OPENCL_NOATTN4), for comparison */
     int no_fuse_rkv; /* RoPE and KV store kept out of the q/k/v product (ROTOR_OPENCL_NORKV), for comparison */
     int no_vec_glu; /* matmul_t2_vec_g turned off (ROTOR_OPENCL_NOVECGLU), for comparison */
     int no_vec; /* matmul_t2_vec unusable (work-group too large) or turned off (ROTOR_OPENCL_NOVEC) */

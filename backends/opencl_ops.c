@@ -397,7 +397,8 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
     }
     cl_mem m[7] = {M(op->a), M(op->b), M(op->c), M(op->d), M(op->e), M(op->dst), part};
     size_t g[2] = {ngr * ATTN_WG, (size_t)n_split}, l[2] = {ATTN_WG, 1};
-    set_launch(&L[(*nl)++], K_ATTN, 7, m, &p, 2, g, l);
+    /* attn4 (kernels/attn.cl) holds registers for 4 query heads a work-group, attn for 8 */
+    set_launch(&L[(*nl)++], hg <= 4 && !b->no_attn4 ? K_ATTN4 : K_ATTN, 7, m, &p, 2, g, l);
     if (n_split == 1) return 0;
     cl_mem m2[2] = {part, M(op->dst)};
     size_t g2[2] = {round_up((size_t)hd, 64), (size_t)op->rows * nh}, l2[2] = {64, 1};

@@ -43,17 +43,15 @@ inline void attn_out(__global float *dst, ulong dst_off, __global float *part, u
     }
 }
 
-__kernel __attribute__((reqd_work_group_size(AWG, 1, 1)))
-void attn(__global const float *q, __global const float *Kf, __global const float *Vf,
-          __global const int *spos, __global const int *qpos, __global float *dst,
-          __global float *part, rtr_params P) {
-    /* local memory, 20 KB: red, then ql and sc, which the 8-dims layout's partial sums per
-     * (head, sub8, dim) (comb) take over once the slots are done */
-    __local float lmem[ATTN_HG_MAX * AWG + ATTN_HG8 * 8 * AWG]; /* >= red + ql + sc too */
+/* The body of the attn kernels below; HGM (a constant once inlined) is the most query heads a
+ * work-group takes, which sizes its registers: the host picks the kernel built for the fewest
+ * that hold hg. */
+inline void attn_body(__global const float *q, __global const float *Kf, __global const float *Vf,
+                      __global const int *spos, __global const int *qpos, __global float *dst,
+                      __global float *part, rtr_params P, const int HGM, __local float *lmem,
+                      __local int *vis, __local int *nvisp) {
     __local float *red = lmem, *ql = lmem + ATTN_HG_MAX * AWG, *sc = ql + ATTN_HG_MAX * ATTN_HD_MAX;
     __local float *comb = ql; /* ATTN_HG8 * 8 * AWG floats */
-    __local int vis[AWG];
-    __local int nvis;
     const int n_head = P.i[0], n_kv = P.i[1], hd = P.i[2], cap = P.i[3], n_sink = P.i[4];
     const int window = P.i[5], hg = P.i[6], n_split = P.i[7], chunk = P.i[8], f32 = P.i[9];
     const float scale = P.f[0];
@@ -79,7 +77,7 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
     int nsub8 = v8 ? AWG / pw8 : 1, e8 = v8 ? 8 * (l % pw8) : 0, sub8 = v8 ? l / pw8 : 0;
     float acc[ATTN_HG_MAX][ATTN_DPT], mrun[ATTN_HG_MAX], lpriv[ATTN_HG_MAX];
     float8 acc8[ATTN_HG_MAX];
-    for (int h = 0; h < ATTN_HG_MAX; h++) {
+    for (int h = 0; h < HGM; h++) {
         mrun[h] = -INFINITY;
         lpriv[h] = 0.0f;
         acc8[h] = (float8)(0.0f);
@@ -93,12 +91,12 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
             int sp = spos[s];
             ok = sp >= 0 && sp <= p && (sp < n_sink || p - sp < window);
         }
-        if (l == 0) nvis = 0;
+        if (l == 0) *nvisp = 0;
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (ok) atomic_inc(&nvis);
+        if (ok) atomic_inc(nvisp);
         vis[l] = ok;
         float sv[ATTN_HG_MAX];
-        for (int h = 0; h < ATTN_HG_MAX; h++) sv[h] = 0.0f;
+        for (int h = 0; h < HGM; h++) sv[h] = 0.0f;
         if (ok) {
             __global const half *kr = K + (size_t)s * kvs;
             __global const float *kr32 = Kf + (size_t)s * kvs;
@@ -110,7 +108,7 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
                 for (int u = 0; u < ATTN_KB; u++) kk[u] = f32 ? vload8(0, kr32 + d + 8 * u) : vload_half8(0, kr + d + 8 * u);
                 #pragma unroll
                 for (int u = 0; u < ATTN_KB; u++)
-                    for (int h = 0; h < ATTN_HG_MAX; h++)
+                    for (int h = 0; h < HGM; h++)
                         if (h < hg) {
                             float8 qq = vload8(0, ql + h * hd + d + 8 * u);
                             sv[h] += dot(kk[u].lo, qq.lo) + dot(kk[u].hi, qq.hi);
@@ -118,7 +116,7 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
             }
             for (; d + 8 <= hd; d += 8) {
                 float8 kk = f32 ? vload8(0, kr32 + d) : vload_half8(0, kr + d);
-                for (int h = 0; h < ATTN_HG_MAX; h++)
+                for (int h = 0; h < HGM; h++)
                     if (h < hg) {
                         float8 qq = vload8(0, ql + h * hd + d);
                         sv[h] += dot(kk.lo, qq.lo) + dot(kk.hi, qq.hi);
@@ -126,28 +124,28 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
             }
             for (; d < hd; d++) {
                 float kk = f32 ? kr32[d] : vload_half(d, kr);
-                for (int h = 0; h < ATTN_HG_MAX; h++)
+                for (int h = 0; h < HGM; h++)
                     if (h < hg) sv[h] += kk * ql[h * hd + d];
             }
         }
-        for (int h = 0; h < ATTN_HG_MAX; h++)
+        for (int h = 0; h < HGM; h++)
             if (h < hg) {
                 float v = ok ? sv[h] * scale : -INFINITY;
                 sc[h * AWG + l] = v;
                 red[h * AWG + l] = v;
             }
         barrier(CLK_LOCAL_MEM_FENCE);
-        int has = nvis, jmax = min(AWG, s1 - base);
+        int has = *nvisp, jmax = min(AWG, s1 - base);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (!has) continue;
         for (int st = AWG / 2; st > 0; st >>= 1) {
             if (l < st)
-                for (int h = 0; h < ATTN_HG_MAX; h++)
+                for (int h = 0; h < HGM; h++)
                     if (h < hg) red[h * AWG + l] = fmax(red[h * AWG + l], red[h * AWG + l + st]);
             barrier(CLK_LOCAL_MEM_FENCE);
         }
         float corr[ATTN_HG_MAX];
-        for (int h = 0; h < ATTN_HG_MAX; h++) {
+        for (int h = 0; h < HGM; h++) {
             corr[h] = 1.0f;
             if (h >= hg) continue;
             float mn = fmax(mrun[h], red[h * AWG]);
@@ -159,7 +157,7 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         if (v8) {
-            for (int h = 0; h < ATTN_HG_MAX; h++) acc8[h] *= corr[h];
+            for (int h = 0; h < HGM; h++) acc8[h] *= corr[h];
             if (sub8 < nsub8)
                 for (int j0 = sub8; j0 < jmax; j0 += ATTN_VB8 * nsub8) {
                     float8 vv[ATTN_VB8];
@@ -176,12 +174,12 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
                     for (int u = 0; u < ATTN_VB8; u++) {
                         int j = j0 + u * nsub8;
                         if (j < jmax && vis[j])
-                            for (int h = 0; h < ATTN_HG_MAX; h++)
+                            for (int h = 0; h < HGM; h++)
                                 if (h < hg) acc8[h] += sc[h * AWG + j] * vv[u];
                     }
                 }
         } else if (vact) {
-            for (int h = 0; h < ATTN_HG_MAX; h++)
+            for (int h = 0; h < HGM; h++)
                 for (int t = 0; t < ATTN_DPT; t++) acc[h][t] *= corr[h];
             if (has == jmax && hd <= AWG) {
                 /* every slot of the chunk visible (the usual case): no test in the loop */
@@ -198,7 +196,7 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
                     for (int u = 0; u < ATTN_VB; u++) {
                         int j = j0 + u * nsub;
                         if (j < jmax)
-                            for (int h = 0; h < ATTN_HG_MAX; h++)
+                            for (int h = 0; h < HGM; h++)
                                 if (h < hg) acc[h][0] += sc[h * AWG + j] * vv[u];
                     }
                 }
@@ -211,7 +209,7 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
                         int d = d0 + t * AWG;
                         if (d < hd && (t == 0 || hd > AWG)) {
                             float vv = f32 ? vr32[d] : vload_half(d, vr);
-                            for (int h = 0; h < ATTN_HG_MAX; h++)
+                            for (int h = 0; h < HGM; h++)
                                 if (h < hg) acc[h][t] += sc[h * AWG + j] * vv;
                         }
                     }
@@ -221,17 +219,17 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     /* softmax denominators: sum the per-work-item partial sums */
-    for (int h = 0; h < ATTN_HG_MAX; h++)
+    for (int h = 0; h < HGM; h++)
         if (h < hg) red[h * AWG + l] = lpriv[h];
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int st = AWG / 2; st > 0; st >>= 1) {
         if (l < st)
-            for (int h = 0; h < ATTN_HG_MAX; h++)
+            for (int h = 0; h < HGM; h++)
                 if (h < hg) red[h * AWG + l] += red[h * AWG + l + st];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     float lsum[ATTN_HG_MAX];
-    for (int h = 0; h < ATTN_HG_MAX; h++) lsum[h] = h < hg ? red[h * AWG] : 0.0f;
+    for (int h = 0; h < HGM; h++) lsum[h] = h < hg ? red[h * AWG] : 0.0f;
     if (v8) {
         /* the nsub8 partial sums of each (head, dim) meet in comb (nsub8 * hd = 8 AWG floats a
          * head); work-items then add them up, one (head, dim) at a time, and write */
@@ -249,15 +247,15 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
     }
     /* work-items that split the slots of one dimension add up their accumulators */
     if (vact && sub > 0)
-        for (int h = 0; h < ATTN_HG_MAX; h++)
+        for (int h = 0; h < HGM; h++)
             if (h < hg) sc[((sub - 1) * hg + h) * hd + d0] = acc[h][0];
     barrier(CLK_LOCAL_MEM_FENCE);
     if (sub == 0)
         for (int s2 = 1; s2 < nsub; s2++)
-            for (int h = 0; h < ATTN_HG_MAX; h++)
+            for (int h = 0; h < HGM; h++)
                 if (h < hg) acc[h][0] += sc[((s2 - 1) * hg + h) * hd + d0];
     if (sub != 0 || !vact) return;
-    for (int h = 0; h < ATTN_HG_MAX; h++) {
+    for (int h = 0; h < HGM; h++) {
         if (h >= hg) break;
         size_t rh = (size_t)r * n_head + h0 + h;
         for (int t = 0; t < ATTN_DPT; t++) {
@@ -267,6 +265,23 @@ void attn(__global const float *q, __global const float *Kf, __global const floa
         }
     }
 }
+
+#define ATTN_ARGS                                                                                 \
+    __global const float *q, __global const float *Kf, __global const float *Vf,                 \
+        __global const int *spos, __global const int *qpos, __global float *dst, __global float *part, \
+        rtr_params P
+/* local memory, 20 KB: red, then ql and sc, which the 8-dims layout's partial sums per (head,
+ * sub8, dim) (comb) take over once the slots are done */
+#define ATTN_BODY(HGM)                                                                            \
+    __local float lmem[ATTN_HG_MAX * AWG + ATTN_HG8 * 8 * AWG]; /* >= red + ql + sc too */        \
+    __local int vis[AWG];                                                                         \
+    __local int nvis;                                                                             \
+    attn_body(q, Kf, Vf, spos, qpos, dst, part, P, HGM, lmem, vis, &nvis)
+
+__kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn(ATTN_ARGS) { ATTN_BODY(ATTN_HG_MAX); }
+/* up to ATTN_HG4 query heads a work-group (2B4T's groups of 4): half the registers */
+#define ATTN_HG4 4
+__kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn4(ATTN_ARGS) { ATTN_BODY(ATTN_HG4); }
 
 /* attn_merge: combines the per-split partial results of attn. Global size: (head_dim rounded
  * up, rows * n_head). */

@@ -543,14 +543,15 @@ static void t_kv_attn(ctx *c) {
         {1, 1, 2, 5, 5, 0, 1000},   {3, 3, 6, 37, 20, 0, 1000}, {4, 2, 64, 300, 290, 4, 1000},
         {8, 2, 128, 200, 450, 4, 150}, {5, 5, 64, 129, 129, 2, 60}, {3, 1, 256, 40, 30, 0, 1000},
         {20, 5, 128, 520, 700, 4, 512}, {6, 3, 32, 64, 1, 0, 1000},
+        {12, 2, 64, 100, 90, 2, 1000}, /* 6 query heads a KV head: GPU kernels for more than 4 */
     };
     /* prefill-sized batches: (shape, rows), f16 and f32 caches alternating */
     static const int big[][2] = {{6, 70}, {6, 40}, {2, 33}, {4, 24}, {3, 20}, {1, 17}};
-    for (int ci = 0; ci < 16; ci++) {
-        int f32 = ci >= 8 && (ci < 10 || ci % 2), cj = ci < 8 ? ci : ci < 10 ? ci - 6 : big[ci - 10][0];
+    for (int ci = 0; ci < 17; ci++) {
+        int f32 = ci >= 8 && (ci < 10 || ci % 2), cj = ci < 8 ? ci : ci < 10 ? ci - 6 : ci < 16 ? big[ci - 10][0] : 8;
         int nh = cfg[cj][0], nkv = cfg[cj][1], hd = cfg[cj][2], cap = cfg[cj][3], filled = cfg[cj][4];
         int sink = cfg[cj][5], window = cfg[cj][6], kvn = nkv * hd, es = f32 ? 4 : 2;
-        int rows = ci >= 10 ? big[ci - 10][1] : ci % 3 ? 7 : 1;
+        int rows = ci >= 10 && ci < 16 ? big[ci - 10][1] : ci % 3 ? 7 : 1;
         if (rows > filled) rows = filled;
         int32_t *spos = malloc((size_t)cap * 4);
         fill_ring(c, spos, cap, filled, sink);
