@@ -6,8 +6,8 @@
  * the portable int8 dot product on NVIDIA; ROTOR_OPENCL_NOVEC=1 sends one-token products to the
  * older gemv kernels, ROTOR_OPENCL_NOVECGLU=1 gives a gate/up pair the general one-token kernel
  * instead of matmul_t2_vec_g, ROTOR_OPENCL_NORKV=1 keeps the RoPE and KV store out of the q/k/v
- * product and ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention
- * (all for comparison); ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the
+ * product, ROTOR_OPENCL_NOATTN4=1 runs attention through the 8-head build of attn.cl and
+ * ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention (all for comparison); ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the
  * backend is destroyed.
  */
 #include "opencl_impl.h"
