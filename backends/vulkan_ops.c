@@ -815,7 +815,7 @@ static int rkv_fusable(const vk_backend *vk, const rtr_op *nm, const rtr_op *mm,
     if (nm)
         for (int i = 0; i < 4; i++)
             if (side[i] == nm->a.buf || side[i] == nm->c.buf || side[i] == nm->dst2.buf || side[i] == nm->dst3.buf) return 0;
-    return r->lq.n + r->lk.n + r->lkv.n <= 3 * 12;
+    return 1;
 }
 
 /* One dispatch of mm_t2_vec.comp for mm, with the norm nm in front and the GLU g or the RoPE/KV
@@ -826,15 +826,20 @@ static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_
     vk_backend *vk = c->vk;
     vk_access all[VK_NPEND];
     int n = 0, ri = -1;
-    const acc_list *ls[6] = {la, lb, lg, rk ? &rk->lq : NULL, rk ? &rk->lk : NULL, rk ? &rk->lkv : NULL};
-    for (int k = 0; k < 6; k++)
-        for (int i = 0; ls[k] && i < ls[k]->n && n < VK_NPEND; i++) all[n++] = ls[k]->a[i];
     if (rk) {
         ri = find_rope(vk, rk->rk->p.rope.theta, rk->rk->p.rope.rot_dim);
         if (ri < 0) return rtr_seterr(err, RTR_EBACKEND, "vulkan: rope table missing");
-        if (n < VK_NPEND)
-            all[n++] = (vk_access){vk->rope_tab, vk->rope[ri].off, vk->rope[ri].off + (size_t)rk->rk->p.rope.rot_dim * 2, 0};
+        all[n++] = (vk_access){vk->rope_tab, vk->rope[ri].off, vk->rope[ri].off + (size_t)rk->rk->p.rope.rot_dim * 2, 0};
     }
+    const acc_list *ls[6] = {la, lb, lg, rk ? &rk->lq : NULL, rk ? &rk->lk : NULL, rk ? &rk->lkv : NULL};
+    for (int k = 0; k < 6; k++)
+        for (int i = 0; ls[k] && i < ls[k]->n; i++) {
+            if (n == VK_NPEND) { /* more than one list holds: at worst a barrier too many */
+                depend(c, all, n);
+                n = 0;
+            }
+            all[n++] = ls[k]->a[i];
+        }
     depend(c, all, n);
     clear_refs(c);
     uint64_t total = bind_matmul(c, mm);
