@@ -66,12 +66,12 @@ static int lost_err(rtr_err *err) {
 /* ---- submission ---- */
 
 /* Submits command buffers and waits for them with a timeout. A hang or device loss marks the
- * backend lost: every later call fails instead of touching the device. */
-/* Submits and waits. The driver's blocking wait wakes this thread tens of microseconds after
- * the GPU is done, which a decode step of two milliseconds feels (BENCH.md); so a batch whose
- * duration is known from its last run (*last, seconds; NULL or 0 when not) and is short sleeps
- * through all but the last VK_POLL_S of that time and then polls the fence. A batch that
- * overruns its last time by far, or is long or new, is waited for blocking. */
+ * backend lost: every later call fails instead of touching the device. The driver's blocking
+ * wait wakes this thread tens of microseconds after the GPU is done, which a decode step of two
+ * milliseconds feels (BENCH.md); so a short batch whose duration is known from its last run
+ * (*last, seconds; NULL or 0 when not) sleeps through all but the last VK_POLL_S of that time
+ * and then polls the fence. One that overruns its last time by far, or is long or new, is
+ * waited for blocking. */
 #define VK_POLL_S 200e-6
 #define VK_POLL_MAX_S 50e-3
 static int submit_wait(vk_backend *vk, const VkCommandBuffer *cbs, int n, double *last, rtr_err *err) {
