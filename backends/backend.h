@@ -141,6 +141,9 @@ typedef struct {
 /* The registry (backends/registry.c): compiled-in backends in preference order, GPU first. */
 const rtr_backend_entry *rtr_backend_find(const char *name);
 const rtr_backend_entry *const *rtr_backend_all(int *n);
+/* A tuning or comparison switch of a GPU backend's environment (ROTOR_VK_*, ROTOR_OPENCL_*):
+ * set, non-empty and not "0". */
+int rtr_env_flag(const char *name);
 
 int rtr_cpu_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr_err *err);
 int rtr_cpu_list_devices(char *out, size_t cap);

@@ -7,8 +7,8 @@
  * older gemv kernels, ROTOR_OPENCL_NOVECGLU=1 gives a gate/up pair the general one-token kernel
  * instead of matmul_t2_vec_g, ROTOR_OPENCL_NORKV=1 keeps the RoPE and KV store out of the q/k/v
  * product, ROTOR_OPENCL_NOATTN4=1 runs attention through the 8-head build of attn.cl and
- * ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention (all for comparison); ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the
- * backend is destroyed.
+ * ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention (all for comparison);
+ * ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the backend is destroyed.
  */
 #include "opencl_impl.h"
 #include "../models/format.h"
@@ -416,14 +416,10 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
      * fallback (matmul_t2_gemv after the norm) */
     const char *as = getenv("ROTOR_OPENCL_ATTN_SPLITS");
     b->attn_splits = as ? atoi(as) : 0;
-    const char *na = getenv("ROTOR_OPENCL_NOATTN4");
-    b->no_attn4 = na && *na && strcmp(na, "0");
-    const char *nk = getenv("ROTOR_OPENCL_NORKV");
-    b->no_fuse_rkv = nk && *nk && strcmp(nk, "0");
-    const char *ng = getenv("ROTOR_OPENCL_NOVECGLU");
-    b->no_vec_glu = ng && *ng && strcmp(ng, "0");
-    const char *nv = getenv("ROTOR_OPENCL_NOVEC");
-    b->no_vec = nv && *nv && strcmp(nv, "0");
+    b->no_attn4 = rtr_env_flag("ROTOR_OPENCL_NOATTN4");
+    b->no_fuse_rkv = rtr_env_flag("ROTOR_OPENCL_NORKV");
+    b->no_vec_glu = rtr_env_flag("ROTOR_OPENCL_NOVECGLU");
+    b->no_vec = rtr_env_flag("ROTOR_OPENCL_NOVEC");
     for (int k = K_T2_VEC; k <= K_T2_VEC_G; k++)
         if (clGetKernelWorkGroupInfo(b->k[k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) == CL_SUCCESS &&
             kwg < 256)

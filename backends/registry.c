@@ -1,6 +1,8 @@
-/* registry.c: the compiled-in backends, in the order "auto" tries them (GPUs first). */
+/* registry.c: the compiled-in backends, in the order "auto" tries them (GPUs first), and the
+ * environment switches the GPU backends share. */
 #include "backend.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const rtr_backend_entry cpu_entry = {"cpu", rtr_cpu_backend_create, rtr_cpu_list_devices};
@@ -30,4 +32,9 @@ const rtr_backend_entry *rtr_backend_find(const char *name) {
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (!strcmp(all[i]->name, name)) return all[i];
     return NULL;
+}
+
+int rtr_env_flag(const char *name) {
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0");
 }

@@ -678,12 +678,6 @@ int rtr_vulkan_list_devices(char *out, size_t cap) {
     return (int)n;
 }
 
-/* an environment switch: set, non-empty and not "0" */
-static int env_flag(const char *name) {
-    const char *v = getenv(name);
-    return v && *v && strcmp(v, "0");
-}
-
 static const rtr_spv_entry *find_spv(const char *name) {
     for (size_t i = 0; i < sizeof rtr_spv_table / sizeof rtr_spv_table[0]; i++)
         if (!strcmp(rtr_spv_table[i].name, name)) return &rtr_spv_table[i];
@@ -783,20 +777,20 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     dev_caps c;
     query_caps(vk->inst, vk->pd, &c);
     const VkPhysicalDeviceLimits *lim = &vk->props.limits;
-    vk->portable = env_flag("ROTOR_VK_PORTABLE");
-    vk->no_fuse = env_flag("ROTOR_VK_NOFUSE"); /* for measuring what the fusions save */
-    vk->no_poll = env_flag("ROTOR_VK_NOPOLL");  /* and what polling the fence saves */
-    vk->no_vec = env_flag("ROTOR_VK_NOVEC") ||  /* the older one-token matmul, for comparison */
+    vk->portable = rtr_env_flag("ROTOR_VK_PORTABLE");
+    vk->no_fuse = rtr_env_flag("ROTOR_VK_NOFUSE"); /* for measuring what the fusions save */
+    vk->no_poll = rtr_env_flag("ROTOR_VK_NOPOLL");  /* and what polling the fence saves */
+    vk->no_vec = rtr_env_flag("ROTOR_VK_NOVEC") ||  /* the older one-token matmul, for comparison */
                  lim->maxComputeWorkGroupInvocations < VK_WG_VEC || lim->maxComputeWorkGroupSize[0] < VK_WG_VEC;
     /* batches through mm_t2.comp and attn.comp, for comparison or for want of shared memory */
-    vk->no_gemm = env_flag("ROTOR_VK_NOGEMM") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
-    vk->no_attnb = env_flag("ROTOR_VK_NOATTNB") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
+    vk->no_gemm = rtr_env_flag("ROTOR_VK_NOGEMM") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
+    vk->no_attnb = rtr_env_flag("ROTOR_VK_NOATTNB") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
     /* the matrix shaders: where the device has them, this build has them (an older glslc builds
      * none) and the tiled shaders they stand in for are in use */
-    vk->coop = vk->portable || env_flag("ROTOR_VK_NOCOOP") || lim->maxComputeSharedMemorySize < VK_COOP_SHARED ? 0 : c.coop;
+    vk->coop = vk->portable || rtr_env_flag("ROTOR_VK_NOCOOP") || lim->maxComputeSharedMemorySize < VK_COOP_SHARED ? 0 : c.coop;
     if (!find_spv("mm_t2_coop") || vk->no_gemm) vk->coop &= ~COOP_I8;
     if (!find_spv("attn_coop") || vk->no_attnb) vk->coop &= ~COOP_F16;
-    vk->no_vec_glu = env_flag("ROTOR_VK_NOVECGLU");
+    vk->no_vec_glu = rtr_env_flag("ROTOR_VK_NOVECGLU");
     const char *lp = getenv("ROTOR_VK_VEC_LANES"); /* lanes a weight row in mm_t2_vec.comp (4 to 32) */
     vk->vec_lanes = lp ? atoi(lp) : 0;
     const char *as = getenv("ROTOR_VK_ATTN_SPLITS"); /* most splits of the ring in attention */

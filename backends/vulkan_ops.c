@@ -886,13 +886,12 @@ int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {
     for (int i = 0; i < vk->n_ops; i++) {
         acc_list la, lb, lc;
         int rc;
-        const rtr_op *op = &vk->ops[i], *next = i + 1 < vk->n_ops ? &vk->ops[i + 1] : NULL;
-        const rtr_op *third = i + 2 < vk->n_ops ? &vk->ops[i + 2] : NULL;
-        acc_list lg;
-        rkv_ops rk;
-        const rtr_op *after[4]; /* the ops after this one */
+        const rtr_op *op = &vk->ops[i], *after[4] = {NULL}; /* the (up to) four ops after this one */
         int nafter = 0;
         for (int j = i + 1; j < vk->n_ops && nafter < 4; j++) after[nafter++] = &vk->ops[j];
+        const rtr_op *next = after[0], *third = after[1];
+        acc_list lg;
+        rkv_ops rk;
         if (!vk->no_fuse && next && fusable(vk, op, next, &la, &lb)) {
             int gf = glu_fusable(vk, next, third, &lb, &lg);
             int rf = !gf && rkv_fusable(vk, op, next, after + 1, nafter - 1, &lb, &rk);

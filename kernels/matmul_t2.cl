@@ -192,7 +192,8 @@ inline int t2_piece_dot(uint4 wv, __local const uint4 *xu, int acc) {
     }
     return acc;
 }
-#define TV_MAXU 10 /* the most weight pieces a work-item holds (maxu below) */
+#define TV_MAXU 10 /* the most weight pieces a work-item holds (maxu below: matmul_t2_vec_g) */
+#define TV_MAXU_ROW 8 /* the others' (T2_VEC_MAXU of the host) */
 #define TV_KMAX 8192
 
 /* the matrix and row of a work-group's row slot rl; 0 when past the end */
@@ -379,12 +380,12 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
     __local int part[TV_WG];                                                                      \
     t2_vec(a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc, P, NG, MAXU, xl, red, gv, part)
 
-__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec(TV_ARGS) { TV_BODY(TV_NG, 8); }
+__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec(TV_ARGS) { TV_BODY(TV_NG, TV_MAXU_ROW); }
 
 /* the same for norms of rows up to 3072 (2B4T's 2560): fewer registers, so that a compute
  * unit holds more work-groups at once */
 #define TV_NG_SHORT 3
-__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_s(TV_ARGS) { TV_BODY(TV_NG_SHORT, 8); }
+__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_s(TV_ARGS) { TV_BODY(TV_NG_SHORT, TV_MAXU_ROW); }
 
 /* and for a gate/up pair of such rows: ten pieces a work-item, so that twice the rows a
  * work-group leave half the work-groups, all resident at once */

@@ -80,13 +80,12 @@ float row_xs;
 /* The RMSNORM + quantization of norm.comp for the one input row, into xq (f32 arithmetic in
  * the CPU's order, so that the codes match it exactly), the row held in registers (NG words an
  * invocation). */
-const uint MAXG = NG;
 void fused_norm() {
     uint l = gl_LocalInvocationIndex, ab = pc.o[8] / 16, wb = pc.o[9] / 16, n = pc.k, n4 = (n + 3) / 4;
     bool hasw = (pc.fuse & 2u) != 0;
-    vec4 y[MAXG], wv[MAXG];
+    vec4 y[NG], wv[NG];
     float ss = 0.0;
-    [[unroll]] for (uint i = 0; i < MAXG; i++) {
+    [[unroll]] for (uint i = 0; i < NG; i++) {
         uint g = l + i * WG;
         y[i] = vec4(0.0);
         wv[i] = vec4(1.0);
@@ -95,13 +94,13 @@ void fused_norm() {
             if (hasw) wv[i] = NW[wb + g];
         }
     }
-    [[unroll]] for (uint i = 0; i < MAXG; i++)
+    [[unroll]] for (uint i = 0; i < NG; i++)
         [[unroll]] for (uint e = 0; e < 4; e++)
             if ((l + i * WG) * 4 + e < n) ss += y[i][e] * y[i][e];
     ss = wg_sum(ss);
     float inv = 1.0 / sqrt(ss / float(n) + pc.eps);
     float m = 0.0;
-    [[unroll]] for (uint i = 0; i < MAXG; i++)
+    [[unroll]] for (uint i = 0; i < NG; i++)
         [[unroll]] for (uint e = 0; e < 4; e++) {
             precise float v = y[i][e] * inv;
             v = v * wv[i][e];
@@ -113,7 +112,7 @@ void fused_norm() {
     if (!(m > 1e-5)) m = 1e-5;
     float s = div_rn(127.0, m);
     bool writer = gl_WorkGroupID.x == 0 && gl_WorkGroupID.y == 0;
-    [[unroll]] for (uint i = 0; i < MAXG; i++) {
+    [[unroll]] for (uint i = 0; i < NG; i++) {
         uint g = l + i * WG;
         if (g >= pc.kw4 * 16) break; /* words of the padded row */
         uint word = 0;
