@@ -389,6 +389,7 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
     p.i[7] = n_split;
     p.i[8] = chunk;
     p.i[9] = f32;
+    p.i[10] = hd % 8 == 0 && p.off[1] % 8 == 0 && p.off[2] % 8 == 0;
     p.f[0] = op->p.attn.scale;
     cl_mem part = NULL;
     if (n_split > 1) {

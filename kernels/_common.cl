@@ -18,6 +18,18 @@ typedef struct {
     float f[5];
 } rtr_params;
 
+/* Eight f16 (16-byte aligned) or f32 (32-byte aligned) values as floats, in whole-vector loads:
+ * NVIDIA's compiler turns vload_half8 and vload8 of global memory into eight scalar loads. The
+ * halves are converted from a private copy, exactly as vload_half8 would. */
+inline float8 ld8_f16(__global const half *p) {
+    uint4 u = *(__global const uint4 *)p;
+    return vload_half8(0, (const __private half *)&u);
+}
+inline float8 ld8_f32(__global const float *p) {
+    __global const float4 *q = (__global const float4 *)p;
+    return (float8)(q[0], q[1]);
+}
+
 /* cos and sin of position p's angle for rotation pair j of rot_dim rd, base theta: the float32
  * inverse frequency and angle of the CPU reference, cos/sin in double where the device has it
  * (rope_kv.cl, and matmul_t2.cl's q/k/v product with the RoPE behind). */

@@ -12,7 +12,8 @@
  * (max, sum, unnormalized acc[head_dim]) per split and attn_merge combines them.
  * Visibility: 0 <= spos <= qpos and (spos < n_sink or qpos - spos < window).
  * Params: off q, K, V, spos, qpos, dst, part; i n_head, n_kv, head_dim, cap, n_sink, window,
- * hg, n_split, chunk, kv_f32; f scale. Limits (checked by the host):
+ * hg, n_split, chunk, kv_f32, aligned (head_dim and both caches' offsets multiples of 8: every
+ * 8-dim piece of a row starts on 16 bytes, whole-vector loads); f scale. Limits (checked by the host):
  * head_dim <= ATTN_HD_MAX, hg <= ATTN_HG_MAX. */
 #define AWG 128
 #define ATTN_HG_MAX 8
@@ -43,6 +44,12 @@ inline void attn_out(__global float *dst, ulong dst_off, __global float *part, u
     }
 }
 
+/* floats p .. p + 7 of local memory, p on 16 bytes */
+inline float8 ld8_lf(__local const float *p) {
+    __local const float4 *q = (__local const float4 *)p;
+    return (float8)(q[0], q[1]);
+}
+
 /* The body of the attn kernels below; HGM (a constant once inlined) is the most query heads a
  * work-group takes, which sizes its registers: the host picks the kernel built for the fewest
  * that hold hg. */
@@ -53,7 +60,7 @@ inline void attn_body(__global const float *q, __global const float *Kf, __globa
     __local float *red = lmem, *ql = lmem + ATTN_HG_MAX * AWG, *sc = ql + ATTN_HG_MAX * ATTN_HD_MAX;
     __local float *comb = ql; /* ATTN_HG8 * 8 * AWG floats */
     const int n_head = P.i[0], n_kv = P.i[1], hd = P.i[2], cap = P.i[3], n_sink = P.i[4];
-    const int window = P.i[5], hg = P.i[6], n_split = P.i[7], chunk = P.i[8], f32 = P.i[9];
+    const int window = P.i[5], hg = P.i[6], n_split = P.i[7], chunk = P.i[8], f32 = P.i[9], al = P.i[10];
     const float scale = P.f[0];
     int l = get_local_id(0), g = get_group_id(0), split = get_group_id(1);
     int ngr = n_head / hg, r = g / ngr, h0 = (g % ngr) * hg, kvh = h0 / (n_head / n_kv);
@@ -105,12 +112,14 @@ inline void attn_body(__global const float *q, __global const float *Kf, __globa
             for (; d + 8 * ATTN_KB <= hd; d += 8 * ATTN_KB) {
                 float8 kk[ATTN_KB];
                 #pragma unroll
-                for (int u = 0; u < ATTN_KB; u++) kk[u] = f32 ? vload8(0, kr32 + d + 8 * u) : vload_half8(0, kr + d + 8 * u);
+                for (int u = 0; u < ATTN_KB; u++)
+                    kk[u] = al ? (f32 ? ld8_f32(kr32 + d + 8 * u) : ld8_f16(kr + d + 8 * u))
+                               : (f32 ? vload8(0, kr32 + d + 8 * u) : vload_half8(0, kr + d + 8 * u));
                 #pragma unroll
                 for (int u = 0; u < ATTN_KB; u++)
                     for (int h = 0; h < HGM; h++)
                         if (h < hg) {
-                            float8 qq = vload8(0, ql + h * hd + d + 8 * u);
+                            float8 qq = al ? ld8_lf(ql + h * hd + d + 8 * u) : vload8(0, ql + h * hd + d + 8 * u);
                             sv[h] += dot(kk[u].lo, qq.lo) + dot(kk[u].hi, qq.hi);
                         }
             }
@@ -167,7 +176,8 @@ inline void attn_body(__global const float *q, __global const float *Kf, __globa
                         vv[u] = (float8)(0.0f);
                         if (j < jmax && vis[j]) {
                             size_t vi = (size_t)(base + j) * kvs + e8;
-                            vv[u] = f32 ? vload8(0, Vf + vi) : vload_half8(0, V + vi);
+                            vv[u] = al ? (f32 ? ld8_f32(Vf + vi) : ld8_f16(V + vi))
+                                       : (f32 ? vload8(0, Vf + vi) : vload_half8(0, V + vi));
                         }
                     }
                     #pragma unroll
@@ -273,10 +283,10 @@ inline void attn_body(__global const float *q, __global const float *Kf, __globa
 /* local memory, 20 KB: red, then ql and sc, which the 8-dims layout's partial sums per (head,
  * sub8, dim) (comb) take over once the slots are done */
 #define ATTN_BODY(HGM)                                                                            \
-    __local float lmem[ATTN_HG_MAX * AWG + ATTN_HG8 * 8 * AWG]; /* >= red + ql + sc too */        \
+    __local float4 lmem[(ATTN_HG_MAX * AWG + ATTN_HG8 * 8 * AWG) / 4]; /* >= red + ql + sc too */ \
     __local int vis[AWG];                                                                         \
     __local int nvis;                                                                             \
-    attn_body(q, Kf, Vf, spos, qpos, dst, part, P, HGM, lmem, vis, &nvis)
+    attn_body(q, Kf, Vf, spos, qpos, dst, part, P, HGM, (__local float *)lmem, vis, &nvis)
 
 __kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn(ATTN_ARGS) { ATTN_BODY(ATTN_HG_MAX); }
 /* up to ATTN_HG4 query heads a work-group (2B4T's groups of 4): half the registers */

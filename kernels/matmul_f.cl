@@ -22,12 +22,12 @@ void matmul_f(__global const float *x, __global const uchar *w, __global float *
             size_t rb = type == 4 ? (size_t)row * kq : (size_t)row * k;
             for (int j = lane * 8; j < k8; j += GV_LANES * 8) {
                 float8 wv;
-                if (type == 4) wv = convert_float8(vload8(0, (__global const char *)w + rb + j));
+                if (type == 4) /* rows of kq bytes: 8-byte aligned pieces where w is */
+                    wv = aligned ? convert_float8(as_char8(*(__global const uint2 *)(w + rb + j)))
+                                 : convert_float8(vload8(0, (__global const char *)w + rb + j));
                 else if (aligned) { /* 16-byte aligned rows: one wide load per 8 weights */
-                    if (type == 0) {
-                        __global const float4 *p4 = (__global const float4 *)w + (rb + j) / 4;
-                        wv = (float8)(p4[0], p4[1]);
-                    } else if (type == 1) wv = vloada_half8(0, (__global const half *)w + rb + j);
+                    if (type == 0) wv = ld8_f32((__global const float *)w + rb + j);
+                    else if (type == 1) wv = ld8_f16((__global const half *)w + rb + j);
                     else {
                         /* bf16 pairs: the low half of each word is the first value */
                         uint4 u = ((__global const uint4 *)w)[(rb + j) / 8];
