@@ -477,6 +477,11 @@ static int vkb_end(rtr_backend *be, rtr_err *err) {
     double t0 = vk->prof_path ? rtr_now() : 0;
     rc = submit_wait(vk, cbs, n, &rec->last_s, err);
     if (n == 2) { vkResetCommandBuffer(vk->up_cb, 0); vk->ring_used = 0; }
+    if (!rc && vk->chain && ((volatile uint32_t *)vk->sync->map)[0]) {
+        vk->lost = 1; /* its results are not to be trusted */
+        return rtr_seterr(err, RTR_EBACKEND, "vulkan: a chained dispatch gave up waiting for the one before it "
+                                             "(ROTOR_VK_NOCHAIN=1 turns chaining off)");
+    }
     if (!rc && vk->prof_path) prof_collect(vk, rec, rtr_now() - t0);
     return rc;
 }
@@ -495,7 +500,7 @@ static void vkb_destroy(rtr_backend *be) {
         if (vk->prof_path && vk->prof_batches) prof_write(vk);
         for (int i = 0; i < VK_NREC; i++)
             if (vk->rec[i].qp) vkDestroyQueryPool(vk->dev, vk->rec[i].qp, NULL);
-        rtr_buf *own[] = {vk->dummy, vk->ring, vk->stage, vk->part, vk->cnt, vk->rope_tab};
+        rtr_buf *own[] = {vk->dummy, vk->ring, vk->stage, vk->part, vk->cnt, vk->rope_tab, vk->sync};
         for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) vk_buf_drop(vk, own[i]);
         for (int i = 0; i < VP_COUNT; i++)
             if (vk->pipe[i]) vkDestroyPipeline(vk->dev, vk->pipe[i], NULL);
@@ -876,8 +881,12 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     if (!(vk->dummy = vk_buf_make(vk, 16, VK_MEM_DEV, 0, err)) ||
         !(vk->part = vk_buf_make(vk, VK_PART_BYTES, VK_MEM_DEV, 0, err)) ||
         !(vk->cnt = vk_buf_make(vk, VK_CNT_BYTES, VK_MEM_DEV, 0, err)) ||
-        !(vk->rope_tab = vk_buf_make(vk, 64 << 10, VK_MEM_SMALL, 0, err)))
+        !(vk->rope_tab = vk_buf_make(vk, 64 << 10, VK_MEM_SMALL, 0, err)) ||
+        !(vk->sync = vk_buf_make(vk, VK_CHAIN_N * 4, VK_MEM_SMALL, 0, err)))
         return err ? err->code : RTR_ENOMEM;
+    /* dispatch chaining needs the counters' error word readable by the host */
+    vk->chain = vk->sync->map && !rtr_env_flag("ROTOR_VK_NOCHAIN");
+    if (vk->sync->map) memset(vk->sync->map, 0, vk->sync->vsize);
     if (vk->cnt->map) memset(vk->cnt->map, 0, vk->cnt->vsize);
     else if ((rc = open_uploads(vk, err))) return rc;
     else vkCmdFillBuffer(vk->up_cb, vk->cnt->buf, 0, vk->cnt->vsize, 0);

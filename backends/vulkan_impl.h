@@ -37,7 +37,9 @@ enum {
 enum { COOP_I8 = 1, COOP_F16 = 2 }; /* cooperative-matrix shaders a device can run */
 #define VK_GEMM_MIN 17        /* batches from this many tokens up use it */
 
-#define VK_NBIND 15  /* storage buffers every shader's set layout has (RTR_NBIND of kernels/vk_bind.glsl) */
+#define VK_NBIND 16  /* storage buffers every shader's set layout has (RTR_NBIND of kernels/vk_bind.glsl);
+                        * the last one holds the dispatch-chaining counters (kernels/vk_chain.glsl) */
+#define VK_CHAIN_N 4096 /* chaining counters: chained dispatches a batch, at most */
 #define VK_TMAX 8    /* tokens a matmul workgroup takes at once in batches */
 #define VK_NREC 4    /* recorded batches kept for replay */
 #define VK_NPEND 64  /* accesses tracked since the last barrier */
@@ -99,7 +101,7 @@ typedef struct {
     uint32_t qfam;
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memp;
-    int sg, dot, sg_size, portable, no_fuse, no_poll, no_vec, no_vec_glu, no_gemm, no_attnb, coop, vec_lanes, attn_splits;
+    int sg, dot, sg_size, portable, chain, no_fuse, no_poll, no_vec, no_vec_glu, no_gemm, no_attnb, coop, vec_lanes, attn_splits;
     VkDeviceSize align, max_range;
     VkCommandPool cpool;
     VkCommandBuffer up_cb, xfer_cb;
@@ -109,7 +111,7 @@ typedef struct {
     VkPipeline pipe[VP_COUNT];
     uint32_t nt_mm; /* weight rows per matmul workgroup */
     /* internal buffers */
-    rtr_buf *dummy, *ring, *stage, *part, *cnt, *rope_tab; /* cnt: attention split counters */
+    rtr_buf *dummy, *ring, *stage, *part, *cnt, *rope_tab, *sync; /* cnt: attention split counters; sync: chaining */
     size_t ring_used;
     int up_open;
     /* descriptor set cache: open addressing on vk_dkey */

@@ -20,9 +20,10 @@
 
 /* ---- op checks ---- */
 
+#define ACC_MAX 12
 typedef struct {
-    vk_access a[12];
-    int open[12]; /* extent runs to the end of the buffer (KV ring writes by slot) */
+    vk_access a[ACC_MAX];
+    int open[ACC_MAX]; /* extent runs to the end of the buffer (KV ring writes by slot) */
     int n;
 } acc_list;
 
@@ -359,13 +360,19 @@ typedef struct {
     VkPipeline cur;
     rtr_ref ref[VK_NBIND];
     uint32_t pc[32];
+    /* dispatch chaining (kernels/vk_chain.glsl): the next counter, the workgroups of the last
+     * dispatch when it was chained (0 when not), the chain word of the dispatch being recorded,
+     * and whether the counters were zeroed in this recording */
+    uint32_t ch_step, ch_prev, ch_word;
+    int ch_zeroed;
 } rec_ctx;
 
 /* Puts a barrier before the next dispatch when it touches what an earlier one since the last
  * barrier wrote, or writes what one read. */
 static void depend(rec_ctx *c, const vk_access *a, int n) {
     vk_backend *vk = c->vk;
-    int need = vk->n_pend + n > VK_NPEND;
+    int need = vk->n_pend + n > VK_NPEND || c->ch_prev; /* after a chained dispatch: always */
+    c->ch_prev = 0;
     for (int i = 0; i < n && !need; i++)
         for (int j = 0; j < vk->n_pend && !need; j++) {
             const vk_access *p = &vk->pend[j];
@@ -383,6 +390,33 @@ static void depend(rec_ctx *c, const vk_access *a, int n) {
 
 static void clear_refs(rec_ctx *c) { memset(c->ref, 0, sizeof c->ref); }
 
+/* Orders the next dispatch (groups workgroups, accesses a) after the ones before it and returns
+ * its chain word (kernels/vk_chain.glsl), for a shader that can be chained: no barrier when the
+ * dispatch before was chained too (the shader waits for that one's workgroups instead), a full
+ * barrier after unchained ones, the counters zeroed at the recording's first chained dispatch.
+ * Where the backend does not chain, the usual dependency barrier and 0. */
+static uint32_t chain_order(rec_ctx *c, const vk_access *a, int n, uint64_t groups) {
+    vk_backend *vk = c->vk;
+    if (!vk->chain || groups > 0xffff || c->ch_step >= VK_CHAIN_N) {
+        depend(c, a, n);
+        return 0;
+    }
+    if (!c->ch_prev) {
+        VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                              .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                              .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+        if (!c->ch_zeroed) {
+            vkCmdFillBuffer(c->cb, vk->sync->buf, 0, vk->sync->vsize, 0);
+            c->ch_zeroed = 1;
+        }
+        vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    }
+    vk->n_pend = 0;
+    c->ch_word = 0x80000000u | c->ch_step++ << 16 | c->ch_prev;
+    return c->ch_word;
+}
+
 static void bind_range(const vk_backend *vk, rtr_ref r, VkDeviceSize *base, VkDeviceSize *range) {
     *base = r.off / vk->align * vk->align;
     *range = r.buf->vsize - *base;
@@ -395,6 +429,9 @@ static int dispatch(rec_ctx *c, int p, int npc, uint32_t gx, uint32_t gy, uint32
     vk_backend *vk = c->vk;
     vk_dkey k;
     memset(&k, 0, sizeof k);
+    if (c->ch_word) c->ref[VK_NBIND - 1] = (rtr_ref){vk->sync, 0};
+    c->ch_prev = c->ch_word ? gx * gy * gz : 0;
+    c->ch_word = 0;
     for (int i = 0; i < VK_NBIND; i++) {
         if (!c->ref[i].buf) {
             k.b[i] = vk->dummy->buf;
@@ -496,7 +533,7 @@ static int rec_matmul_f(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err)
 #define VK_ATTNB_QR 8  /* query rows a workgroup of attn_batch.comp */
 #define VK_ATTNC_QR 32 /* and of attn_coop.comp */
 
-static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
+static int rec_attn(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err) {
     vk_backend *vk = c->vk;
     int nh = op->p.attn.n_head, hd = op->p.attn.head_dim, cap = op->p.attn.cap, rows = op->rows;
     /* what every attention shader binds and pushes first: q, K, V, slot and query positions,
@@ -507,6 +544,7 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     c->pc[P + 3] = (uint32_t)cap; c->pc[P + 4] = (uint32_t)op->p.attn.n_sink; c->pc[P + 5] = (uint32_t)op->p.attn.window;
     c->pc[P + 6] = fbits(op->p.attn.scale);
     if (!vk->no_attnb && rows > 1 && hd % 8 == 0 && hd <= 256 && op->b.off % 16 == 0 && op->c.off % 16 == 0) {
+        depend(c, l->a, l->n);
         /* batches: several query rows a workgroup share every key and value read */
         c->pc[P + 7] = (uint32_t)rows;
         c->pc[P + 8] = op->p.attn.kv_type == RTR_T_F32;
@@ -534,11 +572,15 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     c->ref[6] = (rtr_ref){vk->part, 0}; c->ref[7] = (rtr_ref){vk->cnt, 0};
     c->pc[P + 7] = ns; c->pc[P + 8] = ups * 32;
     c->pc[P + 9] = op->p.attn.kv_type == RTR_T_F32;
-    if (ns > 1) {
+    if (ns > 1 && l->n + 2 <= ACC_MAX) {
+        l->a[l->n++] = (vk_access){vk->part, 0, per * ns, 1};
+        l->a[l->n++] = (vk_access){vk->cnt, 0, (size_t)rows * nh * 4, 1};
+    } else if (ns > 1) {
         vk_access pa[2] = {{vk->part, 0, per * ns, 1}, {vk->cnt, 0, (size_t)rows * nh * 4, 1}};
         depend(c, pa, 2);
     }
-    return dispatch(c, VP_ATTN, P + 10, (uint32_t)nh, (uint32_t)rows, ns, err);
+    c->pc[P + 10] = chain_order(c, l->a, l->n, (uint64_t)nh * (uint64_t)rows * ns);
+    return dispatch(c, VP_ATTN, P + 11, (uint32_t)nh, (uint32_t)rows, ns, err);
 }
 
 /* slots of the K/V caches that fit in their bound ranges (the shader skips the others) */
@@ -576,7 +618,7 @@ static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     acc_list l;
     int rc = op_accesses(vk, op, &l, err);
     if (rc) return rc;
-    if (op->kind != RTR_OP_MATMUL_F) depend(c, l.a, l.n);
+    if (op->kind != RTR_OP_MATMUL_F && op->kind != RTR_OP_ATTN) depend(c, l.a, l.n);
     uint32_t gx, gy;
     int rows = op->rows;
     clear_refs(c);
@@ -632,7 +674,7 @@ static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
         return dispatch(c, VP_KV, P + 7, gx, gy, 1, err);
     }
     case RTR_OP_ATTN:
-        return rec_attn(c, op, err);
+        return rec_attn(c, op, &l, err);
     case RTR_OP_GLU:
     case RTR_OP_ADD: {
         int add = op->kind == RTR_OP_ADD, n = add ? op->p.add.n : op->p.glu.n;
@@ -840,7 +882,6 @@ static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_
             }
             all[n++] = ls[k]->a[i];
         }
-    depend(c, all, n);
     clear_refs(c);
     uint64_t total = bind_matmul(c, mm);
     if (nm) { c->ref[8] = nm->a; c->ref[9] = nm->c; }
@@ -857,25 +898,26 @@ static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_
     uint32_t lpr = vec_lanes(kw4, fl == 8 || fl == 16 || fl == 32 ? (uint32_t)fl : 4,
                              pipe == VP_MMT2_VG ? VK_VEC_MAXUG : VK_VEC_MAXU),
              rpw = VK_WG_VEC / lpr;
+    uint64_t groups = g ? ((uint64_t)mm->p.mm.n[0] + rpw / 2 - 1) / (rpw / 2) : (total + rpw - 1) / rpw;
+    uint32_t chain = chain_order(c, all, n, groups);
     c->pc[P + 0] = (uint32_t)kw4;
     c->pc[P + 1] = lpr;
-    c->pc[P + 5] = mm->p.mm.accum ? 1u : 0;
-    c->pc[P + 6] = g ? 1u + (uint32_t)g->p.glu.act : 0;
-    c->pc[P + 10] = nm ? 1u | (nm->c.buf ? 2u : 0) : 0;
-    c->pc[P + 11] = nm ? fbits(nm->p.norm.eps) : 0;
-    c->pc[P + 12] = nm ? (uint32_t)nm->p.norm.n : 0;
-    c->pc[P + 13] = rk ? 1u | (rk->kv->p.kv.type == RTR_T_F32 ? 2u : 0) : 0;
-    c->pc[P + 14] = rk ? (uint32_t)rk->rk->p.rope.head_dim : 0;
-    c->pc[P + 15] = rk ? (uint32_t)kv_max_slots(vk, rk->kv) : 0;
-    c->pc[P + 16] = rk ? (uint32_t)rk->kv->p.kv.n : 0;
-    uint64_t groups = g ? ((uint64_t)mm->p.mm.n[0] + rpw / 2 - 1) / (rpw / 2) : (total + rpw - 1) / rpw;
+    /* mode: accumulate, glu, fused norm, RoPE/KV (mm_t2_vec.comp's PC_ bits) */
+    c->pc[P + 5] = (mm->p.mm.accum ? 1u : 0) | (g ? 1u + (uint32_t)g->p.glu.act : 0) << 1 |
+                   (nm ? 1u | (nm->c.buf ? 2u : 0) : 0) << 4 | (rk ? 1u | (rk->kv->p.kv.type == RTR_T_F32 ? 2u : 0) : 0) << 6;
+    c->pc[P + 6] = chain;
+    c->pc[P + 10] = nm ? fbits(nm->p.norm.eps) : 0;
+    c->pc[P + 11] = nm ? (uint32_t)nm->p.norm.n : 0;
+    c->pc[P + 12] = rk ? (uint32_t)rk->rk->p.rope.head_dim : 0;
+    c->pc[P + 13] = rk ? (uint32_t)kv_max_slots(vk, rk->kv) : 0;
+    c->pc[P + 14] = rk ? (uint32_t)rk->kv->p.kv.n : 0;
     uint32_t gx, gy;
     grid(groups, &gx, &gy);
-    return dispatch(c, pipe, P + 17, gx, gy, 1, err);
+    return dispatch(c, pipe, P + 15, gx, gy, 1, err);
 }
 
 int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {
-    rec_ctx c = {.vk = vk, .rec = rec, .cb = rec->cb};
+    rec_ctx c = {.vk = vk, .rec = rec, .cb = rec->cb, .ch_step = 1}; /* counter 0: the error word */
     vk->n_pend = 0;
     rec->nq = 0;
     if (rec->qp) {

@@ -21,11 +21,11 @@
 layout(local_size_x = WG) in;
 #include "vk_common.glsl"
 
-layout(std430, binding = 0) readonly buffer BQ { uint Q[]; };
-layout(std430, binding = 1) readonly buffer BK { uint K[]; };
-layout(std430, binding = 1) readonly buffer BK4 { uvec4 K4[]; }; /* the same, 16 bytes a read */
-layout(std430, binding = 2) readonly buffer BV { uint V[]; };
-layout(std430, binding = 2) readonly buffer BV4 { uvec4 V4[]; };
+layout(std430, binding = 0) coherent readonly buffer BQ { uint Q[]; };
+layout(std430, binding = 1) coherent readonly buffer BK { uint K[]; };
+layout(std430, binding = 1) coherent readonly buffer BK4 { uvec4 K4[]; }; /* the same, 16 bytes a read */
+layout(std430, binding = 2) coherent readonly buffer BV { uint V[]; };
+layout(std430, binding = 2) coherent readonly buffer BV4 { uvec4 V4[]; };
 layout(std430, binding = 3) readonly buffer BSP { int SP[]; };
 layout(std430, binding = 4) readonly buffer BQP { int QP[]; };
 layout(std430, binding = 5) writeonly buffer BD { uint D[]; };
@@ -38,7 +38,9 @@ layout(push_constant) uniform PC {
     int n_sink, window;
     float scale;
     uint nsplit, sps, f32; /* sps: slots a split */
+    uint chain; /* vk_chain.glsl */
 } pc;
+#include "vk_chain.glsl"
 
 /* elements 2w, 2w+1 of the row starting at element e0 of a cache */
 vec2 kpair(uint e0, uint w) {
@@ -57,13 +59,14 @@ shared float p[CH];
 shared float comb[WG * 8]; /* groups x head dims: at most (WG / (hd / 8)) hd */
 shared uint last;
 
-void main() {
+void body() {
     uint h = gl_WorkGroupID.x, r = gl_WorkGroupID.y, sp = gl_WorkGroupID.z;
     uint l = gl_LocalInvocationIndex, hd = pc.hd, hw = hd / 2;
     uint kvh = h / (pc.n_head / pc.n_kv);
     uint qb = pc.o[0] / 4 + (r * pc.n_head + h) * hd;
+    int qp = QP[pc.o[4] / 4 + r]; /* from the host: read before the wait */
+    chain_wait(pc.chain, pc.o[15] / 4);
     for (uint d = l; d < hd; d += WG) qsh[d] = uintBitsToFloat(Q[qb + d]);
-    int qp = QP[pc.o[4] / 4 + r];
     barrier();
 
     const float NEG_INF = uintBitsToFloat(0xff800000u);
@@ -208,4 +211,9 @@ void main() {
         D[ob + 1] = floatBitsToUint(outv.y);
     }
     if (l == 0) CNT[ci] = 0; /* ready for the next dispatch */
+}
+
+void main() {
+    body();
+    chain_signal(pc.chain, pc.o[15] / 4);
 }

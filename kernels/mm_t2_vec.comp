@@ -16,11 +16,11 @@
  * activation words 8g+4h..8g+4h+3 of the block, one uvec4 of shared memory. Sums are exact in
  * int32 as in mm_t2.comp (2 w = c - 3 m per 2-bit code c with low bit m).
  *
- * GLU mode (pc.glu = 1 + act): matrices 0 and 1 are gate and up of equal size; a workgroup takes
+ * GLU mode (PC_GLU = 1 + act): matrices 0 and 1 are gate and up of equal size; a workgroup takes
  * rows j0.. of both (gate in its first half of rows, up in the second) and writes
  * act(gate) * up into out0 and up into out1, as the GLU op in place on the gate rows would.
  *
- * RoPE/KV mode (pc.rkv != 0): the q/k/v product of one token also does the ROPE of q and k and
+ * RoPE/KV mode (PC_RKV != 0): the q/k/v product of one token also does the ROPE of q and k and
  * the KV_STORE of k and v that follow it, from the row sums in shared memory (rkv_row orders
  * the rows so that a workgroup holds both halves of every rotation pair).
  *
@@ -37,17 +37,17 @@ layout(constant_id = 4) const uint MAXU = 8; /* 16-byte weight pieces an invocat
 layout(local_size_x_id = 1) in;
 #include "vk_common.glsl"
 
-layout(std430, binding = 0) readonly buffer BX { uvec4 X[]; };   /* int8 [kpad] */
-layout(std430, binding = 1) readonly buffer BS { uint XS[]; };   /* f32 1/s */
+layout(std430, binding = 0) coherent readonly buffer BX { uvec4 X[]; };   /* int8 [kpad] */
+layout(std430, binding = 1) coherent readonly buffer BS { uint XS[]; };   /* f32 1/s */
 layout(std430, binding = 0) writeonly buffer BXW { uint XW[]; }; /* the same, written when fused */
 layout(std430, binding = 1) writeonly buffer BSW { uint XSW[]; };
 layout(std430, binding = 2) readonly buffer BW0 { uvec4 W0[]; };
 layout(std430, binding = 3) readonly buffer BW1 { uvec4 W1[]; };
 layout(std430, binding = 4) readonly buffer BW2 { uvec4 W2[]; };
-layout(std430, binding = 5) buffer BO0 { uint O0[]; };
-layout(std430, binding = 6) buffer BO1 { uint O1[]; };
-layout(std430, binding = 7) buffer BO2 { uint O2[]; };
-layout(std430, binding = 8) readonly buffer BNA { vec4 NA[]; }; /* fused: the norm's f32 input row */
+layout(std430, binding = 5) coherent buffer BO0 { uint O0[]; };
+layout(std430, binding = 6) coherent buffer BO1 { uint O1[]; };
+layout(std430, binding = 7) coherent buffer BO2 { uint O2[]; };
+layout(std430, binding = 8) coherent readonly buffer BNA { vec4 NA[]; }; /* fused: the norm's f32 input row */
 layout(std430, binding = 9) readonly buffer BNW { vec4 NW[]; }; /* fused: the norm's weights */
 layout(std430, binding = 10) readonly buffer BSL { int SL[]; };  /* RoPE/KV: the token's ring slot */
 layout(std430, binding = 11) readonly buffer BPO { int POS[]; }; /* RoPE/KV: its position */
@@ -60,16 +60,19 @@ layout(push_constant) uniform PC {
     uint kw4;     /* 16-byte pieces per weight row (kpad / 64) */
     uint lpr;     /* lanes per row: 4, 8, 16 or 32, with kw4 <= lpr * MAXU */
     uint n0, n1, n2;
-    uint accum;
-    uint glu;     /* 0, or 1 + the activation */
+    uint mode;    /* bit 0 accumulate; bits 1..3 glu; 4..5 fuse; 6..7 rkv (below) */
+    uint chain;   /* vk_chain.glsl */
     float alpha0, alpha1, alpha2;
-    uint fuse;    /* 0, or 1 + (2 if the norm has weights) */
     float eps;
     uint k;       /* fused: the norm's row length */
-    uint rkv;     /* 0, or 1 (+ 2 for an f32 cache): RoPE of q and k, k and v into the ring */
     uint hd;      /* RoPE/KV: head_dim, a multiple of 4 */
     uint max_slots, kvn; /* RoPE/KV: slots the bound cache holds, elements a cache row */
 } pc;
+#define PC_ACCUM (pc.mode & 1u)
+#define PC_GLU ((pc.mode >> 1) & 7u)  /* 0, or 1 + the activation */
+#define PC_FUSE ((pc.mode >> 4) & 3u) /* 0, or 1 + (2 if the norm has weights) */
+#define PC_RKV ((pc.mode >> 6) & 3u)  /* 0, or 1 (+ 2 for an f32 cache): RoPE of q and k, k and v into the ring */
+#include "vk_chain.glsl"
 
 #define MAXX 512u /* uvec4 of int8 input: kpad <= 8192 */
 shared uvec4 xq[MAXX];
@@ -82,7 +85,7 @@ float row_xs;
  * invocation). */
 void fused_norm() {
     uint l = gl_LocalInvocationIndex, ab = pc.o[8] / 16, wb = pc.o[9] / 16, n = pc.k, n4 = (n + 3) / 4;
-    bool hasw = (pc.fuse & 2u) != 0;
+    bool hasw = (PC_FUSE & 2u) != 0;
     vec4 y[NG], wv[NG];
     float ss = 0.0;
     [[unroll]] for (uint i = 0; i < NG; i++) {
@@ -133,7 +136,7 @@ void fused_norm() {
  * head for j = 0, 2, 4, ..., so that a workgroup (rows a multiple of 4) holds both halves of
  * each rotation pair. The weight row of this lane's row lr of matrix mat: */
 uint rkv_row(uint mat, uint lr) {
-    if (pc.rkv == 0 || mat == 2) return lr;
+    if (PC_RKV == 0 || mat == 2) return lr;
     uint hd = pc.hd, i = lr % hd;
     return lr - i + (i / 4) * 2 + (i & 1u) + ((i >> 1) & 1u) * (hd / 2);
 }
@@ -143,7 +146,7 @@ uint rkv_row(uint mat, uint lr) {
  * slot of the ring as the KV_STORE op does. slot, pos and the two inverse frequencies were read
  * at the start, their latency hidden behind the weights'. */
 void rkv_store(uint mat, uint lr, float x0, float x1, float x2, float x3, int slot, int pos, vec2 inv) {
-    bool put = slot >= 0 && uint(slot) < pc.max_slots, f32 = (pc.rkv & 2u) != 0;
+    bool put = slot >= 0 && uint(slot) < pc.max_slots, f32 = (PC_RKV & 2u) != 0;
     uint cb = uint(slot) * pc.kvn;
     if (mat == 2) {
         uint ob = pc.o[7] / 4 + lr;
@@ -185,10 +188,10 @@ void rkv_store(uint mat, uint lr, float x0, float x1, float x2, float x3, int sl
     }
 }
 
-void main() {
+void body() {
     uint grp = flat_group(), l = gl_LocalInvocationIndex;
     uint lpr = pc.lpr, rpw = WGS / lpr, rl = l / lpr, lane = l % lpr;
-    bool glu = pc.glu != 0;
+    bool glu = PC_GLU != 0;
     /* this lane's row: matrix mat, row lr of it */
     uint mat = 0, lr;
     bool live;
@@ -217,13 +220,14 @@ void main() {
     /* RoPE/KV: what the epilogue's invocations will need, read now */
     int rslot = 0, rpos = 0;
     vec2 rinv = vec2(0.0);
-    if (pc.rkv != 0 && l < rpw / 4) {
+    if (PC_RKV != 0 && l < rpw / 4) {
         rslot = SL[pc.o[10] / 4];
         rpos = POS[pc.o[11] / 4];
         uint j = ((grp * rpw + 4 * l) % pc.hd) / 2; /* the same j for q, k (v ignores it) */
         rinv = vec2(uintBitsToFloat(TAB[pc.o[12] / 4 + j]), uintBitsToFloat(TAB[pc.o[12] / 4 + j + 1]));
     }
-    /* 2. the int8 input row */
+    /* 2. the int8 input row, once the dispatch before has written it (chained) */
+    chain_wait(pc.chain, pc.o[15] / 4);
     if (FUSED != 0) fused_norm();
     else {
         for (uint i = l; i < pc.kw4 * 4; i += WG) xq[i] = X[pc.o[0] / 16 + i];
@@ -264,14 +268,14 @@ void main() {
         precise float f = alpha * row_xs;
         v = float(d >> 1) * f;
         uint oi = pc.o[5 + mat] / 4 + lr;
-        if (live && !glu && pc.rkv == 0) {
-            if (mat == 0) { if (pc.accum != 0) v = uintBitsToFloat(O0[oi]) + v; O0[oi] = floatBitsToUint(v); }
-            else if (mat == 1) { if (pc.accum != 0) v = uintBitsToFloat(O1[oi]) + v; O1[oi] = floatBitsToUint(v); }
-            else { if (pc.accum != 0) v = uintBitsToFloat(O2[oi]) + v; O2[oi] = floatBitsToUint(v); }
+        if (live && !glu && PC_RKV == 0) {
+            if (mat == 0) { if (PC_ACCUM != 0) v = uintBitsToFloat(O0[oi]) + v; O0[oi] = floatBitsToUint(v); }
+            else if (mat == 1) { if (PC_ACCUM != 0) v = uintBitsToFloat(O1[oi]) + v; O1[oi] = floatBitsToUint(v); }
+            else { if (PC_ACCUM != 0) v = uintBitsToFloat(O2[oi]) + v; O2[oi] = floatBitsToUint(v); }
         }
         gate[l] = v;
     }
-    if (pc.rkv != 0) { /* uniform */
+    if (PC_RKV != 0) { /* uniform */
         barrier();
         if (l < rpw / 4) {
             lr = grp * rpw + 4 * l;
@@ -288,7 +292,12 @@ void main() {
     if (l < rpw / 2 && live) {
         float u = gate[l + rpw / 2];
         uint j = grp * (rpw / 2) + l;
-        O0[pc.o[5] / 4 + j] = floatBitsToUint(glu_act(gate[l], u, pc.glu - 1));
+        O0[pc.o[5] / 4 + j] = floatBitsToUint(glu_act(gate[l], u, PC_GLU - 1));
         O1[pc.o[6] / 4 + j] = floatBitsToUint(u);
     }
+}
+
+void main() {
+    body();
+    chain_signal(pc.chain, pc.o[15] / 4);
 }

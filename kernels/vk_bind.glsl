@@ -1,5 +1,5 @@
 /* vk_bind.glsl: how many storage buffers every Vulkan shader's descriptor set holds (VK_NBIND in
  * backends/vulkan_impl.h). Push constants open with that many operand offsets, o[RTR_NBIND]. */
 #ifndef RTR_NBIND
-#define RTR_NBIND 15
+#define RTR_NBIND 16
 #endif
