@@ -13,18 +13,18 @@
  * The including shader defines WG and includes vk_bind.glsl first. */
 layout(std430, binding = 15) coherent volatile buffer BCHAIN { uint CHAIN_CNT[]; };
 
-#define CHAIN_SPIN_MAX (1u << 22)
+#define CHAIN_SPIN_OUTER 4096u /* polls before giving up: OUTER x INNER (no loop runs 65535 times or */
+#define CHAIN_SPIN_INNER 1024u /* more: llvmpipe cuts such loops short) */
 
 /* every invocation, in uniform control flow */
 void chain_wait(uint chain, uint base) {
     if ((chain & 0x80000000u) == 0u || (chain & 0xffffu) == 0u) return;
     if (gl_LocalInvocationIndex == 0) {
         uint prev = base + ((chain >> 16) & 0x7fffu) - 1u, want = chain & 0xffffu;
-        for (uint n = 0u; atomicAdd(CHAIN_CNT[prev], 0u) < want; n++) /* an atomic read: never hoisted */
-            if (n == CHAIN_SPIN_MAX) {
-                atomicMax(CHAIN_CNT[base], 1u);
-                break;
-            }
+        bool done = false; /* polled with atomic reads, which no compiler hoists out of the loop */
+        for (uint i = 0u; i < CHAIN_SPIN_OUTER && !done; i++)
+            for (uint j = 0u; j < CHAIN_SPIN_INNER && !done; j++) done = atomicAdd(CHAIN_CNT[prev], 0u) >= want;
+        if (!done) atomicMax(CHAIN_CNT[base], 1u);
     }
     memoryBarrierBuffer();
     barrier();
