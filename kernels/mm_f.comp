@@ -13,8 +13,6 @@ layout(constant_id = 0) const uint TMAX = 1;
 layout(std430, binding = 0) readonly buffer BX { uint X[]; };   /* f32 [rows][k] */
 layout(std430, binding = 1) readonly buffer BS { uint XS[]; };  /* unused (bound to X) */
 layout(std430, binding = 2) readonly buffer BW { uint W[]; };
-layout(std430, binding = 0) readonly buffer BX4 { uvec4 X4[]; }; /* the same, 16 bytes a read */
-layout(std430, binding = 2) readonly buffer BW4 { uvec4 W4[]; };
 layout(std430, binding = 3) writeonly buffer BD { uint D[]; };
 
 layout(push_constant) uniform PC {
@@ -52,29 +50,7 @@ void main() {
 #ifndef RTR_SG
         if (live) {
 #endif
-        bool wide = TMAX == 1 && pc.o[0] % 16 == 0 && pc.o[2] % 16 == 0 &&
-                    ((pc.type == 4 && k % 16 == 0) || (pc.type == 1 && k % 8 == 0));
-        if (wide && pc.type == 4) {
-            /* one token, 16-byte reads: 16 weights and their 16 inputs a piece (the word-wise
-             * loops below are bound by load instructions, not bytes, at q8's half the bytes) */
-            uint wb = pc.o[2] / 16 + row * (pc.kq / 16), xb = pc.o[0] / 16 + t0 * (k / 4);
-            for (uint i = lane; i < k / 16; i += tpr) {
-                uvec4 wv = W4[wb + i];
-                for (uint q = 0; q < 4; q++) {
-                    uint u = wv[q];
-                    vec4 wf = vec4(float(int(u << 24) >> 24), float(int(u << 16) >> 24), float(int(u << 8) >> 24), float(int(u) >> 24));
-                    acc[0] += dot(wf, uintBitsToFloat(X4[xb + 4 * i + q]));
-                }
-            }
-        } else if (wide) {
-            /* the same for f16: 8 weights a piece */
-            uint wb = pc.o[2] / 16 + row * (k / 8), xb = pc.o[0] / 16 + t0 * (k / 4);
-            for (uint i = lane; i < k / 8; i += tpr) {
-                uvec4 wv = W4[wb + i];
-                acc[0] += dot(vec4(unpackHalf2x16(wv.x), unpackHalf2x16(wv.y)), uintBitsToFloat(X4[xb + 2 * i])) +
-                          dot(vec4(unpackHalf2x16(wv.z), unpackHalf2x16(wv.w)), uintBitsToFloat(X4[xb + 2 * i + 1]));
-            }
-        } else if (pc.type == 4) {
+        if (pc.type == 4) {
             /* word i holds weights 4i..4i+3, each a signed byte */
             uint kw = pc.kq / 4, wb = pc.o[2] / 4 + row * kw, xb = pc.o[0] / 4 + t0 * k;
             for (uint i = lane; i < (k + 3) / 4; i += tpr) {
