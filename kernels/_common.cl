@@ -88,9 +88,31 @@ inline uint4 t2_planes(uint4 w, int p) {
 }
 
 /* Work-group reductions over a power-of-two local size; buf holds one float per work-item.
- * Every work-item gets the result. */
+ * Every work-item gets the result. With NVIDIA's inline PTX (one-dimensional work-groups of
+ * whole 32-wide warps), each warp reduces with shuffles and one barrier joins the warps' results;
+ * elsewhere, a tree in local memory (a barrier a level). */
+#if defined(RTR_PTX_DP4A)
+#define RTR_WARPS 1
+inline float shfl_xor(float v, int m) {
+    float r;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(m));
+    return r;
+}
+#endif
+
 inline float wg_sum(float v, __local float *buf) {
     int l = get_local_id(0), n = get_local_size(0);
+#ifdef RTR_WARPS
+    if (n % 32 == 0) {
+        for (int m = 16; m > 0; m >>= 1) v += shfl_xor(v, m);
+        if (l % 32 == 0) buf[l / 32] = v;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float r = 0.0f;
+        for (int i = 0; i < n / 32; i++) r += buf[i];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        return r;
+    }
+#endif
     buf[l] = v;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int s = n >> 1; s > 0; s >>= 1) {
@@ -104,6 +126,17 @@ inline float wg_sum(float v, __local float *buf) {
 
 inline float wg_max(float v, __local float *buf) {
     int l = get_local_id(0), n = get_local_size(0);
+#ifdef RTR_WARPS
+    if (n % 32 == 0) {
+        for (int m = 16; m > 0; m >>= 1) v = fmax(v, shfl_xor(v, m));
+        if (l % 32 == 0) buf[l / 32] = v;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float r = buf[0];
+        for (int i = 1; i < n / 32; i++) r = fmax(r, buf[i]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        return r;
+    }
+#endif
     buf[l] = v;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int s = n >> 1; s > 0; s >>= 1) {
