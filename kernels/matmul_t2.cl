@@ -182,9 +182,15 @@ void matmul_t2_gemm(__global const uint *x, __global const float *xs, __global c
 
 /* acc + one 16-byte piece of a T2 row (half h of a 32-byte block) . its activations: plane p of
  * the piece meets uint4 2p of xu, xu pointing at uint4 h of the block's activations */
-inline int t2_piece_dot(uint4 wv, __local const uint4 *xu, int acc) {
+/* Where 16-byte piece i of the int8 input row sits in local memory: the eight pieces of 128
+ * bytes are permuted by block so that the lanes of a row, which read one bit plane of
+ * consecutive blocks at once, meet eight different 16-byte bank groups instead of two. */
+inline int xl_at(int i) { return (i & ~7) | ((i & 7) ^ ((i >> 2) & 6)); }
+
+/* piece i0 of the row and the three after it that a weight piece's bit planes meet (i0 + 2p) */
+inline int t2_piece_dot(uint4 wv, __local const uint4 *xl, int i0, int acc) {
     for (int p = 0; p < 4; p++) {
-        uint4 pl = t2_planes(wv, p), xv = xu[2 * p];
+        uint4 pl = t2_planes(wv, p), xv = xl[xl_at(i0 + 2 * p)];
         acc = dot4(pl.s0, xv.s0, acc);
         acc = dot4(pl.s1, xv.s1, acc);
         acc = dot4(pl.s2, xv.s2, acc);
@@ -321,13 +327,13 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
             if (g4 >= kpad / 4) break;
             uint word = (uint)(uchar)quant_i8(y[i].s0, s) | (uint)(uchar)quant_i8(y[i].s1, s) << 8 |
                         (uint)(uchar)quant_i8(y[i].s2, s) << 16 | (uint)(uchar)quant_i8(y[i].s3, s) << 24;
-            xw[g4] = word;
+            xw[xl_at(g4 >> 2) * 4 + (g4 & 3)] = word;
             if (grp == 0) q[P.off[2] + g4] = word;
         }
         if (grp == 0 && lid == 0) qs[P.off[3]] = xs;
     } else {
         __global const uint4 *q4 = (__global const uint4 *)(q + P.off[2]);
-        for (int i = lid; i < kpad / 16; i += TV_WG) xl[i] = q4[i];
+        for (int i = lid; i < kpad / 16; i += TV_WG) xl[xl_at(i)] = q4[i];
         xs = qs[P.off[3]];
     }
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -338,7 +344,7 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
     for (int u = 0; u < maxu; u++) {
         int j = lane + u * lpr;
         if (j >= kw4) break;
-        acc = t2_piece_dot(wv[u], xl + (j >> 1) * 8 + (j & 1), acc);
+        acc = t2_piece_dot(wv[u], xl, (j >> 1) * 8 + (j & 1), acc);
     }
     part[lid] = acc;
     barrier(CLK_LOCAL_MEM_FENCE);

@@ -76,6 +76,10 @@ layout(push_constant) uniform PC {
 
 #define MAXX 512u /* uvec4 of int8 input: kpad <= 8192 */
 shared uvec4 xq[MAXX];
+/* Where 16-byte piece i of the input row sits in xq: the eight pieces of 128 bytes are permuted
+ * by block so that the lanes of a row, which read one bit plane of consecutive blocks at once,
+ * meet eight different 16-byte bank groups instead of two (a 4-way conflict on every read). */
+uint xq_at(uint i) { return (i & ~7u) | ((i & 7u) ^ ((i >> 2) & 6u)); }
 shared int part[WGS];
 shared float gate[WGS];
 float row_xs;
@@ -125,7 +129,7 @@ void fused_norm() {
             v = v > -128.0 ? v : -128.0;
             word |= (uint(int(roundEven(v))) & 0xffu) << (8 * e);
         }
-        xq[g / 4][g % 4] = word;
+        xq[xq_at(g / 4)][g % 4] = word;
         if (writer) XW[pc.o[0] / 4 + g] = word;
     }
     row_xs = div_rn(m, 127.0);
@@ -230,7 +234,7 @@ void body() {
     chain_wait(pc.chain, pc.o[15] / 4);
     if (FUSED != 0) fused_norm();
     else {
-        for (uint i = l; i < pc.kw4 * 4; i += WG) xq[i] = X[pc.o[0] / 16 + i];
+        for (uint i = l; i < pc.kw4 * 4; i += WG) xq[xq_at(i)] = X[pc.o[0] / 16 + i];
         row_xs = uintBitsToFloat(XS[pc.o[1] / 4]);
     }
     barrier();
@@ -241,7 +245,7 @@ void body() {
         if (j >= pc.kw4) break;
         uint xb = (j >> 1) * 8u + (j & 1u);
         [[unroll]] for (uint g = 0; g < 4; g++) {
-            uvec4 c = (w[u] >> (2u * g)) & 0x03030303u, mk = c & 0x01010101u, x = xq[xb + 2u * g];
+            uvec4 c = (w[u] >> (2u * g)) & 0x03030303u, mk = c & 0x01010101u, x = xq[xq_at(xb + 2u * g)];
             ac += dot_su(x.x, c.x) + dot_su(x.y, c.y) + dot_su(x.z, c.z) + dot_su(x.w, c.w);
             am += dot_su(x.x, mk.x) + dot_su(x.y, mk.y) + dot_su(x.z, mk.z) + dot_su(x.w, mk.w);
         }
