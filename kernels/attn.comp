@@ -65,6 +65,10 @@ void body() {
     uint kvh = h / (pc.n_head / pc.n_kv);
     uint qb = pc.o[0] / 4 + (r * pc.n_head + h) * hd;
     int qp = QP[pc.o[4] / 4 + r]; /* from the host: read before the wait */
+    uint s0 = sp * pc.sps, s1 = min(s0 + pc.sps, pc.cap);
+    /* the slot positions (from the host too) of the first two chunks, read before the wait */
+    int spre0 = s0 + l < s1 ? SP[pc.o[3] / 4 + s0 + l] : -1;
+    int spre1 = s0 + CH + l < s1 ? SP[pc.o[3] / 4 + s0 + CH + l] : -1;
     chain_wait(pc.chain, pc.o[15] / 4);
     for (uint d = l; d < hd; d += WG) qsh[d] = uintBitsToFloat(Q[qb + d]);
     barrier();
@@ -74,7 +78,6 @@ void body() {
     bool vact = gi < G;
     vec2 acc = vec2(0.0);
     float m = NEG_INF, lsum = 0.0;
-    uint s0 = sp * pc.sps, s1 = min(s0 + pc.sps, pc.cap);
     uint kstride = pc.n_kv * hd; /* elements per slot */
     /* 16-byte key reads: f16 rows of whole uvec4s starting on one */
     bool k4 = hd % 8 == 0 && pc.o[1] % 16 == 0 && kstride % 8 == 0;
@@ -88,7 +91,7 @@ void body() {
         bool vis = false;
         float sc = NEG_INF;
         if (s < s1) {
-            int spos = SP[pc.o[3] / 4 + s];
+            int spos = base == s0 ? spre0 : base == s0 + CH ? spre1 : SP[pc.o[3] / 4 + s];
             vis = spos >= 0 && spos <= qp && (spos < pc.n_sink || qp - spos < pc.window);
         }
         if (vis) {
