@@ -493,7 +493,13 @@ set -m # background jobs keep the default SIGINT disposition (a script would ign
 sig_case() {
     local d=$1 sig=$2 delay=$3 out=$4; shift 4
     "$@" >"$out" 2>"$TMP/sigerr" &
-    local pid=$!
+    local pid=$! w=0 exe
+    # the delay counts from the exec: a signal that reaches the forked shell before it has become
+    # the command is the shell's, and the command would never see it (a busy machine forks slowly)
+    exe=$(readlink -f "$1")
+    while [ "$(readlink /proc/$pid/exe 2>/dev/null)" != "$exe" ] && kill -0 $pid 2>/dev/null && [ $w -lt 500 ]; do
+        sleep 0.01; w=$((w + 1))
+    done
     sleep "$delay"
     if ! kill -0 $pid 2>/dev/null; then # a fast machine: nothing left to interrupt
         wait $pid
