@@ -20,10 +20,9 @@
 
 /* ---- op checks ---- */
 
-#define ACC_MAX 12
 typedef struct {
-    vk_access a[ACC_MAX];
-    int open[ACC_MAX]; /* extent runs to the end of the buffer (KV ring writes by slot) */
+    vk_access a[12];
+    int open[12]; /* extent runs to the end of the buffer (KV ring writes by slot) */
     int n;
 } acc_list;
 
@@ -572,12 +571,9 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err) {
     c->ref[6] = (rtr_ref){vk->part, 0}; c->ref[7] = (rtr_ref){vk->cnt, 0};
     c->pc[P + 7] = ns; c->pc[P + 8] = ups * 32;
     c->pc[P + 9] = op->p.attn.kv_type == RTR_T_F32;
-    if (ns > 1 && l->n + 2 <= ACC_MAX) {
+    if (ns > 1) { /* the split scratch and counters join attention's six accesses */
         l->a[l->n++] = (vk_access){vk->part, 0, per * ns, 1};
         l->a[l->n++] = (vk_access){vk->cnt, 0, (size_t)rows * nh * 4, 1};
-    } else if (ns > 1) {
-        vk_access pa[2] = {{vk->part, 0, per * ns, 1}, {vk->cnt, 0, (size_t)rows * nh * 4, 1}};
-        depend(c, pa, 2);
     }
     c->pc[P + 10] = chain_order(c, l->a, l->n, (uint64_t)nh * (uint64_t)rows * ns);
     return dispatch(c, VP_ATTN, P + 11, (uint32_t)nh, (uint32_t)rows, ns, err);

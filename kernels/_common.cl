@@ -29,6 +29,10 @@ inline float8 ld8_f32(__global const float *p) {
     __global const float4 *q = (__global const float4 *)p;
     return (float8)(q[0], q[1]);
 }
+inline float8 ld8_lf(__local const float *p) { /* the same from local memory */
+    __local const float4 *q = (__local const float4 *)p;
+    return (float8)(q[0], q[1]);
+}
 
 /* cos and sin of position p's angle for rotation pair j of rot_dim rd, base theta: the float32
  * inverse frequency and angle of the CPU reference, cos/sin in double where the device has it

@@ -44,12 +44,6 @@ inline void attn_out(__global float *dst, ulong dst_off, __global float *part, u
     }
 }
 
-/* floats p .. p + 7 of local memory, p on 16 bytes */
-inline float8 ld8_lf(__local const float *p) {
-    __local const float4 *q = (__local const float4 *)p;
-    return (float8)(q[0], q[1]);
-}
-
 /* The body of the attn kernels below; HGM (a constant once inlined) is the most query heads a
  * work-group takes, which sizes its registers: the host picks the kernel built for the fewest
  * that hold hg. */
