@@ -7,7 +7,8 @@
  * older gemv kernels, ROTOR_OPENCL_NOVECGLU=1 gives a gate/up pair the general one-token kernel
  * instead of matmul_t2_vec_g, ROTOR_OPENCL_NORKV=1 keeps the RoPE and KV store out of the q/k/v
  * product, ROTOR_OPENCL_NOATTN4=1 runs attention through the 8-head build of attn.cl and
- * ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention (all for comparison);
+ * ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention and ROTOR_OPENCL_MERGE_LAUNCH=1
+ * merges them in a launch of their own (all for comparison);
  * ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the backend is destroyed.
  */
 #include "opencl_impl.h"
@@ -417,6 +418,7 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     const char *as = getenv("ROTOR_OPENCL_ATTN_SPLITS");
     b->attn_splits = as ? atoi(as) : 0;
     b->no_attn4 = rtr_env_flag("ROTOR_OPENCL_NOATTN4");
+    b->attn_merge_launch = rtr_env_flag("ROTOR_OPENCL_MERGE_LAUNCH");
     b->no_fuse_rkv = rtr_env_flag("ROTOR_OPENCL_NORKV");
     b->no_vec_glu = rtr_env_flag("ROTOR_OPENCL_NOVECGLU");
     b->no_vec = rtr_env_flag("ROTOR_OPENCL_NOVEC");
@@ -634,6 +636,7 @@ static void cl_destroy(rtr_backend *be) {
     if (b->prog) clReleaseProgram(b->prog);
     if (b->scratch) clReleaseMemObject(b->scratch);
     if (b->dummy) clReleaseMemObject(b->dummy);
+    if (b->attn_cnt) clReleaseMemObject(b->attn_cnt);
     if (b->q) clReleaseCommandQueue(b->q);
     if (b->ctx) clReleaseContext(b->ctx);
     free(b->stage);
@@ -729,6 +732,10 @@ int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr
         goto fail;
     }
     b->dummy = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, 64, NULL, &rc);
+    if (rc == CL_SUCCESS) { /* split counters start at 0, and the attention puts them back to 0 */
+        static const cl_int zeros[CL_ATTN_CNT];
+        b->attn_cnt = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof zeros, (void *)zeros, &rc);
+    }
     if (rc != CL_SUCCESS) {
         r = cl_fail(err, "clCreateBuffer", rc);
         goto fail;

@@ -38,6 +38,7 @@ enum {
     K_COUNT
 };
 #define CL_MAX_ARGS 16
+#define CL_ATTN_CNT 4096 /* attention (row, head group) pairs whose splits merge in the attention launch */
 
 /* One kernel launch, ready to enqueue. */
 typedef struct {
@@ -63,12 +64,14 @@ typedef struct {
     cl_uint n_cu;
     int attn_splits; /* ROTOR_OPENCL_ATTN_SPLITS: most splits of the ring in attention (tuning) */
     int no_attn4;    /* attention always through the 8-head kernel (ROTOR_OPENCL_NOATTN4), for comparison */
+    int attn_merge_launch; /* attention splits merged by attn_merge (ROTOR_OPENCL_MERGE_LAUNCH), for comparison */
     int no_fuse_rkv; /* RoPE and KV store kept out of the q/k/v product (ROTOR_OPENCL_NORKV), for comparison */
     int no_vec_glu; /* matmul_t2_vec_g turned off (ROTOR_OPENCL_NOVECGLU), for comparison */
     int no_vec; /* matmul_t2_vec unusable (work-group too large) or turned off (ROTOR_OPENCL_NOVEC) */
     int host_unified; /* CPU-like device: weights may alias host memory */
     cl_uint base_align; /* CL_DEVICE_MEM_BASE_ADDR_ALIGN, bytes */
     cl_ulong max_alloc;
+    cl_mem attn_cnt; /* CL_ATTN_CNT counters: the splits of an attention (row, head group) that finished */
     cl_mem dummy; /* bound where an operand is absent */
     cl_mem scratch; /* attention partials and quantized LM-head input; grows, never shrinks */
     size_t scratch_bytes;

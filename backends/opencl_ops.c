@@ -1,7 +1,7 @@
 /* opencl_ops.c: the ops of backend.h on an OpenCL device, enqueued on the in-order queue. Each
- * op is validated and turned into one launch descriptor (two for split attention and for the
- * q8r LM head); submitting one sets the buffer arguments that changed, passes one cl_params by
- * value and enqueues. Three patterns of the model graph are fused to save launches: RoPE(q),
+ * op is validated and turned into one launch descriptor (two for the q8r LM head, and for split
+ * attention only with ROTOR_OPENCL_MERGE_LAUNCH: its last split merges them); submitting one
+ * sets the buffer arguments that changed, passes one cl_params by value and enqueues. Three patterns of the model graph are fused to save launches: RoPE(q),
  * RoPE(k), KV_STORE of k and v become one rope_kv launch; a GLU followed by the RMSNORM of its
  * output becomes one rmsnorm launch; and (decode) the quantizing RMSNORM of one row, the ternary
  * product of its output and the GLU of a gate/up pair's outputs become one matmul_t2_vec launch.
@@ -396,11 +396,14 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
         if ((r = cl_scratch(b, (size_t)op->rows * nh * n_split * (hd + 2) * 4, err))) return r;
         part = b->scratch;
     }
-    cl_mem m[7] = {M(op->a), M(op->b), M(op->c), M(op->d), M(op->e), M(op->dst), part};
+    /* the last split to finish merges them, where a counter per (row, group) exists */
+    int here = n_split > 1 && ngr <= CL_ATTN_CNT && !b->attn_merge_launch;
+    p.i[11] = here;
+    cl_mem m[8] = {M(op->a), M(op->b), M(op->c), M(op->d), M(op->e), M(op->dst), part, b->attn_cnt};
     size_t g[2] = {ngr * ATTN_WG, (size_t)n_split}, l[2] = {ATTN_WG, 1};
     /* attn4 (kernels/attn.cl) holds registers for 4 query heads a work-group, attn for 8 */
-    set_launch(&L[(*nl)++], hg <= 4 && !b->no_attn4 ? K_ATTN4 : K_ATTN, 7, m, &p, 2, g, l);
-    if (n_split == 1) return 0;
+    set_launch(&L[(*nl)++], hg <= 4 && !b->no_attn4 ? K_ATTN4 : K_ATTN, 8, m, &p, 2, g, l);
+    if (n_split == 1 || here) return 0;
     cl_mem m2[2] = {part, M(op->dst)};
     size_t g2[2] = {round_up((size_t)hd, 64), (size_t)op->rows * nh}, l2[2] = {64, 1};
     set_launch(&L[(*nl)++], K_ATTN_MERGE, 2, m2, &p, 2, g2, l2);

@@ -9,11 +9,13 @@
  * (AWG / (head_dim / 8))-th slot, ATTN_VB8 rows' reads in flight, and the partial sums meet in
  * local memory at the end; each row then takes a few round trips to memory, not one per slot.
  * With one split it writes the normalized output; with several it writes
- * (max, sum, unnormalized acc[head_dim]) per split and attn_merge combines them.
+ * (max, sum, unnormalized acc[head_dim]) per split, and the work-group that finishes last (a
+ * counter per (row, group) in cnt, which it puts back to 0) combines them; with P.i[11] = 0
+ * attn_merge does that as a launch of its own.
  * Visibility: 0 <= spos <= qpos and (spos < n_sink or qpos - spos < window).
  * Params: off q, K, V, spos, qpos, dst, part; i n_head, n_kv, head_dim, cap, n_sink, window,
  * hg, n_split, chunk, kv_f32, aligned (head_dim and both caches' offsets multiples of 8: every
- * 8-dim piece of a row starts on 16 bytes, whole-vector loads); f scale. Limits (checked by the host):
+ * 8-dim piece of a row starts on 16 bytes, whole-vector loads), merge here; f scale. Limits (checked by the host):
  * head_dim <= ATTN_HD_MAX, hg <= ATTN_HG_MAX. */
 #define AWG 128
 #define ATTN_HG_MAX 8
@@ -44,13 +46,41 @@ inline void attn_out(__global float *dst, ulong dst_off, __global float *part, u
     }
 }
 
+/* Split merging in the attention launch: each work-group counts itself done in cnt[g] once its
+ * partial results are written, and the last of the n_split to arrive combines them with this,
+ * as attn_merge does, for its hg heads (rows rh0 ..), then puts the counter back to 0 for the
+ * next launch. The other splits' results are read through volatile pointers: a cache of this
+ * compute unit may hold the bytes of an earlier launch. */
+inline void attn_merge_here(__global float *dst, ulong dst_off, __global float *part, ulong part_off,
+                            __global int *cnt, int g, size_t rh0, int hg, int hd, int n_split) {
+    int l = get_local_id(0);
+    mem_fence(CLK_GLOBAL_MEM_FENCE);
+    for (int i = l; i < hg * hd; i += AWG) {
+        int h = i / hd, d = i % hd;
+        __global volatile const float *pp = part + part_off + (rh0 + h) * n_split * (hd + 2);
+        float M = -INFINITY;
+        for (int s = 0; s < n_split; s++) M = fmax(M, pp[(size_t)s * (hd + 2)]);
+        float L = 0.0f, a = 0.0f;
+        if (M != -INFINITY)
+            for (int s = 0; s < n_split; s++) {
+                float m = pp[(size_t)s * (hd + 2)];
+                if (m == -INFINITY) continue;
+                float e = exp(m - M);
+                L += pp[(size_t)s * (hd + 2) + 1] * e;
+                a += pp[(size_t)s * (hd + 2) + 2 + d] * e;
+            }
+        dst[dst_off + (rh0 + h) * hd + d] = L > 0.0f ? a / L : 0.0f;
+    }
+    if (l == 0) cnt[g] = 0;
+}
+
 /* The body of the attn kernels below; HGM (a constant once inlined) is the most query heads a
  * work-group takes, which sizes its registers: the host picks the kernel built for the fewest
  * that hold hg. */
 inline void attn_body(__global const float *q, __global const float *Kf, __global const float *Vf,
                       __global const int *spos, __global const int *qpos, __global float *dst,
-                      __global float *part, rtr_params P, const int HGM, __local float *lmem,
-                      __local int *vis, __local int *nvisp) {
+                      __global float *part, __global int *cnt, rtr_params P, const int HGM,
+                      __local float *lmem, __local int *vis, __local int *nvisp, __local int *lastp) {
     __local float *red = lmem, *ql = lmem + ATTN_HG_MAX * AWG, *sc = ql + ATTN_HG_MAX * ATTN_HD_MAX;
     __local float *comb = ql; /* ATTN_HG8 * 8 * AWG floats */
     const int n_head = P.i[0], n_kv = P.i[1], hd = P.i[2], cap = P.i[3], n_sink = P.i[4];
@@ -234,12 +264,18 @@ inline void attn_body(__global const float *q, __global const float *Kf, __globa
     }
     float lsum[ATTN_HG_MAX];
     for (int h = 0; h < HGM; h++) lsum[h] = h < hg ? red[h * AWG] : 0.0f;
+    /* the partial sums of each (head, dim) meet in local memory, then one work-item a (head, dim)
+     * adds them up and writes: in the 8-dims layout nsub8 of them in comb (nsub8 * hd = 8 AWG
+     * floats a head), otherwise those of the work-items that split the slots of one dimension in
+     * sc (the barrier between stays outside the branches, in uniform control flow) */
     if (v8) {
-        /* the nsub8 partial sums of each (head, dim) meet in comb (nsub8 * hd = 8 AWG floats a
-         * head); work-items then add them up, one (head, dim) at a time, and write */
         for (int h = 0; h < ATTN_HG8; h++)
             if (h < hg && sub8 < nsub8) vstore8(acc8[h], 0, comb + (h * nsub8 + sub8) * hd + e8);
-        barrier(CLK_LOCAL_MEM_FENCE);
+    } else if (vact && sub > 0)
+        for (int h = 0; h < HGM; h++)
+            if (h < hg) sc[((sub - 1) * hg + h) * hd + d0] = acc[h][0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (v8)
         for (int i = l; i < hg * hd; i += AWG) {
             int h = i / hd, d = i % hd;
             float a = 0.0f;
@@ -247,40 +283,41 @@ inline void attn_body(__global const float *q, __global const float *Kf, __globa
             attn_out(dst, P.off[5], part, P.off[6], (size_t)r * n_head + h0 + h, split, n_split, hd, d, a, mrun[h],
                      lsum[h]);
         }
-        return;
-    }
-    /* work-items that split the slots of one dimension add up their accumulators */
-    if (vact && sub > 0)
-        for (int h = 0; h < HGM; h++)
-            if (h < hg) sc[((sub - 1) * hg + h) * hd + d0] = acc[h][0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (sub == 0)
+    else if (sub == 0 && vact) {
         for (int s2 = 1; s2 < nsub; s2++)
             for (int h = 0; h < HGM; h++)
                 if (h < hg) acc[h][0] += sc[((s2 - 1) * hg + h) * hd + d0];
-    if (sub != 0 || !vact) return;
-    for (int h = 0; h < HGM; h++) {
-        if (h >= hg) break;
-        size_t rh = (size_t)r * n_head + h0 + h;
-        for (int t = 0; t < ATTN_DPT; t++) {
-            int d = d0 + t * AWG;
-            if (d >= hd || (t > 0 && hd <= AWG)) continue;
-            attn_out(dst, P.off[5], part, P.off[6], rh, split, n_split, hd, d, acc[h][t], mrun[h], lsum[h]);
+        for (int h = 0; h < HGM; h++) {
+            if (h >= hg) break;
+            size_t rh = (size_t)r * n_head + h0 + h;
+            for (int t = 0; t < ATTN_DPT; t++) {
+                int d = d0 + t * AWG;
+                if (d >= hd || (t > 0 && hd <= AWG)) continue;
+                attn_out(dst, P.off[5], part, P.off[6], rh, split, n_split, hd, d, acc[h][t], mrun[h], lsum[h]);
+            }
         }
     }
+    if (n_split == 1 || !P.i[11]) return;
+    barrier(CLK_GLOBAL_MEM_FENCE); /* this split's results written */
+    if (l == 0) {
+        mem_fence(CLK_GLOBAL_MEM_FENCE);
+        *lastp = atomic_inc(cnt + g) == n_split - 1;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (*lastp) attn_merge_here(dst, P.off[5], part, P.off[6], cnt, g, (size_t)r * n_head + h0, hg, hd, n_split);
 }
 
 #define ATTN_ARGS                                                                                 \
     __global const float *q, __global const float *Kf, __global const float *Vf,                 \
         __global const int *spos, __global const int *qpos, __global float *dst, __global float *part, \
-        rtr_params P
+        __global int *cnt, rtr_params P
 /* local memory, 20 KB: red, then ql and sc, which the 8-dims layout's partial sums per (head,
  * sub8, dim) (comb) take over once the slots are done */
 #define ATTN_BODY(HGM)                                                                            \
     __local float4 lmem[(ATTN_HG_MAX * AWG + ATTN_HG8 * 8 * AWG) / 4]; /* >= red + ql + sc too */ \
     __local int vis[AWG];                                                                         \
-    __local int nvis;                                                                             \
-    attn_body(q, Kf, Vf, spos, qpos, dst, part, P, HGM, (__local float *)lmem, vis, &nvis)
+    __local int nvis, last;                                                                       \
+    attn_body(q, Kf, Vf, spos, qpos, dst, part, cnt, P, HGM, (__local float *)lmem, vis, &nvis, &last)
 
 __kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn(ATTN_ARGS) { ATTN_BODY(ATTN_HG_MAX); }
 /* up to ATTN_HG4 query heads a work-group (2B4T's groups of 4): half the registers */
