@@ -1,0 +1,183 @@
+/* bench_opencl_launch.c: what a kernel launch costs the host on an OpenCL platform, and which
+ * queue setups let two kernels run at the same time. One-token decode enqueues about 150 small
+ * kernels a token, so the driver's cost per clEnqueueNDRangeKernel bounds tokens per second as
+ * surely as the device does.
+ *   1. host time per enqueue of an empty kernel with 2 buffer arguments, 16, and 14 plus a
+ *      188-byte struct by value (the shape of rotor's one-token products), with the arguments
+ *      left alone, and with the struct and ten buffers set again before every launch;
+ *   2. concurrency: a kernel that polls a flag (giving up after POLLS polls) is enqueued first,
+ *      a kernel that sets the flag second, on one in-order queue, on one out-of-order queue and
+ *      on two in-order queues. The poller sees the flag only where the two run at once.
+ * Not run by `make test`. Build and run on the machine to measure (the first GPU device found,
+ * else the first device):
+ *   make build/tests/bench_opencl_launch && build/tests/bench_opencl_launch
+ */
+#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
+#include <CL/cl.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define POLLS 4000000
+#define LAUNCHES 5000
+
+static const char *src =
+    "typedef struct { ulong off[14]; int i[14]; float f[5]; } prm;\n"
+    "__kernel void k2(__global int *a, __global int *b) { if (get_global_id(0) == 0) a[0] += b[0]; }\n"
+    "#define B(x) __global int *x\n"
+    "__kernel void k16(B(a), B(b), B(c), B(d), B(e), B(f), B(g), B(h), B(i), B(j), B(k), B(l), B(m),\n"
+    "                  B(n), B(o), B(p)) { if (get_global_id(0) == 0) a[0] += b[0]; }\n"
+    "__kernel void k14p(B(a), B(b), B(c), B(d), B(e), B(f), B(g), B(h), B(i), B(j), B(k), B(l), B(m),\n"
+    "                   B(n), prm P) { if (get_global_id(0) == 0) a[P.i[0]] += b[0]; }\n"
+    "__kernel void poller(__global volatile int *flag, __global int *out) {\n"
+    "    if (get_global_id(0) != 0) return;\n"
+    "    int i = 0;\n"
+    "    while (i < " "4000000" " && atomic_add(flag, 0) == 0) i++;\n"
+    "    out[0] = i;\n"
+    "}\n"
+    "__kernel void setter(__global volatile int *flag) { if (get_global_id(0) == 0) atomic_xchg(flag, 1); }\n";
+
+typedef struct {
+    cl_ulong off[14];
+    cl_int i[14];
+    cl_float f[5];
+} prm;
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int fail(const char *what, cl_int rc) {
+    fprintf(stderr, "bench_opencl_launch: %s failed (%d)\n", what, (int)rc);
+    return 1;
+}
+
+#define TRY(call, what)                                                                           \
+    do {                                                                                          \
+        cl_int rc_ = (call);                                                                      \
+        if (rc_ != CL_SUCCESS) return fail(what, rc_);                                            \
+    } while (0)
+
+/* Host microseconds per enqueue of k over LAUNCHES launches (flushed every 32), best of two,
+ * with reset() called before each launch when given. */
+static int time_enqueue(cl_command_queue q, cl_kernel k, cl_mem *bufs, int reset, double *us) {
+    size_t g = 32, l = 32;
+    prm P;
+    memset(&P, 0, sizeof P);
+    *us = 1e30;
+    for (int rep = 0; rep < 2; rep++) {
+        double t0 = now();
+        for (int i = 0; i < LAUNCHES; i++) {
+            if (reset) {
+                TRY(clSetKernelArg(k, 14, sizeof P, &P), "clSetKernelArg");
+                for (int a = 0; a < 10; a++)
+                    TRY(clSetKernelArg(k, (cl_uint)a, sizeof(cl_mem), &bufs[(a + i) % 16]), "clSetKernelArg");
+            }
+            TRY(clEnqueueNDRangeKernel(q, k, 1, NULL, &g, &l, 0, NULL, NULL), "clEnqueueNDRangeKernel");
+            if (i % 32 == 31) clFlush(q);
+        }
+        double t = (now() - t0) * 1e6 / LAUNCHES;
+        TRY(clFinish(q), "clFinish");
+        if (t < *us) *us = t;
+    }
+    return 0;
+}
+
+/* poller on qa, then setter on qb: the polls the poller made before it saw the flag */
+static int concurrent(cl_command_queue qa, cl_command_queue qb, cl_command_queue qw, cl_kernel kp, cl_kernel ks,
+                      cl_mem flag, cl_mem out, int *polls) {
+    size_t g = 32, l = 32;
+    cl_int zero = 0;
+    TRY(clEnqueueWriteBuffer(qw, flag, CL_TRUE, 0, sizeof zero, &zero, 0, NULL, NULL), "clEnqueueWriteBuffer");
+    TRY(clEnqueueNDRangeKernel(qa, kp, 1, NULL, &g, &l, 0, NULL, NULL), "clEnqueueNDRangeKernel");
+    clFlush(qa);
+    TRY(clEnqueueNDRangeKernel(qb, ks, 1, NULL, &g, &l, 0, NULL, NULL), "clEnqueueNDRangeKernel");
+    clFlush(qb);
+    TRY(clFinish(qa), "clFinish");
+    TRY(clFinish(qb), "clFinish");
+    TRY(clEnqueueReadBuffer(qw, out, CL_TRUE, 0, sizeof *polls, polls, 0, NULL, NULL), "clEnqueueReadBuffer");
+    return 0;
+}
+
+int main(void) {
+    cl_platform_id plats[16];
+    cl_uint np = 0;
+    TRY(clGetPlatformIDs(16, plats, &np), "clGetPlatformIDs");
+    cl_device_id dev = NULL;
+    for (cl_uint i = 0; i < np && !dev; i++)
+        if (clGetDeviceIDs(plats[i], CL_DEVICE_TYPE_GPU, 1, &dev, NULL) != CL_SUCCESS) dev = NULL;
+    if (!dev) TRY(clGetDeviceIDs(plats[0], CL_DEVICE_TYPE_ALL, 1, &dev, NULL), "clGetDeviceIDs");
+    char name[256] = "", drv[256] = "";
+    clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof name, name, NULL);
+    clGetDeviceInfo(dev, CL_DRIVER_VERSION, sizeof drv, drv, NULL);
+    printf("device: %s (driver %s)\n", name, drv);
+
+    cl_int rc;
+    cl_context ctx = clCreateContext(NULL, 1, &dev, NULL, NULL, &rc);
+    TRY(rc, "clCreateContext");
+    cl_program prog = clCreateProgramWithSource(ctx, 1, &src, NULL, &rc);
+    TRY(rc, "clCreateProgramWithSource");
+    TRY(clBuildProgram(prog, 1, &dev, "", NULL, NULL), "clBuildProgram");
+    cl_kernel k2 = clCreateKernel(prog, "k2", &rc), k16 = clCreateKernel(prog, "k16", &rc);
+    cl_kernel k14p = clCreateKernel(prog, "k14p", &rc), kp = clCreateKernel(prog, "poller", &rc);
+    cl_kernel ks = clCreateKernel(prog, "setter", &rc);
+    TRY(rc, "clCreateKernel");
+    cl_mem bufs[16], flag, out;
+    for (int i = 0; i < 16; i++) {
+        bufs[i] = clCreateBuffer(ctx, CL_MEM_READ_WRITE, 4096, NULL, &rc);
+        TRY(rc, "clCreateBuffer");
+    }
+    flag = clCreateBuffer(ctx, CL_MEM_READ_WRITE, 64, NULL, &rc);
+    TRY(rc, "clCreateBuffer");
+    out = clCreateBuffer(ctx, CL_MEM_READ_WRITE, 64, NULL, &rc);
+    TRY(rc, "clCreateBuffer");
+    cl_command_queue q1 = clCreateCommandQueue(ctx, dev, 0, &rc);
+    TRY(rc, "clCreateCommandQueue");
+    cl_command_queue q2 = clCreateCommandQueue(ctx, dev, 0, &rc);
+    TRY(rc, "clCreateCommandQueue");
+    cl_command_queue qo = clCreateCommandQueue(ctx, dev, CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE, &rc);
+    if (rc != CL_SUCCESS) qo = NULL;
+
+    prm P;
+    memset(&P, 0, sizeof P);
+    for (cl_uint a = 0; a < 16; a++) {
+        TRY(clSetKernelArg(k16, a, sizeof(cl_mem), &bufs[a]), "clSetKernelArg");
+        if (a < 2) TRY(clSetKernelArg(k2, a, sizeof(cl_mem), &bufs[a]), "clSetKernelArg");
+        if (a < 14) TRY(clSetKernelArg(k14p, a, sizeof(cl_mem), &bufs[a]), "clSetKernelArg");
+    }
+    TRY(clSetKernelArg(k14p, 14, sizeof P, &P), "clSetKernelArg");
+    double us;
+    printf("host time per enqueue, empty kernel of 32 work-items, best of 2 x %d launches:\n", LAUNCHES);
+    if (time_enqueue(q1, k2, bufs, 0, &us)) return 1;
+    printf("  2 buffer arguments                           %6.2f us\n", us);
+    if (time_enqueue(q1, k16, bufs, 0, &us)) return 1;
+    printf("  16 buffer arguments                          %6.2f us\n", us);
+    if (time_enqueue(q1, k14p, bufs, 0, &us)) return 1;
+    printf("  14 buffers + 188-byte struct                 %6.2f us\n", us);
+    if (time_enqueue(q1, k14p, bufs, 1, &us)) return 1;
+    printf("  the same, struct and 10 buffers set again    %6.2f us\n", us);
+
+    TRY(clSetKernelArg(kp, 0, sizeof flag, &flag), "clSetKernelArg");
+    TRY(clSetKernelArg(kp, 1, sizeof out, &out), "clSetKernelArg");
+    TRY(clSetKernelArg(ks, 0, sizeof flag, &flag), "clSetKernelArg");
+    struct {
+        const char *what;
+        cl_command_queue a, b;
+    } cases[] = {{"one in-order queue", q1, q1}, {"one out-of-order queue", qo, qo}, {"two in-order queues", q1, q2}};
+    printf("a flag poller, then its setter (at most %d polls):\n", POLLS);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        if (!cases[c].a) {
+            printf("  %-24s not offered\n", cases[c].what);
+            continue;
+        }
+        int polls = 0;
+        if (concurrent(cases[c].a, cases[c].b, q1, kp, ks, flag, out, &polls)) return 1;
+        printf("  %-24s %s (%d polls)\n", cases[c].what,
+               polls >= POLLS ? "one after the other" : "at the same time", polls);
+    }
+    return 0;
+}
