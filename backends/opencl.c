@@ -7,8 +7,9 @@
  * older gemv kernels, ROTOR_OPENCL_NOVECGLU=1 gives a gate/up pair the general one-token kernel
  * instead of matmul_t2_vec_g, ROTOR_OPENCL_NORKV=1 keeps the RoPE and KV store out of the q/k/v
  * product, ROTOR_OPENCL_NOATTN4=1 runs attention through the 8-head build of attn.cl and
- * ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention and ROTOR_OPENCL_MERGE_LAUNCH=1
- * merges them in a launch of their own (all for comparison);
+ * ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention, ROTOR_OPENCL_MERGE_LAUNCH=1
+ * merges them in a launch of their own and ROTOR_OPENCL_FULLARGS=1 runs every one-token product
+ * through the kernels of all arguments (all for comparison);
  * ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the backend is destroyed.
  */
 #include "opencl_impl.h"
@@ -37,6 +38,9 @@ static const char *const kernel_names[K_COUNT] = {
     [K_T2_VEC] = "matmul_t2_vec",
     [K_T2_VEC_S] = "matmul_t2_vec_s",
     [K_T2_VEC_G] = "matmul_t2_vec_g",
+    [K_T2_VEC1] = "matmul_t2_vec1",
+    [K_T2_VEC_S1] = "matmul_t2_vec_s1",
+    [K_T2_VEC_G2] = "matmul_t2_vec_g2",
     [K_MATMUL_F] = "matmul_f",
     [K_ROPE_KV] = "rope_kv",
     [K_ATTN] = "attn",
@@ -422,7 +426,8 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     b->no_fuse_rkv = rtr_env_flag("ROTOR_OPENCL_NORKV");
     b->no_vec_glu = rtr_env_flag("ROTOR_OPENCL_NOVECGLU");
     b->no_vec = rtr_env_flag("ROTOR_OPENCL_NOVEC");
-    for (int k = K_T2_VEC; k <= K_T2_VEC_G; k++)
+    b->full_args = rtr_env_flag("ROTOR_OPENCL_FULLARGS");
+    for (int k = K_T2_VEC; k <= K_T2_VEC_G2; k++)
         if (clGetKernelWorkGroupInfo(b->k[k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) == CL_SUCCESS &&
             kwg < 256)
             b->no_vec = 1;

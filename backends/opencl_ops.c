@@ -22,7 +22,29 @@
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
+/* A one-token product without RoPE/KV mode goes to the build of its kernel with only the
+ * arguments it uses, where there is one (one matrix, or a gate/up pair): fewer to enqueue. */
+static const cl_launch *thin(const cl_backend *b, const cl_launch *L, cl_launch *T) {
+    if (b->full_args || L->p.i[10] || L->nmem != 14) return L;
+    int one = L->p.i[3] == 0 && L->p.i[4] == 0, two = !one && L->p.i[4] == 0 && L->k == K_T2_VEC_G;
+    if (L->k == K_T2_VEC && one) T->k = K_T2_VEC1;
+    else if (L->k == K_T2_VEC_S && one) T->k = K_T2_VEC_S1;
+    else if (two) T->k = K_T2_VEC_G2;
+    else return L;
+    /* matmul_t2_vec's arguments: a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc */
+    static const int keep1[6] = {0, 1, 2, 3, 4, 7}, keep2[8] = {0, 1, 2, 3, 4, 5, 7, 8};
+    T->nmem = one ? 6 : 8;
+    for (int i = 0; i < T->nmem; i++) T->m[i] = L->m[one ? keep1[i] : keep2[i]];
+    T->p = L->p;
+    T->dims = L->dims;
+    memcpy(T->g, L->g, sizeof T->g);
+    memcpy(T->l, L->l, sizeof T->l);
+    return T;
+}
+
 static int submit(cl_backend *b, const cl_launch *L, rtr_err *err) {
+    cl_launch T;
+    if (L->k == K_T2_VEC || L->k == K_T2_VEC_S || L->k == K_T2_VEC_G) L = thin(b, L, &T);
     cl_kernel kk = b->k[L->k];
     cl_int rc;
     for (int i = 0; i < L->nmem; i++) {

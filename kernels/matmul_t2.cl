@@ -396,3 +396,39 @@ __kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_s
 /* and for a gate/up pair of such rows: ten pieces a work-item, so that twice the rows a
  * work-group leave half the work-groups, all resident at once */
 __kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_g(TV_ARGS) { TV_BODY(TV_NG_SHORT, TV_MAXU); }
+
+/* The same kernels with only the arguments that one matrix (matmul_t2_vec1, _s1) or a gate/up
+ * pair (matmul_t2_vec_g2) use, without RoPE/KV mode: a driver's cost to enqueue a launch grows
+ * with its buffer arguments (tests/bench_opencl_launch.c), and most one-token launches are these. */
+#define TV_ARGS1                                                                                  \
+    __global const float *a, __global const float *nw, __global uint *q, __global float *qs,      \
+        __global const uint *w0, __global float *o0, rtr_params P
+#define TV_ARGS2                                                                                  \
+    __global const float *a, __global const float *nw, __global uint *q, __global float *qs,      \
+        __global const uint *w0, __global const uint *w1, __global float *o0, __global float *o1, rtr_params P
+#define TV_NO_RKV                                                                                 \
+    __global const int *pos = 0, *slot = 0;                                                       \
+    __global float *kc = 0, *vc = 0
+#define TV_ONE                                                                                    \
+    __global const uint *w1 = 0;                                                                  \
+    __global float *o1 = 0
+#define TV_NO_THIRD                                                                               \
+    __global const uint *w2 = 0;                                                                  \
+    __global float *o2 = 0
+__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec1(TV_ARGS1) {
+    TV_ONE;
+    TV_NO_THIRD;
+    TV_NO_RKV;
+    TV_BODY(TV_NG, TV_MAXU_ROW);
+}
+__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_s1(TV_ARGS1) {
+    TV_ONE;
+    TV_NO_THIRD;
+    TV_NO_RKV;
+    TV_BODY(TV_NG_SHORT, TV_MAXU_ROW);
+}
+__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_g2(TV_ARGS2) {
+    TV_NO_THIRD;
+    TV_NO_RKV;
+    TV_BODY(TV_NG_SHORT, TV_MAXU);
+}

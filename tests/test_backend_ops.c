@@ -341,9 +341,10 @@ static void t_matmul_t2(ctx *c) {
 /* RMSNORM (quantizing) then the product of its output, one token, as the graph runs them
  * (GPU backends may fuse the pair) */
 static void t_norm_matmul(ctx *c) {
-    /* 3072 and 3073: the largest row of the GPU's short-row fused norm and the first past it */
-    static const int ks[] = {100, 640, 2560, 6912, 3072, 3073};
-    for (int ki = 0; ki < 6; ki++) {
+    /* 3072 and 3073: the largest row of the GPU's short-row fused norm and the first past it;
+     * rows past it with one matrix (2B4T's down projection) and with three */
+    static const int ks[] = {100, 640, 2560, 6912, 3072, 3073, 6912, 4000};
+    for (int ki = 0; ki < (int)(sizeof ks / sizeof ks[0]); ki++) {
         int k = ks[ki], kp = (k + 127) / 128 * 128, nm = ki % 2 ? 3 : 1, ns[3] = {33, 7, 64}, withw = ki != 1;
         size_t rb = rtr_t2_row_bytes((uint64_t)k);
         float *x = rand_f32(c, (size_t)k, -3, 3), *w = rand_f32(c, (size_t)k, 0.1f, 1.5f);
