@@ -90,16 +90,12 @@ float row_xs;
 void fused_norm() {
     uint l = gl_LocalInvocationIndex, ab = pc.o[8] / 16, wb = pc.o[9] / 16, n = pc.k, n4 = (n + 3) / 4;
     bool hasw = (PC_FUSE & 2u) != 0;
-    vec4 y[NG], wv[NG];
+    vec4 y[NG];
     float ss = 0.0;
     [[unroll]] for (uint i = 0; i < NG; i++) {
         uint g = l + i * WG;
         y[i] = vec4(0.0);
-        wv[i] = vec4(1.0);
-        if (g < n4) {
-            y[i] = NA[ab + g];
-            if (hasw) wv[i] = NW[wb + g];
-        }
+        if (g < n4) y[i] = NA[ab + g];
     }
     [[unroll]] for (uint i = 0; i < NG; i++)
         [[unroll]] for (uint e = 0; e < 4; e++)
@@ -107,14 +103,19 @@ void fused_norm() {
     ss = wg_sum(ss);
     float inv = 1.0 / sqrt(ss / float(n) + pc.eps);
     float m = 0.0;
-    [[unroll]] for (uint i = 0; i < NG; i++)
+    /* the norm's weights are read here, not held in registers beside the row: fewer registers,
+     * more workgroups resident at once (they are small, and every workgroup reads them) */
+    [[unroll]] for (uint i = 0; i < NG; i++) {
+        uint g = l + i * WG;
+        vec4 wv = hasw && g < n4 ? NW[wb + g] : vec4(1.0);
         [[unroll]] for (uint e = 0; e < 4; e++) {
             precise float v = y[i][e] * inv;
-            v = v * wv[i][e];
+            v = v * wv[e];
             y[i][e] = (l + i * WG) * 4 + e < n ? v : 0.0;
             float a = abs(y[i][e]);
             if (a > m) m = a;
         }
+    }
     m = wg_max(m);
     if (!(m > 1e-5)) m = 1e-5;
     float s = div_rn(127.0, m);
