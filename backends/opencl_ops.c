@@ -1,7 +1,9 @@
 /* opencl_ops.c: the ops of backend.h on an OpenCL device, enqueued on the in-order queue. Each
  * op is validated and turned into one launch descriptor (two for the q8r LM head, and for split
  * attention only with ROTOR_OPENCL_MERGE_LAUNCH: its last split merges them); submitting one
- * sets the buffer arguments that changed, passes one cl_params by value and enqueues. Three patterns of the model graph are fused to save launches: RoPE(q),
+ * sets the buffer arguments that changed, passes one cl_params by value and enqueues (a
+ * one-token product through the build of its kernel with only the arguments it uses, which the
+ * driver enqueues faster). Three patterns of the model graph are fused to save launches: RoPE(q),
  * RoPE(k), KV_STORE of k and v become one rope_kv launch; a GLU followed by the RMSNORM of its
  * output becomes one rmsnorm launch; and (decode) the quantizing RMSNORM of one row, the ternary
  * product of its output and the GLU of a gate/up pair's outputs become one matmul_t2_vec launch.

@@ -15,8 +15,8 @@
  * Visibility: 0 <= spos <= qpos and (spos < n_sink or qpos - spos < window).
  * Params: off q, K, V, spos, qpos, dst, part; i n_head, n_kv, head_dim, cap, n_sink, window,
  * hg, n_split, chunk, kv_f32, aligned (head_dim and both caches' offsets multiples of 8: every
- * 8-dim piece of a row starts on 16 bytes, whole-vector loads), merge here; f scale. Limits (checked by the host):
- * head_dim <= ATTN_HD_MAX, hg <= ATTN_HG_MAX. */
+ * 8-dim piece of a row starts on 16 bytes, whole-vector loads), merge here; f scale. Limits
+ * (checked by the host): head_dim <= ATTN_HD_MAX, hg <= ATTN_HG_MAX. */
 #define AWG 128
 #define ATTN_HG_MAX 8
 #define ATTN_HD_MAX 256
