@@ -46,30 +46,36 @@ inline void attn_out(__global float *dst, ulong dst_off, __global float *part, u
     }
 }
 
+/* Dim d of a head's result from its n_split records in pp (max, sum, acc[head_dim] each):
+ * sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M). Read through a volatile pointer, so that a
+ * split merging in the attention launch sees the other splits' records, not what a cache of its
+ * compute unit holds from an earlier launch. */
+inline float split_merge(__global volatile const float *pp, int n_split, int hd, int d) {
+    float M = -INFINITY;
+    for (int s = 0; s < n_split; s++) M = fmax(M, pp[(size_t)s * (hd + 2)]);
+    float L = 0.0f, a = 0.0f;
+    if (M != -INFINITY)
+        for (int s = 0; s < n_split; s++) {
+            float m = pp[(size_t)s * (hd + 2)];
+            if (m == -INFINITY) continue;
+            float e = exp(m - M);
+            L += pp[(size_t)s * (hd + 2) + 1] * e;
+            a += pp[(size_t)s * (hd + 2) + 2 + d] * e;
+        }
+    return L > 0.0f ? a / L : 0.0f;
+}
+
 /* Split merging in the attention launch: each work-group counts itself done in cnt[g] once its
- * partial results are written, and the last of the n_split to arrive combines them with this,
- * as attn_merge does, for its hg heads (rows rh0 ..), then puts the counter back to 0 for the
- * next launch. The other splits' results are read through volatile pointers: a cache of this
- * compute unit may hold the bytes of an earlier launch. */
+ * records are written, and the last of the n_split to arrive merges them for its hg heads (rows
+ * rh0 ..), then puts the counter back to 0 for the next launch. */
 inline void attn_merge_here(__global float *dst, ulong dst_off, __global float *part, ulong part_off,
                             __global int *cnt, int g, size_t rh0, int hg, int hd, int n_split) {
     int l = get_local_id(0);
     mem_fence(CLK_GLOBAL_MEM_FENCE);
     for (int i = l; i < hg * hd; i += AWG) {
         int h = i / hd, d = i % hd;
-        __global volatile const float *pp = part + part_off + (rh0 + h) * n_split * (hd + 2);
-        float M = -INFINITY;
-        for (int s = 0; s < n_split; s++) M = fmax(M, pp[(size_t)s * (hd + 2)]);
-        float L = 0.0f, a = 0.0f;
-        if (M != -INFINITY)
-            for (int s = 0; s < n_split; s++) {
-                float m = pp[(size_t)s * (hd + 2)];
-                if (m == -INFINITY) continue;
-                float e = exp(m - M);
-                L += pp[(size_t)s * (hd + 2) + 1] * e;
-                a += pp[(size_t)s * (hd + 2) + 2 + d] * e;
-            }
-        dst[dst_off + (rh0 + h) * hd + d] = L > 0.0f ? a / L : 0.0f;
+        __global const float *pp = part + part_off + (rh0 + h) * n_split * (hd + 2);
+        dst[dst_off + (rh0 + h) * hd + d] = split_merge(pp, n_split, hd, d);
     }
     if (l == 0) cnt[g] = 0;
 }
@@ -331,17 +337,5 @@ __kernel void attn_merge(__global const float *part, __global float *dst, rtr_pa
     int d = get_global_id(0);
     size_t rh = get_global_id(1);
     if (d >= hd) return;
-    part += P.off[6] + rh * n_split * (hd + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < n_split; s++) M = fmax(M, part[(size_t)s * (hd + 2)]);
-    float L = 0.0f, a = 0.0f;
-    if (M != -INFINITY)
-        for (int s = 0; s < n_split; s++) {
-            __global const float *pp = part + (size_t)s * (hd + 2);
-            if (pp[0] == -INFINITY) continue;
-            float e = exp(pp[0] - M);
-            L += pp[1] * e;
-            a += pp[2 + d] * e;
-        }
-    dst[P.off[5] + rh * hd + d] = L > 0.0f ? a / L : 0.0f;
+    dst[P.off[5] + rh * hd + d] = split_merge(part + P.off[6] + rh * n_split * (hd + 2), n_split, hd, d);
 }

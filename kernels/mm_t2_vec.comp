@@ -103,8 +103,9 @@ void fused_norm() {
     ss = wg_sum(ss);
     float inv = 1.0 / sqrt(ss / float(n) + pc.eps);
     float m = 0.0;
-    /* the norm's weights are read here, not held in registers beside the row: fewer registers,
-     * more workgroups resident at once (they are small, and every workgroup reads them) */
+    /* the norm's weights are read here, where they are applied, not beside the row at the start:
+     * measured faster on the H100 (BENCH.md), though the registers the driver reports barely
+     * changed */
     [[unroll]] for (uint i = 0; i < NG; i++) {
         uint g = l + i * WG;
         vec4 wv = hasw && g < n4 ? NW[wb + g] : vec4(1.0);
