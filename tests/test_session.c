@@ -133,6 +133,49 @@ static void test_ring(rtr_model *m) {
     CHECK(rtr_session_new(&h, m, &tiny, &e) == RTR_EARG, "a 2-slot context is refused");
 }
 
+/* Greedy over a vocabulary of several of the sampler's blocks plus a tail, against the plain
+ * first-largest loop: random logits, the largest in each place that matters, ties, NaN, -inf. */
+static int first_largest(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+static void test_greedy_long(const rtr_sampler_params *p) {
+    enum { N = 1000 };
+    static float x[N];
+    rtr_sampler *s;
+    CHECK(!rtr_sampler_new(&s, p, N), "sampler of %d", N);
+    uint64_t rng = 7;
+    int bad = 0;
+    for (int t = 0; t < 400; t++) {
+        for (int i = 0; i < N; i++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            x[i] = (float)((int)(rng >> 40) % 2001 - 1000) / 64.0f; /* many exact ties */
+        }
+        if (t % 4 == 1) x[t % N] = 100.0f;               /* the largest anywhere */
+        if (t % 4 == 2) x[N - 1 - t % 200] = 100.0f;     /* in the tail past the last block */
+        if (t % 4 == 3) x[t % N] = x[(t * 7 + 300) % N] = 100.0f; /* tied in two places */
+        bad += rtr_sample(s, x) != first_largest(x, N);
+    }
+    CHECK(!bad, "greedy agrees with the first-largest loop on 400 vectors (%d differ)", bad);
+    for (int i = 0; i < N; i++) x[i] = (float)i;
+    CHECK(rtr_sample(s, x) == N - 1, "greedy on rising logits takes the last");
+    for (int i = 0; i < N; i++) x[i] = -INFINITY;
+    CHECK(rtr_sample(s, x) == 0, "greedy on all -inf takes the first");
+    for (int i = 0; i < N; i++) x[i] = 1.0f;
+    x[600] = NAN; x[700] = 2.0f;
+    CHECK(rtr_sample(s, x) == 700, "a NaN logit never wins");
+    x[0] = 2.0f;
+    CHECK(rtr_sample(s, x) == 0, "a largest logit at 0 tied later keeps 0");
+    x[0] = -0.0f; for (int i = 1; i < N; i++) x[i] = i == 300 ? 0.0f : -1.0f;
+    x[700] = -1.0f; x[600] = -1.0f;
+    CHECK(rtr_sample(s, x) == 0, "-0 and +0 are equal: the first wins");
+    x[0] = NAN;
+    CHECK(rtr_sample(s, x) == 0, "a NaN first logit gives 0, as the plain loop does");
+    rtr_sampler_free(s);
+}
+
 static void test_sampler(void) {
     float lg[8] = {1, 5, 2, 9, 3, 0, 4, 8};
     rtr_sampler_params p;
@@ -146,6 +189,7 @@ static void test_sampler(void) {
     float tie[8] = {1, 9, 2, 9, 3, 0, 9, 8};
     CHECK(rtr_sample(s, tie) == 1, "greedy takes the first of equal largest logits");
     rtr_sampler_free(s);
+    test_greedy_long(&p);
     p.repeat_penalty = 2; /* greedy through the candidate list: 9 at id 3 becomes 4.5 */
     CHECK(!rtr_sampler_new(&s, &p, 8), "sampler with a repeat penalty");
     rtr_sampler_accept(s, 3);
