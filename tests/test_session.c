@@ -176,6 +176,55 @@ static void test_greedy_long(const rtr_sampler_params *p) {
     rtr_sampler_free(s);
 }
 
+/* Top-k over a vocabulary of many scan blocks: k logits planted far above the rest are the only
+ * ids ever drawn, each of them is drawn, and NaN logits are never drawn. Planted two in one
+ * block and one in the tail past the last block; then one a block, so that the k-th largest
+ * block maximum is the smallest of them. */
+static void top_k_planted(const int *at, int k) {
+    enum { N = 5000 };
+    static float x[N];
+    uint64_t rng = 11;
+    for (int i = 0; i < N; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = -10.0f + (float)((rng >> 40) % 5000) / 1000.0f;
+        if (i % 97 == 5) x[i] = NAN;
+    }
+    for (int j = 0; j < k; j++) x[at[j]] = 0.1f * (float)j;
+    rtr_sampler_params p;
+    rtr_sampler_defaults(&p);
+    p.top_k = k; p.top_p = 1; p.min_p = 0; p.temp = 1; p.seed = 3;
+    rtr_sampler *s;
+    CHECK(!rtr_sampler_new(&s, &p, N), "sampler of %d", N);
+    int seen[8] = {0}, other = 0, all = 1;
+    for (int t = 0; t < 400 * k; t++) {
+        int32_t id = rtr_sample(s, x), j = 0;
+        while (j < k && at[j] != id) j++;
+        if (j < k) seen[j]++;
+        else other++;
+    }
+    for (int j = 0; j < k; j++) all &= seen[j] > 0;
+    CHECK(!other && all, "top-%d draws only the %d largest, all of them (%d others)", k, k, other);
+    rtr_sampler_free(s);
+}
+
+static void test_top_k_long(void) {
+    const int pair_tail[6] = {3, 1800, 1900, 2600, 4700, 4990}, spread[5] = {3, 600, 1300, 2600, 4700};
+    top_k_planted(pair_tail, 6);
+    top_k_planted(spread, 5);
+    enum { N = 5000 };
+    static float x[N];
+    for (int i = 0; i < N; i++) x[i] = NAN;
+    x[2500] = 1.0f;
+    rtr_sampler_params p;
+    rtr_sampler_defaults(&p);
+    rtr_sampler *s;
+    CHECK(!rtr_sampler_new(&s, &p, N), "sampler of %d", N);
+    CHECK(rtr_sample(s, x) == 2500, "top-k skips NaN logits");
+    x[2500] = NAN;
+    CHECK(rtr_sample(s, x) == 0, "all logits NaN: id 0, no crash");
+    rtr_sampler_free(s);
+}
+
 static void test_sampler(void) {
     float lg[8] = {1, 5, 2, 9, 3, 0, 4, 8};
     rtr_sampler_params p;
@@ -190,6 +239,7 @@ static void test_sampler(void) {
     CHECK(rtr_sample(s, tie) == 1, "greedy takes the first of equal largest logits");
     rtr_sampler_free(s);
     test_greedy_long(&p);
+    test_top_k_long();
     p.repeat_penalty = 2; /* greedy through the candidate list: 9 at id 3 becomes 4.5 */
     CHECK(!rtr_sampler_new(&s, &p, 8), "sampler with a repeat penalty");
     rtr_sampler_accept(s, 3);
