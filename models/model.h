@@ -48,6 +48,7 @@ struct rtr_session {
     int pos;
     const volatile int *cancel;
     int32_t *slot_pos;            /* host mirror of the ring's positions [cap] */
+    int dirty_lo, dirty_hi;       /* slot_pos[lo..hi) changed since the device copy was written */
     int32_t *h_ids, *h_pos, *h_slot;  /* host staging [n_batch] */
     float *logits;                /* [n_vocab] */
     rtr_buf *kc, *vc;             /* [n_layer][cap][kv_dim] f16 */

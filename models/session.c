@@ -21,6 +21,13 @@ static int slot_of(const rtr_session *s, int p) {
     return s->n_sink + (p - s->n_sink) % (s->cap - s->n_sink);
 }
 
+/* slot_pos[sl] = p, the change remembered for the next device write */
+static void set_slot(rtr_session *s, int sl, int p) {
+    s->slot_pos[sl] = p;
+    if (sl < s->dirty_lo) s->dirty_lo = sl;
+    if (sl >= s->dirty_hi) s->dirty_hi = sl + 1;
+}
+
 static void free_bufs(rtr_session *s) {
     rtr_backend *be = s->m->be;
     rtr_buf *bs[] = {s->kc, s->vc, s->spos, s->ids, s->qpos, s->slots, s->x, s->xn, s->q, s->k,
@@ -99,6 +106,8 @@ void rtr_session_free(rtr_session *s) {
 
 void rtr_session_reset(rtr_session *s) {
     for (int i = 0; i < s->cap; i++) s->slot_pos[i] = -1;
+    s->dirty_lo = 0;
+    s->dirty_hi = s->cap;
     s->pos = 0;
 }
 
@@ -110,7 +119,7 @@ int rtr_session_rewind(rtr_session *s, int n) {
     if (n < 0 || n > s->pos) return RTR_EARG;
     for (int i = 0; i < n; i++) {
         int p = s->pos - 1 - i, sl = slot_of(s, p);
-        if (s->slot_pos[sl] == p) s->slot_pos[sl] = -1;
+        if (s->slot_pos[sl] == p) set_slot(s, sl, -1);
     }
     s->pos -= n;
     return 0;
@@ -165,9 +174,15 @@ static int forward(rtr_session *s, int n, int want_out, rtr_err *err) {
     int r;
     if ((r = ops->buf_write(be, s->ids, 0, s->h_ids, (size_t)n * 4, err)) ||
         (r = ops->buf_write(be, s->qpos, 0, s->h_pos, (size_t)n * 4, err)) ||
-        (r = ops->buf_write(be, s->slots, 0, s->h_slot, (size_t)n * 4, err)) ||
-        (r = ops->buf_write(be, s->spos, 0, s->slot_pos, (size_t)s->cap * 4, err)))
+        (r = ops->buf_write(be, s->slots, 0, s->h_slot, (size_t)n * 4, err)))
         return r;
+    if (s->dirty_hi > s->dirty_lo) { /* only the slots that changed: one or two a decode step */
+        size_t lo = (size_t)s->dirty_lo;
+        if ((r = ops->buf_write(be, s->spos, lo * 4, s->slot_pos + lo, (size_t)(s->dirty_hi - s->dirty_lo) * 4, err)))
+            return r;
+        s->dirty_lo = s->cap;
+        s->dirty_hi = 0;
+    }
     if ((r = ops->begin(be, err))) return r;
     rtr_op op = {0};
     op.kind = RTR_OP_EMBED; op.rows = n;
@@ -308,12 +323,12 @@ int rtr_eval(rtr_session *s, const int32_t *ids, int n, rtr_err *err) {
             s->h_ids[i] = ids[done + i];
             s->h_pos[i] = p;
             s->h_slot[i] = sl;
-            s->slot_pos[sl] = p;
+            set_slot(s, sl, p);
         }
         int r = forward(s, chunk, done + chunk == n, err);
         if (r) {
             /* the batch did not happen: forget its slots */
-            for (int i = 0; i < chunk; i++) if (s->slot_pos[s->h_slot[i]] == s->pos + i) s->slot_pos[s->h_slot[i]] = -1;
+            for (int i = 0; i < chunk; i++) if (s->slot_pos[s->h_slot[i]] == s->pos + i) set_slot(s, s->h_slot[i], -1);
             return r;
         }
         s->pos += chunk;
