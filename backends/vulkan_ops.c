@@ -559,9 +559,11 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err) {
     size_t per = (size_t)rows * nh * (hd + 2) * 4;
     uint32_t fit = (uint32_t)(vk->part->size / per), ns = want;
     if (ns > nu) ns = nu;
-    /* but at least 256 slots a split: on the H100 one workgroup a head over a 256-slot ring beat
-     * 2, 4 and 8 splits of it (tg128 460 against 445, 387 tok/s; BENCH.md) */
-    if (ns > (uint32_t)(cap + 255) / 256) ns = (uint32_t)(cap + 255) / 256;
+    /* but a ring of up to 256 slots in one split, a longer one in splits of at least 64 slots: on
+     * the H100 one workgroup a head over 256 slots beat splitting them (12.2 against 14.5 us a
+     * call), and 8 splits of a 512-slot ring beat 2 (tg512 545-553 against 493-502; BENCH.md) */
+    if (cap <= 256) ns = 1;
+    else if (ns > (uint32_t)(cap + 63) / 64) ns = (uint32_t)(cap + 63) / 64;
     if (ns > 64) ns = 64;
     if (ns > fit) ns = fit;
     if (vk->attn_splits > 0 && (uint32_t)vk->attn_splits < ns) ns = (uint32_t)vk->attn_splits;
