@@ -45,6 +45,11 @@ out=$("$ROTOR" bench -m "$M" -p 8 -n 0 -r 1 --no-bandwidth --no-warmup -o csv 2>
 check "bench csv: a header and one row" test "$(printf '%s\n' "$out" | wc -l)" -eq 2
 out=$("$ROTOR" bench -m "$M" -p 0 -n 2 -r 1 --no-bandwidth 2>/dev/null)
 check "bench md: a tg2 row" sh -c "printf '%s\n' '$out' | grep -q '| tg2 |'"
+out=$("$ROTOR" bench -m "$M" -p 8 -n 2 -d 0,16 -r 1 --no-bandwidth --no-warmup -o jsonl 2>/dev/null)
+check "bench -d: four rows, two at depth 16" test "$(printf '%s\n' "$out" | grep -c '"n_depth": 16')" -eq 2 -a "$(printf '%s\n' "$out" | grep -c '^{')" -eq 4
+out=$("$ROTOR" bench -m "$M" -p 0 -n 2 -d 16 -r 1 --no-bandwidth --no-warmup 2>/dev/null)
+check "bench md: a 'tg2 @ d16' row" sh -c "printf '%s\n' '$out' | grep -q '| tg2 @ d16 |'"
+check_fails "bench: bad depth list" "-d needs" "$ROTOR" bench -m "$M" -d x
 check_fails "bench: unknown option" "unknown option" "$ROTOR" bench -m "$M" --frobnicate
 check_fails "bench: bad repetitions" "-r needs" "$ROTOR" bench -m "$M" -r 0
 

@@ -2,7 +2,8 @@
  * tg = generated tokens per second, mean and standard deviation over -r repetitions) plus what
  * llama-bench lacks: load time, time to first token, peak memory, bytes read per generated
  * token, this machine's measured memory bandwidth and tg as a fraction of that roofline.
- * Output: -o md (default), csv, json or jsonl. */
+ * -d runs every test after an untimed prompt of that many tokens (llama-bench's depth: "tg128 @
+ * d4096"). Output: -o md (default), csv, json or jsonl. */
 #include "cli.h"
 
 #include <math.h>
@@ -22,6 +23,7 @@ static void usage(void) {
             "      --synthetic SHAPE  bitnet-2b4t, tiny, bitnet-embed-0.6b: random weights, real shape\n"
             "  -p, --n-prompt LIST    prompt sizes, comma-separated (default 128)\n"
             "  -n, --n-gen LIST       generation lengths (default 128)\n"
+            "  -d, --n-depth LIST     tokens already in the context when each test starts (default 0)\n"
             "  -r, --repetitions N    repetitions of each test (default 3)\n"
             "  -t, --threads N        CPU threads (default: physical cores)\n"
             "      --backend NAME     auto, cpu, vulkan, opencl\n"
@@ -92,7 +94,7 @@ static double measure_bandwidth(int nth) {
     return best;
 }
 
-typedef struct { const char *name; int n_prompt, n_gen; double mean, sd; } result;
+typedef struct { const char *name; int n_prompt, n_gen, n_depth; double mean, sd; } result;
 
 static void stats(const double *v, int n, double *mean, double *sd) {
     double s = 0, q = 0;
@@ -121,10 +123,17 @@ static const char *synthetic_path(const char *shape, char *buf, size_t cap) {
     return buf;
 }
 
+/* an empty context, then d prompt tokens evaluated (untimed) */
+static int at_depth(rtr_session *s, const int32_t *ids, int d, rtr_err *e) {
+    rtr_session_reset(s);
+    return d > 0 ? rtr_eval(s, ids, d, e) : 0;
+}
+
 int rtr_cmd_bench(int argc, char **argv) {
     cli_model_args ma;
     cli_model_args_init(&ma);
-    int pp[MAX_TESTS] = {128}, tg[MAX_TESTS] = {128}, npp = 1, ntg = 1, bad = 0, do_bw = 1, warm = 1;
+    int pp[MAX_TESTS] = {128}, tg[MAX_TESTS] = {128}, dp[MAX_TESTS] = {0}, npp = 1, ntg = 1, ndp = 1, bad = 0,
+        do_bw = 1, warm = 1;
     long reps = 3;
     const char *fmt = "md", *synth = NULL;
     for (int i = 1; i < argc && !bad; i++) {
@@ -137,6 +146,10 @@ int rtr_cmd_bench(int argc, char **argv) {
         }
         if (cli_opt(argc, argv, &i, "-n", "--n-gen", &v, &bad)) {
             if (!bad && (ntg = parse_list(v, tg, MAX_TESTS)) < 0) bad = cli_error("-n needs a comma-separated list of sizes");
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "-d", "--n-depth", &v, &bad)) {
+            if (!bad && (ndp = parse_list(v, dp, MAX_TESTS)) < 1) bad = cli_error("-d needs a comma-separated list of depths");
             continue;
         }
         if (cli_opt(argc, argv, &i, "-r", "--repetitions", &v, &bad)) {
@@ -168,18 +181,19 @@ int rtr_cmd_bench(int argc, char **argv) {
     for (int i = 0; i < npp; i++) if (pp[i] > maxp) maxp = pp[i];
     int maxg = 8;
     for (int i = 0; i < ntg; i++) if (tg[i] > maxg) maxg = tg[i];
-    int ctx = maxp > maxg ? maxp : maxg;
-    ctx += 16;
+    int maxd = 0;
+    for (int i = 0; i < ndp; i++) if (dp[i] > maxd) maxd = dp[i];
+    int ctx = (maxp > maxg ? maxp : maxg) + maxd + 16, nids = (maxp > maxd ? maxp : maxd) + 8;
     rtr_session *s = NULL;
     rtr_sampler *greedy = NULL; /* NULL for embedding models */
     rtr_err e = {0};
-    rtr_session_opts so = {ctx, 4, maxp, NULL, ma.kv_f16};
+    rtr_session_opts so = {ctx, 4, maxp > 512 ? maxp : 512, NULL, ma.kv_f16};
     int rc = 1;
-    int32_t *ids = malloc((size_t)(maxp + 8) * 4);
+    int32_t *ids = malloc((size_t)nids * 4);
     double *times = malloc((size_t)reps * sizeof(double));
-    result res[2 * MAX_TESTS + 2];
+    result *res = malloc((size_t)2 * MAX_TESTS * MAX_TESTS * sizeof *res);
     int nres = 0;
-    if (!ids || !times) { cli_error("out of memory"); goto out; }
+    if (!ids || !times || !res) { cli_error("out of memory"); goto out; }
     if (rtr_session_new(&s, m, &so, &e)) { cli_error("%s", e.msg); goto out; }
     if (!mi.is_embedding) { /* generated tokens are chosen as `rotor run --temp 0` chooses them */
         rtr_sampler_params sp;
@@ -189,7 +203,7 @@ int rtr_cmd_bench(int argc, char **argv) {
         if (rtr_sampler_new(&greedy, &sp, mi.n_vocab)) { cli_error("out of memory"); goto out; }
     }
     uint64_t rng = 12345;
-    for (int i = 0; i < maxp + 8; i++) {
+    for (int i = 0; i < nids; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         ids[i] = (int32_t)((rng >> 33) % (uint64_t)mi.n_vocab);
     }
@@ -205,49 +219,50 @@ int rtr_cmd_bench(int argc, char **argv) {
     /* warm-up */
     rtr_session_reset(s);
     if (rtr_eval(s, ids, 8, &e)) { cli_error("%s", e.msg); goto out; }
-    for (int t = 0; t < npp; t++) {
-        if (pp[t] == 0) continue;
-        /* untimed runs first, as llama-bench does: caches and recorded command buffers fill;
-         * repeated for a quarter of a second so that an idle GPU's clocks are up too */
-        double w0 = rtr_now();
-        for (int n = 0; warm && (n == 0 || (rtr_now() - w0 < 0.25 && n < 16)); n++) {
-            rtr_session_reset(s);
-            if (rtr_eval(s, ids, pp[t], &e)) { cli_error("%s", e.msg); goto out; }
-        }
-        for (int r = 0; r < reps; r++) {
-            rtr_session_reset(s);
-            double a = rtr_now();
-            if (rtr_eval(s, ids, pp[t], &e)) { cli_error("%s", e.msg); goto out; }
-            times[r] = pp[t] / (rtr_now() - a);
-        }
-        res[nres].name = "pp"; res[nres].n_prompt = pp[t]; res[nres].n_gen = 0;
-        stats(times, (int)reps, &res[nres].mean, &res[nres].sd);
-        nres++;
-    }
-    for (int t = 0; t < ntg; t++) {
-        if (tg[t] == 0 || mi.is_embedding) continue;
-        if (warm) { /* an untimed stretch of generation first: 16 tokens, or a quarter second */
-            rtr_session_reset(s);
-            int32_t id = ids[0];
+    for (int di = 0; di < ndp; di++) {
+        int d = dp[di];
+        for (int t = 0; t < npp; t++) {
+            if (pp[t] == 0) continue;
+            /* untimed runs first, as llama-bench does: caches and recorded command buffers fill;
+             * repeated for a quarter of a second so that an idle GPU's clocks are up too */
             double w0 = rtr_now();
-            for (int k = 0; k < tg[t] && (k < 16 || rtr_now() - w0 < 0.25); k++) {
-                if (rtr_eval(s, &id, 1, &e)) { cli_error("%s", e.msg); goto out; }
-                id = rtr_sample(greedy, rtr_logits(s));
+            for (int n = 0; warm && (n == 0 || (rtr_now() - w0 < 0.25 && n < 16)); n++)
+                if (at_depth(s, ids, d, &e) || rtr_eval(s, ids + d % 8, pp[t], &e)) { cli_error("%s", e.msg); goto out; }
+            for (int r = 0; r < reps; r++) {
+                if (at_depth(s, ids, d, &e)) { cli_error("%s", e.msg); goto out; }
+                double a = rtr_now();
+                if (rtr_eval(s, ids + d % 8, pp[t], &e)) { cli_error("%s", e.msg); goto out; }
+                times[r] = pp[t] / (rtr_now() - a);
             }
+            res[nres] = (result){"pp", pp[t], 0, d, 0, 0};
+            stats(times, (int)reps, &res[nres].mean, &res[nres].sd);
+            nres++;
         }
-        for (int r = 0; r < reps; r++) {
-            rtr_session_reset(s);
-            int32_t id = ids[0];
-            double a = rtr_now();
-            for (int k = 0; k < tg[t]; k++) {
-                if (rtr_eval(s, &id, 1, &e)) { cli_error("%s", e.msg); goto out; }
-                id = rtr_sample(greedy, rtr_logits(s));
+        for (int t = 0; t < ntg; t++) {
+            if (tg[t] == 0 || mi.is_embedding) continue;
+            if (warm) { /* an untimed stretch of generation first: 16 tokens, or a quarter second */
+                if (at_depth(s, ids, d, &e)) { cli_error("%s", e.msg); goto out; }
+                int32_t id = ids[0];
+                double w0 = rtr_now();
+                for (int k = 0; k < tg[t] && (k < 16 || rtr_now() - w0 < 0.25); k++) {
+                    if (rtr_eval(s, &id, 1, &e)) { cli_error("%s", e.msg); goto out; }
+                    id = rtr_sample(greedy, rtr_logits(s));
+                }
             }
-            times[r] = tg[t] / (rtr_now() - a);
+            for (int r = 0; r < reps; r++) {
+                if (at_depth(s, ids, d, &e)) { cli_error("%s", e.msg); goto out; }
+                int32_t id = ids[0];
+                double a = rtr_now();
+                for (int k = 0; k < tg[t]; k++) {
+                    if (rtr_eval(s, &id, 1, &e)) { cli_error("%s", e.msg); goto out; }
+                    id = rtr_sample(greedy, rtr_logits(s));
+                }
+                times[r] = tg[t] / (rtr_now() - a);
+            }
+            res[nres] = (result){"tg", 0, tg[t], d, 0, 0};
+            stats(times, (int)reps, &res[nres].mean, &res[nres].sd);
+            nres++;
         }
-        res[nres].name = "tg"; res[nres].n_prompt = 0; res[nres].n_gen = tg[t];
-        stats(times, (int)reps, &res[nres].mean, &res[nres].sd);
-        nres++;
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -262,8 +277,9 @@ int rtr_cmd_bench(int argc, char **argv) {
         printf("| model | size | backend | device | test | t/s | roofline |\n");
         printf("| --- | ---: | --- | --- | ---: | ---: | ---: |\n");
         for (int i = 0; i < nres; i++) {
-            char test[32], frac[32] = "";
-            snprintf(test, sizeof test, "%s%d", res[i].name, res[i].n_prompt + res[i].n_gen);
+            char test[48], frac[32] = "";
+            int tl = snprintf(test, sizeof test, "%s%d", res[i].name, res[i].n_prompt + res[i].n_gen);
+            if (res[i].n_depth) snprintf(test + tl, sizeof test - (size_t)tl, " @ d%d", res[i].n_depth);
             if (!strcmp(res[i].name, "tg") && roof > 0) snprintf(frac, sizeof frac, "%.0f%%", 100 * res[i].mean / roof);
             printf("| %s | %.2f GiB | %s | %s | %s | %.2f ± %.2f | %s |\n", name, mi.file_bytes / 1073741824.0,
                    rtr_model_backend(m), dev, test, res[i].mean, res[i].sd, frac);
@@ -275,21 +291,21 @@ int rtr_cmd_bench(int argc, char **argv) {
         printf("\n");
     } else {
         int csv = !strcmp(fmt, "csv"), jsonl = !strcmp(fmt, "jsonl");
-        if (csv) printf("model,size_bytes,backend,device,test,n_prompt,n_gen,avg_ts,stddev_ts,load_s,ttft_s,peak_mb,bytes_per_token,bandwidth_gbs,roofline_ts,roofline_frac\n");
+        if (csv) printf("model,size_bytes,backend,device,test,n_prompt,n_gen,n_depth,avg_ts,stddev_ts,load_s,ttft_s,peak_mb,bytes_per_token,bandwidth_gbs,roofline_ts,roofline_frac\n");
         if (!csv && !jsonl) printf("[\n");
         for (int i = 0; i < nres; i++) {
             double frac = !strcmp(res[i].name, "tg") && roof > 0 ? res[i].mean / roof : 0;
             if (csv)
-                printf("%s,%llu,%s,\"%s\",%s,%d,%d,%.3f,%.3f,%.4f,%.4f,%.0f,%.0f,%.2f,%.2f,%.3f\n", name,
+                printf("%s,%llu,%s,\"%s\",%s,%d,%d,%d,%.3f,%.3f,%.4f,%.4f,%.0f,%.0f,%.2f,%.2f,%.3f\n", name,
                        (unsigned long long)mi.file_bytes, rtr_model_backend(m), dev, res[i].name, res[i].n_prompt, res[i].n_gen,
-                       res[i].mean, res[i].sd, t_load, ttft, peak_mb, bpt, bw, roof, frac);
+                       res[i].n_depth, res[i].mean, res[i].sd, t_load, ttft, peak_mb, bpt, bw, roof, frac);
             else
                 printf("%s{\"model\": \"%s\", \"size_bytes\": %llu, \"backend\": \"%s\", \"device\": \"%s\", \"test\": \"%s\", "
-                       "\"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.3f, \"stddev_ts\": %.3f, \"load_s\": %.4f, "
+                       "\"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, \"avg_ts\": %.3f, \"stddev_ts\": %.3f, \"load_s\": %.4f, "
                        "\"ttft_s\": %.4f, \"peak_mb\": %.0f, \"bytes_per_token\": %.0f, \"bandwidth_gbs\": %.2f, "
                        "\"roofline_ts\": %.2f, \"roofline_frac\": %.3f}%s\n",
                        jsonl ? "" : "  ", name, (unsigned long long)mi.file_bytes, rtr_model_backend(m), dev,
-                       res[i].name, res[i].n_prompt, res[i].n_gen, res[i].mean, res[i].sd, t_load, ttft, peak_mb,
+                       res[i].name, res[i].n_prompt, res[i].n_gen, res[i].n_depth, res[i].mean, res[i].sd, t_load, ttft, peak_mb,
                        bpt, bw, roof, frac, jsonl || i == nres - 1 ? "" : ",");
         }
         if (!csv && !jsonl) printf("]\n");
@@ -299,6 +315,7 @@ out:
     rtr_sampler_free(greedy);
     free(ids);
     free(times);
+    free(res);
     rtr_session_free(s);
     rtr_model_close(m);
     return rc;
