@@ -362,6 +362,9 @@ static int op_kv_store(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, r
 
 #define ATTN_WG 128
 #define ATTN_HG_MAX 8
+/* Splits of a decode ring at most: past 16 the merge costs more than the splits save (H100, tg128
+ * at a depth of 3072 tokens: 292-309 tok/s with 16, 178 with about 100; BENCH.md) */
+#define ATTN_SPLIT_MAX 16
 #define ATTN_HD_MAX 256
 
 static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
@@ -387,10 +390,12 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
     while (grp % hg) hg--;
     size_t ngr = (size_t)op->rows * (nh / hg);
     /* few work-groups (decode): split the ring, in runs of a multiple of 32 slots (a short ring
-     * too), so the whole device works */
+     * too), so the whole device works; at most ATTN_SPLIT_MAX splits, since the last one to
+     * finish merges them all */
     int n_split = 1, chunk = cap;
     if (ngr < 2 * (size_t)b->n_cu && cap > 32) {
         size_t want = (4 * (size_t)b->n_cu + ngr - 1) / ngr, most = ((size_t)cap + 31) / 32;
+        if (want > ATTN_SPLIT_MAX) want = ATTN_SPLIT_MAX;
         n_split = (int)(want < most ? want : most);
         if (b->attn_splits > 0 && n_split > b->attn_splits) n_split = b->attn_splits;
         chunk = (int)round_up(((size_t)cap + n_split - 1) / n_split, 32);
