@@ -408,6 +408,114 @@ static void op_attn(void *v, int ith, int nth) {
     }
 }
 
+/* Decode over a long ring (one query row, ATTN_SPLIT_MIN candidate slots or more): the
+ * candidate slots are cut into S contiguous ranges, and an item is one KV head over one range
+ * with every query head that shares it, so that each cached row is read once for the whole GQA
+ * group (the items above would read it once a head) and every thread still has work. An item
+ * leaves, for each of its heads, the range's largest score, the sum of exp(score - largest)
+ * and the V rows weighted by those terms (not yet divided) in its thread's scratch;
+ * attn_merge joins the ranges. */
+#define ATTN_SPLIT_MIN 512
+#define ATTN_SPLIT_SLOTS 256 /* candidate slots a range at least */
+
+/* slots a one-row query may see: before the ring wraps, none past its own position */
+static int attn_candidates(const rtr_op *op) {
+    int p = ((const int32_t *)PTR(op->e))[0], cap = op->p.attn.cap;
+    return p < 0 ? 0 : p < cap ? p + 1 : cap;
+}
+
+/* ranges S of the split path, or 0 where the op takes op_attn */
+static int attn_ranges(const rtr_op *op, int nth) {
+    if (op->rows != 1) return 0;
+    int last = attn_candidates(op), nkv = op->p.attn.n_kv;
+    if (last < ATTN_SPLIT_MIN) return 0;
+    int s = (last + ATTN_SPLIT_SLOTS - 1) / ATTN_SPLIT_SLOTS, most = (4 * nth + nkv - 1) / nkv;
+    return s < most ? s : most;
+}
+
+/* the partials of item `it` (head qi of its group): in the scratch of the thread that ran it */
+static float *attn_part(const cpu_backend *b, const rtr_op *op, int it, int qi, int nth) {
+    int grp = op->p.attn.n_head / op->p.attn.n_kv, hd = op->p.attn.head_dim;
+    float *base = b->sc[it % nth].f + (size_t)grp * op->p.attn.cap + (size_t)ATTN_CHUNK * hd;
+    return base + ((size_t)(it / nth) * grp + qi) * (hd + 2);
+}
+
+static void op_attn_ranges(void *v, int ith, int nth) {
+    job *j = v;
+    const rtr_op *op = j->op;
+    const rtr_kernels *k = j->b->k;
+    int nh = op->p.attn.n_head, nkv = op->p.attn.n_kv, hd = op->p.attn.head_dim, grp = nh / nkv;
+    int last = attn_candidates(op), S = attn_ranges(op, nth), rng = (last + S - 1) / S;
+    const int32_t *spos = (const int32_t *)PTR(op->d);
+    int p = ((const int32_t *)PTR(op->e))[0], n_sink = op->p.attn.n_sink, window = op->p.attn.window;
+    const float *Q = F32(op->a);
+    int f32 = op->p.attn.kv_type == RTR_T_F32;
+    size_t esz = f32 ? 4 : 2, stride = (size_t)nkv * hd;
+    float *sc = j->b->sc[ith].f, *pack = sc + (size_t)grp * op->p.attn.cap;
+    int32_t *idx = j->b->sc[ith].i;
+    for (int it = ith; it < nkv * S; it += nth) {
+        int kvh = it / S, lo = it % S * rng, hi = lo + rng < last ? lo + rng : last, m = 0;
+        for (int s = lo; s < hi; s++)
+            if (attn_visible(spos[s], p, n_sink, window)) idx[m++] = s;
+        const char *kbase = (const char *)PTR(op->b) + (size_t)kvh * hd * esz;
+        const char *vbase = (const char *)PTR(op->c) + (size_t)kvh * hd * esz;
+        const float *q0 = Q + (size_t)kvh * grp * hd;
+        for (int i0 = 0; i0 < m; i0 += ATTN_CHUNK) {
+            int n = m - i0 < ATTN_CHUNK ? m - i0 : ATTN_CHUNK;
+            attn_chunk c = attn_rows(pack, kbase, stride, esz, idx + i0, n, hd, grp > 1);
+            for (int qi = 0; qi < grp; qi++) {
+                float *srow = sc + (size_t)qi * rng + i0;
+                if (f32) k->attn_dots_f32(q0 + (size_t)qi * hd, c.rows, c.stride, c.idx, n, hd, op->p.attn.scale, srow);
+                else k->attn_dots_f16(q0 + (size_t)qi * hd, c.rows, c.stride, c.idx, n, hd, op->p.attn.scale, srow);
+            }
+        }
+        for (int qi = 0; qi < grp; qi++) {
+            float *srow = sc + (size_t)qi * rng, *part = attn_part(j->b, op, it, qi, nth), mx = -INFINITY, sum = 0;
+            for (int i = 0; i < m; i++) if (srow[i] > mx) mx = srow[i];
+            for (int i = 0; i < m; i++) sum += srow[i] = expf(srow[i] - mx);
+            part[0] = mx;
+            part[1] = sum;
+            memset(part + 2, 0, (size_t)hd * 4);
+        }
+        for (int i0 = 0; i0 < m; i0 += ATTN_CHUNK) {
+            int n = m - i0 < ATTN_CHUNK ? m - i0 : ATTN_CHUNK;
+            attn_chunk c = attn_rows(pack, vbase, stride, esz, idx + i0, n, hd, grp > 1);
+            for (int qi = 0; qi < grp; qi++) {
+                const float *pr = sc + (size_t)qi * rng + i0;
+                float *acc = attn_part(j->b, op, it, qi, nth) + 2;
+                if (f32) k->attn_wsum_f32(pr, c.rows, c.stride, c.idx, n, hd, acc);
+                else k->attn_wsum_f16(pr, c.rows, c.stride, c.idx, n, hd, acc);
+            }
+        }
+    }
+}
+
+/* out = sum_r acc_r e^(max_r - M) / sum_r sum_r e^(max_r - M) over the ranges r of each head */
+static void attn_merge(const cpu_backend *b, const rtr_op *op, int nth) {
+    int nh = op->p.attn.n_head, nkv = op->p.attn.n_kv, hd = op->p.attn.head_dim, grp = nh / nkv;
+    int S = attn_ranges(op, nth);
+    float *O = F32(op->dst);
+    for (int h = 0; h < nh; h++) {
+        int kvh = h / grp, qi = h % grp;
+        float M = -INFINITY, L = 0, *out = O + (size_t)h * hd;
+        for (int r = 0; r < S; r++) {
+            float mr = attn_part(b, op, kvh * S + r, qi, nth)[0];
+            if (mr > M) M = mr;
+        }
+        memset(out, 0, (size_t)hd * 4);
+        if (M == -INFINITY) continue; /* nothing visible */
+        for (int r = 0; r < S; r++) {
+            const float *part = attn_part(b, op, kvh * S + r, qi, nth);
+            if (part[0] == -INFINITY) continue;
+            float f = expf(part[0] - M);
+            L += part[1] * f;
+            for (int d = 0; d < hd; d++) out[d] += part[2 + d] * f;
+        }
+        float inv = 1.0f / L;
+        for (int d = 0; d < hd; d++) out[d] *= inv;
+    }
+}
+
 static void op_glu(void *v, int ith, int nth) {
     job *j = v;
     const rtr_op *op = j->op;
@@ -463,12 +571,22 @@ static int cpu_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
         break;
     case RTR_OP_ROPE: fn = op_rope; nf = (size_t)op->p.rope.rot_dim + 2; break;
     case RTR_OP_KV_STORE: fn = op_kv_store; break;
-    case RTR_OP_ATTN:
+    case RTR_OP_ATTN: {
+        int nth = rtr_pool_size(b->pool), S = attn_ranges(op, nth), grp = op->p.attn.n_head / op->p.attn.n_kv;
+        size_t hd = (size_t)op->p.attn.head_dim, cap = (size_t)op->p.attn.cap;
+        ni = cap;
+        if (S) {
+            size_t items = ((size_t)op->p.attn.n_kv * S + nth - 1) / nth;
+            nf = (size_t)grp * cap + ATTN_CHUNK * hd + items * grp * (hd + 2);
+            if (reserve(b, nf, nq, ni)) return rtr_seterr(err, RTR_ENOMEM, "cpu: out of memory for scratch");
+            rtr_pool_run(b->pool, op_attn_ranges, &j);
+            attn_merge(b, op, nth);
+            return 0;
+        }
         fn = op_attn;
-        nf = (size_t)ATTN_RB * (size_t)attn_heads_per_item(op, rtr_pool_size(b->pool)) * (size_t)op->p.attn.cap +
-             (size_t)ATTN_CHUNK * (size_t)op->p.attn.head_dim;
-        ni = (size_t)op->p.attn.cap;
+        nf = (size_t)ATTN_RB * (size_t)attn_heads_per_item(op, nth) * cap + ATTN_CHUNK * hd;
         break;
+    }
     case RTR_OP_GLU: fn = op_glu; break;
     case RTR_OP_ADD: fn = op_add; break;
     default: return rtr_seterr(err, RTR_EARG, "cpu: unknown op %d", op->kind);

@@ -806,6 +806,83 @@ static void run_suite(const rtr_backend_entry *ent, const char *label, rtr_backe
     gpu->ops->destroy(gpu);
 }
 
+/* The CPU backend itself (the reference of everything above) against a float64 attention for
+ * one query row over long rings, where it splits the slots into ranges: GQA 4 and 1, f32 and f16
+ * caches, sinks and a window, before and after the ring wrapped, on 1, 2 and 3 threads. */
+static void cpu_attn_long(void) {
+    static const int cfg[][8] = {
+        /* n_head, n_kv, hd, cap, filled, n_sink, window, f32 */
+        {8, 2, 64, 1200, 1100, 4, 100000, 1}, {8, 2, 64, 1200, 3000, 4, 900, 0},
+        {3, 3, 32, 700, 690, 0, 100000, 0}, {4, 1, 128, 2100, 2050, 2, 1500, 1},
+    };
+    ctx c0 = {.rng = 99};
+    ctx *c = &c0;
+    for (int nth = 1; nth <= 3; nth++) {
+        rtr_backend_cfg cfg_ = {.device = -1, .n_threads = nth};
+        rtr_backend *be = NULL;
+        rtr_err e = {0};
+        if (rtr_cpu_backend_create(&be, &cfg_, &e)) { CHECK(0, "cpu backend: %s", e.msg); return; }
+        for (size_t ci = 0; ci < sizeof cfg / sizeof cfg[0]; ci++) {
+            int nh = cfg[ci][0], nkv = cfg[ci][1], hd = cfg[ci][2], cap = cfg[ci][3], filled = cfg[ci][4];
+            int sink = cfg[ci][5], window = cfg[ci][6], f32 = cfg[ci][7], kvn = nkv * hd, qp = filled - 1;
+            int32_t *spos = malloc((size_t)cap * 4);
+            fill_ring(c, spos, cap, filled, sink);
+            void *kc = f32 ? (void *)rand_f32(c, (size_t)cap * kvn, -1, 1) : (void *)rand_f16(c, (size_t)cap * kvn, -1, 1);
+            void *vc = f32 ? (void *)rand_f32(c, (size_t)cap * kvn, -1, 1) : (void *)rand_f16(c, (size_t)cap * kvn, -1, 1);
+            float *q = rand_f32(c, (size_t)nh * hd, -1.5f, 1.5f), *out = malloc((size_t)nh * hd * 4);
+            size_t es = f32 ? 4 : 2;
+            rtr_buf *K = be->ops->buf_new(be, (size_t)cap * kvn * es, kc, 0, &e), *V = be->ops->buf_new(be, (size_t)cap * kvn * es, vc, 0, &e);
+            rtr_buf *SP = be->ops->buf_new(be, (size_t)cap * 4, spos, 0, &e), *QB = be->ops->buf_new(be, (size_t)nh * hd * 4, q, 0, &e);
+            rtr_buf *QP = be->ops->buf_new(be, 4, &qp, 0, &e), *OB = be->ops->buf_new(be, (size_t)nh * hd * 4, NULL, 0, &e);
+            rtr_op op = {0};
+            op.kind = RTR_OP_ATTN; op.rows = 1;
+            op.a = (rtr_ref){QB, 0}; op.b = (rtr_ref){K, 0}; op.c = (rtr_ref){V, 0}; op.d = (rtr_ref){SP, 0};
+            op.e = (rtr_ref){QP, 0}; op.dst = (rtr_ref){OB, 0};
+            op.p.attn.n_head = nh; op.p.attn.n_kv = nkv; op.p.attn.head_dim = hd; op.p.attn.cap = cap;
+            op.p.attn.n_sink = sink; op.p.attn.window = window; op.p.attn.kv_type = f32 ? RTR_T_F32 : RTR_T_F16;
+            op.p.attn.scale = 1.0f / sqrtf((float)hd);
+            int rc = be->ops->begin(be, &e) || be->ops->run(be, &op, &e) || be->ops->end(be, &e) ||
+                     be->ops->buf_read(be, OB, 0, out, (size_t)nh * hd * 4, &e);
+            CHECK(!rc, "cpu attention (%d threads): %s", nth, e.msg);
+            double worst = 0;
+            double *w = malloc((size_t)cap * sizeof *w);
+            for (int h = 0; h < nh && !rc; h++) {
+                int kh = h / (nh / nkv);
+                double mx = -INFINITY, sum = 0;
+                for (int sl = 0; sl < cap; sl++) {
+                    int sp = spos[sl];
+                    w[sl] = -INFINITY;
+                    if (sp < 0 || sp > qp || !(sp < sink || qp - sp < window)) continue;
+                    double d = 0;
+                    for (int i = 0; i < hd; i++) {
+                        size_t at = (size_t)sl * kvn + (size_t)kh * hd + i;
+                        d += (double)q[h * hd + i] * (f32 ? ((float *)kc)[at] : rtr_f16_to_f32(((uint16_t *)kc)[at]));
+                    }
+                    w[sl] = d / sqrt((double)hd);
+                    if (w[sl] > mx) mx = w[sl];
+                }
+                for (int sl = 0; sl < cap; sl++) sum += w[sl] == -INFINITY ? 0 : exp(w[sl] - mx);
+                for (int i = 0; i < hd; i++) {
+                    double o = 0;
+                    for (int sl = 0; sl < cap; sl++) {
+                        if (w[sl] == -INFINITY) continue;
+                        size_t at = (size_t)sl * kvn + (size_t)kh * hd + i;
+                        o += exp(w[sl] - mx) / sum * (f32 ? ((float *)vc)[at] : rtr_f16_to_f32(((uint16_t *)vc)[at]));
+                    }
+                    double err = fabs(out[h * hd + i] - o);
+                    if (err > worst) worst = err;
+                }
+            }
+            CHECK(!rc && worst < 2e-6, "cpu attention, one row over %d slots (%d heads / %d, %s, %d threads): "
+                  "within 2e-6 of float64 (worst %.2e)", cap, nh, nkv, f32 ? "f32" : "f16", nth, worst);
+            rtr_buf *bs[] = {K, V, SP, QB, QP, OB};
+            for (int i = 0; i < 6; i++) be->ops->buf_free(be, bs[i]);
+            free(w); free(spos); free(kc); free(vc); free(q); free(out);
+        }
+        be->ops->destroy(be);
+    }
+}
+
 int main(void) {
     rtr_backend_cfg cfg = {.device = -1, .n_threads = 2};
     rtr_err e = {0};
@@ -814,6 +891,7 @@ int main(void) {
         CHECK(0, "cpu backend: %s", e.msg);
         return test_done("backend_ops");
     }
+    cpu_attn_long();
     const char *only = getenv("ROTOR_TEST_BACKEND");
     int n;
     const rtr_backend_entry *const *all = rtr_backend_all(&n);
