@@ -3,8 +3,9 @@
  * 7 and more than a matmul chunk, k not a multiple of 128, odd head counts, GQA ratios 1 to 4,
  * a ring that wrapped, sinks and a window. Ternary and q8 products must match exactly (both
  * sides scale the exact int32 sum the same way); float ops within the tolerance each check
- * names. Also: buffer transfers at odd offsets, a multi-op batch replayed with new inputs, and
- * bad ops rejected with an error.
+ * names. Also: buffer transfers at odd offsets, a multi-op batch replayed with new inputs, bad
+ * ops rejected with an error, and the CPU backend's own one-row attention over long rings (its
+ * split path) against float64, which runs with or without a GPU backend.
  * A backend whose create() fails (no device) is a skip with the reason. ROTOR_TEST_BACKEND=name
  * limits the run to one backend. The Vulkan backend runs twice: as the device allows, and with
  * ROTOR_VK_PORTABLE=1 (core Vulkan 1.1 shaders and staged transfers only). */
