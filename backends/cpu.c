@@ -384,6 +384,44 @@ static int attn_heads_per_item(const rtr_op *op, int nth) {
     return op->p.attn.n_kv * nblk >= 4 * nth ? grp : 1;
 }
 
+/* An item's queries: hpi heads of each of its rows, query qi at element offset
+ * (qi / hpi) * row + (qi % hpi) * head from a base (of q, and likewise of where its result goes). */
+typedef struct { size_t row, head; int hpi; } attn_qmap;
+static inline size_t attn_at(attn_qmap m, int qi) { return (size_t)(qi / m.hpi) * m.row + (size_t)(qi % m.hpi) * m.head; }
+
+/* Scores of nq queries over the cached K rows idx[0..m): query qi's into sc + qi * ld, a chunk of
+ * rows at a time, packed when several queries read it. */
+static void attn_scores(const rtr_kernels *k, const rtr_op *op, const char *kbase, const int32_t *idx, int m,
+                        const float *q, attn_qmap qm, int nq, float *sc, size_t ld, float *pack) {
+    int hd = op->p.attn.head_dim, f32 = op->p.attn.kv_type == RTR_T_F32;
+    size_t esz = f32 ? 4 : 2, stride = (size_t)op->p.attn.n_kv * hd;
+    for (int i0 = 0; i0 < m; i0 += ATTN_CHUNK) {
+        int n = m - i0 < ATTN_CHUNK ? m - i0 : ATTN_CHUNK;
+        attn_chunk c = attn_rows(pack, kbase, stride, esz, idx + i0, n, hd, nq > 1);
+        for (int qi = 0; qi < nq; qi++) {
+            float *srow = sc + (size_t)qi * ld + i0;
+            if (f32) k->attn_dots_f32(q + attn_at(qm, qi), c.rows, c.stride, c.idx, n, hd, op->p.attn.scale, srow);
+            else k->attn_dots_f16(q + attn_at(qm, qi), c.rows, c.stride, c.idx, n, hd, op->p.attn.scale, srow);
+        }
+    }
+}
+
+/* out + attn_at(om, qi) += sum_i (sc + qi * ld)[i] V[idx[i]] for each of nq queries */
+static void attn_wsums(const rtr_kernels *k, const rtr_op *op, const char *vbase, const int32_t *idx, int m,
+                       const float *sc, size_t ld, float *out, attn_qmap om, int nq, float *pack) {
+    int hd = op->p.attn.head_dim, f32 = op->p.attn.kv_type == RTR_T_F32;
+    size_t esz = f32 ? 4 : 2, stride = (size_t)op->p.attn.n_kv * hd;
+    for (int i0 = 0; i0 < m; i0 += ATTN_CHUNK) {
+        int n = m - i0 < ATTN_CHUNK ? m - i0 : ATTN_CHUNK;
+        attn_chunk c = attn_rows(pack, vbase, stride, esz, idx + i0, n, hd, nq > 1);
+        for (int qi = 0; qi < nq; qi++) {
+            const float *pr = sc + (size_t)qi * ld + i0;
+            if (f32) k->attn_wsum_f32(pr, c.rows, c.stride, c.idx, n, hd, out + attn_at(om, qi));
+            else k->attn_wsum_f16(pr, c.rows, c.stride, c.idx, n, hd, out + attn_at(om, qi));
+        }
+    }
+}
+
 static void op_attn(void *v, int ith, int nth) {
     job *j = v;
     const rtr_op *op = j->op;
@@ -399,7 +437,6 @@ static void op_attn(void *v, int ith, int nth) {
     float *sc = j->b->sc[ith].f; /* [query of the item][slot of the list], then the packed chunk */
     float *pack = sc + (size_t)ATTN_RB * hpi * cap;
     int32_t *idx = j->b->sc[ith].i;
-    size_t stride = (size_t)nkv * hd;
     /* items dealt out in turn, row blocks fastest: later rows see more slots under the causal
      * mask, so contiguous ranges would leave the last thread most of the work */
     for (int it = ith; it < nkv * nsub * nblk; it += nth) {
@@ -412,43 +449,25 @@ static void op_attn(void *v, int ith, int nth) {
         for (int s = 0; s < last; s++)
             for (int rr = 0; rr < nr; rr++)
                 if (attn_visible(spos[s], qpos[r0 + rr], n_sink, window)) { idx[m++] = s; break; }
-        size_t esz = f32 ? 4 : 2;
+        size_t esz = f32 ? 4 : 2, q0 = ((size_t)r0 * nh + h0) * hd; /* the item's first query row of q and dst */
         const char *kbase = (const char *)PTR(op->b) + (size_t)kvh * hd * esz;
         const char *vbase = (const char *)PTR(op->c) + (size_t)kvh * hd * esz;
         int nq = nr * hpi;
-#define QROW(qi) (((size_t)(r0 + (qi) / hpi) * nh + h0 + (qi) % hpi) * hd) /* query qi's row of q and dst */
-        for (int i0 = 0; i0 < m; i0 += ATTN_CHUNK) {
-            int n = m - i0 < ATTN_CHUNK ? m - i0 : ATTN_CHUNK;
-            attn_chunk c = attn_rows(pack, kbase, stride, esz, idx + i0, n, hd, nq > 1);
-            for (int qi = 0; qi < nq; qi++) {
-                float *srow = sc + (size_t)qi * m + i0;
-                if (f32) k->attn_dots_f32(Q + QROW(qi), c.rows, c.stride, c.idx, n, hd, op->p.attn.scale, srow);
-                else k->attn_dots_f16(Q + QROW(qi), c.rows, c.stride, c.idx, n, hd, op->p.attn.scale, srow);
-            }
-        }
+        attn_qmap qm = {(size_t)nh * hd, (size_t)hd, hpi};
+        attn_scores(k, op, kbase, idx, m, Q + q0, qm, nq, sc, (size_t)m, pack);
         for (int qi = 0; qi < nq; qi++) {
             float *srow = sc + (size_t)qi * m;
             int p = qpos[r0 + qi / hpi];
-            float mx = -INFINITY, sum = 0;
+            float mx = -INFINITY;
             for (int i = 0; i < m; i++) {
                 if (nr > 1 && !attn_visible(spos[idx[i]], p, n_sink, window)) srow[i] = -INFINITY;
                 else if (srow[i] > mx) mx = srow[i];
             }
-            sum = exp_sum(srow, m, mx);
-            float inv = sum > 0 ? 1.0f / sum : 0;
+            float sum = exp_sum(srow, m, mx), inv = sum > 0 ? 1.0f / sum : 0;
             for (int i = 0; i < m; i++) srow[i] *= inv;
-            memset(O + QROW(qi), 0, (size_t)hd * 4);
+            memset(O + q0 + attn_at(qm, qi), 0, (size_t)hd * 4);
         }
-        for (int i0 = 0; i0 < m; i0 += ATTN_CHUNK) {
-            int n = m - i0 < ATTN_CHUNK ? m - i0 : ATTN_CHUNK;
-            attn_chunk c = attn_rows(pack, vbase, stride, esz, idx + i0, n, hd, nq > 1);
-            for (int qi = 0; qi < nq; qi++) {
-                const float *pr = sc + (size_t)qi * m + i0;
-                if (f32) k->attn_wsum_f32(pr, c.rows, c.stride, c.idx, n, hd, O + QROW(qi));
-                else k->attn_wsum_f16(pr, c.rows, c.stride, c.idx, n, hd, O + QROW(qi));
-            }
-        }
-#undef QROW
+        attn_wsums(k, op, vbase, idx, m, sc, (size_t)m, O + q0, qm, nq, pack);
     }
 }
 
@@ -493,8 +512,7 @@ static void op_attn_ranges(void *v, int ith, int nth) {
     const int32_t *spos = (const int32_t *)PTR(op->d);
     int p = ((const int32_t *)PTR(op->e))[0], n_sink = op->p.attn.n_sink, window = op->p.attn.window;
     const float *Q = F32(op->a);
-    int f32 = op->p.attn.kv_type == RTR_T_F32;
-    size_t esz = f32 ? 4 : 2, stride = (size_t)nkv * hd;
+    size_t esz = op->p.attn.kv_type == RTR_T_F32 ? 4 : 2;
     float *sc = j->b->sc[ith].f, *pack = sc + (size_t)grp * op->p.attn.cap;
     int32_t *idx = j->b->sc[ith].i;
     for (int it = ith; it < nkv * S; it += nth) {
@@ -503,41 +521,23 @@ static void op_attn_ranges(void *v, int ith, int nth) {
             if (attn_visible(spos[s], p, n_sink, window)) idx[m++] = s;
         const char *kbase = (const char *)PTR(op->b) + (size_t)kvh * hd * esz;
         const char *vbase = (const char *)PTR(op->c) + (size_t)kvh * hd * esz;
-        const float *q0 = Q + (size_t)kvh * grp * hd;
-        for (int i0 = 0; i0 < m; i0 += ATTN_CHUNK) {
-            int n = m - i0 < ATTN_CHUNK ? m - i0 : ATTN_CHUNK;
-            attn_chunk c = attn_rows(pack, kbase, stride, esz, idx + i0, n, hd, grp > 1);
-            for (int qi = 0; qi < grp; qi++) {
-                float *srow = sc + (size_t)qi * rng + i0;
-                if (f32) k->attn_dots_f32(q0 + (size_t)qi * hd, c.rows, c.stride, c.idx, n, hd, op->p.attn.scale, srow);
-                else k->attn_dots_f16(q0 + (size_t)qi * hd, c.rows, c.stride, c.idx, n, hd, op->p.attn.scale, srow);
-            }
-        }
+        attn_qmap qm = {0, (size_t)hd, grp}, pm = {0, (size_t)hd + 2, grp};
+        float *part = attn_part(j->b, op, it, 0, nth); /* head qi's partials at part + qi * (hd + 2) */
+        attn_scores(k, op, kbase, idx, m, Q + (size_t)kvh * grp * hd, qm, grp, sc, (size_t)rng, pack);
         for (int qi = 0; qi < grp; qi++) {
-            float *srow = sc + (size_t)qi * rng, *part = attn_part(j->b, op, it, qi, nth), mx = -INFINITY, sum = 0;
+            float *srow = sc + (size_t)qi * rng, *pq = part + attn_at(pm, qi), mx = -INFINITY;
             for (int i = 0; i < m; i++) if (srow[i] > mx) mx = srow[i];
-            sum = exp_sum(srow, m, mx);
-            part[0] = mx;
-            part[1] = sum;
-            memset(part + 2, 0, (size_t)hd * 4);
+            pq[1] = exp_sum(srow, m, mx);
+            pq[0] = mx;
+            memset(pq + 2, 0, (size_t)hd * 4);
         }
-        for (int i0 = 0; i0 < m; i0 += ATTN_CHUNK) {
-            int n = m - i0 < ATTN_CHUNK ? m - i0 : ATTN_CHUNK;
-            attn_chunk c = attn_rows(pack, vbase, stride, esz, idx + i0, n, hd, grp > 1);
-            for (int qi = 0; qi < grp; qi++) {
-                const float *pr = sc + (size_t)qi * rng + i0;
-                float *acc = attn_part(j->b, op, it, qi, nth) + 2;
-                if (f32) k->attn_wsum_f32(pr, c.rows, c.stride, c.idx, n, hd, acc);
-                else k->attn_wsum_f16(pr, c.rows, c.stride, c.idx, n, hd, acc);
-            }
-        }
+        attn_wsums(k, op, vbase, idx, m, sc, (size_t)rng, part + 2, pm, grp, pack);
     }
 }
 
 /* out = sum_r acc_r e^(max_r - M) / sum_r sum_r e^(max_r - M) over the ranges r of each head */
-static void attn_merge(const cpu_backend *b, const rtr_op *op, int nth) {
+static void attn_merge(const cpu_backend *b, const rtr_op *op, int S, int nth) {
     int nh = op->p.attn.n_head, nkv = op->p.attn.n_kv, hd = op->p.attn.head_dim, grp = nh / nkv;
-    int S = attn_ranges(op, nth);
     float *O = F32(op->dst);
     for (int h = 0; h < nh; h++) {
         int kvh = h / grp, qi = h % grp;
@@ -635,7 +635,7 @@ static int cpu_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
             nf = (size_t)grp * cap + ATTN_CHUNK * hd + items * grp * (hd + 2);
             if (reserve(b, nf, nq, ni)) return rtr_seterr(err, RTR_ENOMEM, "cpu: out of memory for scratch");
             rtr_pool_run(b->pool, op_attn_ranges, &j);
-            attn_merge(b, op, nth);
+            attn_merge(b, op, S, nth);
             return 0;
         }
         fn = op_attn;

@@ -140,10 +140,14 @@ static void sift_down(cand *h, int k, int j) {
     }
 }
 
+static void heapify(cand *h, int k) {
+    for (int i = k / 2 - 1; i >= 0; i--) sift_down(h, k, i);
+}
+
 /* k-th largest of v[0..n) (0 < k < n), with h as scratch */
 static float kth_largest(cand *h, const float *v, int n, int k) {
     for (int i = 0; i < k; i++) h[i] = (cand){v[i], i};
-    for (int i = k / 2 - 1; i >= 0; i--) sift_down(h, k, i);
+    heapify(h, k);
     for (int i = k; i < n; i++)
         if (v[i] > h[0].logit) { h[0] = (cand){v[i], i}; sift_down(h, k, 0); }
     return h[0].logit;
@@ -168,8 +172,7 @@ static int top_k(rtr_sampler *s, const float *x, int n, int k) {
             if (m < k) {
                 if (v != v) continue;
                 h[m++] = (cand){v, i};
-                if (m == k)
-                    for (int j = k / 2 - 1; j >= 0; j--) sift_down(h, k, j);
+                if (m == k) heapify(h, k);
             } else if (v > h[0].logit) {
                 h[0] = (cand){v, i};
                 sift_down(h, k, 0);
