@@ -15,7 +15,8 @@
  * on any device. For comparison: ROTOR_VK_NOFUSE=1 turns off the fusions of vulkan_ops.c;
  * ROTOR_VK_NOPOLL=1 waits for every batch blocking; ROTOR_VK_NOVEC=1, ROTOR_VK_NOGEMM=1 and
  * ROTOR_VK_NOATTNB=1 send one-token products, batched products and batched attention back to
- * the older general shaders (mm_t2.comp, attn.comp); ROTOR_VK_NOCOOP=1 keeps batched products
+ * the older general shaders (mm_t2.comp, attn.comp), and ROTOR_VK_NOATTND=1 one-row attention
+ * over short rings (attn_dec.comp); ROTOR_VK_NOCOOP=1 keeps batched products
  * and attention off the matrix hardware (mm_t2_coop.comp, attn_coop.comp); ROTOR_VK_NOVECGLU=1
  * gives a gate/up pair the general short-row variant of mm_t2_vec.comp instead of its own.
  * Tuning: ROTOR_VK_VEC_LANES=N sets the lanes a weight row in mm_t2_vec.comp;
@@ -384,7 +385,7 @@ static void prof_write(vk_backend *vk) {
     static const char *names[VP_COUNT] = {
         [VP_EMBED] = "embed", [VP_NORM] = "norm", [VP_MMT2_1] = "mm_t2_1", [VP_MMT2_N] = "mm_t2_n",
         [VP_MMT2_V] = "mm_t2_vec", [VP_MMT2_VF] = "mm_t2_vec_norm", [VP_MMT2_VS] = "mm_t2_vec_norm_s", [VP_MMT2_VG] = "mm_t2_vec_norm_g", [VP_MMT2_G] = "mm_t2_gemm", [VP_MMT2_C] = "mm_t2_coop", [VP_MMF_1] = "mm_f_1",
-        [VP_MMF_N] = "mm_f_n", [VP_ROPE] = "rope", [VP_KV] = "kv_store", [VP_ATTN] = "attn", [VP_ATTNB] = "attn_batch", [VP_ATTNC] = "attn_coop", [VP_GLU] = "glu"};
+        [VP_MMF_N] = "mm_f_n", [VP_ROPE] = "rope", [VP_KV] = "kv_store", [VP_ATTN] = "attn", [VP_ATTND] = "attn_dec", [VP_ATTNB] = "attn_batch", [VP_ATTNC] = "attn_coop", [VP_GLU] = "glu"};
     FILE *f = fopen(vk->prof_path, "w");
     if (!f) return;
     fprintf(f, "vulkan profile: %s, %ld batches, %.3f s submit to fence, %.3f s between timestamps\n", vk->base.desc,
@@ -701,7 +702,7 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         [VP_MMT2_VG] = {"mm_t2_vec", {0, VK_WG_VEC, 1, VK_VEC_NGS, VK_VEC_MAXUG}},
         [VP_MMT2_G] = {"mm_t2_gemm", {0}}, [VP_MMT2_C] = {"mm_t2_coop", {0}},
         [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
-        [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_ATTNC] = {"attn_coop", {0}}, [VP_GLU] = {"glu", {0}},
+        [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTND] = {"attn_dec", {0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_ATTNC] = {"attn_coop", {0}}, [VP_GLU] = {"glu", {0}},
     };
     for (int i = 0; i < VP_COUNT; i++) {
         if (i >= VP_MMT2_V && i <= VP_MMT2_VG && vk->no_vec) continue;
@@ -709,6 +710,7 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         if (i == VP_MMT2_C && !(vk->coop & COOP_I8)) continue;
         if (i == VP_ATTNC && !(vk->coop & COOP_F16)) continue;
         if (i == VP_ATTNB && vk->no_attnb) continue;
+        if (i == VP_ATTND && vk->no_attnd) continue;
         char name[64];
         int mm = !strncmp(P[i].shader, "mm_", 3);
         snprintf(name, sizeof name, "%s%s", P[i].shader, i == VP_MMT2_C || i == VP_ATTNC ? "" : vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
@@ -790,6 +792,9 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     /* batches through mm_t2.comp and attn.comp, for comparison or for want of shared memory */
     vk->no_gemm = rtr_env_flag("ROTOR_VK_NOGEMM") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
     vk->no_attnb = rtr_env_flag("ROTOR_VK_NOATTNB") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
+    /* one-row attention over short rings in attn_dec.comp, or all of it in attn.comp */
+    vk->no_attnd = rtr_env_flag("ROTOR_VK_NOATTND") || lim->maxComputeWorkGroupInvocations < VK_ATTND_WG ||
+                   lim->maxComputeWorkGroupSize[0] < VK_ATTND_WG;
     /* the matrix shaders: where the device has them, this build has them (an older glslc builds
      * none) and the tiled shaders they stand in for are in use */
     vk->coop = vk->portable || rtr_env_flag("ROTOR_VK_NOCOOP") || lim->maxComputeSharedMemorySize < VK_COOP_SHARED ? 0 : c.coop;

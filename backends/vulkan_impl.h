@@ -20,7 +20,7 @@ struct rtr_buf {
  * the ternary matmul once more with the norm fused in (decode) */
 enum {
     VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMT2_V, VP_MMT2_VF, VP_MMT2_VS, VP_MMT2_VG, VP_MMT2_G, VP_MMT2_C, VP_MMF_1, VP_MMF_N,
-    VP_ROPE, VP_KV, VP_ATTN, VP_ATTNB, VP_ATTNC, VP_GLU, VP_COUNT
+    VP_ROPE, VP_KV, VP_ATTN, VP_ATTND, VP_ATTNB, VP_ATTNC, VP_GLU, VP_COUNT
 };
 #define VK_WG_VEC 256   /* invocations of a one-token matmul workgroup (mm_t2_vec.comp) */
 /* mm_t2_vec.comp's fused-norm variants hold the norm's row in registers, NG words an invocation:
@@ -36,6 +36,8 @@ enum {
 #define VK_COOP_SHARED 43144 /* and attn_coop.comp, the larger of the two matrix shaders */
 enum { COOP_I8 = 1, COOP_F16 = 2 }; /* cooperative-matrix shaders a device can run */
 #define VK_GEMM_MIN 17        /* batches from this many tokens up use it */
+#define VK_ATTND_WG 512       /* invocations of attn_dec.comp (one-row attention over short rings) */
+#define VK_ATTND_MAXCAP 512   /* the longest ring it takes (128 slots a split) */
 
 #define VK_NBIND 16  /* storage buffers every shader's set layout has (RTR_NBIND of kernels/vk_bind.glsl);
                         * the last one holds the dispatch-chaining counters (kernels/vk_chain.glsl) */
@@ -101,7 +103,7 @@ typedef struct {
     uint32_t qfam;
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memp;
-    int sg, dot, sg_size, portable, chain, no_fuse, no_poll, no_vec, no_vec_glu, no_gemm, no_attnb, coop, vec_lanes, attn_splits;
+    int sg, dot, sg_size, portable, chain, no_fuse, no_poll, no_vec, no_vec_glu, no_gemm, no_attnb, no_attnd, coop, vec_lanes, attn_splits;
     VkDeviceSize align, max_range;
     VkCommandPool cpool;
     VkCommandBuffer up_cb, xfer_cb;

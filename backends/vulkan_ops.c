@@ -552,13 +552,29 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err) {
             return dispatch(c, VP_ATTNC, P + 9, (uint32_t)nh, (uint32_t)((rows + VK_ATTNC_QR - 1) / VK_ATTNC_QR), 1, err);
         return dispatch(c, VP_ATTNB, P + 9, (uint32_t)nh, (uint32_t)((rows + VK_ATTNB_QR - 1) / VK_ATTNB_QR), 1, err);
     }
+    size_t per = (size_t)rows * nh * (hd + 2) * 4;
+    uint32_t fit = (uint32_t)(vk->part->size / per);
+    /* one row over a short ring, head_dim a power of two from 32 to 128: attn_dec.comp, with every
+     * key and value of its split of 128 slots read before its chained wait */
+    uint32_t nd = (uint32_t)(cap + 127) / 128;
+    if (!vk->no_attnd && rows == 1 && cap <= VK_ATTND_MAXCAP && (hd == 32 || hd == 64 || hd == 128) && nd <= fit &&
+        (size_t)nh <= VK_CNT_BYTES / 4 && op->a.off % 16 == 0 && op->b.off % 16 == 0 && op->c.off % 16 == 0) {
+        c->ref[6] = (rtr_ref){vk->part, 0}; c->ref[7] = (rtr_ref){vk->cnt, 0};
+        c->pc[P + 7] = nd;
+        c->pc[P + 8] = op->p.attn.kv_type == RTR_T_F32;
+        if (nd > 1) {
+            l->a[l->n++] = (vk_access){vk->part, 0, per * nd, 1};
+            l->a[l->n++] = (vk_access){vk->cnt, 0, (size_t)nh * 4, 1};
+        }
+        c->pc[P + 9] = chain_order(c, l->a, l->n, (uint64_t)nh * nd);
+        return dispatch(c, VP_ATTND, P + 10, (uint32_t)nh, 1, nd, err);
+    }
     /* split the ring across workgroups (runs of a multiple of 32 slots) when there are too few
      * (head, row) pairs to fill the device; the partial results meet in the scratch, where the
      * last split merges them. About 512 workgroups in all: at a depth of 3072 tokens on the
      * H100, tg128 434-442 against 379-387 with 256 (BENCH.md) */
     uint32_t nu = (uint32_t)(cap + 31) / 32, want = (uint32_t)((512 + rows * nh - 1) / (rows * nh));
-    size_t per = (size_t)rows * nh * (hd + 2) * 4;
-    uint32_t fit = (uint32_t)(vk->part->size / per), ns = want;
+    uint32_t ns = want;
     if (ns > nu) ns = nu;
     /* but a ring of up to 256 slots in one split, a longer one in splits of at least 64 slots: on
      * the H100 one workgroup a head over 256 slots beat splitting them (12.2 against 14.5 us a

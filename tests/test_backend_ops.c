@@ -539,6 +539,54 @@ static void fill_ring(ctx *c, int32_t *spos, int cap, int filled, int sink) {
     (void)c;
 }
 
+/* One KV_STORE of the batch's rows into the ring, then ATTN over it (f16 or f32 cache); with
+ * hide, the query positions see nothing (zeros). */
+static void kv_attn_case(ctx *c, int nh, int nkv, int hd, int cap, int filled, int sink, int window, int rows, int f32, int hide) {
+    int kvn = nkv * hd, es = f32 ? 4 : 2;
+    if (rows > filled) rows = filled;
+    int32_t *spos = malloc((size_t)cap * 4);
+    fill_ring(c, spos, cap, filled, sink);
+    size_t cbytes = (size_t)cap * kvn * es;
+    void *kc = f32 ? (void *)rand_f32(c, (size_t)cap * kvn, -1, 1) : (void *)rand_f16(c, (size_t)cap * kvn, -1, 1);
+    void *vc = f32 ? (void *)rand_f32(c, (size_t)cap * kvn, -1, 1) : (void *)rand_f16(c, (size_t)cap * kvn, -1, 1);
+    float *q = rand_f32(c, (size_t)rows * nh * hd, -1.5f, 1.5f);
+    float *kn = rand_f32(c, (size_t)rows * kvn, -1, 1), *vn = rand_f32(c, (size_t)rows * kvn, -1, 1);
+    int32_t qpos[70], slots[70];
+    /* the newest rows: positions filled-rows .. filled-1, stored in their slots first */
+    for (int r = 0; r < rows; r++) {
+        int p = filled - rows + r;
+        qpos[r] = p;
+        slots[r] = p < sink ? p : sink + (p - sink) % (cap - sink);
+    }
+    if (hide) qpos[0] = -5;
+    tbuf *K = tb_new(c, cbytes, kc, 0), *Vb = tb_new(c, cbytes, vc, 0), *sp = tb_new(c, (size_t)cap * 4, spos, 0);
+    tbuf *qb = tb_new(c, (size_t)rows * nh * hd * 4, q, 0), *knb = tb_new(c, (size_t)rows * kvn * 4, kn, 0);
+    tbuf *vnb = tb_new(c, (size_t)rows * kvn * 4, vn, 0), *qp = tb_new(c, (size_t)rows * 4, qpos, 0);
+    tbuf *sl = tb_new(c, (size_t)rows * 4, slots, 0), *out = tb_new(c, (size_t)rows * nh * hd * 4, NULL, 0);
+    rtr_op ops[2] = {{0}, {0}};
+    ops[0].kind = RTR_OP_KV_STORE; ops[0].rows = rows; ops[0].a = TR(knb, 0); ops[0].b = TR(vnb, 0);
+    ops[0].c = TR(sl, 0); ops[0].dst = TR(K, 0); ops[0].dst2 = TR(Vb, 0); ops[0].p.kv.n = kvn;
+    ops[0].p.kv.type = f32 ? RTR_T_F32 : RTR_T_F16;
+    ops[1].p.attn.kv_type = ops[0].p.kv.type;
+    ops[1].kind = RTR_OP_ATTN; ops[1].rows = rows; ops[1].a = TR(qb, 0); ops[1].b = TR(K, 0); ops[1].c = TR(Vb, 0);
+    ops[1].d = TR(sp, 0); ops[1].e = TR(qp, 0); ops[1].dst = TR(out, 0);
+    ops[1].p.attn.n_head = nh; ops[1].p.attn.n_kv = nkv; ops[1].p.attn.head_dim = hd; ops[1].p.attn.cap = cap;
+    ops[1].p.attn.n_sink = sink; ops[1].p.attn.window = window; ops[1].p.attn.scale = 1.0f / sqrtf((float)hd);
+    char what[128];
+    snprintf(what, sizeof what, "kv_store+attn %s heads=%d/%d hd=%d cap=%d filled=%d sink=%d window=%d rows=%d",
+             f32 ? "f32" : "f16", nh, nkv, hd, cap, filled, sink, window, rows);
+    if (!run_ops(c, ops, 2, what)) {
+        cmp_bytes(c, K, what);
+        cmp_bytes(c, Vb, what);
+        /* batches of 17 rows or more may run on split f16 matrix inputs (backend.h) */
+        if (rows >= 17) cmp_f32(c, out, 2e-5f, 2e-4f, what);
+        else cmp_f32(c, out, 1e-6f, 2e-5f, what);
+    }
+    tbuf *all[] = {K, Vb, sp, qb, knb, vnb, qp, sl, out};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tb_free(c, all[i]);
+    free(spos); free(kc); free(vc); free(q); free(kn); free(vn);
+}
+
 static void t_kv_attn(ctx *c) {
     static const int cfg[][7] = {
         /* n_head, n_kv, hd, cap, filled, n_sink, window */
@@ -551,52 +599,26 @@ static void t_kv_attn(ctx *c) {
     static const int big[][2] = {{6, 70}, {6, 40}, {2, 33}, {4, 24}, {3, 20}, {1, 17}};
     for (int ci = 0; ci < 17; ci++) {
         int f32 = ci >= 8 && (ci < 10 || ci % 2), cj = ci < 8 ? ci : ci < 10 ? ci - 6 : ci < 16 ? big[ci - 10][0] : 8;
-        int nh = cfg[cj][0], nkv = cfg[cj][1], hd = cfg[cj][2], cap = cfg[cj][3], filled = cfg[cj][4];
-        int sink = cfg[cj][5], window = cfg[cj][6], kvn = nkv * hd, es = f32 ? 4 : 2;
         int rows = ci >= 10 && ci < 16 ? big[ci - 10][1] : ci % 3 ? 7 : 1;
-        if (rows > filled) rows = filled;
-        int32_t *spos = malloc((size_t)cap * 4);
-        fill_ring(c, spos, cap, filled, sink);
-        size_t cbytes = (size_t)cap * kvn * es;
-        void *kc = f32 ? (void *)rand_f32(c, (size_t)cap * kvn, -1, 1) : (void *)rand_f16(c, (size_t)cap * kvn, -1, 1);
-        void *vc = f32 ? (void *)rand_f32(c, (size_t)cap * kvn, -1, 1) : (void *)rand_f16(c, (size_t)cap * kvn, -1, 1);
-        float *q = rand_f32(c, (size_t)rows * nh * hd, -1.5f, 1.5f);
-        float *kn = rand_f32(c, (size_t)rows * kvn, -1, 1), *vn = rand_f32(c, (size_t)rows * kvn, -1, 1);
-        int32_t qpos[70], slots[70];
-        /* the newest rows: positions filled-rows .. filled-1, stored in their slots first */
-        for (int r = 0; r < rows; r++) {
-            int p = filled - rows + r;
-            qpos[r] = p;
-            slots[r] = p < sink ? p : sink + (p - sink) % (cap - sink);
-        }
-        if (ci == 7) qpos[0] = -5; /* nothing visible: zeros */
-        tbuf *K = tb_new(c, cbytes, kc, 0), *Vb = tb_new(c, cbytes, vc, 0), *sp = tb_new(c, (size_t)cap * 4, spos, 0);
-        tbuf *qb = tb_new(c, (size_t)rows * nh * hd * 4, q, 0), *knb = tb_new(c, (size_t)rows * kvn * 4, kn, 0);
-        tbuf *vnb = tb_new(c, (size_t)rows * kvn * 4, vn, 0), *qp = tb_new(c, (size_t)rows * 4, qpos, 0);
-        tbuf *sl = tb_new(c, (size_t)rows * 4, slots, 0), *out = tb_new(c, (size_t)rows * nh * hd * 4, NULL, 0);
-        rtr_op ops[2] = {{0}, {0}};
-        ops[0].kind = RTR_OP_KV_STORE; ops[0].rows = rows; ops[0].a = TR(knb, 0); ops[0].b = TR(vnb, 0);
-        ops[0].c = TR(sl, 0); ops[0].dst = TR(K, 0); ops[0].dst2 = TR(Vb, 0); ops[0].p.kv.n = kvn;
-        ops[0].p.kv.type = f32 ? RTR_T_F32 : RTR_T_F16;
-        ops[1].p.attn.kv_type = ops[0].p.kv.type;
-        ops[1].kind = RTR_OP_ATTN; ops[1].rows = rows; ops[1].a = TR(qb, 0); ops[1].b = TR(K, 0); ops[1].c = TR(Vb, 0);
-        ops[1].d = TR(sp, 0); ops[1].e = TR(qp, 0); ops[1].dst = TR(out, 0);
-        ops[1].p.attn.n_head = nh; ops[1].p.attn.n_kv = nkv; ops[1].p.attn.head_dim = hd; ops[1].p.attn.cap = cap;
-        ops[1].p.attn.n_sink = sink; ops[1].p.attn.window = window; ops[1].p.attn.scale = 1.0f / sqrtf((float)hd);
-        char what[128];
-        snprintf(what, sizeof what, "kv_store+attn %s heads=%d/%d hd=%d cap=%d filled=%d sink=%d window=%d rows=%d",
-                 f32 ? "f32" : "f16", nh, nkv, hd, cap, filled, sink, window, rows);
-        if (!run_ops(c, ops, 2, what)) {
-            cmp_bytes(c, K, what);
-            cmp_bytes(c, Vb, what);
-            /* batches of 17 rows or more may run on split f16 matrix inputs (backend.h) */
-            if (rows >= 17) cmp_f32(c, out, 2e-5f, 2e-4f, what);
-            else cmp_f32(c, out, 1e-6f, 2e-5f, what);
-        }
-        tbuf *all[] = {K, Vb, sp, qb, knb, vnb, qp, sl, out};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tb_free(c, all[i]);
-        free(spos); free(kc); free(vc); free(q); free(kn); free(vn);
+        kv_attn_case(c, cfg[cj][0], cfg[cj][1], cfg[cj][2], cfg[cj][3], cfg[cj][4], cfg[cj][5], cfg[cj][6], rows, f32, ci == 7);
     }
+}
+
+/* One row (decode) over rings of up to 512 slots, the shapes GPU backends give a kernel of their
+ * own (128-slot splits): one split, a ring that ends mid-split, several visible splits merged,
+ * visible splits with invisible ones between them (sinks and a window), a wrapped ring, nothing
+ * visible, on both cache types. (Run last, so that the cases before draw the same random data.) */
+static void t_attn_decode(ctx *c) {
+    static const int dec[][8] = {
+        /* n_head, n_kv, hd, cap, filled, n_sink, window, f32 */
+        {20, 5, 128, 256, 100, 0, 4096, 1}, {20, 5, 128, 256, 100, 0, 4096, 0}, {8, 2, 128, 256, 200, 0, 4096, 1},
+        {8, 2, 128, 512, 460, 0, 4096, 0},  {4, 4, 64, 512, 600, 4, 100, 1},    {4, 1, 64, 512, 600, 4, 100, 0},
+        {6, 2, 32, 100, 100, 0, 4096, 0},   {6, 2, 32, 384, 1000, 2, 300, 1},   {2, 1, 128, 128, 128, 0, 4096, 1},
+        {3, 1, 128, 300, 260, 0, 4096, 0},
+    };
+    for (int i = 0; i < (int)(sizeof dec / sizeof dec[0]); i++)
+        kv_attn_case(c, dec[i][0], dec[i][1], dec[i][2], dec[i][3], dec[i][4], dec[i][5], dec[i][6], 1, dec[i][7], 0);
+    kv_attn_case(c, 4, 2, 64, 256, 120, 0, 4096, 1, 1, 1);
 }
 
 static void t_glu_add(ctx *c) {
@@ -803,6 +825,7 @@ static void run_suite(const rtr_backend_entry *ent, const char *label, rtr_backe
     t_glu_add(&c);
     t_batch(&c, RTR_T_F16);
     t_batch(&c, RTR_T_F32);
+    t_attn_decode(&c);
     fprintf(stderr, "%s: %s\n", label, test_fail == before ? "all ops match the CPU" : "FAILURES above");
     gpu->ops->destroy(gpu);
 }
