@@ -702,7 +702,7 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         [VP_MMT2_VG] = {"mm_t2_vec", {0, VK_WG_VEC, 1, VK_VEC_NGS, VK_VEC_MAXUG}},
         [VP_MMT2_G] = {"mm_t2_gemm", {0}}, [VP_MMT2_C] = {"mm_t2_coop", {0}},
         [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
-        [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTND] = {"attn_dec", {0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_ATTNC] = {"attn_coop", {0}}, [VP_GLU] = {"glu", {0}},
+        [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTND] = {"attn_dec", {0, VK_ATTND_WG, 0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_ATTNC] = {"attn_coop", {0}}, [VP_GLU] = {"glu", {0}},
     };
     for (int i = 0; i < VP_COUNT; i++) {
         if (i >= VP_MMT2_V && i <= VP_MMT2_VG && vk->no_vec) continue;

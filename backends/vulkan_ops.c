@@ -556,7 +556,7 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err) {
     uint32_t fit = (uint32_t)(vk->part->size / per);
     /* one row over a short ring, head_dim a power of two from 32 to 128: attn_dec.comp, with every
      * key and value of its split of 128 slots read before its chained wait */
-    uint32_t nd = (uint32_t)(cap + 127) / 128;
+    uint32_t nd = (uint32_t)(cap + VK_ATTND_WG / 4 - 1) / (VK_ATTND_WG / 4);
     if (!vk->no_attnd && rows == 1 && cap <= VK_ATTND_MAXCAP && (hd == 32 || hd == 64 || hd == 128) && nd <= fit &&
         (size_t)nh <= VK_CNT_BYTES / 4 && op->a.off % 16 == 0 && op->b.off % 16 == 0 && op->c.off % 16 == 0) {
         c->ref[6] = (rtr_ref){vk->part, 0}; c->ref[7] = (rtr_ref){vk->cnt, 0};

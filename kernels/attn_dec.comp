@@ -17,9 +17,10 @@
  * count itself merges them, as attn.comp's splits do. */
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
-#define WG 512
-#define SPW 128u /* slots a split */
-layout(local_size_x = WG) in;
+layout(constant_id = 1) const uint WGS = 512;
+#define WG WGS
+#define SPW (WGS / 4u) /* slots a split */
+layout(local_size_x_id = 1) in;
 #include "vk_common.glsl"
 
 layout(std430, binding = 0) coherent readonly buffer BQ { vec4 Q4[]; };
@@ -66,7 +67,12 @@ void body() {
     uint mine = 0u;
     for (uint s = l; s < pc.cap; s += WG)
         if (visible(SP[pc.o[3] / 4 + s], qp)) mine |= 1u << (s / SPW);
+#ifdef RTR_SG
+    mine = subgroupOr(mine);
+    if (subgroupElect() && mine != 0u) atomicOr(vmask, mine);
+#else
     if (mine != 0u) atomicOr(vmask, mine);
+#endif
     uint j = l >> 2, c = l & 3u, s = sp * SPW + j;
     int spos = s < pc.cap ? SP[pc.o[3] / 4 + s] : -1;
     bool vis = visible(spos, qp);
@@ -87,12 +93,15 @@ void body() {
         if (i < sg && spos_sh[g * sg + i] >= 0) vw[i] = V[vb + (g * sg + i) * vstep];
     }
     uint vm = vmask;
+    /* a split with nothing visible is done (and frees its multiprocessor early), but for the
+     * first when nothing at all is visible: it writes zeros once the wait allows writing */
+    if (((vm >> sp) & 1u) == 0u && (vm != 0u || sp != 0u)) return; /* uniform */
 
     /* 2. after it: the rows this batch wrote, then q */
     chain_wait(pc.chain, pc.o[15] / 4);
     uint ob = pc.o[5] / 4 + (r * nh + h) * hd;
-    if (((vm >> sp) & 1u) == 0u) { /* uniform */
-        if (vm == 0u && sp == 0u && l < hd) D[ob + l] = 0u; /* nothing visible: zeros */
+    if (vm == 0u) { /* uniform */
+        if (l < hd) D[ob + l] = 0u;
         return;
     }
     if (vis && spos >= qp0)
@@ -105,18 +114,22 @@ void body() {
         }
     uint qb = pc.o[0] / 16 + (r * nh + h) * hd / 4u;
     float dot = 0.0;
-    [[unroll]] for (uint u = 0; u < 8u; u++) {
-        if (u >= npi) break;
-        uint pi = c + 4u * u;
-        if (f32) {
-            vec4 q = Q4[qb + pi], k = uintBitsToFloat(kk[u]);
-            dot += q.x * k.x + q.y * k.y + q.z * k.z + q.w * k.w;
-        } else {
-            vec4 qa = Q4[qb + 2u * pi], qc = Q4[qb + 2u * pi + 1u];
-            vec2 k0 = unpackHalf2x16(kk[u].x), k1 = unpackHalf2x16(kk[u].y);
-            vec2 k2 = unpackHalf2x16(kk[u].z), k3 = unpackHalf2x16(kk[u].w);
-            dot += qa.x * k0.x + qa.y * k0.y + qa.z * k1.x + qa.w * k1.y + qc.x * k2.x + qc.y * k2.y + qc.z * k3.x + qc.w * k3.y;
-        }
+    /* straight-line code (guards, no break): constant indices keep kk in registers */
+    if (f32) {
+        [[unroll]] for (uint u = 0; u < 8u; u++)
+            if (u < npi) {
+                vec4 q = Q4[qb + c + 4u * u], k = uintBitsToFloat(kk[u]);
+                dot += q.x * k.x + q.y * k.y + q.z * k.z + q.w * k.w;
+            }
+    } else {
+        [[unroll]] for (uint u = 0; u < 4u; u++)
+            if (u < npi) {
+                uint pi = c + 4u * u;
+                vec4 qa = Q4[qb + 2u * pi], qc = Q4[qb + 2u * pi + 1u];
+                vec2 k0 = unpackHalf2x16(kk[u].x), k1 = unpackHalf2x16(kk[u].y);
+                vec2 k2 = unpackHalf2x16(kk[u].z), k3 = unpackHalf2x16(kk[u].w);
+                dot += qa.x * k0.x + qa.y * k0.y + qa.z * k1.x + qa.w * k1.y + qc.x * k2.x + qc.y * k2.y + qc.z * k3.x + qc.w * k3.y;
+            }
     }
 
     /* 3. scores and softmax: invocation l < SPW owns slot l */
@@ -131,11 +144,8 @@ void body() {
 
     /* 4. values: group g's slots, word d */
     vec2 acc = vec2(0.0);
-    [[unroll]] for (uint i = 0; i < 32u; i++) {
-        if (i >= sg) break;
-        float pj = p_sh[g * sg + i];
-        acc += pj * (f32 ? vec2(uintBitsToFloat(vw[i]), 0.0) : unpackHalf2x16(vw[i]));
-    }
+    [[unroll]] for (uint i = 0; i < 32u; i++)
+        if (i < sg) acc += p_sh[g * sg + i] * (f32 ? vec2(uintBitsToFloat(vw[i]), 0.0) : unpackHalf2x16(vw[i]));
     comb[l] = acc;
     barrier();
     bool owner = l < hw;
