@@ -84,14 +84,52 @@ shared int part[WGS];
 shared float gate[WGS];
 float row_xs;
 
-/* The RMSNORM + quantization of norm.comp for the one input row, into xq (f32 arithmetic in
- * the CPU's order, so that the codes match it exactly), the row held in registers (NG words an
- * invocation). */
-void fused_norm() {
-    uint l = gl_LocalInvocationIndex, ab = pc.o[8] / 16, wb = pc.o[9] / 16, n = pc.k, n4 = (n + 3) / 4;
+/* The norm's weights of this invocation's words of the row: constant for the model's life, so
+ * read before the chained wait, their latency hidden with the weights'. */
+vec4 nwr[NG];
+void norm_weights() {
+    uint l = gl_LocalInvocationIndex, wb = pc.o[9] / 16, n4 = (pc.k + 3) / 4;
     bool hasw = (PC_FUSE & 2u) != 0;
+    [[unroll]] for (uint i = 0; i < NG; i++) {
+        uint g = l + i * WG;
+        nwr[i] = hasw && g < n4 ? NW[wb + g] : vec4(1.0);
+    }
+}
+
+/* The sum of squares and the largest |x w| of the row in one reduction. */
+shared vec2 red2[WGS];
+vec2 wg_sum_max(float s, float m) {
+#ifdef RTR_SG
+    s = subgroupAdd(s);
+    m = subgroupMax(m);
+    if (subgroupElect()) red2[gl_SubgroupID] = vec2(s, m);
+    barrier();
+    vec2 r = red2[0];
+    for (uint i = 1; i < gl_NumSubgroups; i++) { r.x += red2[i].x; r.y = max(r.y, red2[i].y); }
+    barrier();
+    return r;
+#else
+    uint l = gl_LocalInvocationIndex;
+    red2[l] = vec2(s, m);
+    barrier();
+    for (uint h = WG / 2; h > 0; h >>= 1) {
+        if (l < h) red2[l] = vec2(red2[l].x + red2[l + h].x, max(red2[l].y, red2[l + h].y));
+        barrier();
+    }
+    vec2 r = red2[0];
+    barrier();
+    return r;
+#endif
+}
+
+/* The RMSNORM + quantization of norm.comp for the one input row, into xq, the row held in
+ * registers (NG words an invocation). The scale comes from one reduction of the sum of squares
+ * and of max |x w| (the largest |x / rms * w| is that times 1 / rms, to within a rounding that
+ * the clamp absorbs); each code is then the CPU's f32 arithmetic in its order. */
+void fused_norm() {
+    uint l = gl_LocalInvocationIndex, ab = pc.o[8] / 16, n = pc.k, n4 = (n + 3) / 4;
     vec4 y[NG];
-    float ss = 0.0;
+    float ss = 0.0, mx = 0.0;
     [[unroll]] for (uint i = 0; i < NG; i++) {
         uint g = l + i * WG;
         y[i] = vec4(0.0);
@@ -99,25 +137,19 @@ void fused_norm() {
     }
     [[unroll]] for (uint i = 0; i < NG; i++)
         [[unroll]] for (uint e = 0; e < 4; e++)
-            if ((l + i * WG) * 4 + e < n) ss += y[i][e] * y[i][e];
-    ss = wg_sum(ss);
-    float inv = 1.0 / sqrt(ss / float(n) + pc.eps);
-    float m = 0.0;
-    /* the norm's weights are read here, where they are applied, not beside the row at the start:
-     * measured faster on the H100 (BENCH.md), though the registers the driver reports barely
-     * changed */
-    [[unroll]] for (uint i = 0; i < NG; i++) {
-        uint g = l + i * WG;
-        vec4 wv = hasw && g < n4 ? NW[wb + g] : vec4(1.0);
+            if ((l + i * WG) * 4 + e < n) {
+                ss += y[i][e] * y[i][e];
+                mx = max(mx, abs(y[i][e] * nwr[i][e]));
+            }
+    vec2 r = wg_sum_max(ss, mx);
+    float inv = 1.0 / sqrt(r.x / float(n) + pc.eps);
+    float m = r.y * inv;
+    [[unroll]] for (uint i = 0; i < NG; i++)
         [[unroll]] for (uint e = 0; e < 4; e++) {
             precise float v = y[i][e] * inv;
-            v = v * wv[e];
+            v = v * nwr[i][e];
             y[i][e] = (l + i * WG) * 4 + e < n ? v : 0.0;
-            float a = abs(y[i][e]);
-            if (a > m) m = a;
         }
-    }
-    m = wg_max(m);
     if (!(m > 1e-5)) m = 1e-5;
     float s = div_rn(127.0, m);
     bool writer = gl_WorkGroupID.x == 0 && gl_WorkGroupID.y == 0;
@@ -233,6 +265,7 @@ void body() {
         rinv = vec2(uintBitsToFloat(TAB[pc.o[12] / 4 + j]), uintBitsToFloat(TAB[pc.o[12] / 4 + j + 1]));
     }
     /* 2. the int8 input row, once the dispatch before has written it (chained) */
+    if (FUSED != 0) norm_weights();
     chain_wait(pc.chain, pc.o[15] / 4);
     if (FUSED != 0) fused_norm();
     else {
