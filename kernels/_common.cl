@@ -78,6 +78,23 @@ inline int dot4(uint a, uint b, int c) {
 }
 #endif
 
+/* c + sum of the four products of a's signed bytes and b's unsigned bytes */
+#if defined(RTR_PTX_DP4A)
+inline int dot4su(uint a, uint b, int c) {
+    int d;
+    asm("dp4a.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+#elif defined(__opencl_c_integer_dot_product_input_4x8bit_packed)
+inline int dot4su(uint a, uint b, int c) { return c + dot_4x8packed_su_int(a, b); }
+#else
+inline int dot4su(uint a, uint b, int c) {
+    char4 x = as_char4(a);
+    uchar4 y = as_uchar4(b);
+    return c + x.s0 * y.s0 + x.s1 * y.s1 + x.s2 * y.s2 + x.s3 * y.s3;
+}
+#endif
+
 /* T2: a 32-byte block holds 128 weights; weight j is in byte j%32, bits 2*(j/32) (code 00 = 0,
  * 10 = +1, 01 = -1). A 32-bit word of the block (bytes 4u..4u+3) therefore holds, in bit plane
  * p, the weights of the four consecutive columns 32p+4u..+3. t2_plane turns plane p of a word
@@ -102,7 +119,25 @@ inline float shfl_xor(float v, int m) {
     asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(m));
     return r;
 }
+inline int shfl_xor_i(int v, int m) {
+    int r;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(r) : "r"(v), "r"(m));
+    return r;
+}
 #endif
+
+/* *sum += v over the work-group (before a barrier publishes it): a warp's values joined by
+ * shuffles first where they exist */
+inline void wg_add_int(__local int *sum, int v) {
+#if defined(RTR_WARPS)
+    if (get_local_size(0) % 32 == 0) {
+        for (int m = 16; m > 0; m >>= 1) v += shfl_xor_i(v, m);
+        if (get_local_id(0) % 32 == 0) atomic_add(sum, v);
+        return;
+    }
+#endif
+    if (v) atomic_add(sum, v);
+}
 
 inline float wg_sum(float v, __local float *buf) {
     int l = get_local_id(0), n = get_local_size(0);
@@ -150,6 +185,28 @@ inline float wg_max(float v, __local float *buf) {
     float r = buf[0];
     barrier(CLK_LOCAL_MEM_FENCE);
     return r;
+}
+
+/* The sum of s and the largest m over the work-group together: one round of barriers where warp
+ * shuffles exist (buf holds at least 2 * local size / 32 floats), else the two above. */
+inline float2 wg_sum_max(float s, float m, __local float *buf) {
+#ifdef RTR_WARPS
+    int l = get_local_id(0), n = get_local_size(0);
+    if (n % 32 == 0) {
+        for (int k = 16; k > 0; k >>= 1) {
+            s += shfl_xor(s, k);
+            m = fmax(m, shfl_xor(m, k));
+        }
+        if (l % 32 == 0) { buf[l / 32] = s; buf[n / 32 + l / 32] = m; }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float2 r = (float2)(0.0f, buf[n / 32]);
+        for (int i = 0; i < n / 32; i++) { r.x += buf[i]; r.y = fmax(r.y, buf[n / 32 + i]); }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        return r;
+    }
+#endif
+    float a = wg_sum(s, buf);
+    return (float2)(a, wg_max(m, buf));
 }
 
 /* the gate activations of RTR_OP_GLU: relu2 (0), silu (1), gelu_tanh (2); gelu's

@@ -187,17 +187,6 @@ void matmul_t2_gemm(__global const uint *x, __global const float *xs, __global c
  * consecutive blocks at once, meet eight different 16-byte bank groups instead of two. */
 inline int xl_at(int i) { return (i & ~7) | ((i & 7) ^ ((i >> 2) & 6)); }
 
-/* piece i0 of the row and the three after it that a weight piece's bit planes meet (i0 + 2p) */
-inline int t2_piece_dot(uint4 wv, __local const uint4 *xl, int i0, int acc) {
-    for (int p = 0; p < 4; p++) {
-        uint4 pl = t2_planes(wv, p), xv = xl[xl_at(i0 + 2 * p)];
-        acc = dot4(pl.s0, xv.s0, acc);
-        acc = dot4(pl.s1, xv.s1, acc);
-        acc = dot4(pl.s2, xv.s2, acc);
-        acc = dot4(pl.s3, xv.s3, acc);
-    }
-    return acc;
-}
 #define TV_MAXU 10 /* the most weight pieces a work-item holds (maxu below: matmul_t2_vec_g) */
 #define TV_MAXU_ROW 8 /* the others' (T2_VEC_MAXU of the host) */
 #define TV_KMAX 8192
@@ -267,7 +256,7 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
                    __global const uint *w2, __global float *o0, __global float *o1,
                    __global float *o2, __global const int *pos, __global const int *slot, __global float *kc,
                    __global float *vc, rtr_params P, const int ng, const int maxu, __local uint4 *xl,
-                   __local float *red, __local float *gv, __local int *part) {
+                   __local float *red, __local float *gv, __local int *part, __local int *xsum) {
     __local uint *xw = (__local uint *)xl;
     const int n = P.i[0], kpad = P.i[1], lpr = P.i[5], glu = P.i[6], accum = P.i[7], rkv = P.i[10];
     int lid = get_local_id(0), grp = get_group_id(0), rpw = TV_WG / lpr, lane = lid % lpr, kw4 = kpad / 64;
@@ -293,31 +282,36 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
         int hd = P.i[11], j = ((grp * rpw + 4 * lid) % hd) / 2; /* q and k start on whole heads */
         rcs = (float4)(rope_cs(rp, j, hd, P.f[4]), rope_cs(rp, j + 1, hd, P.f[4]));
     }
-    /* 2. the int8 input row */
+    /* 2. the int8 input row, and the sum of its codes (step 3) */
+    if (lid == 0) *xsum = 0;
+    barrier(CLK_LOCAL_MEM_FENCE);
     float xs;
+    int xt = 0;
     if (P.i[9]) {
         __global const float4 *a4 = (__global const float4 *)(a + P.off[0]);
         __global const float4 *w4 = (__global const float4 *)(nw + P.off[1]);
         const int n4 = n / 4, hasw = P.i[8];
         float4 y[TV_NG], ws[TV_NG];
-        float ss = 0.0f;
+        float ss = 0.0f, mx = 0.0f;
         #pragma unroll
         for (int i = 0; i < ng; i++) {
             int g4 = lid + i * TV_WG;
             y[i] = g4 < n4 ? a4[g4] : (float4)(0.0f);
             ws[i] = hasw && g4 < n4 ? w4[g4] : (float4)(1.0f);
         }
-        #pragma unroll
-        for (int i = 0; i < ng; i++)
-            ss += y[i].s0 * y[i].s0 + y[i].s1 * y[i].s1 + y[i].s2 * y[i].s2 + y[i].s3 * y[i].s3;
-        ss = wg_sum(ss, red);
-        float inv = 1.0f / sqrt(ss / (float)n + P.f[3]), mx = 0.0f;
+        /* the sum of squares and the largest |x w| in one reduction: the largest |x / rms * w|
+         * is that times 1 / rms, to within a rounding the quantizer's clamp absorbs */
         #pragma unroll
         for (int i = 0; i < ng; i++) {
-            y[i] = y[i] * inv * ws[i];
-            mx = fmax(mx, fmax(fmax(fabs(y[i].s0), fabs(y[i].s1)), fmax(fabs(y[i].s2), fabs(y[i].s3))));
+            ss += y[i].s0 * y[i].s0 + y[i].s1 * y[i].s1 + y[i].s2 * y[i].s2 + y[i].s3 * y[i].s3;
+            float4 yw = fabs(y[i] * ws[i]);
+            mx = fmax(mx, fmax(fmax(yw.s0, yw.s1), fmax(yw.s2, yw.s3)));
         }
-        mx = wg_max(mx, red);
+        float2 r = wg_sum_max(ss, mx, red);
+        float inv = 1.0f / sqrt(r.x / (float)n + P.f[3]);
+        mx = r.y * inv;
+        #pragma unroll
+        for (int i = 0; i < ng; i++) y[i] = y[i] * inv * ws[i];
         if (!(mx > 1e-5f)) mx = 1e-5f;
         float s = 127.0f / mx;
         xs = mx / 127.0f;
@@ -328,29 +322,46 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
             uint word = (uint)(uchar)quant_i8(y[i].s0, s) | (uint)(uchar)quant_i8(y[i].s1, s) << 8 |
                         (uint)(uchar)quant_i8(y[i].s2, s) << 16 | (uint)(uchar)quant_i8(y[i].s3, s) << 24;
             xw[xl_at(g4 >> 2) * 4 + (g4 & 3)] = word;
+            xt = dot4su(word, 0x01010101u, xt);
             if (grp == 0) q[P.off[2] + g4] = word;
         }
         if (grp == 0 && lid == 0) qs[P.off[3]] = xs;
     } else {
         __global const uint4 *q4 = (__global const uint4 *)(q + P.off[2]);
-        for (int i = lid; i < kpad / 16; i += TV_WG) xl[xl_at(i)] = q4[i];
+        for (int i = lid; i < kpad / 16; i += TV_WG) {
+            uint4 x = q4[i];
+            xl[xl_at(i)] = x;
+            xt = dot4su(x.s0, 0x01010101u, dot4su(x.s1, 0x01010101u, dot4su(x.s2, 0x01010101u, dot4su(x.s3, 0x01010101u, xt))));
+        }
         xs = qs[P.off[3]];
     }
+    wg_add_int(xsum, xt);
     barrier(CLK_LOCAL_MEM_FENCE);
     /* 3. the dot products: piece j is half j&1 of block j/2; its plane p meets activation
-     * uint4 2p + (j&1) of the block */
-    int acc = 0;
+     * uint4 2p + (j&1) of the block. Each 2-bit code becomes w + 1 (0, 1, 2: the low bit
+     * replaced by low XOR NOT high) for one signed x unsigned dot product a byte lane: sum w x
+     * = sum (w + 1) x - sum x, the last term *xsum once a row. Plane p is masked in place,
+     * which scales its products by 4^p (at most 2 << 6 = 128 a lane: still a byte), so each
+     * plane keeps its own sum, divided exactly at the end. */
+    int a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     #pragma unroll
     for (int u = 0; u < maxu; u++) {
         int j = lane + u * lpr;
         if (j >= kw4) break;
-        acc = t2_piece_dot(wv[u], xl, (j >> 1) * 8 + (j & 1), acc);
+        int i0 = (j >> 1) * 8 + (j & 1);
+        uint4 c = wv[u] ^ ((~wv[u] >> 1) & 0x55555555u);
+        uint4 x0 = xl[xl_at(i0)], x1 = xl[xl_at(i0 + 2)], x2 = xl[xl_at(i0 + 4)], x3 = xl[xl_at(i0 + 6)];
+        uint4 c0 = c & 0x03030303u, c1 = c & 0x0c0c0c0cu, c2 = c & 0x30303030u, c3 = c & 0xc0c0c0c0u;
+        a0 = dot4su(x0.s0, c0.s0, dot4su(x0.s1, c0.s1, dot4su(x0.s2, c0.s2, dot4su(x0.s3, c0.s3, a0))));
+        a1 = dot4su(x1.s0, c1.s0, dot4su(x1.s1, c1.s1, dot4su(x1.s2, c1.s2, dot4su(x1.s3, c1.s3, a1))));
+        a2 = dot4su(x2.s0, c2.s0, dot4su(x2.s1, c2.s1, dot4su(x2.s2, c2.s2, dot4su(x2.s3, c2.s3, a2))));
+        a3 = dot4su(x3.s0, c3.s0, dot4su(x3.s1, c3.s1, dot4su(x3.s2, c3.s2, dot4su(x3.s3, c3.s3, a3))));
     }
-    part[lid] = acc;
+    part[lid] = a0 + (a1 >> 2) + (a2 >> 4) + (a3 >> 6);
     barrier(CLK_LOCAL_MEM_FENCE);
     /* 4. one work-item a row sums its lanes and writes */
     if (lid < rpw) {
-        int d = 0;
+        int d = -*xsum;
         for (int i = 0; i < lpr; i++) d += part[lid * lpr + i];
         live = tv_row(&P, grp, lid, &m, &lr);
         float y = (float)d * (P.f[m] * xs);
@@ -383,8 +394,8 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
 #define TV_BODY(NG, MAXU)                                                                         \
     __local uint4 xl[TV_KMAX / 16];                                                               \
     __local float red[TV_WG], gv[TV_WG];                                                          \
-    __local int part[TV_WG];                                                                      \
-    t2_vec(a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc, P, NG, MAXU, xl, red, gv, part)
+    __local int part[TV_WG], xsum[1];                                                             \
+    t2_vec(a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc, P, NG, MAXU, xl, red, gv, part, xsum)
 
 __kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec(TV_ARGS) { TV_BODY(TV_NG, TV_MAXU_ROW); }
 

@@ -14,7 +14,8 @@
  * matrices numbered one after the other. Lane l reads the row's 16-byte pieces l, l + lpr, ...
  * A piece is half h of a 32-byte T2 block b (words 4h..4h+3); its bit plane g meets the
  * activation words 8g+4h..8g+4h+3 of the block, one uvec4 of shared memory. Sums are exact in
- * int32 as in mm_t2.comp (2 w = c - 3 m per 2-bit code c with low bit m).
+ * int32: one dot product a byte lane on the codes remapped to w + 1 (step 3), less the row's
+ * code sum.
  *
  * GLU mode (PC_GLU = 1 + act): matrices 0 and 1 are gate and up of equal size; a workgroup takes
  * rows j0.. of both (gate in its first half of rows, up in the second) and writes
@@ -81,6 +82,18 @@ shared uvec4 xq[MAXX];
  * meet eight different 16-byte bank groups instead of two (a 4-way conflict on every read). */
 uint xq_at(uint i) { return (i & ~7u) | ((i & 7u) ^ ((i >> 2) & 6u)); }
 shared int part[WGS];
+shared int xsum; /* the sum of the int8 input row's codes */
+
+/* adds this invocation's share of the input row's code sum into xsum (before the barrier that
+ * publishes the row) */
+void add_xsum(int t) {
+#ifdef RTR_SG
+    t = subgroupAdd(t);
+    if (subgroupElect()) atomicAdd(xsum, t);
+#else
+    if (t != 0) atomicAdd(xsum, t);
+#endif
+}
 shared float gate[WGS];
 float row_xs;
 
@@ -153,6 +166,7 @@ void fused_norm() {
     if (!(m > 1e-5)) m = 1e-5;
     float s = div_rn(127.0, m);
     bool writer = gl_WorkGroupID.x == 0 && gl_WorkGroupID.y == 0;
+    int xt = 0;
     [[unroll]] for (uint i = 0; i < NG; i++) {
         uint g = l + i * WG;
         if (g >= pc.kw4 * 16) break; /* words of the padded row */
@@ -164,8 +178,10 @@ void fused_norm() {
             word |= (uint(int(roundEven(v))) & 0xffu) << (8 * e);
         }
         xq[xq_at(g / 4)][g % 4] = word;
+        xt += dot_su(word, 0x01010101u);
         if (writer) XW[pc.o[0] / 4 + g] = word;
     }
+    add_xsum(xt);
     row_xs = div_rn(m, 127.0);
     if (writer && l == 0) XSW[pc.o[1] / 4] = floatBitsToUint(row_xs);
 }
@@ -266,32 +282,47 @@ void body() {
     }
     /* 2. the int8 input row, once the dispatch before has written it (chained) */
     if (FUSED != 0) norm_weights();
+    if (l == 0) xsum = 0;
+    barrier();
     chain_wait(pc.chain, pc.o[15] / 4);
     if (FUSED != 0) fused_norm();
     else {
-        for (uint i = l; i < pc.kw4 * 4; i += WG) xq[xq_at(i)] = X[pc.o[0] / 16 + i];
+        int xt = 0;
+        for (uint i = l; i < pc.kw4 * 4; i += WG) {
+            uvec4 x = X[pc.o[0] / 16 + i];
+            xq[xq_at(i)] = x;
+            xt += dot_su(x.x, 0x01010101u) + dot_su(x.y, 0x01010101u) + dot_su(x.z, 0x01010101u) + dot_su(x.w, 0x01010101u);
+        }
+        add_xsum(xt);
         row_xs = uintBitsToFloat(XS[pc.o[1] / 4]);
     }
     barrier();
-    /* 3. the dot products */
-    int ac = 0, am = 0;
+    /* 3. the dot products. Each 2-bit code c becomes w + 1 (0, 1, 2: c with its low bit
+     * replaced by low XOR NOT high), so that one unsigned dot product a byte lane takes it:
+     * sum w x = sum (w + 1) x - sum x, the last term xsum once a row. Field g of every byte
+     * is masked in place, which scales its dot products by 4^g (at most 2 << 6 = 128 a lane:
+     * still a byte), so each field keeps its own sum, divided exactly at the end. */
+    int a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     [[unroll]] for (uint u = 0; u < MAXU; u++) {
         uint j = lane + u * lpr;
         if (j >= pc.kw4) break;
         uint xb = (j >> 1) * 8u + (j & 1u);
-        [[unroll]] for (uint g = 0; g < 4; g++) {
-            uvec4 c = (w[u] >> (2u * g)) & 0x03030303u, mk = c & 0x01010101u, x = xq[xq_at(xb + 2u * g)];
-            ac += dot_su(x.x, c.x) + dot_su(x.y, c.y) + dot_su(x.z, c.z) + dot_su(x.w, c.w);
-            am += dot_su(x.x, mk.x) + dot_su(x.y, mk.y) + dot_su(x.z, mk.z) + dot_su(x.w, mk.w);
-        }
+        uvec4 c = w[u] ^ ((~w[u] >> 1u) & 0x55555555u);
+        uvec4 x0 = xq[xq_at(xb)], x1 = xq[xq_at(xb + 2u)], x2 = xq[xq_at(xb + 4u)], x3 = xq[xq_at(xb + 6u)];
+        uvec4 c0 = c & 0x03030303u, c1 = c & 0x0c0c0c0cu, c2 = c & 0x30303030u, c3 = c & 0xc0c0c0c0u;
+        a0 += dot_su(x0.x, c0.x) + dot_su(x0.y, c0.y) + dot_su(x0.z, c0.z) + dot_su(x0.w, c0.w);
+        a1 += dot_su(x1.x, c1.x) + dot_su(x1.y, c1.y) + dot_su(x1.z, c1.z) + dot_su(x1.w, c1.w);
+        a2 += dot_su(x2.x, c2.x) + dot_su(x2.y, c2.y) + dot_su(x2.z, c2.z) + dot_su(x2.w, c2.w);
+        a3 += dot_su(x3.x, c3.x) + dot_su(x3.y, c3.y) + dot_su(x3.z, c3.z) + dot_su(x3.w, c3.w);
     }
-    part[l] = ac - 3 * am;
+    part[l] = a0 + (a1 >> 2) + (a2 >> 4) + (a3 >> 6);
     barrier();
     /* 4. one invocation a row sums its lanes and writes */
     float v = 0.0;
     if (l < rpw) {
         int d = 0;
         for (uint i = 0; i < lpr; i++) d += part[l * lpr + i];
+        d -= xsum;
         rl = l;
         if (glu) {
             mat = rl < rpw / 2 ? 0 : 1;
@@ -305,7 +336,7 @@ void body() {
         }
         float alpha = mat == 0 ? pc.alpha0 : mat == 1 ? pc.alpha1 : pc.alpha2;
         precise float f = alpha * row_xs;
-        v = float(d >> 1) * f;
+        v = float(d) * f;
         uint oi = pc.o[5 + mat] / 4 + lr;
         if (live && !glu && PC_RKV == 0) {
             if (mat == 0) { if (PC_ACCUM != 0) v = uintBitsToFloat(O0[oi]) + v; O0[oi] = floatBitsToUint(v); }
