@@ -1,6 +1,7 @@
 /* attn_dec.comp: ATTN for one query row (decode) over a ring of at most a few hundred slots,
- * head_dim a power of two from 32 to 128, f16 or f32 cache. One workgroup of 512 invocations a
- * (head, split of 128 slots).
+ * head_dim a power of two from 32 to 128, f16 or f32 cache. One workgroup of WGS invocations a
+ * (head, split of WGS / 4 slots); the host builds it with 512 (256 and 128 measured slower on
+ * the H100, BENCH.md).
  *
  * Decode attention is a chain of dependent steps (keys, scores, softmax, values, output), so
  * what decides its time is how much of that chain waits on memory after the dispatch before
