@@ -45,6 +45,7 @@ static const char *const kernel_names[K_COUNT] = {
     [K_ROPE_KV] = "rope_kv",
     [K_ATTN] = "attn",
     [K_ATTN4] = "attn4",
+    [K_ATTN4S] = "attn4s",
     [K_ATTN_MERGE] = "attn_merge",
     [K_GLU] = "glu",
     [K_ADD] = "add",
@@ -434,7 +435,7 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     static const struct {
         int k;
         size_t need;
-    } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128}, {K_ATTN4, 128}};
+    } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128}, {K_ATTN4, 128}, {K_ATTN4S, 128}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (clGetKernelWorkGroupInfo(b->k[fixed[i].k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
                                      NULL) == CL_SUCCESS &&

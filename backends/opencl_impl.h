@@ -35,6 +35,7 @@ enum {
     K_ROPE_KV,
     K_ATTN,
     K_ATTN4,
+    K_ATTN4S,
     K_ATTN_MERGE,
     K_GLU,
     K_ADD,

@@ -365,6 +365,8 @@ static int op_kv_store(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, r
 /* Splits of a decode ring at most: past 16 the merge costs more than the splits save (H100, tg128
  * at a depth of 3072 tokens: 292-309 tok/s with 16, 178 with about 100; BENCH.md) */
 #define ATTN_SPLIT_MAX 16
+#define ATTN_CHUNK_MIN 128
+#define ATTN_SKIP_CAP 512
 #define ATTN_HD_MAX 256
 
 static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
@@ -393,12 +395,20 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
      * too), so the whole device works; at most ATTN_SPLIT_MAX splits, since the last one to
      * finish merges them all */
     int n_split = 1, chunk = cap;
+    /* A short ring split in a 4-head kernel goes to attn4s, whose work-groups find the splits
+     * with a visible slot first: the others stop early and a single visible one needs no
+     * merge, so a ring filled up to ATTN_CHUNK_MIN slots (tg128 from depth 0) runs unsplit
+     * (H100: tg128 486-489 against 452-458 in splits of 32; BENCH.md). Longer rings keep attn4:
+     * nearly every split sees something there. */
+    int skip = cap <= ATTN_SKIP_CAP && hg <= 4 && !b->no_attn4 && ngr <= CL_ATTN_CNT && !b->attn_merge_launch;
     if (ngr < 2 * (size_t)b->n_cu && cap > 32) {
         size_t want = (4 * (size_t)b->n_cu + ngr - 1) / ngr, most = ((size_t)cap + 31) / 32;
         if (want > ATTN_SPLIT_MAX) want = ATTN_SPLIT_MAX;
         n_split = (int)(want < most ? want : most);
         if (b->attn_splits > 0 && n_split > b->attn_splits) n_split = b->attn_splits;
         chunk = (int)round_up(((size_t)cap + n_split - 1) / n_split, 32);
+        /* but a short ring (attn4s below) in splits of at least ATTN_CHUNK_MIN slots */
+        if (skip && chunk < ATTN_CHUNK_MIN) chunk = ATTN_CHUNK_MIN;
         n_split = (cap + chunk - 1) / chunk;
     }
     cl_params p = {0};
@@ -431,7 +441,7 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
     cl_mem m[8] = {M(op->a), M(op->b), M(op->c), M(op->d), M(op->e), M(op->dst), part, b->attn_cnt};
     size_t g[2] = {ngr * ATTN_WG, (size_t)n_split}, l[2] = {ATTN_WG, 1};
     /* attn4 (kernels/attn.cl) holds registers for 4 query heads a work-group, attn for 8 */
-    set_launch(&L[(*nl)++], hg <= 4 && !b->no_attn4 ? K_ATTN4 : K_ATTN, 8, m, &p, 2, g, l);
+    set_launch(&L[(*nl)++], hg <= 4 && !b->no_attn4 ? (skip && here ? K_ATTN4S : K_ATTN4) : K_ATTN, 8, m, &p, 2, g, l);
     if (n_split == 1 || here) return 0;
     cl_mem m2[2] = {part, M(op->dst)};
     size_t g2[2] = {round_up((size_t)hd, 64), (size_t)op->rows * nh}, l2[2] = {64, 1};

@@ -50,12 +50,14 @@ inline void attn_out(__global float *dst, ulong dst_off, __global float *part, u
  * sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M). Read through a volatile pointer, so that a
  * split merging in the attention launch sees the other splits' records, not what a cache of its
  * compute unit holds from an earlier launch. */
-inline float split_merge(__global volatile const float *pp, int n_split, int hd, int d) {
+inline float split_merge(__global volatile const float *pp, int n_split, int hd, int d, uint mask) {
     float M = -INFINITY;
-    for (int s = 0; s < n_split; s++) M = fmax(M, pp[(size_t)s * (hd + 2)]);
+    for (int s = 0; s < n_split; s++)
+        if (mask >> s & 1u) M = fmax(M, pp[(size_t)s * (hd + 2)]);
     float L = 0.0f, a = 0.0f;
     if (M != -INFINITY)
         for (int s = 0; s < n_split; s++) {
+            if (!(mask >> s & 1u)) continue;
             float m = pp[(size_t)s * (hd + 2)];
             if (m == -INFINITY) continue;
             float e = exp(m - M);
@@ -65,17 +67,17 @@ inline float split_merge(__global volatile const float *pp, int n_split, int hd,
     return L > 0.0f ? a / L : 0.0f;
 }
 
-/* Split merging in the attention launch: each work-group counts itself done in cnt[g] once its
- * records are written, and the last of the n_split to arrive merges them for its hg heads (rows
- * rh0 ..), then puts the counter back to 0 for the next launch. */
+/* Split merging in the attention launch: each split with a visible slot (bit s of mask) counts
+ * itself done in cnt[g] once its records are written, and the last to arrive merges them for
+ * its hg heads (rows rh0 ..), then puts the counter back to 0 for the next launch. */
 inline void attn_merge_here(__global float *dst, ulong dst_off, __global float *part, ulong part_off,
-                            __global int *cnt, int g, size_t rh0, int hg, int hd, int n_split) {
+                            __global int *cnt, int g, size_t rh0, int hg, int hd, int n_split, uint mask) {
     int l = get_local_id(0);
     mem_fence(CLK_GLOBAL_MEM_FENCE);
     for (int i = l; i < hg * hd; i += AWG) {
         int h = i / hd, d = i % hd;
         __global const float *pp = part + part_off + (rh0 + h) * n_split * (hd + 2);
-        dst[dst_off + (rh0 + h) * hd + d] = split_merge(pp, n_split, hd, d);
+        dst[dst_off + (rh0 + h) * hd + d] = split_merge(pp, n_split, hd, d, mask);
     }
     if (l == 0) cnt[g] = 0;
 }
@@ -86,7 +88,8 @@ inline void attn_merge_here(__global float *dst, ulong dst_off, __global float *
 inline void attn_body(__global const float *q, __global const float *Kf, __global const float *Vf,
                       __global const int *spos, __global const int *qpos, __global float *dst,
                       __global float *part, __global int *cnt, rtr_params P, const int HGM,
-                      __local float *lmem, __local int *vis, __local int *nvisp, __local int *lastp) {
+                      __local float *lmem, __local int *vis, __local int *nvisp, __local int *lastp,
+                      __local uint *maskp, const int SKIP) {
     __local float *red = lmem, *ql = lmem + ATTN_HG_MAX * AWG, *sc = ql + ATTN_HG_MAX * ATTN_HD_MAX;
     __local float *comb = ql; /* ATTN_HG8 * 8 * AWG floats */
     const int n_head = P.i[0], n_kv = P.i[1], hd = P.i[2], cap = P.i[3], n_sink = P.i[4];
@@ -103,6 +106,27 @@ inline void attn_body(__global const float *q, __global const float *Kf, __globa
     Kf += P.off[1] + (size_t)kvh * hd;
     Vf += P.off[2] + (size_t)kvh * hd;
     spos += P.off[3];
+    /* Short rings split here (SKIP, a build of its own: the code alone slowed the other cases)
+     * skip what they cannot see: every work-group works out alike, from the slot positions,
+     * which splits hold a visible slot; the others stop now, and a single visible split (or
+     * split 0, when nothing is visible) writes the result itself. nse: the splits this
+     * work-group's result is one of (1: straight to dst). */
+    int nse = n_split;
+    uint mask = 0xffffffffu; /* splits that take part (without SKIP, all n_split) */
+    if (SKIP && n_split > 1 && P.i[11]) {
+        if (l == 0) *maskp = 0u;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        uint mine = 0u;
+        for (int s = l; s < cap; s += AWG) {
+            int sp = spos[s];
+            if (sp >= 0 && sp <= p && (sp < n_sink || p - sp < window)) mine |= 1u << (s / chunk);
+        }
+        if (mine) atomic_or(maskp, mine);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        mask = *maskp;
+        if (!(mask >> split & 1u) && (mask || split)) return; /* uniform */
+        if (popcount(mask) <= 1) nse = 1;
+    }
 
     /* the V phase: work-item l owns dims d0, d0 + AWG, ... of every head, for slots j = sub
      * (mod nsub) of each chunk */
@@ -286,7 +310,7 @@ inline void attn_body(__global const float *q, __global const float *Kf, __globa
             int h = i / hd, d = i % hd;
             float a = 0.0f;
             for (int s2 = 0; s2 < nsub8; s2++) a += comb[(h * nsub8 + s2) * hd + d];
-            attn_out(dst, P.off[5], part, P.off[6], (size_t)r * n_head + h0 + h, split, n_split, hd, d, a, mrun[h],
+            attn_out(dst, P.off[5], part, P.off[6], (size_t)r * n_head + h0 + h, split, nse, hd, d, a, mrun[h],
                      lsum[h]);
         }
     else if (sub == 0 && vact) {
@@ -299,18 +323,18 @@ inline void attn_body(__global const float *q, __global const float *Kf, __globa
             for (int t = 0; t < ATTN_DPT; t++) {
                 int d = d0 + t * AWG;
                 if (d >= hd || (t > 0 && hd <= AWG)) continue;
-                attn_out(dst, P.off[5], part, P.off[6], rh, split, n_split, hd, d, acc[h][t], mrun[h], lsum[h]);
+                attn_out(dst, P.off[5], part, P.off[6], rh, split, nse, hd, d, acc[h][t], mrun[h], lsum[h]);
             }
         }
     }
-    if (n_split == 1 || !P.i[11]) return;
+    if (nse == 1 || !P.i[11]) return;
     barrier(CLK_GLOBAL_MEM_FENCE); /* this split's results written */
     if (l == 0) {
         mem_fence(CLK_GLOBAL_MEM_FENCE);
-        *lastp = atomic_inc(cnt + g) == n_split - 1;
+        *lastp = atomic_inc(cnt + g) == (SKIP ? (int)popcount(mask) : n_split) - 1;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (*lastp) attn_merge_here(dst, P.off[5], part, P.off[6], cnt, g, (size_t)r * n_head + h0, hg, hd, n_split);
+    if (*lastp) attn_merge_here(dst, P.off[5], part, P.off[6], cnt, g, (size_t)r * n_head + h0, hg, hd, n_split, mask);
 }
 
 #define ATTN_ARGS                                                                                 \
@@ -319,16 +343,19 @@ inline void attn_body(__global const float *q, __global const float *Kf, __globa
         __global int *cnt, rtr_params P
 /* local memory, 20 KB: red, then ql and sc, which the 8-dims layout's partial sums per (head,
  * sub8, dim) (comb) take over once the slots are done */
-#define ATTN_BODY(HGM)                                                                            \
+#define ATTN_BODY(HGM, SKIP)                                                                      \
     __local float4 lmem[(ATTN_HG_MAX * AWG + ATTN_HG8 * 8 * AWG) / 4]; /* >= red + ql + sc too */ \
     __local int vis[AWG];                                                                         \
     __local int nvis, last;                                                                       \
-    attn_body(q, Kf, Vf, spos, qpos, dst, part, cnt, P, HGM, (__local float *)lmem, vis, &nvis, &last)
+    __local uint vmask;                                                                           \
+    attn_body(q, Kf, Vf, spos, qpos, dst, part, cnt, P, HGM, (__local float *)lmem, vis, &nvis, &last, &vmask, SKIP)
 
-__kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn(ATTN_ARGS) { ATTN_BODY(ATTN_HG_MAX); }
+__kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn(ATTN_ARGS) { ATTN_BODY(ATTN_HG_MAX, 0); }
 /* up to ATTN_HG4 query heads a work-group (2B4T's groups of 4): half the registers */
 #define ATTN_HG4 4
-__kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn4(ATTN_ARGS) { ATTN_BODY(ATTN_HG4); }
+__kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn4(ATTN_ARGS) { ATTN_BODY(ATTN_HG4, 0); }
+/* and the same skipping splits with nothing visible, for short split rings */
+__kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn4s(ATTN_ARGS) { ATTN_BODY(ATTN_HG4, 1); }
 
 /* attn_merge: combines the per-split partial results of attn. Global size: (head_dim rounded
  * up, rows * n_head). */
@@ -337,5 +364,5 @@ __kernel void attn_merge(__global const float *part, __global float *dst, rtr_pa
     int d = get_global_id(0);
     size_t rh = get_global_id(1);
     if (d >= hd) return;
-    dst[P.off[5] + rh * hd + d] = split_merge(part + P.off[6] + rh * n_split * (hd + 2), n_split, hd, d);
+    dst[P.off[5] + rh * hd + d] = split_merge(part + P.off[6] + rh * n_split * (hd + 2), n_split, hd, d, 0xffffffffu);
 }
