@@ -398,7 +398,7 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
     /* A short ring split in a 4-head kernel goes to attn4s, whose work-groups find the splits
      * with a visible slot first: the others stop early and a single visible one needs no
      * merge, so a ring filled up to ATTN_CHUNK_MIN slots (tg128 from depth 0) runs unsplit
-     * (H100: tg128 486-489 against 452-458 in splits of 32; BENCH.md). Longer rings keep attn4:
+     * (H100: tg128 475-477 against 455-461 in splits of 32; BENCH.md). Longer rings keep attn4:
      * nearly every split sees something there. */
     int skip = cap <= ATTN_SKIP_CAP && hg <= 4 && !b->no_attn4 && ngr <= CL_ATTN_CNT && !b->attn_merge_launch;
     if (ngr < 2 * (size_t)b->n_cu && cap > 32) {

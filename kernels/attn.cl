@@ -106,14 +106,15 @@ inline void attn_body(__global const float *q, __global const float *Kf, __globa
     Kf += P.off[1] + (size_t)kvh * hd;
     Vf += P.off[2] + (size_t)kvh * hd;
     spos += P.off[3];
-    /* Short rings split here (SKIP, a build of its own: the code alone slowed the other cases)
-     * skip what they cannot see: every work-group works out alike, from the slot positions,
-     * which splits hold a visible slot; the others stop now, and a single visible split (or
-     * split 0, when nothing is visible) writes the result itself. nse: the splits this
-     * work-group's result is one of (1: straight to dst). */
+    /* Short rings split here (SKIP, a build of its own that the host launches only for splits
+     * merged here: the code alone slowed the other cases) skip what they cannot see: every
+     * work-group works out alike, from the slot positions, which splits hold a visible slot;
+     * the others stop now, and a single visible split (or split 0, when nothing is visible)
+     * writes the result itself. nse: the splits this work-group's result is one of (1:
+     * straight to dst). The barriers sit under no run-time condition (PoCL, see matmul_t2.cl). */
     int nse = n_split;
     uint mask = 0xffffffffu; /* splits that take part (without SKIP, all n_split) */
-    if (SKIP && n_split > 1 && P.i[11]) {
+    if (SKIP) {
         if (l == 0) *maskp = 0u;
         barrier(CLK_LOCAL_MEM_FENCE);
         uint mine = 0u;
