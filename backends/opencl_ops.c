@@ -400,7 +400,8 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
      * merge, so a ring filled up to ATTN_CHUNK_MIN slots (tg128 from depth 0) runs unsplit
      * (H100: tg128 475-477 against 455-461 in splits of 32; BENCH.md). Longer rings keep attn4:
      * nearly every split sees something there. */
-    int skip = cap <= ATTN_SKIP_CAP && hg <= 4 && !b->no_attn4 && ngr <= CL_ATTN_CNT && !b->attn_merge_launch;
+    int can_merge = ngr <= CL_ATTN_CNT && !b->attn_merge_launch; /* splits can merge in the launch */
+    int skip = cap <= ATTN_SKIP_CAP && hg <= 4 && !b->no_attn4 && can_merge;
     if (ngr < 2 * (size_t)b->n_cu && cap > 32) {
         size_t want = (4 * (size_t)b->n_cu + ngr - 1) / ngr, most = ((size_t)cap + 31) / 32;
         if (want > ATTN_SPLIT_MAX) want = ATTN_SPLIT_MAX;
@@ -436,7 +437,7 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
         part = b->scratch;
     }
     /* the last split to finish merges them, where a counter per (row, group) exists */
-    int here = n_split > 1 && ngr <= CL_ATTN_CNT && !b->attn_merge_launch;
+    int here = n_split > 1 && can_merge;
     p.i[11] = here;
     cl_mem m[8] = {M(op->a), M(op->b), M(op->c), M(op->d), M(op->e), M(op->dst), part, b->attn_cnt};
     size_t g[2] = {ngr * ATTN_WG, (size_t)n_split}, l[2] = {ATTN_WG, 1};

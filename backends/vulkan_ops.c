@@ -532,6 +532,19 @@ static int rec_matmul_f(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err)
 #define VK_ATTNB_QR 8  /* query rows a workgroup of attn_batch.comp */
 #define VK_ATTNC_QR 32 /* and of attn_coop.comp */
 
+/* The split scratch (per bytes a split) and the counters of `pairs` (row, head) pairs, bound as
+ * bindings 6 and 7 of the decode attention shaders; with several splits they join the
+ * attention's accesses. */
+static void bind_splits(rec_ctx *c, acc_list *l, size_t per, uint32_t ns, size_t pairs) {
+    vk_backend *vk = c->vk;
+    c->ref[6] = (rtr_ref){vk->part, 0};
+    c->ref[7] = (rtr_ref){vk->cnt, 0};
+    if (ns > 1) {
+        l->a[l->n++] = (vk_access){vk->part, 0, per * ns, 1};
+        l->a[l->n++] = (vk_access){vk->cnt, 0, pairs * 4, 1};
+    }
+}
+
 static int rec_attn(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err) {
     vk_backend *vk = c->vk;
     int nh = op->p.attn.n_head, hd = op->p.attn.head_dim, cap = op->p.attn.cap, rows = op->rows;
@@ -559,13 +572,9 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err) {
     uint32_t nd = (uint32_t)(cap + VK_ATTND_WG / 4 - 1) / (VK_ATTND_WG / 4);
     if (!vk->no_attnd && rows == 1 && cap <= VK_ATTND_MAXCAP && (hd == 32 || hd == 64 || hd == 128) && nd <= fit &&
         (size_t)nh <= VK_CNT_BYTES / 4 && op->a.off % 16 == 0 && op->b.off % 16 == 0 && op->c.off % 16 == 0) {
-        c->ref[6] = (rtr_ref){vk->part, 0}; c->ref[7] = (rtr_ref){vk->cnt, 0};
+        bind_splits(c, l, per, nd, (size_t)nh);
         c->pc[P + 7] = nd;
         c->pc[P + 8] = op->p.attn.kv_type == RTR_T_F32;
-        if (nd > 1) {
-            l->a[l->n++] = (vk_access){vk->part, 0, per * nd, 1};
-            l->a[l->n++] = (vk_access){vk->cnt, 0, (size_t)nh * 4, 1};
-        }
         c->pc[P + 9] = chain_order(c, l->a, l->n, (uint64_t)nh * nd);
         return dispatch(c, VP_ATTND, P + 10, (uint32_t)nh, 1, nd, err);
     }
@@ -587,13 +596,9 @@ static int rec_attn(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err) {
     if ((size_t)rows * nh > VK_CNT_BYTES / 4 || ns < 1) ns = 1;
     uint32_t ups = (nu + ns - 1) / ns;
     ns = (nu + ups - 1) / ups;
-    c->ref[6] = (rtr_ref){vk->part, 0}; c->ref[7] = (rtr_ref){vk->cnt, 0};
+    bind_splits(c, l, per, ns, (size_t)rows * nh);
     c->pc[P + 7] = ns; c->pc[P + 8] = ups * 32;
     c->pc[P + 9] = op->p.attn.kv_type == RTR_T_F32;
-    if (ns > 1) { /* the split scratch and counters join attention's six accesses */
-        l->a[l->n++] = (vk_access){vk->part, 0, per * ns, 1};
-        l->a[l->n++] = (vk_access){vk->cnt, 0, (size_t)rows * nh * 4, 1};
-    }
     c->pc[P + 10] = chain_order(c, l->a, l->n, (uint64_t)nh * (uint64_t)rows * ns);
     return dispatch(c, VP_ATTN, P + 11, (uint32_t)nh, (uint32_t)rows, ns, err);
 }
