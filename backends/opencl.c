@@ -7,7 +7,8 @@
  * older gemv kernels, ROTOR_OPENCL_NOVECGLU=1 gives a gate/up pair the general one-token kernel
  * instead of matmul_t2_vec_g, ROTOR_OPENCL_NORKV=1 keeps the RoPE and KV store out of the q/k/v
  * product, ROTOR_OPENCL_NOATTN4=1 runs attention through the 8-head build of attn.cl and
- * ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention, ROTOR_OPENCL_MERGE_LAUNCH=1
+ * ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention, ROTOR_OPENCL_ATTN_GROUPED=1 gives
+ * a work-group of one-row attention a whole group of query heads instead of one, ROTOR_OPENCL_MERGE_LAUNCH=1
  * merges them in a launch of their own and ROTOR_OPENCL_FULLARGS=1 runs every one-token product
  * through the kernels of all arguments (all for comparison);
  * ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the backend is destroyed.
@@ -46,6 +47,8 @@ static const char *const kernel_names[K_COUNT] = {
     [K_ATTN] = "attn",
     [K_ATTN4] = "attn4",
     [K_ATTN4S] = "attn4s",
+    [K_ATTN1] = "attn1",
+    [K_ATTN1S] = "attn1s",
     [K_ATTN_MERGE] = "attn_merge",
     [K_GLU] = "glu",
     [K_ADD] = "add",
@@ -423,6 +426,7 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     const char *as = getenv("ROTOR_OPENCL_ATTN_SPLITS");
     b->attn_splits = as ? atoi(as) : 0;
     b->no_attn4 = rtr_env_flag("ROTOR_OPENCL_NOATTN4");
+    b->attn_grouped = rtr_env_flag("ROTOR_OPENCL_ATTN_GROUPED");
     b->attn_merge_launch = rtr_env_flag("ROTOR_OPENCL_MERGE_LAUNCH");
     b->no_fuse_rkv = rtr_env_flag("ROTOR_OPENCL_NORKV");
     b->no_vec_glu = rtr_env_flag("ROTOR_OPENCL_NOVECGLU");
@@ -435,7 +439,8 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     static const struct {
         int k;
         size_t need;
-    } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128}, {K_ATTN4, 128}, {K_ATTN4S, 128}};
+    } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128},
+                 {K_ATTN4, 128},   {K_ATTN4S, 128},  {K_ATTN1, 128},    {K_ATTN1S, 128}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (clGetKernelWorkGroupInfo(b->k[fixed[i].k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
                                      NULL) == CL_SUCCESS &&

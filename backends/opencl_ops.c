@@ -388,8 +388,12 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
         (r = span(op->c, cb, "V", err)) || (r = span(op->d, U(cap) * 4, "slot positions", err)) ||
         (r = span(op->e, U(op->rows) * 4, "query positions", err)) || (r = span(op->dst, qb, "dst", err)))
         return r;
+    /* query heads a work-group: a group sharing a key/value head reads them once; one row (decode)
+     * has too few groups to fill a device, so one head each (H100, 2B4T: tg128 @ d1024 458 against
+     * 389 tok/s; BENCH.md) */
     int grp = nh / nkv, hg = grp < ATTN_HG_MAX ? grp : ATTN_HG_MAX;
     while (grp % hg) hg--;
+    if (op->rows == 1 && !b->attn_grouped) hg = 1;
     size_t ngr = (size_t)op->rows * (nh / hg);
     /* few work-groups (decode): split the ring, in runs of a multiple of 32 slots (a short ring
      * too), so the whole device works; at most ATTN_SPLIT_MAX splits, since the last one to
@@ -441,8 +445,10 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
     p.i[11] = here;
     cl_mem m[8] = {M(op->a), M(op->b), M(op->c), M(op->d), M(op->e), M(op->dst), part, b->attn_cnt};
     size_t g[2] = {ngr * ATTN_WG, (size_t)n_split}, l[2] = {ATTN_WG, 1};
-    /* attn4 (kernels/attn.cl) holds registers for 4 query heads a work-group, attn for 8 */
-    set_launch(&L[(*nl)++], hg <= 4 && !b->no_attn4 ? (skip && here ? K_ATTN4S : K_ATTN4) : K_ATTN, 8, m, &p, 2, g, l);
+    /* attn1 and attn4 (kernels/attn.cl) hold registers for 1 or 4 query heads a work-group, attn for 8 */
+    int k = hg == 1 ? (skip && here ? K_ATTN1S : K_ATTN1)
+            : hg <= 4 && !b->no_attn4 ? (skip && here ? K_ATTN4S : K_ATTN4) : K_ATTN;
+    set_launch(&L[(*nl)++], k, 8, m, &p, 2, g, l);
     if (n_split == 1 || here) return 0;
     cl_mem m2[2] = {part, M(op->dst)};
     size_t g2[2] = {round_up((size_t)hd, 64), (size_t)op->rows * nh}, l2[2] = {64, 1};

@@ -357,6 +357,10 @@ __kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn(ATTN_ARGS) {
 __kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn4(ATTN_ARGS) { ATTN_BODY(ATTN_HG4, 0); }
 /* and the same skipping splits with nothing visible, for short split rings */
 __kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn4s(ATTN_ARGS) { ATTN_BODY(ATTN_HG4, 1); }
+/* one query head a work-group (one-row attention: four times the work-groups of attn4 for
+ * 2B4T's groups of 4), the fewest registers */
+__kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn1(ATTN_ARGS) { ATTN_BODY(1, 0); }
+__kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attn1s(ATTN_ARGS) { ATTN_BODY(1, 1); }
 
 /* attn_merge: combines the per-split partial results of attn. Global size: (head_dim rounded
  * up, rows * n_head). */
