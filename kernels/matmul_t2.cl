@@ -357,19 +357,30 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
         a2 = dot4su(x2.s0, c2.s0, dot4su(x2.s1, c2.s1, dot4su(x2.s2, c2.s2, dot4su(x2.s3, c2.s3, a2))));
         a3 = dot4su(x3.s0, c3.s0, dot4su(x3.s1, c3.s1, dot4su(x3.s2, c3.s2, dot4su(x3.s3, c3.s3, a3))));
     }
-    part[lid] = a0 + (a1 >> 2) + (a2 >> 4) + (a3 >> 6);
+    /* 4. one work-item a row sums its lanes and writes: the row's first lane, the lanes' sums
+     * joined by warp shuffles where there are warps (a row's lanes are in one), else work-item
+     * r for row r after a pass through local memory */
+    int d = a0 + (a1 >> 2) + (a2 >> 4) + (a3 >> 6), row = lid / lpr, owner = lane == 0;
+#if defined(RTR_WARPS)
+    for (int k = lpr / 2; k > 0; k >>= 1) d += shfl_xor_i(d, k);
+#else
+    part[lid] = d;
     barrier(CLK_LOCAL_MEM_FENCE);
-    /* 4. one work-item a row sums its lanes and writes */
-    if (lid < rpw) {
-        int d = -*xsum;
+    row = lid;
+    owner = lid < rpw;
+    d = 0;
+    if (owner)
         for (int i = 0; i < lpr; i++) d += part[lid * lpr + i];
-        live = tv_row(&P, grp, lid, &m, &lr);
+#endif
+    if (owner) {
+        d -= *xsum;
+        live = tv_row(&P, grp, row, &m, &lr);
         float y = (float)d * (P.f[m] * xs);
         if (live && !glu && !rkv) {
             __global float *o = m == 0 ? o0 + P.off[7] : m == 1 ? o1 + P.off[8] : o2 + P.off[9];
             o[lr] = accum ? o[lr] + y : y;
         }
-        gv[lid] = y;
+        gv[row] = y;
     }
     /* one barrier for both epilogues, outside any branch (PoCL mishandles barriers under
      * conditions even when they are uniform) */
@@ -379,7 +390,7 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
             tv_rkv_store(&P, m, lr, gv + 4 * lid, rs, rcs, o0, o1, o2, kc, vc);
         return;
     }
-    if (lid < rpw / 2 && glu && live) {
+    if (lid < rpw / 2 && glu && tv_row(&P, grp, lid, &m, &lr)) {
         float up = gv[lid + rpw / 2];
         o0[P.off[7] + lr] = glu_act(gv[lid], glu - 1) * up;
         o1[P.off[8] + lr] = up;
