@@ -618,7 +618,7 @@ static void query_caps(VkInstance inst, VkPhysicalDevice pd, dev_caps *c) {
     c->sg = (sp.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
             (sp.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
             (sp.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
-            (sp.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && sp.subgroupSize >= 4 && sp.subgroupSize <= 128 && !(sp.subgroupSize & (sp.subgroupSize - 1));
+            sp.subgroupSize >= 4 && sp.subgroupSize <= 128 && !(sp.subgroupSize & (sp.subgroupSize - 1));
     c->dot_accel = ip.integerDotProduct4x8BitPackedMixedSignednessAccelerated;
     if (drv) snprintf(c->driver, sizeof c->driver, "%s %s", dp.driverName, dp.driverInfo);
     else snprintf(c->driver, sizeof c->driver, "driver %u.%u.%u", VK_API_VERSION_MAJOR(p.driverVersion),

@@ -244,13 +244,7 @@ void rkv_store(uint mat, uint lr, float x0, float x1, float x2, float x3, int sl
 
 void body() {
     uint grp = flat_group(), l = gl_LocalInvocationIndex;
-#ifdef RTR_SG
-    /* lanes and rows by place in the subgroups, so that a row's lanes share one (step 4) */
-    uint li = gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID;
-#else
-    uint li = l;
-#endif
-    uint lpr = pc.lpr, rpw = WGS / lpr, rl = li / lpr, lane = li % lpr;
+    uint lpr = pc.lpr, rpw = WGS / lpr, rl = l / lpr, lane = l % lpr;
     bool glu = PC_GLU != 0;
     /* this lane's row: matrix mat, row lr of it */
     uint mat = 0, lr;
@@ -321,29 +315,15 @@ void body() {
         a2 += dot_su(x2.x, c2.x) + dot_su(x2.y, c2.y) + dot_su(x2.z, c2.z) + dot_su(x2.w, c2.w);
         a3 += dot_su(x3.x, c3.x) + dot_su(x3.y, c3.y) + dot_su(x3.z, c3.z) + dot_su(x3.w, c3.w);
     }
-    /* 4. one invocation a row sums its lanes and writes: the row's first lane, its lanes'
-     * sums joined by subgroup shuffles where they share a subgroup, else invocation rl after
-     * a pass through shared memory */
-    int d = a0 + (a1 >> 2) + (a2 >> 4) + (a3 >> 6);
-    bool owner;
-#ifdef RTR_SG
-    if (lpr <= gl_SubgroupSize) { /* uniform */
-        for (uint m = lpr / 2u; m > 0u; m >>= 1u) d += subgroupShuffleXor(d, m);
-        owner = lane == 0u;
-    } else
-#endif
-    {
-        part[li] = d;
-        barrier();
-        owner = l < rpw;
-        rl = l;
-        d = 0;
-        if (owner)
-            for (uint i = 0; i < lpr; i++) d += part[l * lpr + i];
-    }
+    part[l] = a0 + (a1 >> 2) + (a2 >> 4) + (a3 >> 6);
+    barrier();
+    /* 4. one invocation a row sums its lanes and writes */
     float v = 0.0;
-    if (owner) {
+    if (l < rpw) {
+        int d = 0;
+        for (uint i = 0; i < lpr; i++) d += part[l * lpr + i];
         d -= xsum;
+        rl = l;
         if (glu) {
             mat = rl < rpw / 2 ? 0 : 1;
             lr = grp * (rpw / 2) + (rl % (rpw / 2));
@@ -363,7 +343,7 @@ void body() {
             else if (mat == 1) { if (PC_ACCUM != 0) v = uintBitsToFloat(O1[oi]) + v; O1[oi] = floatBitsToUint(v); }
             else { if (PC_ACCUM != 0) v = uintBitsToFloat(O2[oi]) + v; O2[oi] = floatBitsToUint(v); }
         }
-        gate[rl] = v;
+        gate[l] = v;
     }
     if (PC_RKV != 0) { /* uniform */
         barrier();
@@ -379,9 +359,9 @@ void body() {
     }
     if (!glu) return; /* uniform */
     barrier();
-    uint j = grp * (rpw / 2) + l;
-    if (l < rpw / 2 && j < pc.n0) {
+    if (l < rpw / 2 && live) {
         float u = gate[l + rpw / 2];
+        uint j = grp * (rpw / 2) + l;
         O0[pc.o[5] / 4 + j] = floatBitsToUint(glu_act(gate[l], u, PC_GLU - 1));
         O1[pc.o[6] / 4 + j] = floatBitsToUint(u);
     }

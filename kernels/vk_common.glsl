@@ -14,7 +14,6 @@
 #ifdef RTR_SG
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
-#extension GL_KHR_shader_subgroup_shuffle : require
 #endif
 
 #ifdef RTR_DOT
