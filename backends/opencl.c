@@ -6,11 +6,11 @@
  * the portable int8 dot product on NVIDIA; ROTOR_OPENCL_NOVEC=1 sends one-token products to the
  * older gemv kernels, ROTOR_OPENCL_NOVECGLU=1 gives a gate/up pair the general one-token kernel
  * instead of matmul_t2_vec_g, ROTOR_OPENCL_NORKV=1 keeps the RoPE and KV store out of the q/k/v
- * product, ROTOR_OPENCL_NOATTN4=1 runs attention through the 8-head build of attn.cl and
- * ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention, ROTOR_OPENCL_ATTN_GROUPED=1 gives
- * a work-group of one-row attention a whole group of query heads instead of one, ROTOR_OPENCL_MERGE_LAUNCH=1
- * merges them in a launch of their own and ROTOR_OPENCL_FULLARGS=1 runs every one-token product
- * through the kernels of all arguments (all for comparison);
+ * product, ROTOR_OPENCL_NOATTN4=1 runs attention through the 8-head build of attn.cl,
+ * ROTOR_OPENCL_ATTN_GROUPED=1 gives a work-group of one-row attention a whole group of query
+ * heads instead of one, ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention,
+ * ROTOR_OPENCL_MERGE_LAUNCH=1 merges them in a launch of their own and ROTOR_OPENCL_FULLARGS=1
+ * runs every one-token product through the kernels of all arguments (all for comparison);
  * ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the backend is destroyed.
  */
 #include "opencl_impl.h"

@@ -70,7 +70,7 @@ typedef struct {
     cl_uint n_cu;
     int attn_splits; /* ROTOR_OPENCL_ATTN_SPLITS: most splits of the ring in attention (tuning) */
     int no_attn4;    /* attention always through the 8-head kernel (ROTOR_OPENCL_NOATTN4), for comparison */
-    int attn_grouped; /* one-row attention a query-head group a work-group (ROTOR_OPENCL_ATTN_GROUPED), for comparison */
+    int attn_grouped; /* one-row attention a head group a work-group (ROTOR_OPENCL_ATTN_GROUPED), for comparison */
     int attn_merge_launch; /* attention splits merged by attn_merge (ROTOR_OPENCL_MERGE_LAUNCH), for comparison */
     int no_fuse_rkv; /* RoPE and KV store kept out of the q/k/v product (ROTOR_OPENCL_NORKV), for comparison */
     int no_vec_glu; /* matmul_t2_vec_g turned off (ROTOR_OPENCL_NOVECGLU), for comparison */

@@ -389,8 +389,8 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
         (r = span(op->e, U(op->rows) * 4, "query positions", err)) || (r = span(op->dst, qb, "dst", err)))
         return r;
     /* query heads a work-group: a group sharing a key/value head reads them once; one row (decode)
-     * has too few groups to fill a device, so one head each (H100, 2B4T: tg128 @ d1024 458 against
-     * 389 tok/s; BENCH.md) */
+     * has too few groups to fill a device, so one head each (H100, 2B4T: tg512 471-490 against
+     * 419-431 tok/s, tg128 @ d3072 371-398 against 314-329; BENCH.md) */
     int grp = nh / nkv, hg = grp < ATTN_HG_MAX ? grp : ATTN_HG_MAX;
     while (grp % hg) hg--;
     if (op->rows == 1 && !b->attn_grouped) hg = 1;
