@@ -62,35 +62,29 @@ inline void cache_put(__global float *c, size_t i, float v, int f32) {
 #define GV_LANES 32
 #define GV_TOK 8
 
-/* c + sum of the four signed byte products of a and b */
+/* c + sum of the four products of a's and b's bytes: dot4 both signed, dot4su a's signed and
+ * b's unsigned. One branch a way to reach them (NVIDIA's PTX, the OpenCL C 3.0 feature, plain C). */
 #if defined(RTR_PTX_DP4A)
 inline int dot4(uint a, uint b, int c) {
     int d;
     asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
     return d;
 }
-#elif defined(__opencl_c_integer_dot_product_input_4x8bit_packed)
-inline int dot4(uint a, uint b, int c) { return c + dot_4x8packed_ss_int(a, b); }
-#else
-inline int dot4(uint a, uint b, int c) {
-    char4 x = as_char4(a), y = as_char4(b);
-    return c + x.s0 * y.s0 + x.s1 * y.s1 + x.s2 * y.s2 + x.s3 * y.s3;
-}
-#endif
-
-/* c + sum of the four products of a's signed bytes and b's unsigned bytes */
-#if defined(RTR_PTX_DP4A)
 inline int dot4su(uint a, uint b, int c) {
     int d;
     asm("dp4a.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
     return d;
 }
 #elif defined(__opencl_c_integer_dot_product_input_4x8bit_packed)
+inline int dot4(uint a, uint b, int c) { return c + dot_4x8packed_ss_int(a, b); }
 inline int dot4su(uint a, uint b, int c) { return c + dot_4x8packed_su_int(a, b); }
 #else
+inline int dot4(uint a, uint b, int c) {
+    int4 x = convert_int4(as_char4(a)), y = convert_int4(as_char4(b));
+    return c + x.s0 * y.s0 + x.s1 * y.s1 + x.s2 * y.s2 + x.s3 * y.s3;
+}
 inline int dot4su(uint a, uint b, int c) {
-    char4 x = as_char4(a);
-    uchar4 y = as_uchar4(b);
+    int4 x = convert_int4(as_char4(a)), y = convert_int4(as_uchar4(b));
     return c + x.s0 * y.s0 + x.s1 * y.s1 + x.s2 * y.s2 + x.s3 * y.s3;
 }
 #endif
