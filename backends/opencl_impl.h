@@ -98,7 +98,7 @@ typedef struct {
     char *prof_path;
     cl_event *prof_ev;
     int *prof_k, prof_n, prof_cap;
-    double prof_ns[K_COUNT], prof_wall, prof_t0, prof_gpu;
+    double prof_ns[K_COUNT], prof_wall, prof_t0, prof_gpu, prof_span;
     long prof_calls[K_COUNT], prof_batches;
 } cl_backend;
 
