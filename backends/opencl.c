@@ -9,8 +9,9 @@
  * product, ROTOR_OPENCL_NOATTN4=1 runs attention through the 8-head build of attn.cl,
  * ROTOR_OPENCL_ATTN_GROUPED=1 gives a work-group of one-row attention a whole group of query
  * heads instead of one, ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention,
- * ROTOR_OPENCL_MERGE_LAUNCH=1 merges them in a launch of their own and ROTOR_OPENCL_FULLARGS=1
- * runs every one-token product through the kernels of all arguments (all for comparison);
+ * ROTOR_OPENCL_MERGE_LAUNCH=1 merges them in a launch of their own, ROTOR_OPENCL_FULLARGS=1
+ * runs every one-token product through the kernels of all arguments and ROTOR_OPENCL_NOFVEC=1
+ * a one-token LM head through matmul_f instead of matmul_f_vec (all for comparison);
  * ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the backend is destroyed.
  */
 #include "opencl_impl.h"
@@ -43,6 +44,7 @@ static const char *const kernel_names[K_COUNT] = {
     [K_T2_VEC_S1] = "matmul_t2_vec_s1",
     [K_T2_VEC_G2] = "matmul_t2_vec_g2",
     [K_MATMUL_F] = "matmul_f",
+    [K_MATMUL_F_VEC] = "matmul_f_vec",
     [K_ROPE_KV] = "rope_kv",
     [K_ATTN] = "attn",
     [K_ATTN4] = "attn4",
@@ -432,6 +434,7 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     b->no_vec_glu = rtr_env_flag("ROTOR_OPENCL_NOVECGLU");
     b->no_vec = rtr_env_flag("ROTOR_OPENCL_NOVEC");
     b->full_args = rtr_env_flag("ROTOR_OPENCL_FULLARGS");
+    b->no_fvec = rtr_env_flag("ROTOR_OPENCL_NOFVEC");
     for (int k = K_T2_VEC; k <= K_T2_VEC_G2; k++)
         if (clGetKernelWorkGroupInfo(b->k[k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) == CL_SUCCESS &&
             kwg < 256)
@@ -439,7 +442,7 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     static const struct {
         int k;
         size_t need;
-    } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_ATTN, 128},
+    } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_MATMUL_F_VEC, 256}, {K_ATTN, 128},
                  {K_ATTN4, 128},   {K_ATTN4S, 128},  {K_ATTN1, 128},    {K_ATTN1S, 128}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (clGetKernelWorkGroupInfo(b->k[fixed[i].k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,

@@ -32,6 +32,7 @@ enum {
     K_T2_VEC_S1,
     K_T2_VEC_G2, /* a gate/up pair */
     K_MATMUL_F,
+    K_MATMUL_F_VEC, /* one token */
     K_ROPE_KV,
     K_ATTN,
     K_ATTN4,
@@ -74,6 +75,7 @@ typedef struct {
     int attn_merge_launch; /* attention splits merged by attn_merge (ROTOR_OPENCL_MERGE_LAUNCH), for comparison */
     int no_fuse_rkv; /* RoPE and KV store kept out of the q/k/v product (ROTOR_OPENCL_NORKV), for comparison */
     int no_vec_glu; /* matmul_t2_vec_g turned off (ROTOR_OPENCL_NOVECGLU), for comparison */
+    int no_fvec;    /* the LM head of one token through matmul_f (ROTOR_OPENCL_NOFVEC), for comparison */
     int full_args;  /* one-token products always through the kernels of all arguments (ROTOR_OPENCL_FULLARGS) */
     int no_vec; /* matmul_t2_vec unusable (work-group too large) or turned off (ROTOR_OPENCL_NOVEC) */
     int host_unified; /* CPU-like device: weights may alias host memory */

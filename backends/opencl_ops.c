@@ -265,7 +265,6 @@ static int op_matmul_t2(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, 
 }
 
 static int op_matmul_f(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
-    (void)b;
     int t = op->p.mf.type, n = op->p.mf.n, k = op->p.mf.k, r;
     rtr_ref w = op->p.mm.w[0];
     if (t != RTR_T_F32 && t != RTR_T_F16 && t != RTR_T_BF16 && t != RTR_T_Q8R)
@@ -292,6 +291,11 @@ static int op_matmul_f(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, r
     p.i[3] = op->rows;
     p.i[4] = k % 8 == 0 && w.off % 16 == 0 && op->a.off % 16 == 0;
     size_t g = ((size_t)n + 7) / 8 * 256, l = 256;
+    /* one token whose rows fill whole 16-byte pieces: matmul_f_vec, eight rows a work-group too */
+    if (op->rows == 1 && p.i[4] && k % 16 == 0 && !b->no_fvec) {
+        set_launch(&L[(*nl)++], K_MATMUL_F_VEC, 3, m, &p, 1, &g, &l);
+        return 0;
+    }
     set_launch(&L[(*nl)++], K_MATMUL_F, 5, m, &p, 1, &g, &l);
     return 0;
 }

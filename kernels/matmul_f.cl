@@ -77,3 +77,71 @@ void matmul_f(__global const float *x, __global const uchar *w, __global float *
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 }
+
+/* matmul_f_vec: the one-token product (decode's LM head), bound by the weights' bytes alone. A
+ * work-group of FV_ROWS rows, FV_LANES work-items a row, each reading the row's 16-byte pieces
+ * lane, lane + FV_LANES, ...: every piece of a run of FV_MAXP is loaded before any is used, so
+ * that enough bytes are in flight to reach the memory's bandwidth (the loop above keeps one
+ * load a work-item waiting). The host sends rows whose values fill whole pieces (k a multiple of
+ * 16) from 16-byte aligned w and x. Same types and params as matmul_f, one token. */
+#define FV_ROWS 8
+#define FV_LANES 32
+#define FV_MAXP 12
+
+/* piece v (16 bytes of a row of type t) . the floats x[0..) it meets */
+inline float fv_dot(uint4 v, __global const float *x, int t) {
+    __global const float4 *x4 = (__global const float4 *)x;
+    if (t == 0) return dot(as_float4(v), x4[0]);
+    if (t == 4) {
+        float16 f = convert_float16(as_char16(v));
+        return dot(f.s0123, x4[0]) + dot(f.s4567, x4[1]) + dot(f.s89ab, x4[2]) + dot(f.scdef, x4[3]);
+    }
+    float8 f;
+    if (t == 1) f = vload_half8(0, (const __private half *)&v);
+    else {
+        uint4 hi = v & (uint4)(0xffff0000u), lo = v << 16;
+        f = as_float8((uint8)(lo.s0, hi.s0, lo.s1, hi.s1, lo.s2, hi.s2, lo.s3, hi.s3));
+    }
+    return dot(f.lo, x4[0]) + dot(f.hi, x4[1]);
+}
+
+__kernel __attribute__((reqd_work_group_size(FV_ROWS * FV_LANES, 1, 1)))
+void matmul_f_vec(__global const float *x, __global const uchar *w, __global float *y, rtr_params P) {
+    __local float red[FV_ROWS * FV_LANES];
+    const int type = P.i[0], n = P.i[1], k = P.i[2];
+    int lid = get_local_id(0), lane = lid % FV_LANES, row = get_group_id(0) * FV_ROWS + lid / FV_LANES;
+    x += P.off[0];
+    w += P.off[1];
+    y += P.off[2];
+    const int vpp = type == 4 ? 16 : type == 0 ? 4 : 8, np = k / vpp;
+    size_t kq = (size_t)(k + 63) / 64 * 64;
+    size_t rb = type == 4 ? (size_t)row * kq : (size_t)row * k * (type == 0 ? 4 : 2);
+    __global const uint4 *wr = (__global const uint4 *)(w + rb);
+    float acc = 0.0f;
+    if (row < n) {
+        for (int p0 = lane; p0 < np; p0 += FV_LANES * FV_MAXP) {
+            uint4 wv[FV_MAXP];
+            #pragma unroll
+            for (int u = 0; u < FV_MAXP; u++) {
+                int j = p0 + u * FV_LANES;
+                wv[u] = j < np ? wr[j] : (uint4)(0u);
+            }
+            #pragma unroll
+            for (int u = 0; u < FV_MAXP; u++) {
+                int j = p0 + u * FV_LANES;
+                if (j < np) acc += fv_dot(wv[u], x + (size_t)j * vpp, type);
+            }
+        }
+    }
+    red[lid] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = FV_LANES / 2; s > 0; s >>= 1) {
+        if (lane < s) red[lid] += red[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lane == 0 && row < n) {
+        float v = red[lid];
+        if (type == 4) v *= ((__global const float *)(w + (size_t)n * kq))[row];
+        y[row] = v;
+    }
+}

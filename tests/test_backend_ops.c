@@ -438,9 +438,12 @@ static void t_matmul_f(ctx *c) {
     static const int ks[] = {1, 7, 130, 640};
     static const int ns[] = {1, 7, 100, 37};
     static const int rowss[] = {1, 3, 9, 1};
+    /* then one token of every type at 2B4T's k and at a k longer than a GPU's one-token kernel
+     * takes in one run of loads (f32 1536, f16/bf16 3072, q8r 6144 values) */
     for (int ti = 0; ti < 4; ti++)
-        for (int ki = 0; ki < 4; ki++) {
-            int t = types[ti], k = ks[ki], n = ns[(ki + ti) % 4], rows = rowss[(ki + 2 * ti) % 4];
+        for (int ki = 0; ki < 6; ki++) {
+            int t = types[ti], k = ki < 4 ? ks[ki] : ki == 4 ? 2560 : 6400;
+            int n = ki < 4 ? ns[(ki + ti) % 4] : 37, rows = ki < 4 ? rowss[(ki + 2 * ti) % 4] : 1;
             size_t kq = rtr_q8r_row_bytes((uint64_t)k), wbytes = t == RTR_T_F32 ? (size_t)n * k * 4
                                                           : t == RTR_T_Q8R ? (size_t)n * (kq + 4) : (size_t)n * k * 2;
             uint8_t *wt = calloc(wbytes, 1);
