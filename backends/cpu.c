@@ -97,6 +97,14 @@ static int cpu_buf_read(rtr_backend *be, rtr_buf *b, size_t off, void *dst, size
     memcpy(dst, b->p + off, n);
     return 0;
 }
+static const void *cpu_buf_view(rtr_backend *be, rtr_buf *b, size_t off, size_t n, rtr_err *err) {
+    (void)be;
+    if (off > b->size || n > b->size - off) {
+        rtr_seterr(err, RTR_EARG, "cpu: view out of bounds");
+        return NULL;
+    }
+    return b->p + off;
+}
 static int cpu_begin(rtr_backend *be, rtr_err *err) { (void)be; (void)err; return 0; }
 static int cpu_end(rtr_backend *be, rtr_err *err) { (void)be; (void)err; return 0; }
 
@@ -668,6 +676,7 @@ static const rtr_backend_ops cpu_ops = {
     .buf_free = cpu_buf_free,
     .buf_write = cpu_buf_write,
     .buf_read = cpu_buf_read,
+    .buf_view = cpu_buf_view,
     .begin = cpu_begin,
     .run = cpu_run,
     .end = cpu_end,

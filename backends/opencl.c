@@ -435,6 +435,7 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     b->no_vec = rtr_env_flag("ROTOR_OPENCL_NOVEC");
     b->full_args = rtr_env_flag("ROTOR_OPENCL_FULLARGS");
     b->no_fvec = rtr_env_flag("ROTOR_OPENCL_NOFVEC");
+    b->no_pin = rtr_env_flag("ROTOR_OPENCL_NOPIN");
     for (int k = K_T2_VEC; k <= K_T2_VEC_G2; k++)
         if (clGetKernelWorkGroupInfo(b->k[k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) == CL_SUCCESS &&
             kwg < 256)
@@ -455,6 +456,16 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
 }
 
 /* ---- buffers ---- */
+
+static void drop_host(cl_backend *b, rtr_buf *buf) {
+    if (buf->pin) {
+        clEnqueueUnmapMemObject(b->q, buf->pin, buf->host, 0, NULL, NULL);
+        clFinish(b->q);
+        clReleaseMemObject(buf->pin);
+    } else free(buf->host);
+    buf->pin = NULL;
+    buf->host = NULL;
+}
 
 static rtr_buf *cl_buf_new(rtr_backend *be, size_t bytes, const void *host, int flags, rtr_err *err) {
     cl_backend *b = (cl_backend *)be;
@@ -479,9 +490,21 @@ static rtr_buf *cl_buf_new(rtr_backend *be, size_t bytes, const void *host, int 
         if (rc == CL_SUCCESS) return buf;
     }
     cl_mem_flags mf = weight ? CL_MEM_READ_ONLY : CL_MEM_READ_WRITE;
-    if ((flags & RTR_BUF_HOST) && !b->host_unified) mf |= CL_MEM_ALLOC_HOST_PTR;
     buf->mem = clCreateBuffer(b->ctx, mf, sz, NULL, &rc);
     if (rc != CL_SUCCESS) goto fail;
+    if ((flags & RTR_BUF_HOST) && !b->host_unified && !b->no_pin) {
+        /* page-locked memory for views; without it, views fall back to malloc'd memory */
+        cl_int r2;
+        buf->pin = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, sz, NULL, &r2);
+        if (r2 == CL_SUCCESS)
+            buf->host = clEnqueueMapBuffer(b->q, buf->pin, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, sz, 0, NULL,
+                                           NULL, &r2);
+        if (r2 != CL_SUCCESS || !buf->host) {
+            if (buf->pin) clReleaseMemObject(buf->pin);
+            buf->pin = NULL;
+            buf->host = NULL;
+        }
+    }
     if (host) {
         for (size_t done = 0; done < bytes;) {
             size_t n = bytes - done < UPLOAD_CHUNK ? bytes - done : UPLOAD_CHUNK;
@@ -506,6 +529,7 @@ static rtr_buf *cl_buf_new(rtr_backend *be, size_t bytes, const void *host, int 
     }
 fail:
     cl_fail(err, "allocating a buffer", rc);
+    drop_host(b, buf);
     if (buf->mem) clReleaseMemObject(buf->mem);
     free(buf);
     return NULL;
@@ -519,6 +543,7 @@ static void cl_buf_free(rtr_backend *be, rtr_buf *buf) {
     for (int k = 0; k < K_COUNT; k++)
         for (int a = 0; a < CL_MAX_ARGS; a++)
             if (b->last_arg[k][a] == buf->mem) b->last_arg[k][a] = NULL;
+    drop_host(b, buf);
     clReleaseMemObject(buf->mem);
     free(buf);
 }
@@ -562,6 +587,18 @@ static int cl_buf_read(rtr_backend *be, rtr_buf *buf, size_t off, void *dst, siz
     b->stage_used = 0;
     b->pending = 0;
     return 0;
+}
+
+static const void *cl_buf_view(rtr_backend *be, rtr_buf *buf, size_t off, size_t n, rtr_err *err) {
+    if (off > buf->bytes || n > buf->bytes - off) {
+        rtr_seterr(err, RTR_EARG, "opencl: view out of bounds");
+        return NULL;
+    }
+    if (!buf->host && !(buf->host = malloc(buf->bytes ? buf->bytes : 1))) {
+        rtr_seterr(err, RTR_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return cl_buf_read(be, buf, off, buf->host + off, n, err) ? NULL : buf->host + off;
 }
 
 /* Backend-owned device scratch (attention partials, quantized LM-head input). It grows to the
@@ -670,6 +707,7 @@ static const rtr_backend_ops cl_ops = {
     .buf_free = cl_buf_free,
     .buf_write = cl_buf_write,
     .buf_read = cl_buf_read,
+    .buf_view = cl_buf_view,
     .begin = cl_begin,
     .run = cl_run,
     .end = cl_end,

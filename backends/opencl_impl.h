@@ -10,6 +10,11 @@
 struct rtr_buf {
     cl_mem mem;
     size_t bytes;
+    /* buf_view's host copy: RTR_BUF_HOST buffers of a discrete device get page-locked memory (a
+     * buffer of CL_MEM_ALLOC_HOST_PTR mapped for good, pin), which the device writes at full
+     * speed; others a malloc'd copy, made on the first view */
+    cl_mem pin;
+    unsigned char *host;
 };
 
 /* Mirror of rtr_params in kernels/_common.cl: element offsets of the buffer arguments, then
@@ -75,6 +80,7 @@ typedef struct {
     int attn_merge_launch; /* attention splits merged by attn_merge (ROTOR_OPENCL_MERGE_LAUNCH), for comparison */
     int no_fuse_rkv; /* RoPE and KV store kept out of the q/k/v product (ROTOR_OPENCL_NORKV), for comparison */
     int no_vec_glu; /* matmul_t2_vec_g turned off (ROTOR_OPENCL_NOVECGLU), for comparison */
+    int no_pin;     /* views of RTR_BUF_HOST buffers through malloc'd memory (ROTOR_OPENCL_NOPIN), for comparison */
     int no_fvec;    /* the LM head of one token through matmul_f (ROTOR_OPENCL_NOFVEC), for comparison */
     int full_args;  /* one-token products always through the kernels of all arguments (ROTOR_OPENCL_FULLARGS) */
     int no_vec; /* matmul_t2_vec unusable (work-group too large) or turned off (ROTOR_OPENCL_NOVEC) */

@@ -241,6 +241,7 @@ rtr_buf *vk_buf_make(vk_backend *vk, size_t bytes, int kind, int flags, rtr_err 
 void vk_buf_drop(vk_backend *vk, rtr_buf *b) {
     if (!b) return;
     if (b->map) vkUnmapMemory(vk->dev, b->mem);
+    free(b->view);
     vkDestroyBuffer(vk->dev, b->buf, NULL);
     vkFreeMemory(vk->dev, b->mem, NULL);
     free(b);
@@ -332,6 +333,22 @@ static int vkb_buf_read(rtr_backend *be, rtr_buf *b, size_t off, void *dst, size
         done += c;
     }
     return 0;
+}
+
+/* a mapped buffer is its own view; another is read into a host copy of its own */
+static const void *vkb_buf_view(rtr_backend *be, rtr_buf *b, size_t off, size_t n, rtr_err *err) {
+    vk_backend *vk = (vk_backend *)be;
+    if (vk->lost) { lost_err(err); return NULL; }
+    if (!b || off > b->size || n > b->size - off) {
+        rtr_seterr(err, RTR_EARG, "vulkan: view out of bounds");
+        return NULL;
+    }
+    if (b->map) return flush_uploads(vk, err) ? NULL : b->map + off;
+    if (!b->view && !(b->view = malloc(b->size ? b->size : 1))) {
+        rtr_seterr(err, RTR_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return vkb_buf_read(be, b, off, b->view + off, n, err) ? NULL : b->view + off;
 }
 
 /* ---- profiling (ROTOR_VK_PROFILE) ---- */
@@ -525,6 +542,7 @@ static const rtr_backend_ops vk_ops = {
     .buf_free = vkb_buf_free,
     .buf_write = vkb_buf_write,
     .buf_read = vkb_buf_read,
+    .buf_view = vkb_buf_view,
     .begin = vkb_begin,
     .run = vkb_run,
     .end = vkb_end,

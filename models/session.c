@@ -67,7 +67,8 @@ int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *o, 
     s->h_ids = malloc((size_t)B * 4);
     s->h_pos = malloc((size_t)B * 4);
     s->h_slot = malloc((size_t)B * 4);
-    s->logits = malloc((size_t)h->n_vocab * 4);
+    s->logits = calloc((size_t)h->n_vocab, 4);
+    s->view = s->logits;
     if (!s->slot_pos || !s->h_ids || !s->h_pos || !s->h_slot || !s->logits) { rtr_session_free(s); return rtr_seterr(err, RTR_ENOMEM, "out of memory"); }
     rtr_backend *be = m->be;
     size_t kv_elt = s->kv_type == RTR_T_F32 ? 4 : 2;
@@ -125,7 +126,7 @@ int rtr_session_rewind(rtr_session *s, int n) {
     return 0;
 }
 
-const float *rtr_logits(const rtr_session *s) { return s->logits; }
+const float *rtr_logits(const rtr_session *s) { return s->view; }
 
 static rtr_ref R(rtr_buf *b, size_t off) { rtr_ref r = {b, off}; return r; }
 static const rtr_ref NONE = {NULL, 0};
@@ -298,7 +299,11 @@ static int forward(rtr_session *s, int n, int want_out, rtr_err *err) {
     if ((r = ops->end(be, err))) return r;
     if (want_out) {
         size_t bytes = (size_t)(h->pooling_last ? D : h->n_vocab) * 4;
-        if ((r = ops->buf_read(be, s->out, 0, s->logits, bytes, err))) return r;
+        s->view = s->logits;
+        rtr_err e2, *ep = err ? err : &e2;
+        const float *v = ops->buf_view(be, s->out, 0, bytes, ep);
+        if (!v) return ep->code;
+        s->view = v;
     }
     return 0;
 }
@@ -345,8 +350,8 @@ int rtr_embed(rtr_session *s, const int32_t *ids, int n, float *out, rtr_err *er
     int r = rtr_eval(s, ids, n, err);
     if (r) return r;
     double ss = 0;
-    for (int i = 0; i < h->n_embd; i++) ss += (double)s->logits[i] * s->logits[i];
+    for (int i = 0; i < h->n_embd; i++) ss += (double)s->view[i] * s->view[i];
     float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0;
-    for (int i = 0; i < h->n_embd; i++) out[i] = s->logits[i] * inv;
+    for (int i = 0; i < h->n_embd; i++) out[i] = s->view[i] * inv;
     return 0;
 }

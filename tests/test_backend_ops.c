@@ -777,6 +777,14 @@ static void t_buffers(ctx *c) {
             ok = !be->ops->buf_read(be, b, 1, back, 7, &e);
             CHECK(ok && !memcmp(back, src + 1, 7), "%s: read at offset 1 of %zu-byte buffer", c->name, n);
         }
+        const uint8_t *v = be->ops->buf_view(be, b, 0, n, &e);
+        CHECK(v && !memcmp(v, src, n), "%s: view of a %zu-byte buffer does not show what was written (%s)", c->name, n,
+              v ? "" : e.msg);
+        if (n > 8) {
+            v = be->ops->buf_view(be, b, 3, 7, &e);
+            CHECK(v && !memcmp(v, src + 3, 7), "%s: view at offset 3 of a %zu-byte buffer", c->name, n);
+        }
+        CHECK(!be->ops->buf_view(be, b, 1, n, &e) && e.code == RTR_EARG, "%s: view past the end accepted", c->name);
         CHECK(be->ops->buf_write(be, b, n, src, 1, &e) == RTR_EARG, "%s: write past the end accepted", c->name);
         CHECK(be->ops->buf_read(be, b, 1, back, n, &e) == RTR_EARG, "%s: read past the end accepted", c->name);
         be->ops->buf_free(be, b);
