@@ -1,11 +1,14 @@
 /* bench_opencl_launch.c: what a kernel launch costs the host on an OpenCL platform, and which
  * queue setups let two kernels run at the same time. One-token decode enqueues about 150 small
- * kernels a token, so the driver's cost per clEnqueueNDRangeKernel bounds tokens per second as
- * surely as the device does.
+ * kernels a token, so the driver's cost per clEnqueueNDRangeKernel, and the device's per launch,
+ * bound tokens per second as surely as the kernels do.
  *   1. host time per enqueue of an empty kernel with 2 buffer arguments, 16, and 14 plus a
  *      188-byte struct by value (the shape of rotor's one-token products), with the arguments
  *      left alone, and with the struct and ten buffers set again before every launch;
- *   2. concurrency: a kernel that polls a flag (giving up after POLLS polls) is enqueued first,
+ *   2. device time per launch: LAUNCHES launches of the 2-argument kernel queued behind a user
+ *      event, then released, so that the device runs them back to back with the host out of
+ *      the way (one work-group, and 132 x 256 work-items: an H100's multiprocessors once over);
+ *   3. concurrency: a kernel that polls a flag (giving up after POLLS polls) is enqueued first,
  *      a kernel that sets the flag second, on one in-order queue, on one out-of-order queue and
  *      on two in-order queues. The poller sees the flag only where the two run at once.
  * Not run by `make test`. Build and run on the machine to measure (the first GPU device found,
@@ -87,6 +90,30 @@ static int time_enqueue(cl_command_queue q, cl_kernel k, cl_mem *bufs, int reset
     return 0;
 }
 
+/* Device microseconds per launch of k (g work-items in groups of l), LAUNCHES of them queued
+ * behind a user event and timed from its release to the end of clFinish; best of two. */
+static int time_device(cl_context ctx, cl_command_queue q, cl_kernel k, size_t g, size_t l, double *us) {
+    *us = 1e30;
+    for (int rep = 0; rep < 2; rep++) {
+        cl_int rc;
+        cl_event gate = clCreateUserEvent(ctx, &rc);
+        TRY(rc, "clCreateUserEvent");
+        for (int i = 0; i < LAUNCHES; i++) {
+            TRY(clEnqueueNDRangeKernel(q, k, 1, NULL, &g, &l, i == 0, i == 0 ? &gate : NULL, NULL),
+                "clEnqueueNDRangeKernel");
+            if (i % 32 == 31) clFlush(q);
+        }
+        clFlush(q);
+        double t0 = now();
+        TRY(clSetUserEventStatus(gate, CL_COMPLETE), "clSetUserEventStatus");
+        TRY(clFinish(q), "clFinish");
+        double t = (now() - t0) * 1e6 / LAUNCHES;
+        clReleaseEvent(gate);
+        if (t < *us) *us = t;
+    }
+    return 0;
+}
+
 /* poller on qa, then setter on qb: the polls the poller made before it saw the flag */
 static int concurrent(cl_command_queue qa, cl_command_queue qb, cl_command_queue qw, cl_kernel kp, cl_kernel ks,
                       cl_mem flag, cl_mem out, int *polls) {
@@ -163,6 +190,13 @@ int main(void) {
     printf("  14 buffers + 188-byte struct                 %6.2f us\n", us);
     if (time_enqueue(q1, k14p, bufs, 1, &us)) return 1;
     printf("  the same, struct and 10 buffers set again    %6.2f us\n", us);
+
+    for (cl_uint a = 0; a < 2; a++) TRY(clSetKernelArg(k2, a, sizeof(cl_mem), &bufs[a]), "clSetKernelArg");
+    printf("device time per launch of the 2-argument kernel, %d queued behind a user event:\n", LAUNCHES);
+    if (time_device(ctx, q1, k2, 32, 32, &us)) return 1;
+    printf("  one work-group of 32                         %6.2f us\n", us);
+    if (time_device(ctx, q1, k2, 132 * 256, 256, &us)) return 1;
+    printf("  132 work-groups of 256                       %6.2f us\n", us);
 
     TRY(clSetKernelArg(kp, 0, sizeof flag, &flag), "clSetKernelArg");
     TRY(clSetKernelArg(kp, 1, sizeof out, &out), "clSetKernelArg");
