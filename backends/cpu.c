@@ -290,7 +290,12 @@ static void op_kv_store(void *v, int ith, int nth) {
     int n = op->p.kv.n, lo, hi;
     split(op->rows, ith, nth, 1, &lo, &hi);
     const int32_t *slot = (const int32_t *)PTR(op->c);
+    /* slots that fit in both caches; any other is skipped, as the GPU backends do */
+    size_t row = (size_t)n * (op->p.kv.type == RTR_T_F32 ? 4 : 2);
+    size_t kcap = op->dst.off <= op->dst.buf->size ? (op->dst.buf->size - op->dst.off) / row : 0;
+    size_t vcap = op->dst2.off <= op->dst2.buf->size ? (op->dst2.buf->size - op->dst2.off) / row : 0;
     for (int r = lo; r < hi; r++) {
+        if (slot[r] < 0 || (size_t)slot[r] >= kcap || (size_t)slot[r] >= vcap) continue;
         const float *ks = F32(op->a) + (size_t)r * n, *vs = F32(op->b) + (size_t)r * n;
         if (op->p.kv.type == RTR_T_F32) {
             memcpy(F32(op->dst) + (size_t)slot[r] * n, ks, (size_t)n * 4);

@@ -190,6 +190,7 @@ inline int xl_at(int i) { return (i & ~7) | ((i & 7) ^ ((i >> 2) & 6)); }
 #define TV_MAXU 10 /* the most weight pieces a work-item holds (maxu below: matmul_t2_vec_g) */
 #define TV_MAXU_ROW 8 /* the others' (T2_VEC_MAXU of the host) */
 #define TV_KMAX 8192
+#define TV_NG (TV_KMAX / 4 / TV_WG)
 
 /* the matrix and row of a work-group's row slot rl; 0 when past the end */
 inline int tv_row(const rtr_params *P, int grp, int rl, int *m, int *lr) {
@@ -248,9 +249,74 @@ inline void tv_rkv_store(const rtr_params *P, int m, int lr, __local const float
     }
 }
 
+/* The quantizing RMSNORM of one row as every work-group of a one-token launch does it for
+ * itself (rmsnorm.cl's arithmetic): the row a (n floats, n a multiple of 4, float4-aligned) times
+ * 1/rms and the weight nw (or 1: hasw = 0), as int8 into xw (words, permuted by xl_at) for the
+ * kpad/4 words, their code sum into *xt; wq (work-group 0's q and qs, or 0) gets the words and
+ * 1/s too. ng float4 a work-item of wg (constants once inlined); returns 1/s. */
+inline float t2_norm_quant(__global const float4 *a4, __global const float4 *w4, int n, int hasw, float eps, int kpad,
+                           const int ng, const int wg, __local uint *xw, __local float *red, int *xt,
+                           __global uint *wq, __global float *wqs) {
+    const int n4 = n / 4, lid = get_local_id(0);
+    float4 y[TV_NG], ws[TV_NG];
+    float ss = 0.0f, mx = 0.0f;
+    #pragma unroll
+    for (int i = 0; i < ng; i++) {
+        int g4 = lid + i * wg;
+        y[i] = g4 < n4 ? a4[g4] : (float4)(0.0f);
+        ws[i] = hasw && g4 < n4 ? w4[g4] : (float4)(1.0f);
+    }
+    /* the sum of squares and the largest |x w| in one reduction: the largest |x / rms * w|
+     * is that times 1 / rms, to within a rounding the quantizer's clamp absorbs */
+    #pragma unroll
+    for (int i = 0; i < ng; i++) {
+        ss += y[i].s0 * y[i].s0 + y[i].s1 * y[i].s1 + y[i].s2 * y[i].s2 + y[i].s3 * y[i].s3;
+        float4 yw = fabs(y[i] * ws[i]);
+        mx = fmax(mx, fmax(fmax(yw.s0, yw.s1), fmax(yw.s2, yw.s3)));
+    }
+    float2 r = wg_sum_max(ss, mx, red);
+    float inv = 1.0f / sqrt(r.x / (float)n + eps);
+    mx = r.y * inv;
+    #pragma unroll
+    for (int i = 0; i < ng; i++) y[i] = y[i] * inv * ws[i];
+    if (!(mx > 1e-5f)) mx = 1e-5f;
+    float s = 127.0f / mx;
+    #pragma unroll
+    for (int i = 0; i < ng; i++) {
+        int g4 = lid + i * wg;
+        if (g4 >= kpad / 4) break;
+        uint word = (uint)(uchar)quant_i8(y[i].s0, s) | (uint)(uchar)quant_i8(y[i].s1, s) << 8 |
+                    (uint)(uchar)quant_i8(y[i].s2, s) << 16 | (uint)(uchar)quant_i8(y[i].s3, s) << 24;
+        xw[xl_at(g4 >> 2) * 4 + (g4 & 3)] = word;
+        *xt = dot4su(word, 0x01010101u, *xt);
+        if (wq) wq[g4] = word;
+    }
+    if (wq && lid == 0) *wqs = mx / 127.0f;
+    return mx / 127.0f;
+}
+
+/* Piece j of a T2 row (its 16 bytes w) against the int8 row in xl, added to the four plane
+ * sums a: piece j is half j&1 of block j/2; its plane p meets activation uint4 2p + (j&1) of the
+ * block. Each 2-bit code becomes w + 1 (0, 1, 2: the low bit replaced by low XOR NOT high) for
+ * one signed x unsigned dot product a byte lane: sum w x = sum (w + 1) x - sum x, the last term
+ * once a row. Plane p is masked in place, which scales its products by 4^p (at most 2 << 6 =
+ * 128 a lane: still a byte), so each plane keeps its own sum, divided exactly at the end
+ * (t2_planes_sum). */
+inline int4 t2_piece(uint4 w, __local const uint4 *xl, int j, int4 a) {
+    int i0 = (j >> 1) * 8 + (j & 1);
+    uint4 c = w ^ ((~w >> 1) & 0x55555555u);
+    uint4 x0 = xl[xl_at(i0)], x1 = xl[xl_at(i0 + 2)], x2 = xl[xl_at(i0 + 4)], x3 = xl[xl_at(i0 + 6)];
+    uint4 c0 = c & 0x03030303u, c1 = c & 0x0c0c0c0cu, c2 = c & 0x30303030u, c3 = c & 0xc0c0c0c0u;
+    a.s0 = dot4su(x0.s0, c0.s0, dot4su(x0.s1, c0.s1, dot4su(x0.s2, c0.s2, dot4su(x0.s3, c0.s3, a.s0))));
+    a.s1 = dot4su(x1.s0, c1.s0, dot4su(x1.s1, c1.s1, dot4su(x1.s2, c1.s2, dot4su(x1.s3, c1.s3, a.s1))));
+    a.s2 = dot4su(x2.s0, c2.s0, dot4su(x2.s1, c2.s1, dot4su(x2.s2, c2.s2, dot4su(x2.s3, c2.s3, a.s2))));
+    a.s3 = dot4su(x3.s0, c3.s0, dot4su(x3.s1, c3.s1, dot4su(x3.s2, c3.s2, dot4su(x3.s3, c3.s3, a.s3))));
+    return a;
+}
+inline int t2_planes_sum(int4 a) { return a.s0 + (a.s1 >> 2) + (a.s2 >> 4) + (a.s3 >> 6); }
+
 /* The body of the entry points below; ng and maxu (constants once inlined) are how many float4
  * of the norm's row and how many 16-byte weight pieces a work-item holds in registers. */
-#define TV_NG (TV_KMAX / 4 / TV_WG)
 inline void t2_vec(__global const float *a, __global const float *nw, __global uint *q,
                    __global float *qs, __global const uint *w0, __global const uint *w1,
                    __global const uint *w2, __global float *o0, __global float *o1,
@@ -288,44 +354,9 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
     float xs;
     int xt = 0;
     if (P.i[9]) {
-        __global const float4 *a4 = (__global const float4 *)(a + P.off[0]);
-        __global const float4 *w4 = (__global const float4 *)(nw + P.off[1]);
-        const int n4 = n / 4, hasw = P.i[8];
-        float4 y[TV_NG], ws[TV_NG];
-        float ss = 0.0f, mx = 0.0f;
-        #pragma unroll
-        for (int i = 0; i < ng; i++) {
-            int g4 = lid + i * TV_WG;
-            y[i] = g4 < n4 ? a4[g4] : (float4)(0.0f);
-            ws[i] = hasw && g4 < n4 ? w4[g4] : (float4)(1.0f);
-        }
-        /* the sum of squares and the largest |x w| in one reduction: the largest |x / rms * w|
-         * is that times 1 / rms, to within a rounding the quantizer's clamp absorbs */
-        #pragma unroll
-        for (int i = 0; i < ng; i++) {
-            ss += y[i].s0 * y[i].s0 + y[i].s1 * y[i].s1 + y[i].s2 * y[i].s2 + y[i].s3 * y[i].s3;
-            float4 yw = fabs(y[i] * ws[i]);
-            mx = fmax(mx, fmax(fmax(yw.s0, yw.s1), fmax(yw.s2, yw.s3)));
-        }
-        float2 r = wg_sum_max(ss, mx, red);
-        float inv = 1.0f / sqrt(r.x / (float)n + P.f[3]);
-        mx = r.y * inv;
-        #pragma unroll
-        for (int i = 0; i < ng; i++) y[i] = y[i] * inv * ws[i];
-        if (!(mx > 1e-5f)) mx = 1e-5f;
-        float s = 127.0f / mx;
-        xs = mx / 127.0f;
-        #pragma unroll
-        for (int i = 0; i < ng; i++) {
-            int g4 = lid + i * TV_WG;
-            if (g4 >= kpad / 4) break;
-            uint word = (uint)(uchar)quant_i8(y[i].s0, s) | (uint)(uchar)quant_i8(y[i].s1, s) << 8 |
-                        (uint)(uchar)quant_i8(y[i].s2, s) << 16 | (uint)(uchar)quant_i8(y[i].s3, s) << 24;
-            xw[xl_at(g4 >> 2) * 4 + (g4 & 3)] = word;
-            xt = dot4su(word, 0x01010101u, xt);
-            if (grp == 0) q[P.off[2] + g4] = word;
-        }
-        if (grp == 0 && lid == 0) qs[P.off[3]] = xs;
+        xs = t2_norm_quant((__global const float4 *)(a + P.off[0]), (__global const float4 *)(nw + P.off[1]), n,
+                           P.i[8], P.f[3], kpad, ng, TV_WG, xw, red, &xt, grp == 0 ? q + P.off[2] : 0,
+                           qs + P.off[3]);
     } else {
         __global const uint4 *q4 = (__global const uint4 *)(q + P.off[2]);
         for (int i = lid; i < kpad / 16; i += TV_WG) {
@@ -337,30 +368,18 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
     }
     wg_add_int(xsum, xt);
     barrier(CLK_LOCAL_MEM_FENCE);
-    /* 3. the dot products: piece j is half j&1 of block j/2; its plane p meets activation
-     * uint4 2p + (j&1) of the block. Each 2-bit code becomes w + 1 (0, 1, 2: the low bit
-     * replaced by low XOR NOT high) for one signed x unsigned dot product a byte lane: sum w x
-     * = sum (w + 1) x - sum x, the last term *xsum once a row. Plane p is masked in place,
-     * which scales its products by 4^p (at most 2 << 6 = 128 a lane: still a byte), so each
-     * plane keeps its own sum, divided exactly at the end. */
-    int a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    /* 3. the dot products (t2_piece) */
+    int4 acc = (int4)(0);
     #pragma unroll
     for (int u = 0; u < maxu; u++) {
         int j = lane + u * lpr;
         if (j >= kw4) break;
-        int i0 = (j >> 1) * 8 + (j & 1);
-        uint4 c = wv[u] ^ ((~wv[u] >> 1) & 0x55555555u);
-        uint4 x0 = xl[xl_at(i0)], x1 = xl[xl_at(i0 + 2)], x2 = xl[xl_at(i0 + 4)], x3 = xl[xl_at(i0 + 6)];
-        uint4 c0 = c & 0x03030303u, c1 = c & 0x0c0c0c0cu, c2 = c & 0x30303030u, c3 = c & 0xc0c0c0c0u;
-        a0 = dot4su(x0.s0, c0.s0, dot4su(x0.s1, c0.s1, dot4su(x0.s2, c0.s2, dot4su(x0.s3, c0.s3, a0))));
-        a1 = dot4su(x1.s0, c1.s0, dot4su(x1.s1, c1.s1, dot4su(x1.s2, c1.s2, dot4su(x1.s3, c1.s3, a1))));
-        a2 = dot4su(x2.s0, c2.s0, dot4su(x2.s1, c2.s1, dot4su(x2.s2, c2.s2, dot4su(x2.s3, c2.s3, a2))));
-        a3 = dot4su(x3.s0, c3.s0, dot4su(x3.s1, c3.s1, dot4su(x3.s2, c3.s2, dot4su(x3.s3, c3.s3, a3))));
+        acc = t2_piece(wv[u], xl, j, acc);
     }
     /* 4. one work-item a row sums its lanes and writes: the row's first lane, the lanes' sums
      * joined by warp shuffles where there are warps (a row's lanes are in one), else work-item
      * r for row r after a pass through local memory */
-    int d = a0 + (a1 >> 2) + (a2 >> 4) + (a3 >> 6), row = lid / lpr, owner = lane == 0;
+    int d = t2_planes_sum(acc), row = lid / lpr, owner = lane == 0;
 #if defined(RTR_WARPS)
     for (int k = lpr / 2; k > 0; k >>= 1) d += shfl_xor_i(d, k);
 #else

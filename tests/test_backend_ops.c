@@ -748,6 +748,78 @@ static void t_batch(ctx *c, int kt) {
     free(emb); free(nw); free(row); free(wq); free(wg); free(wd);
 }
 
+/* One token's layer head as the graph gives it (quantizing norm, q/k/v product, RoPE of q and
+ * k, KV store, attention), which a GPU backend may run as one launch for short rings: 2B4T's
+ * shape on both cache types, a ring that ends mid-way with sinks and a window, a wrapped one,
+ * a slot past the cache (not stored), and a ring too long for that launch. */
+static void t_qkv_attn(ctx *c) {
+    static const int cfg[][9] = {
+        /* D, n_head, n_kv, hd, cap, filled, n_sink, window, f32 */
+        {2560, 20, 5, 128, 256, 100, 0, 4096, 1}, {2560, 20, 5, 128, 256, 100, 0, 4096, 0},
+        {1000, 8, 2, 64, 512, 700, 4, 300, 1},    {640, 6, 3, 32, 100, 100, 2, 4096, 0},
+        {1000, 8, 2, 64, 600, 550, 0, 4096, 1},   {320, 4, 4, 40, 64, 30, 0, 4096, 0},
+    };
+    for (int ci = 0; ci < (int)(sizeof cfg / sizeof cfg[0]) && !c->broken; ci++) {
+        int D = cfg[ci][0], nh = cfg[ci][1], nkv = cfg[ci][2], hd = cfg[ci][3], cap = cfg[ci][4];
+        int filled = cfg[ci][5], sink = cfg[ci][6], window = cfg[ci][7], f32 = cfg[ci][8];
+        int qd = nh * hd, kvn = nkv * hd, kt = f32 ? RTR_T_F32 : RTR_T_F16, es = f32 ? 4 : 2;
+        size_t rb = rtr_t2_row_bytes((uint64_t)D), kp = rtr_t2_kpad((uint64_t)D);
+        int nrow = qd + 2 * kvn;
+        uint8_t *w = malloc((size_t)nrow * rb);
+        int8_t *row = malloc((size_t)D);
+        for (int r = 0; r < nrow; r++) {
+            for (int j = 0; j < D; j++) row[j] = (int8_t)(rnd(c) % 3) - 1;
+            rtr_t2_pack_row(row, D, w + (size_t)r * rb);
+        }
+        float *x = rand_f32(c, (size_t)D, -2, 2), *nw = rand_f32(c, (size_t)D, 0.5f, 1.5f);
+        int32_t *spos = malloc((size_t)cap * 4);
+        fill_ring(c, spos, cap, filled, sink);
+        int p = filled - 1, sl = p < sink ? p : sink + (p - sink) % (cap - sink);
+        if (ci == 3) sl = cap + 5; /* a slot past the caches: nothing stored */
+        void *kc = f32 ? (void *)rand_f32(c, (size_t)cap * kvn, -1, 1) : (void *)rand_f16(c, (size_t)cap * kvn, -1, 1);
+        void *vc = f32 ? (void *)rand_f32(c, (size_t)cap * kvn, -1, 1) : (void *)rand_f16(c, (size_t)cap * kvn, -1, 1);
+        tbuf *W = tb_new(c, (size_t)nrow * rb, w, RTR_BUF_WEIGHT), *NW = tb_new(c, (size_t)D * 4, nw, RTR_BUF_WEIGHT);
+        tbuf *X = tb_new(c, (size_t)D * 4, x, 0), *QA = tb_new(c, kp, NULL, 0), *QS = tb_new(c, 4, NULL, 0);
+        tbuf *Q = tb_new(c, (size_t)qd * 4, NULL, 0), *K = tb_new(c, (size_t)kvn * 4, NULL, 0), *V = tb_new(c, (size_t)kvn * 4, NULL, 0);
+        tbuf *KC = tb_new(c, (size_t)cap * kvn * es, kc, 0), *VC = tb_new(c, (size_t)cap * kvn * es, vc, 0);
+        tbuf *SP = tb_new(c, (size_t)cap * 4, spos, 0), *PO = tb_new(c, 4, &p, 0), *SL = tb_new(c, 4, &sl, 0);
+        tbuf *AT = tb_new(c, (size_t)qd * 4, NULL, 0);
+        rtr_op o[6];
+        memset(o, 0, sizeof o);
+        o[0].kind = RTR_OP_RMSNORM; o[0].rows = 1; o[0].a = TR(X, 0); o[0].c = TR(NW, 0); o[0].dst2 = TR(QA, 0);
+        o[0].dst3 = TR(QS, 0); o[0].p.norm.n = D; o[0].p.norm.eps = 1e-5f;
+        o[1].kind = RTR_OP_MATMUL_T2; o[1].rows = 1; o[1].a = TR(QA, 0); o[1].b = TR(QS, 0); o[1].p.mm.n_mat = 3;
+        o[1].p.mm.k = D; o[1].p.mm.w[0] = TR(W, 0); o[1].p.mm.w[1] = TR(W, (size_t)qd * rb);
+        o[1].p.mm.w[2] = TR(W, (size_t)(qd + kvn) * rb); o[1].p.mm.out[0] = TR(Q, 0); o[1].p.mm.out[1] = TR(K, 0);
+        o[1].p.mm.out[2] = TR(V, 0); o[1].p.mm.n[0] = qd; o[1].p.mm.n[1] = kvn; o[1].p.mm.n[2] = kvn;
+        o[1].p.mm.alpha[0] = 1.3f; o[1].p.mm.alpha[1] = 0.8f; o[1].p.mm.alpha[2] = 1.1f;
+        o[2].kind = RTR_OP_ROPE; o[2].rows = 1; o[2].a = TR(Q, 0); o[2].b = TR(PO, 0); o[2].p.rope.n_head = nh;
+        o[2].p.rope.head_dim = hd; o[2].p.rope.rot_dim = hd; o[2].p.rope.theta = 500000;
+        o[3] = o[2]; o[3].a = TR(K, 0); o[3].p.rope.n_head = nkv;
+        o[4].kind = RTR_OP_KV_STORE; o[4].rows = 1; o[4].a = TR(K, 0); o[4].b = TR(V, 0); o[4].c = TR(SL, 0);
+        o[4].dst = TR(KC, 0); o[4].dst2 = TR(VC, 0); o[4].p.kv.n = kvn; o[4].p.kv.type = kt;
+        o[5].kind = RTR_OP_ATTN; o[5].rows = 1; o[5].a = TR(Q, 0); o[5].b = TR(KC, 0); o[5].c = TR(VC, 0);
+        o[5].d = TR(SP, 0); o[5].e = TR(PO, 0); o[5].dst = TR(AT, 0); o[5].p.attn.n_head = nh; o[5].p.attn.n_kv = nkv;
+        o[5].p.attn.head_dim = hd; o[5].p.attn.cap = cap; o[5].p.attn.n_sink = sink; o[5].p.attn.window = window;
+        o[5].p.attn.scale = 1.0f / sqrtf((float)hd); o[5].p.attn.kv_type = kt;
+        char what[128];
+        snprintf(what, sizeof what, "layer head D=%d heads=%d/%d hd=%d cap=%d filled=%d sink=%d window=%d %s", D, nh, nkv,
+                 hd, cap, filled, sink, window, f32 ? "f32" : "f16");
+        if (!run_ops(c, o, 6, what)) {
+            cmp_bytes(c, QA, what);
+            cmp_f32(c, Q, 1e-5f, 1e-5f, what);
+            cmp_f32(c, K, 1e-5f, 1e-5f, what);
+            cmp_f32(c, V, 1e-5f, 1e-5f, what);
+            if (f32) { cmp_f32(c, KC, 1e-5f, 1e-5f, what); cmp_f32(c, VC, 1e-5f, 1e-5f, what); }
+            else { cmp_f16(c, KC, 1e-5f, 1e-3f, what); cmp_f16(c, VC, 1e-5f, 1e-3f, what); }
+            cmp_f32(c, AT, 1e-5f, 1e-4f, what);
+        }
+        tbuf *all[] = {W, NW, X, QA, QS, Q, K, V, KC, VC, SP, PO, SL, AT};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tb_free(c, all[i]);
+        free(w); free(row); free(x); free(nw); free(spos); free(kc); free(vc);
+    }
+}
+
 /* Transfers at odd offsets and sizes, large and small buffers, host-visible ones; bad calls. */
 static void t_buffers(ctx *c) {
     rtr_backend *be = c->be[1];
@@ -837,6 +909,7 @@ static void run_suite(const rtr_backend_entry *ent, const char *label, rtr_backe
     t_batch(&c, RTR_T_F16);
     t_batch(&c, RTR_T_F32);
     t_attn_decode(&c);
+    t_qkv_attn(&c);
     fprintf(stderr, "%s: %s\n", label, test_fail == before ? "all ops match the CPU" : "FAILURES above");
     gpu->ops->destroy(gpu);
 }
