@@ -667,7 +667,7 @@ static int qkv_chain(cl_backend *b, const rtr_op *op, const cl_launch *L, int *r
 #define QA_WG 512
 #define QA_CAP 512
 #define QA_HD 256
-#define QA_MAXU 10
+#define QA_MAXU 5
 #define QA_NMAX (2 * 4 * QA_WG)
 
 /* The held q/k/v launch in RoPE/KV mode (H) and the ATTN op that follows it as one qkv_attn

@@ -17,7 +17,9 @@
  * eps, theta, scale. */
 #define QA_WG 512
 #define QA_NG 2     /* float4 of the norm's row a work-item */
-#define QA_MAXU 10  /* 16-byte weight pieces a work-item holds for a pass of rows */
+/* 16-byte weight pieces a work-item holds for a pass of rows, two passes in flight: few enough
+ * registers (at most 128) for a work-group of QA_WG on NVIDIA */
+#define QA_MAXU 5
 #define QA_CAP 512  /* slots of the ring at most */
 #define QA_HD 256   /* head_dim at most */
 #define QA_TPS 4    /* work-items a slot's score */
