@@ -11,9 +11,8 @@
  * heads instead of one, ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention,
  * ROTOR_OPENCL_MERGE_LAUNCH=1 merges them in a launch of their own, ROTOR_OPENCL_FULLARGS=1
  * runs every one-token product through the kernels of all arguments, ROTOR_OPENCL_NOFVEC=1 a
- * one-token LM head through matmul_f instead of matmul_f_vec, ROTOR_OPENCL_NOQA=1 one token's
- * q/k/v product and attention as two launches instead of qkv_attn, and ROTOR_OPENCL_NOPIN=1
- * views of host-read buffers through malloc'd memory (all for comparison);
+ * one-token LM head through matmul_f instead of matmul_f_vec and ROTOR_OPENCL_NOPIN=1 views
+ * of host-read buffers through malloc'd memory (all for comparison);
  * ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the backend is destroyed.
  */
 #include "opencl_impl.h"
@@ -54,7 +53,6 @@ static const char *const kernel_names[K_COUNT] = {
     [K_ATTN1] = "attn1",
     [K_ATTN1S] = "attn1s",
     [K_ATTN_MERGE] = "attn_merge",
-    [K_QKV_ATTN] = "qkv_attn",
     [K_GLU] = "glu",
     [K_ADD] = "add",
 };
@@ -438,10 +436,6 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     b->no_vec = rtr_env_flag("ROTOR_OPENCL_NOVEC");
     b->full_args = rtr_env_flag("ROTOR_OPENCL_FULLARGS");
     b->no_fvec = rtr_env_flag("ROTOR_OPENCL_NOFVEC");
-    b->no_qa = rtr_env_flag("ROTOR_OPENCL_NOQA");
-    if (clGetKernelWorkGroupInfo(b->k[K_QKV_ATTN], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) != CL_SUCCESS ||
-        kwg < 512)
-        b->no_qa = 1;
     b->no_pin = rtr_env_flag("ROTOR_OPENCL_NOPIN");
     for (int k = K_T2_VEC; k <= K_T2_VEC_G2; k++)
         if (clGetKernelWorkGroupInfo(b->k[k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) == CL_SUCCESS &&

@@ -20,9 +20,9 @@ struct rtr_buf {
 /* Mirror of rtr_params in kernels/_common.cl: element offsets of the buffer arguments, then
  * integer and float scalars. Passed by value as each kernel's last argument. */
 typedef struct {
-    cl_ulong off[16];
-    cl_int i[16];
-    cl_float f[8];
+    cl_ulong off[14];
+    cl_int i[14];
+    cl_float f[5];
 } cl_params;
 
 enum {
@@ -45,7 +45,6 @@ enum {
     K_ATTN1, /* one head a work-group (one-row attention) */
     K_ATTN1S,
     K_ATTN_MERGE,
-    K_QKV_ATTN, /* one token's q/k/v product through attention, short rings */
     K_GLU,
     K_ADD,
     K_COUNT
@@ -62,7 +61,7 @@ typedef struct {
     size_t g[3], l[3];
 } cl_launch;
 
-enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3, HELD_MM = 4, HELD_QKV = 5, HELD_QKVA = 6 };
+enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3, HELD_MM = 4, HELD_QKV = 5 };
 
 typedef struct {
     rtr_backend base;
@@ -82,7 +81,6 @@ typedef struct {
     int no_fuse_rkv; /* RoPE and KV store kept out of the q/k/v product (ROTOR_OPENCL_NORKV), for comparison */
     int no_vec_glu; /* matmul_t2_vec_g turned off (ROTOR_OPENCL_NOVECGLU), for comparison */
     int no_pin;     /* views of RTR_BUF_HOST buffers through malloc'd memory (ROTOR_OPENCL_NOPIN), for comparison */
-    int no_qa;      /* qkv_attn unusable (work-group too large) or turned off (ROTOR_OPENCL_NOQA) */
     int no_fvec;    /* the LM head of one token through matmul_f (ROTOR_OPENCL_NOFVEC), for comparison */
     int full_args;  /* one-token products always through the kernels of all arguments (ROTOR_OPENCL_FULLARGS) */
     int no_vec; /* matmul_t2_vec unusable (work-group too large) or turned off (ROTOR_OPENCL_NOVEC) */

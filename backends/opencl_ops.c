@@ -6,9 +6,8 @@
  * driver enqueues faster). Three patterns of the model graph are fused to save launches: RoPE(q),
  * RoPE(k), KV_STORE of k and v become one rope_kv launch; a GLU followed by the RMSNORM of its
  * output becomes one rmsnorm launch; and (decode) the quantizing RMSNORM of one row, the ternary
- * product of its output and the GLU of a gate/up pair's outputs become one matmul_t2_vec launch;
- * a one-token q/k/v product with its norm, the RoPEs and KV store behind it become that launch in
- * RoPE/KV mode, or, with the attention that follows over a short ring, one qkv_attn launch.
+ * product of its output and the GLU of a gate/up pair's outputs become one matmul_t2_vec launch,
+ * which a one-token q/k/v product also does with the RoPEs and KV store behind it (RoPE/KV mode).
  * For that, a RoPE, GLU, such RMSNORM or one-token product is held back until the next op (or
  * end, buf_read, buf_write) shows whether it fuses; ops still take effect in order. A product
  * matmul_t2_vec cannot take runs after its norm, unfused.
@@ -654,59 +653,8 @@ static int qkv_chain(cl_backend *b, const rtr_op *op, const cl_launch *L, int *r
     H->p.i[12] = L->p.i[5];
     H->p.i[13] = L->p.i[7];
     H->p.f[4] = rk->p.rope.theta;
-    if (!b->no_qa && H->p.i[9]) { /* an attention over a short ring may follow (qa_launch) */
-        b->held = HELD_QKVA;
-        return 1;
-    }
     b->held = 0;
     *rc = submit(b, H, err);
-    return 1;
-}
-
-/* qkv_attn.cl's limits */
-#define QA_WG 512
-#define QA_CAP 512
-#define QA_HD 256
-#define QA_MAXU 5
-#define QA_NMAX (2 * 4 * QA_WG)
-
-/* The held q/k/v launch in RoPE/KV mode (H) and the ATTN op that follows it as one qkv_attn
- * launch (F): one token, the attention reading the q the product wrote and the caches the store
- * wrote, at the rotation's positions, over at most QA_CAP slots, writing a buffer none of the
- * others is. Returns 0 when the two must run as they are. */
-static int qa_launch(const cl_launch *H, const rtr_op *mm, const rtr_op *at, cl_launch *F) {
-    int nh = at->p.attn.n_head, nkv = at->p.attn.n_kv, hd = at->p.attn.head_dim, f32 = (H->p.i[10] & 2) != 0;
-    if (at->rows != 1 || hd != H->p.i[11] || hd % 4 || hd > QA_HD || nkv <= 0 || nh % nkv ||
-        nh * hd != mm->p.mm.n[0] || nkv * hd != mm->p.mm.n[1] || at->p.attn.cap <= 0 || at->p.attn.cap > QA_CAP ||
-        H->p.i[0] > QA_NMAX || (at->p.attn.kv_type == RTR_T_F32) != f32 || !same_ref(at->a, mm->p.mm.out[0]))
-        return 0;
-    if (M(at->b) != H->m[12] || at->b.off / (f32 ? 4 : 2) != H->p.off[12] || M(at->c) != H->m[13] ||
-        at->c.off / (f32 ? 4 : 2) != H->p.off[13] || M(at->e) != H->m[10] || at->e.off / 4 != H->p.off[10] ||
-        at->d.off % 4 || at->dst.off % 4)
-        return 0;
-    for (int i = 0; i < 14; i++)
-        if (H->m[i] && (H->m[i] == M(at->dst) || (H->m[i] == M(at->d) && i != 10 && i != 11))) return 0;
-    if (M(at->d) == M(at->dst)) return 0;
-    int kw4 = H->p.i[1] / 64, lpr = 4;
-    while (lpr < 32 && kw4 > lpr * QA_MAXU) lpr *= 2;
-    if (kw4 > lpr * QA_MAXU) return 0;
-    memset(F, 0, sizeof *F);
-    F->k = K_QKV_ATTN;
-    F->nmem = 16;
-    memcpy(F->m, H->m, 14 * sizeof(cl_mem));
-    F->m[14] = M(at->d);
-    F->m[15] = M(at->dst);
-    memcpy(F->p.off, H->p.off, 14 * sizeof(cl_ulong));
-    F->p.off[14] = at->d.off / 4;
-    F->p.off[15] = at->dst.off / 4;
-    int v[12] = {H->p.i[0], H->p.i[1], hd, lpr, nh, nkv, H->p.i[8], f32, H->p.i[12], at->p.attn.cap, at->p.attn.n_sink,
-                 at->p.attn.window};
-    memcpy(F->p.i, v, sizeof v);
-    for (int i = 0; i < 5; i++) F->p.f[i] = H->p.f[i];
-    F->p.f[5] = at->p.attn.scale;
-    F->dims = 1;
-    F->g[0] = (size_t)nh * QA_WG;
-    F->l[0] = QA_WG;
     return 1;
 }
 
@@ -739,14 +687,6 @@ int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
     cl_launch *H = &b->held_launch;
     if (b->held == HELD_QKV) {
         if (qkv_chain(b, op, &L[0], &r, err)) return r;
-        if ((r = cl_flush_held(b, err))) return r;
-    }
-    if (b->held == HELD_QKVA) {
-        cl_launch F;
-        if (op->kind == RTR_OP_ATTN && qa_launch(H, &b->held_op[0], op, &F)) {
-            b->held = 0;
-            return submit(b, &F, err);
-        }
         if ((r = cl_flush_held(b, err))) return r;
     }
     if (op->kind == RTR_OP_ROPE) {

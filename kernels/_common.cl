@@ -13,9 +13,9 @@
 #endif
 
 typedef struct {
-    ulong off[16];
-    int i[16];
-    float f[8];
+    ulong off[14];
+    int i[14];
+    float f[5];
 } rtr_params;
 
 /* Eight f16 (16-byte aligned) or f32 (32-byte aligned) values as floats, in whole-vector loads:

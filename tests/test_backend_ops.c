@@ -749,10 +749,10 @@ static void t_batch(ctx *c, int kt) {
 }
 
 /* One token's layer head as the graph gives it (quantizing norm, q/k/v product, RoPE of q and
- * k, KV store, attention), which a GPU backend may run as one launch for short rings: 2B4T's
- * shape on both cache types, a ring that ends mid-way with sinks and a window, a wrapped one,
- * a slot past the cache (not stored), and a ring too long for that launch. */
-static void t_qkv_attn(ctx *c) {
+ * k, KV store, attention), which GPU backends fuse into fewer launches: 2B4T's shape on both
+ * cache types, a ring that ends mid-way with sinks and a window, a wrapped one, a slot past the
+ * caches (nothing stored), rings of 64 to 600 slots. */
+static void t_layer_head(ctx *c) {
     static const int cfg[][9] = {
         /* D, n_head, n_kv, hd, cap, filled, n_sink, window, f32 */
         {2560, 20, 5, 128, 256, 100, 0, 4096, 1}, {2560, 20, 5, 128, 256, 100, 0, 4096, 0},
@@ -909,7 +909,7 @@ static void run_suite(const rtr_backend_entry *ent, const char *label, rtr_backe
     t_batch(&c, RTR_T_F16);
     t_batch(&c, RTR_T_F32);
     t_attn_decode(&c);
-    t_qkv_attn(&c);
+    t_layer_head(&c);
     fprintf(stderr, "%s: %s\n", label, test_fail == before ? "all ops match the CPU" : "FAILURES above");
     gpu->ops->destroy(gpu);
 }
