@@ -741,6 +741,14 @@ static void t_batch(ctx *c, int kt) {
         /* the residual stream went through int8 quantization twice: compare loosely */
         cmp_f32(c, x, 1e-3f, 2e-3f, what);
         cmp_f32(c, head, 1e-3f, 5e-3f, what);
+        /* the output as a view (where a device keeps a host copy, read at the batch's end) */
+        float *hr = malloc(head->n);
+        rtr_err e = {0};
+        int rd = c->be[1]->ops->buf_read(c->be[1], head->b[1], 0, hr, head->n, &e);
+        const void *hv = c->be[1]->ops->buf_view(c->be[1], head->b[1], 0, head->n, &e);
+        CHECK(!rd && hv && !memcmp(hv, hr, head->n), "%s: %s: a view of the output differs from a read (%s)", c->name,
+              what, e.msg);
+        free(hr);
         p0 += n;
     }
     tbuf *all[] = {E, NW, WQ, WG, WD, ids, pos, slot, SP, KC, VC, x, qa, qs, q, k, v, att, g, u, head};
