@@ -544,8 +544,6 @@ static void cl_buf_free(rtr_backend *be, rtr_buf *buf) {
     for (int k = 0; k < K_COUNT; k++)
         for (int a = 0; a < CL_MAX_ARGS; a++)
             if (b->last_arg[k][a] == buf->mem) b->last_arg[k][a] = NULL;
-    for (int i = 0; i < b->n_pinned; i++)
-        if (b->pinned[i] == buf) b->pinned[i--] = b->pinned[--b->n_pinned];
     drop_host(b, buf);
     clReleaseMemObject(buf->mem);
     free(buf);
@@ -558,7 +556,6 @@ static int cl_buf_write(rtr_backend *be, rtr_buf *buf, size_t off, const void *s
     if (!n) return 0;
     int r = cl_flush_held(b, err);
     if (r) return r;
-    buf->fresh = 0;
     cl_int rc;
     if (n <= b->stage_cap - b->stage_used) {
         /* copied now, transferred in queue order without waiting; the copy lives until the
@@ -597,10 +594,6 @@ static const void *cl_buf_view(rtr_backend *be, rtr_buf *buf, size_t off, size_t
     if (off > buf->bytes || n > buf->bytes - off) {
         rtr_seterr(err, RTR_EARG, "opencl: view out of bounds");
         return NULL;
-    }
-    if (buf->fresh) {
-        int r = cl_flush_held((cl_backend *)be, err);
-        return r ? NULL : buf->host + off;
     }
     if (!buf->host && !(buf->host = malloc(buf->bytes ? buf->bytes : 1))) {
         rtr_seterr(err, RTR_ENOMEM, "out of memory");
@@ -678,16 +671,7 @@ static int cl_end(rtr_backend *be, rtr_err *err) {
     int r = cl_flush_held(b, err);
     b->pending = 0;
     b->flushed = 0;
-    /* the page-locked copies of buffers this batch used are read in the batch's own wait, so that
-     * a view of them (the logits) costs no second round trip */
-    for (int i = 0; i < b->n_pinned && !r; i++) {
-        rtr_buf *pb = b->pinned[i];
-        pb->fresh = clEnqueueReadBuffer(b->q, pb->mem, CL_FALSE, 0, pb->bytes, pb->host, 0, NULL, NULL) == CL_SUCCESS;
-    }
     cl_int rc = clFinish(b->q);
-    for (int i = 0; i < b->n_pinned; i++)
-        if (rc != CL_SUCCESS || r) b->pinned[i]->fresh = 0;
-    b->n_pinned = 0;
     b->stage_used = 0;
     if (b->prof_path) prof_collect(b);
     if (r) return r;

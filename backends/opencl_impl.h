@@ -15,7 +15,6 @@ struct rtr_buf {
      * speed; others a malloc'd copy, made on the first view */
     cl_mem pin;
     unsigned char *host;
-    int fresh; /* host holds the buffer's bytes as they are (read at the end of the batch) */
 };
 
 /* Mirror of rtr_params in kernels/_common.cl: element offsets of the buffer arguments, then
@@ -95,8 +94,6 @@ typedef struct {
     unsigned char *stage; /* host copies of small buf_writes, alive until the queue drains */
     size_t stage_cap, stage_used;
     int pending; /* enqueues since the last flush */
-    rtr_buf *pinned[4]; /* buffers with page-locked copies that this batch's ops use: read into */
-    int n_pinned;       /* their copies at its end, in the same wait (opencl.c, cl_end) */
     int flushed; /* a clFlush happened since the batch began */
     int held; /* HELD_*: a launch held back in case the next op fuses with it */
     int held_n;

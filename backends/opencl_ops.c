@@ -665,25 +665,11 @@ static void hold(cl_backend *b, int kind, const cl_launch *L, const rtr_op *op) 
     b->held_n = 1;
 }
 
-/* A buffer with a page-locked copy that an op uses may change: its copy is stale, and is read
- * again at the end of the batch (cl_end). */
-static void note_pinned(cl_backend *b, rtr_buf *buf) {
-    if (!buf || !buf->pin) return;
-    buf->fresh = 0;
-    for (int i = 0; i < b->n_pinned; i++)
-        if (b->pinned[i] == buf) return;
-    if (b->n_pinned < (int)(sizeof b->pinned / sizeof b->pinned[0])) b->pinned[b->n_pinned++] = buf;
-}
-
 int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
     cl_backend *b = (cl_backend *)be;
     cl_launch L[2];
     int nl = 0, r;
     if (op->rows < 0) return rtr_seterr(err, RTR_EARG, "opencl: negative row count");
-    const rtr_ref *refs[] = {&op->dst, &op->dst2, &op->dst3, &op->a, &op->b, &op->c, &op->d, &op->e};
-    for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) note_pinned(b, refs[i]->buf);
-    if (op->kind == RTR_OP_MATMUL_T2)
-        for (int i = 0; i < op->p.mm.n_mat && i < 3; i++) note_pinned(b, op->p.mm.out[i].buf);
     switch (op->kind) {
     case RTR_OP_EMBED: r = op_embed(b, op, L, &nl, err); break;
     case RTR_OP_RMSNORM: r = op_rmsnorm(b, op, L, &nl, err); break;
