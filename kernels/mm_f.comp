@@ -2,10 +2,7 @@
  * W is f32, f16, bf16 (read as 32-bit words, two halves each) or q8r (int8 rows of kq bytes,
  * zero past k, then one f32 scale per row: dst = scale[r] * (W[r] . a[t]), the activations
  * staying float as on the CPU).
- * Same team layout as mm_t2.comp: one team a weight row, TMAX tokens at a time. One token of
- * f16, bf16 or q8r rows that fill whole 16-byte pieces (the decode LM head) reads the row MAXP
- * pieces a lane at a time, every load of a run in flight before any is used: the loop of 4-byte
- * reads below keeps too few bytes in flight for the memory's bandwidth. */
+ * Same team layout as mm_t2.comp: one team a weight row, TMAX tokens at a time. */
 #version 450
 #define WG 128
 layout(local_size_x = WG) in;
@@ -14,10 +11,8 @@ layout(local_size_x = WG) in;
 layout(constant_id = 0) const uint TMAX = 1;
 
 layout(std430, binding = 0) readonly buffer BX { uint X[]; };   /* f32 [rows][k] */
-layout(std430, binding = 0) readonly buffer BX4 { vec4 X4[]; }; /* the same, 16 bytes at a time */
 layout(std430, binding = 1) readonly buffer BS { uint XS[]; };  /* unused (bound to X) */
 layout(std430, binding = 2) readonly buffer BW { uint W[]; };
-layout(std430, binding = 2) readonly buffer BW4 { uvec4 W4[]; };
 layout(std430, binding = 3) writeonly buffer BD { uint D[]; };
 
 layout(push_constant) uniform PC {
@@ -31,27 +26,6 @@ layout(push_constant) uniform PC {
 #define TPR 16u
 shared float red_x[TMAX * WG];
 #endif
-
-#define MAXP 12
-
-/* the 16-byte piece v of a row of type t (8 halves, or 16 signed bytes) . the floats from X4[x4] */
-float piece_dot(uvec4 v, uint x4, uint t) {
-    float s = 0.0;
-    if (t == 4) {
-        for (uint w = 0; w < 4; w++) {
-            uint b = v[w];
-            vec4 f = vec4(float(int(b << 24) >> 24), float(int(b << 16) >> 24), float(int(b << 8) >> 24), float(int(b) >> 24));
-            s += dot(f, X4[x4 + w]);
-        }
-        return s;
-    }
-    for (uint w = 0; w < 4; w += 2) {
-        vec2 a = t == 1 ? unpackHalf2x16(v[w]) : vec2(uintBitsToFloat(v[w] << 16), uintBitsToFloat(v[w] & 0xffff0000u));
-        vec2 b = t == 1 ? unpackHalf2x16(v[w + 1]) : vec2(uintBitsToFloat(v[w + 1] << 16), uintBitsToFloat(v[w + 1] & 0xffff0000u));
-        s += dot(vec4(a, b), X4[x4 + w / 2]);
-    }
-    return s;
-}
 
 float half_at(uint w, uint e) {
     return pc.type == 1 ? unpackHalf2x16(w)[e] : uintBitsToFloat(e == 0 ? w << 16 : w & 0xffff0000u);
@@ -76,23 +50,7 @@ void main() {
 #ifndef RTR_SG
         if (live) {
 #endif
-        bool pieces = TMAX == 1 && (pc.type == 1 || pc.type == 2 || pc.type == 4) && k % 16 == 0 &&
-                      pc.o[0] % 16 == 0 && pc.o[2] % 16 == 0 && (pc.type != 4 || pc.kq % 16 == 0);
-        if (pieces) {
-            uint vpp = pc.type == 4 ? 16 : 8, np = k / vpp;
-            uint wb4 = (pc.o[2] + row * (pc.type == 4 ? pc.kq : 2 * k)) / 16, xb4 = pc.o[0] / 16;
-            for (uint p0 = lane; p0 < np; p0 += tpr * MAXP) {
-                uvec4 wv[MAXP];
-                for (uint u = 0; u < MAXP; u++) {
-                    uint j = p0 + u * tpr;
-                    wv[u] = j < np ? W4[wb4 + j] : uvec4(0);
-                }
-                for (uint u = 0; u < MAXP; u++) {
-                    uint j = p0 + u * tpr;
-                    if (j < np) acc[0] += piece_dot(wv[u], xb4 + j * (vpp / 4), pc.type);
-                }
-            }
-        } else if (pc.type == 4) {
+        if (pc.type == 4) {
             /* word i holds weights 4i..4i+3, each a signed byte */
             uint kw = pc.kq / 4, wb = pc.o[2] / 4 + row * kw, xb = pc.o[0] / 4 + t0 * k;
             for (uint i = lane; i < (k + 3) / 4; i += tpr) {
