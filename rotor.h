@@ -119,7 +119,8 @@ size_t rtr_session_bytes(const rtr_session *s); /* KV cache and scratch, host an
  * Returns 0 or RTR_EARG. */
 int rtr_session_rewind(rtr_session *s, int n);
 
-/* Evaluates ids after what the session holds. Logits of the last id are then in rtr_logits. */
+/* Evaluates ids after what the session holds. Logits of the last id are then in rtr_logits,
+ * whose pointer holds until the session's next rtr_eval or rtr_embed. */
 int rtr_eval(rtr_session *s, const int32_t *ids, int n, rtr_err *err);
 const float *rtr_logits(const rtr_session *s); /* [n_vocab] */
 

@@ -110,8 +110,9 @@ typedef struct {
     int (*buf_write)(rtr_backend *be, rtr_buf *b, size_t off, const void *src, size_t n, rtr_err *err);
     int (*buf_read)(rtr_backend *be, rtr_buf *b, size_t off, void *dst, size_t n, rtr_err *err);
     /* What buf_read would copy, in place: a host pointer to n bytes of b from off, valid until
-     * the next begin or until b is viewed again, written or freed (NULL and err on failure).
-     * For RTR_BUF_HOST buffers it costs no copy beyond the device's own transfer. */
+     * b is viewed again, written (by buf_write or an op) or freed; other buffers' traffic leaves
+     * it alone (NULL and err on failure). For RTR_BUF_HOST buffers it costs no copy beyond the
+     * device's own transfer. */
     const void *(*buf_view)(rtr_backend *be, rtr_buf *b, size_t off, size_t n, rtr_err *err);
     int (*begin)(rtr_backend *be, rtr_err *err);
     int (*run)(rtr_backend *be, const rtr_op *op, rtr_err *err);
