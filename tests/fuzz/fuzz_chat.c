@@ -13,16 +13,7 @@ static rtr_tokenizer *g_tok;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc; (void)argv;
-    char src[1024], path[300];
-    fz_repo_path(src, sizeof src, "models/llama3-tokenizer.json");
-    size_t len;
-    char *json = fz_read_file(src, &len);
-    if (!json) { fprintf(stderr, "fuzz_chat: cannot read %s (run from the repository root or set ROTOR_ROOT)\n", src); exit(1); }
-    snprintf(path, sizeof path, "%s/llama3.rotor", fz_scratch());
-    rtr_err err = {0};
-    if (fz_build_tok(json, len, path, &g_file, &g_tok, &err)) { fprintf(stderr, "fuzz_chat: %s\n", err.msg); exit(1); }
-    free(json);
-    unlink(path);
+    fz_llama3_tok("fuzz_chat", &g_file, &g_tok);
     return 0;
 }
 

@@ -36,6 +36,22 @@ static inline int fz_build_tok(const char *json, size_t len, const char *path, r
     return 0;
 }
 
+/* The targets' start: the real Llama-3 vocabulary (models/llama3-tokenizer.json) built into a
+ * .rotor file in the scratch folder and loaded into *f and *t (the file is unlinked: its map
+ * stays valid). Exits with a message naming who on failure. */
+static inline void fz_llama3_tok(const char *who, rtr_file *f, rtr_tokenizer **t) {
+    char src[1024], path[300];
+    fz_repo_path(src, sizeof src, "models/llama3-tokenizer.json");
+    size_t len;
+    char *json = fz_read_file(src, &len);
+    if (!json) { fprintf(stderr, "%s: cannot read %s (run from the repository root or set ROTOR_ROOT)\n", who, src); exit(1); }
+    snprintf(path, sizeof path, "%s/llama3.rotor", fz_scratch());
+    rtr_err err = {0};
+    if (fz_build_tok(json, len, path, f, t, &err)) { fprintf(stderr, "%s: %s\n", who, err.msg); exit(1); }
+    free(json);
+    unlink(path);
+}
+
 /* Concatenated bytes of ids[0..n) equal text[0..len)? */
 static inline int fz_tok_roundtrip(const rtr_tokenizer *t, const int32_t *ids, int n, const char *text, size_t len) {
     size_t at = 0;
