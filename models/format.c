@@ -145,17 +145,25 @@ int rtr_meta_str(const rtr_file *f, const char *key, const char **s, size_t *len
 }
 
 /* ---- reader ---- */
+int rtr_open_regular(const char *path, int *fd, uint64_t *size, rtr_err *err) {
+    int d = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (d < 0) return rtr_seterr(err, RTR_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(d, &st) || !S_ISREG(st.st_mode)) {
+        close(d);
+        return rtr_seterr(err, RTR_EIO, "%s: not a regular file", path);
+    }
+    *fd = d;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
 int rtr_file_open(rtr_file *f, const char *path, rtr_err *err) {
     memset(f, 0, sizeof *f);
     f->fd = -1;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return rtr_seterr(err, RTR_EIO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return rtr_seterr(err, RTR_EIO, "%s: not a regular file", path);
-    }
-    uint64_t size = (uint64_t)st.st_size;
+    int fd, r;
+    uint64_t size;
+    if ((r = rtr_open_regular(path, &fd, &size, err))) return r;
     if (size < RTR_HEADER_BYTES) {
         close(fd);
         return rtr_seterr(err, RTR_EFORMAT, "%s: too short to be a .rotor file (%llu bytes)", path, (unsigned long long)size);

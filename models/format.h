@@ -65,6 +65,9 @@ uint64_t rtr_q8r_row_bytes(uint64_t k);
  * k) that a ternary product reads. */
 uint64_t rtr_t2_kpad(uint64_t k);
 
+/* Opens path read-only (without blocking on a FIFO) and checks that it is a regular file: *fd
+ * and *size on success, RTR_EIO and err otherwise (every model-file reader starts here). */
+int rtr_open_regular(const char *path, int *fd, uint64_t *size, rtr_err *err);
 /* Opens and checks magic, version, header checksum, directory bounds, sizes and alignment. */
 int rtr_file_open(rtr_file *f, const char *path, rtr_err *err);
 void rtr_file_close(rtr_file *f);

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #endif
 #include "gguf.h"
+#include "../models/format.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -153,20 +154,18 @@ int rtr_gguf_open(rtr_gguf *g, const char *path, rtr_err *err) {
     if (!g->path) return rtr_seterr(err, RTR_ENOMEM, "out of memory");
     const char *b = strrchr(g->path, '/');
     g->base = b ? b + 1 : g->path;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        int r = rtr_seterr(err, RTR_EIO, "%s: %s", path, strerror(errno));
+    int fd;
+    uint64_t size;
+    int orc = rtr_open_regular(path, &fd, &size, err);
+    if (orc || size < 24) {
+        if (!orc) {
+            close(fd);
+            orc = rtr_seterr(err, RTR_EFORMAT, "%s: not a GGUF file (too short)", g->base);
+        }
         rtr_gguf_close(g);
-        return r;
+        return orc;
     }
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < 24) {
-        close(fd);
-        int r = rtr_seterr(err, RTR_EFORMAT, "%s: not a GGUF file (too short or not a regular file)", g->base);
-        rtr_gguf_close(g);
-        return r;
-    }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED) {
         int r = rtr_seterr(err, RTR_EIO, "%s: mmap: %s", path, strerror(errno));
@@ -174,7 +173,7 @@ int rtr_gguf_open(rtr_gguf *g, const char *path, rtr_err *err) {
         return r;
     }
     g->map = map;
-    g->size = (size_t)st.st_size;
+    g->size = (size_t)size;
     cursor c = {g->map, g->map + g->size, g->base, err};
     int r = RTR_EFORMAT;
     uint64_t nt, nkv;

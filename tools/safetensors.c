@@ -10,11 +10,9 @@
 #include "../models/format.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_HEADER (256u << 20)
@@ -109,14 +107,11 @@ static int parse_tensor(rtr_st_tensor *t, const rtr_json *v, const uint8_t *data
 int rtr_st_add_file(rtr_st *s, const char *path, rtr_err *err) {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return rtr_seterr(err, RTR_EIO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return rtr_seterr(err, RTR_EIO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
+    int fd;
+    uint64_t fsize;
+    int orc = rtr_open_regular(path, &fd, &fsize, err);
+    if (orc) return orc;
+    size_t size = (size_t)fsize;
     if (size < 8) {
         close(fd);
         return rtr_seterr(err, RTR_EFORMAT, "%s: too short to be a safetensors file", base);
