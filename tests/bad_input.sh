@@ -567,11 +567,12 @@ for sig in INT TERM; do
     done
 done
 section "signals: rag-index"
-# rag-index with an embedding model (slow enough to be caught in the middle): an interrupted
-# run leaves a consistent index that a rerun completes
+# rag-index with an embedding model (slow enough to be caught in the middle: ~2 s on two cores):
+# an interrupted run leaves a consistent index that a rerun completes; a signal after the last
+# file still exits 130, saying the index is complete
 D2=$TMP/docs2
 mkdir -p "$D2"
-for i in $(seq 1 10); do head -c 30000 "$D/doc$i.txt" >"$D2/doc$i.txt"; done
+for i in $(seq 1 20); do head -c 30000 "$D/doc$i.txt" >"$D2/doc$i.txt"; done
 if "$ROTOR" convert "$FIX/tiny-bitnet-embed" -o "$TMP/embed.rotor" >/dev/null 2>&1; then
     for sig in INT TERM; do
         rm -f "$TMP/r.sqlite"*

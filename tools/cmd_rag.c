@@ -197,6 +197,11 @@ static int do_index(const char **roots, int n_roots, const char *dbpath, cli_mod
                 "again to finish\n",
                 (unsigned long long)st.done, (unsigned long long)st.files);
         status = 130;
+    } else if (!rc && cli_interrupted) {
+        /* the signal came after the last file: the work is whole, but the user asked to stop */
+        fprintf(stderr, "rotor: interrupted after %llu of %llu files; the index is complete\n",
+                (unsigned long long)st.done, (unsigned long long)st.files);
+        status = 130;
     } else if (rc) {
         status = cli_error("%s", e.msg);
     } else if (!quiet) {
