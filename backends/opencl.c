@@ -506,6 +506,11 @@ static rtr_buf *cl_buf_new(rtr_backend *be, size_t bytes, const void *host, int 
             buf->host = NULL;
         }
     }
+    /* a host-read buffer's view copy is made now, not on its first view in the token loop */
+    if ((flags & RTR_BUF_HOST) && !buf->host && !(buf->host = malloc(sz))) {
+        rc = CL_OUT_OF_HOST_MEMORY;
+        goto fail;
+    }
     if (host) {
         for (size_t done = 0; done < bytes;) {
             size_t n = bytes - done < UPLOAD_CHUNK ? bytes - done : UPLOAD_CHUNK;

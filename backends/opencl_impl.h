@@ -12,7 +12,8 @@ struct rtr_buf {
     size_t bytes;
     /* buf_view's host copy: RTR_BUF_HOST buffers of a discrete device get page-locked memory (a
      * buffer of CL_MEM_ALLOC_HOST_PTR mapped for good, pin), which the device writes at full
-     * speed; others a malloc'd copy, made on the first view */
+     * speed, other RTR_BUF_HOST buffers a malloc'd copy made with them, any other buffer one
+     * made on its first view */
     cl_mem pin;
     unsigned char *host;
 };

@@ -295,6 +295,13 @@ static rtr_buf *vkb_buf_new(rtr_backend *be, size_t bytes, const void *host, int
              : bytes <= VK_SMALL_BYTES ? VK_MEM_SMALL : VK_MEM_DEV;
     rtr_buf *b = vk_buf_make(vk, bytes, kind, flags, err);
     if (!b) return NULL;
+    /* a host-read buffer without a mapping gets its view copy now, not on its first view in
+     * the token loop */
+    if ((flags & RTR_BUF_HOST) && !b->map && !(b->view = malloc(b->size ? b->size : 1))) {
+        vk_buf_drop(vk, b);
+        rtr_seterr(err, RTR_ENOMEM, "out of memory");
+        return NULL;
+    }
     int rc = 0;
     if (host) rc = vk_write(vk, b, 0, host, bytes, err);
     else if (b->map) memset(b->map, 0, b->vsize);

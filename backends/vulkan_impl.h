@@ -13,7 +13,7 @@ struct rtr_buf {
     size_t size;        /* bytes the caller asked for */
     VkDeviceSize vsize; /* the VkBuffer's size: size rounded up to 16 */
     uint8_t *map;       /* host mapping, or NULL: transfers then go through staging */
-    uint8_t *view;      /* without a mapping: buf_view's host copy, made on the first view */
+    uint8_t *view;      /* without a mapping: buf_view's host copy (RTR_BUF_HOST: made with the buffer) */
     int flags;
 };
 

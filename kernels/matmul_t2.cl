@@ -253,16 +253,16 @@ inline void tv_rkv_store(const rtr_params *P, int m, int lr, __local const float
  * itself (rmsnorm.cl's arithmetic): the row a (n floats, n a multiple of 4, float4-aligned) times
  * 1/rms and the weight nw (or 1: hasw = 0), as int8 into xw (words, permuted by xl_at) for the
  * kpad/4 words, their code sum into *xt; wq (work-group 0's q and qs, or 0) gets the words and
- * 1/s too. ng float4 a work-item of wg (constants once inlined); returns 1/s. */
+ * 1/s too. ng float4 a work-item of TV_WG (a constant once inlined); returns 1/s. */
 inline float t2_norm_quant(__global const float4 *a4, __global const float4 *w4, int n, int hasw, float eps, int kpad,
-                           const int ng, const int wg, __local uint *xw, __local float *red, int *xt,
-                           __global uint *wq, __global float *wqs) {
+                           const int ng, __local uint *xw, __local float *red, int *xt, __global uint *wq,
+                           __global float *wqs) {
     const int n4 = n / 4, lid = get_local_id(0);
     float4 y[TV_NG], ws[TV_NG];
     float ss = 0.0f, mx = 0.0f;
     #pragma unroll
     for (int i = 0; i < ng; i++) {
-        int g4 = lid + i * wg;
+        int g4 = lid + i * TV_WG;
         y[i] = g4 < n4 ? a4[g4] : (float4)(0.0f);
         ws[i] = hasw && g4 < n4 ? w4[g4] : (float4)(1.0f);
     }
@@ -283,7 +283,7 @@ inline float t2_norm_quant(__global const float4 *a4, __global const float4 *w4,
     float s = 127.0f / mx;
     #pragma unroll
     for (int i = 0; i < ng; i++) {
-        int g4 = lid + i * wg;
+        int g4 = lid + i * TV_WG;
         if (g4 >= kpad / 4) break;
         uint word = (uint)(uchar)quant_i8(y[i].s0, s) | (uint)(uchar)quant_i8(y[i].s1, s) << 8 |
                     (uint)(uchar)quant_i8(y[i].s2, s) << 16 | (uint)(uchar)quant_i8(y[i].s3, s) << 24;
@@ -355,7 +355,7 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
     int xt = 0;
     if (P.i[9]) {
         xs = t2_norm_quant((__global const float4 *)(a + P.off[0]), (__global const float4 *)(nw + P.off[1]), n,
-                           P.i[8], P.f[3], kpad, ng, TV_WG, xw, red, &xt, grp == 0 ? q + P.off[2] : 0,
+                           P.i[8], P.f[3], kpad, ng, xw, red, &xt, grp == 0 ? q + P.off[2] : 0,
                            qs + P.off[3]);
     } else {
         __global const uint4 *q4 = (__global const uint4 *)(q + P.off[2]);
