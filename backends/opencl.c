@@ -12,8 +12,8 @@
  * ROTOR_OPENCL_MERGE_LAUNCH=1 merges them in a launch of their own, ROTOR_OPENCL_FULLARGS=1
  * runs every one-token product through the kernels of all arguments, ROTOR_OPENCL_NOFVEC=1 a
  * one-token LM head through matmul_f instead of matmul_f_vec and ROTOR_OPENCL_NOPIN=1 views
- * of host-read buffers through malloc'd memory, ROTOR_OPENCL_NOCHAIN=1 one launch a one-token product
- * instead of chains of them (all for comparison);
+ * of host-read buffers through malloc'd memory (all for comparison); ROTOR_OPENCL_CHAIN=1 sends
+ * consecutive one-token products out as one launch (matmul_t2_chain; opt-in until measured);
  * ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the backend is destroyed.
  */
 #include "opencl_impl.h"
@@ -445,7 +445,7 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
             b->no_vec = 1;
     /* a chain's arguments are 960 bytes: more than some devices take (1024 is the least allowed) */
     size_t psz = 0;
-    b->no_chain = rtr_env_flag("ROTOR_OPENCL_NOCHAIN") || b->no_vec ||
+    b->no_chain = !rtr_env_flag("ROTOR_OPENCL_CHAIN") || b->no_vec ||
                   clGetKernelWorkGroupInfo(b->k[K_T2_CHAIN], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
                                            NULL) != CL_SUCCESS || kwg < 256 ||
                   clGetDeviceInfo(b->dev, CL_DEVICE_MAX_PARAMETER_SIZE, sizeof psz, &psz, NULL) != CL_SUCCESS ||

@@ -98,7 +98,7 @@ typedef struct {
     int no_pin;     /* views of RTR_BUF_HOST buffers through malloc'd memory (ROTOR_OPENCL_NOPIN), for comparison */
     int no_fvec;    /* the LM head of one token through matmul_f (ROTOR_OPENCL_NOFVEC), for comparison */
     int full_args;  /* one-token products always through the kernels of all arguments (ROTOR_OPENCL_FULLARGS) */
-    int no_chain; /* one-token products one launch each (ROTOR_OPENCL_NOCHAIN, or a device that cannot) */
+    int no_chain; /* one-token products one launch each: no ROTOR_OPENCL_CHAIN, or a device that cannot */
     int no_vec; /* matmul_t2_vec unusable (work-group too large) or turned off (ROTOR_OPENCL_NOVEC) */
     int host_unified; /* CPU-like device: weights may alias host memory */
     cl_uint base_align; /* CL_DEVICE_MEM_BASE_ADDR_ALIGN, bytes */
