@@ -689,11 +689,26 @@ static int cl_end(rtr_backend *be, rtr_err *err) {
     int r = cl_flush_all(b, err);
     b->pending = 0;
     b->flushed = 0;
-    cl_int rc = clFinish(b->q);
+    cl_int rc = CL_SUCCESS;
+    if (!r && b->chain_used) /* read with the batch, before the wait */
+        rc = clEnqueueReadBuffer(b->q, b->chain_sync, CL_FALSE, (1 + CL_CHAIN_MAX) * sizeof(cl_int), sizeof(cl_int),
+                                 &b->chain_flag, 0, NULL, NULL);
+    cl_int rf = clFinish(b->q);
+    if (rc == CL_SUCCESS) rc = rf;
     b->stage_used = 0;
     if (b->prof_path) prof_collect(b);
     if (r) return r;
-    return rc == CL_SUCCESS ? 0 : cl_fail(err, "clFinish", rc);
+    if (rc != CL_SUCCESS) return cl_fail(err, "clFinish", rc);
+    if (b->chain_used && b->chain_flag) {
+        static const cl_int zeros[2 + CL_CHAIN_MAX];
+        clEnqueueWriteBuffer(b->q, b->chain_sync, CL_TRUE, 0, sizeof zeros, zeros, 0, NULL, NULL);
+        b->chain_flag = 0;
+        b->chain_used = 0;
+        return rtr_seterr(err, RTR_EBACKEND, "opencl: a chained product gave up waiting for the one before it "
+                                             "(unset ROTOR_OPENCL_CHAIN to turn chaining off)");
+    }
+    b->chain_used = 0;
+    return 0;
 }
 
 static void cl_destroy(rtr_backend *be) {
@@ -815,7 +830,7 @@ int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr
         b->attn_cnt = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof zeros, (void *)zeros, &rc);
     }
     if (rc == CL_SUCCESS) { /* so do a chain's */
-        static const cl_int zeros[1 + CL_CHAIN_MAX];
+        static const cl_int zeros[2 + CL_CHAIN_MAX];
         b->chain_sync = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof zeros, (void *)zeros, &rc);
     }
     if (rc != CL_SUCCESS) {

@@ -105,7 +105,9 @@ typedef struct {
     cl_ulong max_alloc;
     cl_mem attn_cnt; /* CL_ATTN_CNT counters: the splits of an attention (row, head group) that finished */
     cl_mem dummy; /* bound where an operand is absent */
-    cl_mem chain_sync; /* matmul_t2_chain's ticket and done counters, 0 between launches */
+    cl_mem chain_sync; /* matmul_t2_chain's ticket and done counters (0 between launches), gave-up flag */
+    cl_int chain_flag; /* that flag as read back at the end of a batch with chains */
+    int chain_used;    /* a chain went out in this batch */
     cl_launch chain[CL_CHAIN_MAX]; /* one-token products waiting to go out as one chain */
     int n_chain;
     cl_mem chain_arg[CL_CHAIN_NMEM]; /* the chain kernel's buffer arguments as last set */

@@ -130,6 +130,7 @@ static int flush_chain(cl_backend *b, rtr_err *err) {
     }
     cl_int rc = clSetKernelArg(kk, CL_CHAIN_NMEM + CL_CHAIN_MAX, sizeof C, &C);
     if (rc != CL_SUCCESS) return cl_fail(err, "clSetKernelArg", rc);
+    b->chain_used = 1;
     return enqueue(b, K_T2_CHAIN, 1, &g, &l, err);
 }
 

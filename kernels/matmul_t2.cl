@@ -319,15 +319,17 @@ inline int t2_planes_sum(int4 a) { return a.s0 + (a.s1 >> 2) + (a.s2 >> 4) + (a.
 /* The body of the entry points below; ng and maxu (constants once inlined) are how many float4
  * of the norm's row and how many 16-byte weight pieces a work-item holds in registers. grp is the
  * work-group's number among the product's. In a chain (vol = 1, a constant), the work-group waits
- * with its weights loaded until *wctr reaches wtarget, and reads the input row and the sums it
- * adds to past the compute unit's cache, where an earlier stage of the launch wrote them. */
+ * with its weights loaded until *wctr reaches wtarget (giving up after TV_SPIN polls, with
+ * *gaveup set, rather than hang), and reads the input row and the sums it adds to past the
+ * compute unit's cache, where an earlier stage of the launch wrote them. */
+#define TV_SPIN (1u << 24)
 inline void t2_vec(__global const float *a, __global const float *nw, __global uint *q,
                    __global float *qs, __global const uint *w0, __global const uint *w1,
                    __global const uint *w2, __global float *o0, __global float *o1,
                    __global float *o2, __global const int *pos, __global const int *slot, __global float *kc,
                    __global float *vc, rtr_params P, const int ng, const int maxu, __local uint4 *xl,
                    __local float *red, __local float *gv, __local int *part, __local int *xsum, int grp,
-                   __global volatile const int *wctr, int wtarget, const int vol) {
+                   __global volatile const int *wctr, int wtarget, __global int *gaveup, const int vol) {
     __local uint *xw = (__local uint *)xl;
     const int n = P.i[0], kpad = P.i[1], lpr = P.i[5], glu = P.i[6], accum = P.i[7], rkv = P.i[10];
     int lid = get_local_id(0), rpw = TV_WG / lpr, lane = lid % lpr, kw4 = kpad / 64;
@@ -358,7 +360,11 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
     if (lid == 0) {
         *xsum = 0;
         if (vol)
-            while (*wctr < wtarget) {}
+            for (uint i = 0; *wctr < wtarget; i++)
+                if (i == TV_SPIN) {
+                    atomic_max(gaveup, 1);
+                    break;
+                }
     }
     barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
     float xs;
@@ -436,7 +442,7 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
     __local float red[TV_WG], gv[TV_WG];                                                          \
     __local int part[TV_WG], xsum[1];                                                             \
     t2_vec(a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc, P, NG, MAXU, xl, red, gv, part, xsum, \
-           get_group_id(0), 0, 0, 0)
+           get_group_id(0), 0, 0, 0, 0)
 
 __kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec(TV_ARGS) { TV_BODY(TV_NG, TV_MAXU_ROW); }
 
@@ -491,8 +497,8 @@ __kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_g
  * number the work-groups of stage 0, then 1, ...; a work-group of stage s loads its weights, then
  * waits until every work-group of stage s - 1 has counted itself done. A ticket is only taken by
  * a running work-group, so whatever order the device starts them in, every stage waits only on
- * work-groups that run: no deadlock. sync: the ticket counter, then each stage's done count; the
- * last work-group puts them back to 0 for the next launch. Stage s's buffers are the s-suffixed
+ * work-groups that run: no deadlock. sync: the ticket counter, each stage's done count (the last
+ * work-group puts these back to 0 for the next launch), then the flag of a wait that gave up. Stage s's buffers are the s-suffixed
  * arguments, its offsets and scalars its rtr_stage; q, qs (the quantized row, written but not
  * read back) and the RoPE/KV buffers are shared, with their offsets in rtr_chain. Every stage
  * runs with the largest register set (TV_NG, TV_MAXU): one call of t2_vec, outside any branch. */
@@ -542,7 +548,7 @@ void matmul_t2_chain(__global uint *q, __global float *qs, __global const int *p
     /* stage s waits on sync[s]: stage s - 1's done count (stage 0 on its own ticket count, >= 0) */
     t2_vec(TC_PICK(a), TC_PICK(nw), q, qs, TC_PICK(w0), TC_PICK(w1), TC_PICK(w2), TC_PICK(o0), TC_PICK(o1),
            TC_PICK(o2), pos, slot, kc, vc, P, TV_NG, TV_MAXU, xl, red, gv, part, xsum, t - first, sync + s,
-           s ? C.wg[s - 1] : 0, 1);
+           s ? C.wg[s - 1] : 0, sync + 1 + TC_MAX, 1);
     mem_fence(CLK_GLOBAL_MEM_FENCE);
     barrier(CLK_GLOBAL_MEM_FENCE);
     if (lid == 0 && atomic_inc(sync + 1 + s) == C.wg[s] - 1 && s == C.n - 1)
