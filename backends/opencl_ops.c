@@ -10,7 +10,9 @@
  * which a one-token q/k/v product also does with the RoPEs and KV store behind it (RoPE/KV mode).
  * For that, a RoPE, GLU, such RMSNORM or one-token product is held back until the next op (or
  * end, buf_read, buf_write) shows whether it fuses; ops still take effect in order. A product
- * matmul_t2_vec cannot take runs after its norm, unfused.
+ * matmul_t2_vec cannot take runs after its norm, unfused. With ROTOR_OPENCL_CHAIN, consecutive
+ * such products (a layer's o, gate/up, down and the next layer's q/k/v) gather in b->chain and
+ * go out as one matmul_t2_chain launch when something else is submitted or the batch ends.
  * No allocation here except the scratch buffer growing on the first batch of a new shape. The
  * kernels are the .cl files of kernels/.
  */
