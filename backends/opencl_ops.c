@@ -157,6 +157,7 @@ static int submit(cl_backend *b, const cl_launch *L, rtr_err *err) {
     int r;
     if (b->n_chain && (b->n_chain == CL_CHAIN_MAX || !chains(b, L)) && (r = flush_chain(b, err))) return r;
     if (!chains(b, L)) return submit_now(b, L, err);
+    if (L->g[0] == 0) return 0; /* no work-groups: nothing to do (and a stage must have some) */
     b->chain[b->n_chain++] = *L;
     return 0;
 }
