@@ -12,8 +12,7 @@
  * ROTOR_OPENCL_MERGE_LAUNCH=1 merges them in a launch of their own, ROTOR_OPENCL_FULLARGS=1
  * runs every one-token product through the kernels of all arguments, ROTOR_OPENCL_NOFVEC=1 a
  * one-token LM head through matmul_f instead of matmul_f_vec and ROTOR_OPENCL_NOPIN=1 views
- * of host-read buffers through malloc'd memory (all for comparison); ROTOR_OPENCL_CHAIN=1 sends
- * consecutive one-token products out as one launch (matmul_t2_chain; opt-in until measured);
+ * of host-read buffers through malloc'd memory (all for comparison);
  * ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the backend is destroyed.
  */
 #include "opencl_impl.h"
@@ -45,7 +44,6 @@ static const char *const kernel_names[K_COUNT] = {
     [K_T2_VEC1] = "matmul_t2_vec1",
     [K_T2_VEC_S1] = "matmul_t2_vec_s1",
     [K_T2_VEC_G2] = "matmul_t2_vec_g2",
-    [K_T2_CHAIN] = "matmul_t2_chain",
     [K_MATMUL_F] = "matmul_f",
     [K_MATMUL_F_VEC] = "matmul_f_vec",
     [K_ROPE_KV] = "rope_kv",
@@ -443,13 +441,6 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
         if (clGetKernelWorkGroupInfo(b->k[k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) == CL_SUCCESS &&
             kwg < 256)
             b->no_vec = 1;
-    /* a chain's arguments are 960 bytes: more than some devices take (1024 is the least allowed) */
-    size_t psz = 0;
-    b->no_chain = !rtr_env_flag("ROTOR_OPENCL_CHAIN") || b->no_vec ||
-                  clGetKernelWorkGroupInfo(b->k[K_T2_CHAIN], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
-                                           NULL) != CL_SUCCESS || kwg < 256 ||
-                  clGetDeviceInfo(b->dev, CL_DEVICE_MAX_PARAMETER_SIZE, sizeof psz, &psz, NULL) != CL_SUCCESS ||
-                  psz < CL_CHAIN_NMEM * sizeof(cl_mem) + CL_CHAIN_MAX * sizeof(cl_stage) + sizeof(cl_chain);
     static const struct {
         int k;
         size_t need;
@@ -554,12 +545,10 @@ static void cl_buf_free(rtr_backend *be, rtr_buf *buf) {
     cl_backend *b = (cl_backend *)be;
     if (!buf) return;
     rtr_err e;
-    if (b->held || b->n_chain) cl_flush_all(b, &e); /* they may use this buffer */
+    if (b->held) cl_flush_held(b, &e); /* it may use this buffer */
     for (int k = 0; k < K_COUNT; k++)
         for (int a = 0; a < CL_MAX_ARGS; a++)
             if (b->last_arg[k][a] == buf->mem) b->last_arg[k][a] = NULL;
-    for (int a = 0; a < CL_CHAIN_NMEM; a++)
-        if (b->chain_arg[a] == buf->mem) b->chain_arg[a] = NULL;
     drop_host(b, buf);
     clReleaseMemObject(buf->mem);
     free(buf);
@@ -570,7 +559,7 @@ static int cl_buf_write(rtr_backend *be, rtr_buf *buf, size_t off, const void *s
     if (off > buf->bytes || n > buf->bytes - off)
         return rtr_seterr(err, RTR_EARG, "opencl: write out of bounds");
     if (!n) return 0;
-    int r = cl_flush_all(b, err);
+    int r = cl_flush_held(b, err);
     if (r) return r;
     cl_int rc;
     if (n <= b->stage_cap - b->stage_used) {
@@ -597,7 +586,7 @@ static int cl_buf_read(rtr_backend *be, rtr_buf *buf, size_t off, void *dst, siz
     if (off > buf->bytes || n > buf->bytes - off)
         return rtr_seterr(err, RTR_EARG, "opencl: read out of bounds");
     if (!n) return 0;
-    int r = cl_flush_all(b, err);
+    int r = cl_flush_held(b, err);
     if (r) return r;
     cl_int rc = clEnqueueReadBuffer(b->q, buf->mem, CL_TRUE, off, n, dst, 0, NULL, NULL);
     if (rc != CL_SUCCESS) return cl_fail(err, "clEnqueueReadBuffer", rc);
@@ -631,8 +620,6 @@ int cl_scratch(cl_backend *b, size_t bytes, rtr_err *err) {
     for (int k = 0; k < K_COUNT; k++)
         for (int a = 0; a < CL_MAX_ARGS; a++)
             if (b->last_arg[k][a] == b->scratch) b->last_arg[k][a] = NULL;
-    for (int a = 0; a < CL_CHAIN_NMEM; a++)
-        if (b->chain_arg[a] == b->scratch) b->chain_arg[a] = NULL;
     b->scratch = m;
     b->scratch_bytes = bytes;
     return 0;
@@ -642,7 +629,7 @@ static int cl_begin(rtr_backend *be, rtr_err *err) {
     cl_backend *b = (cl_backend *)be;
     b->flushed = 0;
     if (b->prof_path) b->prof_t0 = rtr_now();
-    return cl_flush_all(b, err);
+    return cl_flush_held(b, err);
 }
 
 /* profiling: collect the device times of the batch's launches */
@@ -686,29 +673,14 @@ static void prof_write(cl_backend *b) {
 
 static int cl_end(rtr_backend *be, rtr_err *err) {
     cl_backend *b = (cl_backend *)be;
-    int r = cl_flush_all(b, err);
+    int r = cl_flush_held(b, err);
     b->pending = 0;
     b->flushed = 0;
-    cl_int rc = CL_SUCCESS;
-    if (!r && b->chain_used) /* read with the batch, before the wait */
-        rc = clEnqueueReadBuffer(b->q, b->chain_sync, CL_FALSE, (1 + CL_CHAIN_MAX) * sizeof(cl_int), sizeof(cl_int),
-                                 &b->chain_flag, 0, NULL, NULL);
-    cl_int rf = clFinish(b->q);
-    if (rc == CL_SUCCESS) rc = rf;
+    cl_int rc = clFinish(b->q);
     b->stage_used = 0;
     if (b->prof_path) prof_collect(b);
     if (r) return r;
-    if (rc != CL_SUCCESS) return cl_fail(err, "clFinish", rc);
-    if (b->chain_used && b->chain_flag) {
-        static const cl_int zeros[2 + CL_CHAIN_MAX];
-        clEnqueueWriteBuffer(b->q, b->chain_sync, CL_TRUE, 0, sizeof zeros, zeros, 0, NULL, NULL);
-        b->chain_flag = 0;
-        b->chain_used = 0;
-        return rtr_seterr(err, RTR_EBACKEND, "opencl: a chained product gave up waiting for the one before it "
-                                             "(unset ROTOR_OPENCL_CHAIN to turn chaining off)");
-    }
-    b->chain_used = 0;
-    return 0;
+    return rc == CL_SUCCESS ? 0 : cl_fail(err, "clFinish", rc);
 }
 
 static void cl_destroy(rtr_backend *be) {
@@ -728,7 +700,6 @@ static void cl_destroy(rtr_backend *be) {
     if (b->scratch) clReleaseMemObject(b->scratch);
     if (b->dummy) clReleaseMemObject(b->dummy);
     if (b->attn_cnt) clReleaseMemObject(b->attn_cnt);
-    if (b->chain_sync) clReleaseMemObject(b->chain_sync);
     if (b->q) clReleaseCommandQueue(b->q);
     if (b->ctx) clReleaseContext(b->ctx);
     free(b->stage);
@@ -828,10 +799,6 @@ int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr
     if (rc == CL_SUCCESS) { /* split counters start at 0, and the attention puts them back to 0 */
         static const cl_int zeros[CL_ATTN_CNT];
         b->attn_cnt = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof zeros, (void *)zeros, &rc);
-    }
-    if (rc == CL_SUCCESS) { /* so do a chain's */
-        static const cl_int zeros[2 + CL_CHAIN_MAX];
-        b->chain_sync = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof zeros, (void *)zeros, &rc);
     }
     if (rc != CL_SUCCESS) {
         r = cl_fail(err, "clCreateBuffer", rc);

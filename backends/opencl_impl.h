@@ -37,7 +37,6 @@ enum {
     K_T2_VEC1, /* the three above with fewer arguments: one matrix, */
     K_T2_VEC_S1,
     K_T2_VEC_G2, /* a gate/up pair */
-    K_T2_CHAIN, /* consecutive one-token products in one launch */
     K_MATMUL_F,
     K_MATMUL_F_VEC, /* one token */
     K_ROPE_KV,
@@ -63,19 +62,6 @@ typedef struct {
     size_t g[3], l[3];
 } cl_launch;
 
-/* Mirrors of matmul_t2.cl's rtr_stage and rtr_chain (a chain's launch arguments). */
-#define CL_CHAIN_MAX 4
-#define CL_CHAIN_NMEM (7 + 8 * CL_CHAIN_MAX)
-typedef struct {
-    cl_ulong off[8];
-    cl_int i[14];
-    cl_float f[5];
-} cl_stage;
-typedef struct {
-    cl_ulong off[6];
-    cl_int n, wg[CL_CHAIN_MAX];
-} cl_chain;
-
 enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3, HELD_MM = 4, HELD_QKV = 5 };
 
 typedef struct {
@@ -98,19 +84,12 @@ typedef struct {
     int no_pin;     /* views of RTR_BUF_HOST buffers through malloc'd memory (ROTOR_OPENCL_NOPIN), for comparison */
     int no_fvec;    /* the LM head of one token through matmul_f (ROTOR_OPENCL_NOFVEC), for comparison */
     int full_args;  /* one-token products always through the kernels of all arguments (ROTOR_OPENCL_FULLARGS) */
-    int no_chain; /* one-token products one launch each: no ROTOR_OPENCL_CHAIN, or a device that cannot */
     int no_vec; /* matmul_t2_vec unusable (work-group too large) or turned off (ROTOR_OPENCL_NOVEC) */
     int host_unified; /* CPU-like device: weights may alias host memory */
     cl_uint base_align; /* CL_DEVICE_MEM_BASE_ADDR_ALIGN, bytes */
     cl_ulong max_alloc;
     cl_mem attn_cnt; /* CL_ATTN_CNT counters: the splits of an attention (row, head group) that finished */
     cl_mem dummy; /* bound where an operand is absent */
-    cl_mem chain_sync; /* matmul_t2_chain's ticket and done counters (0 between launches), gave-up flag */
-    cl_int chain_flag; /* that flag as read back at the end of a batch with chains */
-    int chain_used;    /* a chain went out in this batch */
-    cl_launch chain[CL_CHAIN_MAX]; /* one-token products waiting to go out as one chain */
-    int n_chain;
-    cl_mem chain_arg[CL_CHAIN_NMEM]; /* the chain kernel's buffer arguments as last set */
     cl_mem scratch; /* attention partials and quantized LM-head input; grows, never shrinks */
     size_t scratch_bytes;
     unsigned char *stage; /* host copies of small buf_writes, alive until the queue drains */
@@ -140,6 +119,5 @@ int cl_scratch(cl_backend *b, size_t bytes, rtr_err *err);
 /* backends/opencl_ops.c */
 int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err);
 int cl_flush_held(cl_backend *b, rtr_err *err); /* enqueues a held-back launch, if any */
-int cl_flush_all(cl_backend *b, rtr_err *err); /* that, and a gathering chain: all that is queued */
 
 #endif

@@ -10,9 +10,7 @@
  * which a one-token q/k/v product also does with the RoPEs and KV store behind it (RoPE/KV mode).
  * For that, a RoPE, GLU, such RMSNORM or one-token product is held back until the next op (or
  * end, buf_read, buf_write) shows whether it fuses; ops still take effect in order. A product
- * matmul_t2_vec cannot take runs after its norm, unfused. With ROTOR_OPENCL_CHAIN, consecutive
- * such products (a layer's o, gate/up, down and the next layer's q/k/v) gather in b->chain and
- * go out as one matmul_t2_chain launch when something else is submitted or the batch ends.
+ * matmul_t2_vec cannot take runs after its norm, unfused.
  * No allocation here except the scratch buffer growing on the first batch of a new shape. The
  * kernels are the .cl files of kernels/.
  */
@@ -21,7 +19,6 @@
 
 #include <string.h>
 
-#define T2_VEC_WG 256
 #define GEMV_MAX_ROWS 16 /* batches up to this use the gemv kernels, larger ones the tiled gemm */
 #define FLUSH_FIRST 4 /* enqueues before the first clFlush of a batch, so the device starts early */
 #define FLUSH_EVERY 32 /* and between later ones */
@@ -48,26 +45,28 @@ static const cl_launch *thin(const cl_backend *b, const cl_launch *L, cl_launch 
     return T;
 }
 
-/* Sets buffer argument i of kernel kk to m (the dummy for NULL) unless *last already holds it. */
-static int set_mem(cl_backend *b, cl_kernel kk, int i, cl_mem m, cl_mem *last, rtr_err *err) {
-    if (!m) m = b->dummy;
-    if (*last == m) return 0;
-    cl_int rc = clSetKernelArg(kk, (cl_uint)i, sizeof m, &m);
-    if (rc != CL_SUCCESS) return cl_fail(err, "clSetKernelArg", rc);
-    *last = m;
-    return 0;
-}
-
-/* Enqueues kernel k, its arguments set: the profile's event and the queue's flushes. */
-static int enqueue(cl_backend *b, int k, cl_uint dims, const size_t *g, const size_t *l, rtr_err *err) {
-    for (cl_uint d = 0; d < dims; d++)
-        if (g[d] == 0) return 0;
+static int submit(cl_backend *b, const cl_launch *L, rtr_err *err) {
+    cl_launch T;
+    if (L->k == K_T2_VEC || L->k == K_T2_VEC_S || L->k == K_T2_VEC_G) L = thin(b, L, &T);
+    cl_kernel kk = b->k[L->k];
+    cl_int rc;
+    for (int i = 0; i < L->nmem; i++) {
+        cl_mem m = L->m[i] ? L->m[i] : b->dummy;
+        if (b->last_arg[L->k][i] == m) continue;
+        if ((rc = clSetKernelArg(kk, (cl_uint)i, sizeof m, &m)) != CL_SUCCESS)
+            return cl_fail(err, "clSetKernelArg", rc);
+        b->last_arg[L->k][i] = m;
+    }
+    if ((rc = clSetKernelArg(kk, (cl_uint)L->nmem, sizeof L->p, &L->p)) != CL_SUCCESS)
+        return cl_fail(err, "clSetKernelArg", rc);
+    for (cl_uint d = 0; d < L->dims; d++)
+        if (L->g[d] == 0) return 0;
     cl_event *ev = NULL;
     if (b->prof_path && b->prof_n < b->prof_cap) {
         ev = &b->prof_ev[b->prof_n];
-        b->prof_k[b->prof_n] = k;
+        b->prof_k[b->prof_n] = L->k;
     }
-    cl_int rc = clEnqueueNDRangeKernel(b->q, b->k[k], dims, NULL, g, l, 0, NULL, ev);
+    rc = clEnqueueNDRangeKernel(b->q, kk, L->dims, NULL, L->g, L->l, 0, NULL, ev);
     if (ev && rc == CL_SUCCESS) b->prof_n++;
     if (rc != CL_SUCCESS) return cl_fail(err, "clEnqueueNDRangeKernel", rc);
     if (++b->pending >= (b->flushed ? FLUSH_EVERY : FLUSH_FIRST)) {
@@ -75,90 +74,6 @@ static int enqueue(cl_backend *b, int k, cl_uint dims, const size_t *g, const si
         b->pending = 0;
         b->flushed = 1;
     }
-    return 0;
-}
-
-static int submit_now(cl_backend *b, const cl_launch *L, rtr_err *err) {
-    cl_launch T;
-    if (L->k == K_T2_VEC || L->k == K_T2_VEC_S || L->k == K_T2_VEC_G) L = thin(b, L, &T);
-    cl_kernel kk = b->k[L->k];
-    int r;
-    for (int i = 0; i < L->nmem; i++)
-        if ((r = set_mem(b, kk, i, L->m[i], &b->last_arg[L->k][i], err))) return r;
-    cl_int rc = clSetKernelArg(kk, (cl_uint)L->nmem, sizeof L->p, &L->p);
-    if (rc != CL_SUCCESS) return cl_fail(err, "clSetKernelArg", rc);
-    return enqueue(b, L->k, L->dims, L->g, L->l, err);
-}
-
-/* The products waiting in b->chain as one matmul_t2_chain launch (one alone as itself). */
-static int flush_chain(cl_backend *b, rtr_err *err) {
-    int n = b->n_chain, r;
-    b->n_chain = 0;
-    if (n <= 1) return n ? submit_now(b, &b->chain[0], err) : 0;
-    cl_kernel kk = b->k[K_T2_CHAIN];
-    const cl_launch *L0 = &b->chain[0], *R = NULL;
-    cl_stage S[CL_CHAIN_MAX];
-    cl_chain C;
-    memset(S, 0, sizeof S);
-    memset(&C, 0, sizeof C);
-    cl_mem m[CL_CHAIN_NMEM] = {L0->m[2], L0->m[3], NULL, NULL, NULL, NULL, b->chain_sync};
-    size_t g = 0, l = T2_VEC_WG;
-    static const int pick[8] = {0, 1, 4, 5, 6, 7, 8, 9}; /* a, nw, w0..w2, o0..o2 of a cl_launch */
-    for (int s = 0; s < n; s++) {
-        const cl_launch *L = &b->chain[s];
-        if (L->p.i[10]) R = L;
-        for (int j = 0; j < 8; j++) {
-            m[7 + 8 * s + j] = L->m[pick[j]];
-            S[s].off[j] = L->p.off[pick[j]];
-        }
-        memcpy(S[s].i, L->p.i, sizeof S[s].i);
-        memcpy(S[s].f, L->p.f, sizeof S[s].f);
-        C.wg[s] = (cl_int)(L->g[0] / L->l[0]);
-        g += L->g[0];
-    }
-    C.n = n;
-    C.off[0] = L0->p.off[2];
-    C.off[1] = L0->p.off[3];
-    if (R)
-        for (int j = 0; j < 4; j++) {
-            m[2 + j] = R->m[10 + j];
-            C.off[2 + j] = R->p.off[10 + j];
-        }
-    for (int i = 0; i < CL_CHAIN_NMEM; i++)
-        if ((r = set_mem(b, kk, i, m[i], &b->chain_arg[i], err))) return r;
-    for (int s = 0; s < CL_CHAIN_MAX; s++) {
-        cl_int rc = clSetKernelArg(kk, (cl_uint)(CL_CHAIN_NMEM + s), sizeof S[s], &S[s]);
-        if (rc != CL_SUCCESS) return cl_fail(err, "clSetKernelArg", rc);
-    }
-    cl_int rc = clSetKernelArg(kk, CL_CHAIN_NMEM + CL_CHAIN_MAX, sizeof C, &C);
-    if (rc != CL_SUCCESS) return cl_fail(err, "clSetKernelArg", rc);
-    b->chain_used = 1;
-    return enqueue(b, K_T2_CHAIN, 1, &g, &l, err);
-}
-
-/* A one-token product that may join a chain: norm fused (its input row read by the launch
- * itself), the chain's quantized-row buffer, and at most one RoPE/KV stage a chain. */
-static int chains(const cl_backend *b, const cl_launch *L) {
-    if (b->no_chain || L->nmem != 14 || !L->p.i[9] || L->dims != 1 || L->l[0] != T2_VEC_WG ||
-        (L->k != K_T2_VEC && L->k != K_T2_VEC_S && L->k != K_T2_VEC_G))
-        return 0;
-    if (!b->n_chain) return 1;
-    const cl_launch *L0 = &b->chain[0];
-    if (L->m[2] != L0->m[2] || L->m[3] != L0->m[3] || L->p.off[2] != L0->p.off[2] || L->p.off[3] != L0->p.off[3])
-        return 0;
-    if (L->p.i[10])
-        for (int s = 0; s < b->n_chain; s++)
-            if (b->chain[s].p.i[10]) return 0;
-    return 1;
-}
-
-/* Every launch goes out through here, in order: one-token products gather into a chain. */
-static int submit(cl_backend *b, const cl_launch *L, rtr_err *err) {
-    int r;
-    if (b->n_chain && (b->n_chain == CL_CHAIN_MAX || !chains(b, L)) && (r = flush_chain(b, err))) return r;
-    if (!chains(b, L)) return submit_now(b, L, err);
-    if (L->g[0] == 0) return 0; /* no work-groups: nothing to do (and a stage must have some) */
-    b->chain[b->n_chain++] = *L;
     return 0;
 }
 
@@ -176,11 +91,6 @@ int cl_flush_held(cl_backend *b, rtr_err *err) {
             if ((r = cl_run(&b->base, &ropes[i], err))) return r;
     }
     return 0;
-}
-
-int cl_flush_all(cl_backend *b, rtr_err *err) {
-    int r = cl_flush_held(b, err);
-    return r ? r : flush_chain(b, err);
 }
 
 static void set_launch(cl_launch *L, int k, int nmem, const cl_mem *m, const cl_params *p, cl_uint dims,
@@ -624,6 +534,7 @@ static int norm_feeds(const rtr_op *nm, const rtr_op *mm) {
 /* matmul_t2_vec (kernels/matmul_t2.cl) takes one-token products with kpad <= 8192 whose int8
  * input starts on 16 bytes; gv is the product's gemv launch (op_matmul_t2), nm the quantizing
  * RMSNORM in front or NULL. Fills F and returns 1, or 0 when the older kernels must do it. */
+#define T2_VEC_WG 256
 #define T2_VEC_MAXU 8
 #define T2_VEC_NG_SHORT 3 /* TV_NG_SHORT of matmul_t2.cl: float4 of the norm's row a work-item */
 #define T2_VEC_MAXUG 10   /* TV_MAXU of matmul_t2.cl: weight pieces a work-item of matmul_t2_vec_g */

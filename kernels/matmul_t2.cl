@@ -253,18 +253,17 @@ inline void tv_rkv_store(const rtr_params *P, int m, int lr, __local const float
  * itself (rmsnorm.cl's arithmetic): the row a (n floats, n a multiple of 4, float4-aligned) times
  * 1/rms and the weight nw (or 1: hasw = 0), as int8 into xw (words, permuted by xl_at) for the
  * kpad/4 words, their code sum into *xt; wq (work-group 0's q and qs, or 0) gets the words and
- * 1/s too. ng float4 a work-item of TV_WG (a constant once inlined); returns 1/s. vol (a constant
- * too): read the row past the compute unit's cache, as a chain's later stage must (t2_chain). */
+ * 1/s too. ng float4 a work-item of TV_WG (a constant once inlined); returns 1/s. */
 inline float t2_norm_quant(__global const float4 *a4, __global const float4 *w4, int n, int hasw, float eps, int kpad,
                            const int ng, __local uint *xw, __local float *red, int *xt, __global uint *wq,
-                           __global float *wqs, const int vol) {
+                           __global float *wqs) {
     const int n4 = n / 4, lid = get_local_id(0);
     float4 y[TV_NG], ws[TV_NG];
     float ss = 0.0f, mx = 0.0f;
     #pragma unroll
     for (int i = 0; i < ng; i++) {
         int g4 = lid + i * TV_WG;
-        y[i] = g4 >= n4 ? (float4)(0.0f) : vol ? ((__global volatile const float4 *)a4)[g4] : a4[g4];
+        y[i] = g4 < n4 ? a4[g4] : (float4)(0.0f);
         ws[i] = hasw && g4 < n4 ? w4[g4] : (float4)(1.0f);
     }
     /* the sum of squares and the largest |x w| in one reduction: the largest |x / rms * w|
@@ -317,22 +316,16 @@ inline int4 t2_piece(uint4 w, __local const uint4 *xl, int j, int4 a) {
 inline int t2_planes_sum(int4 a) { return a.s0 + (a.s1 >> 2) + (a.s2 >> 4) + (a.s3 >> 6); }
 
 /* The body of the entry points below; ng and maxu (constants once inlined) are how many float4
- * of the norm's row and how many 16-byte weight pieces a work-item holds in registers. grp is the
- * work-group's number among the product's. In a chain (vol = 1, a constant), the work-group waits
- * with its weights loaded until *wctr reaches wtarget (giving up after TV_SPIN polls, with
- * *gaveup set, rather than hang), and reads the input row and the sums it adds to past the
- * compute unit's cache, where an earlier stage of the launch wrote them. */
-#define TV_SPIN (1u << 24)
+ * of the norm's row and how many 16-byte weight pieces a work-item holds in registers. */
 inline void t2_vec(__global const float *a, __global const float *nw, __global uint *q,
                    __global float *qs, __global const uint *w0, __global const uint *w1,
                    __global const uint *w2, __global float *o0, __global float *o1,
                    __global float *o2, __global const int *pos, __global const int *slot, __global float *kc,
                    __global float *vc, rtr_params P, const int ng, const int maxu, __local uint4 *xl,
-                   __local float *red, __local float *gv, __local int *part, __local int *xsum, int grp,
-                   __global volatile const int *wctr, int wtarget, __global int *gaveup, const int vol) {
+                   __local float *red, __local float *gv, __local int *part, __local int *xsum) {
     __local uint *xw = (__local uint *)xl;
     const int n = P.i[0], kpad = P.i[1], lpr = P.i[5], glu = P.i[6], accum = P.i[7], rkv = P.i[10];
-    int lid = get_local_id(0), rpw = TV_WG / lpr, lane = lid % lpr, kw4 = kpad / 64;
+    int lid = get_local_id(0), grp = get_group_id(0), rpw = TV_WG / lpr, lane = lid % lpr, kw4 = kpad / 64;
     int m, lr, live = tv_row(&P, grp, lid / lpr, &m, &lr);
     __global const uint *w = m == 0 ? w0 + P.off[4] : m == 1 ? w1 + P.off[5] : w2 + P.off[6];
     int wrow = live ? (rkv ? tv_rkv_row(m, lr, P.i[11]) : lr) : 0;
@@ -355,24 +348,15 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
         int hd = P.i[11], j = ((grp * rpw + 4 * lid) % hd) / 2; /* q and k start on whole heads */
         rcs = (float4)(rope_cs(rp, j, hd, P.f[4]), rope_cs(rp, j + 1, hd, P.f[4]));
     }
-    /* 2. (a chain's later stage: the wait for the one before) the int8 input row, and the sum of
-     * its codes (step 3) */
-    if (lid == 0) {
-        *xsum = 0;
-        if (vol)
-            for (uint i = 0; *wctr < wtarget; i++)
-                if (i == TV_SPIN) {
-                    atomic_max(gaveup, 1);
-                    break;
-                }
-    }
-    barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
+    /* 2. the int8 input row, and the sum of its codes (step 3) */
+    if (lid == 0) *xsum = 0;
+    barrier(CLK_LOCAL_MEM_FENCE);
     float xs;
     int xt = 0;
     if (P.i[9]) {
         xs = t2_norm_quant((__global const float4 *)(a + P.off[0]), (__global const float4 *)(nw + P.off[1]), n,
                            P.i[8], P.f[3], kpad, ng, xw, red, &xt, grp == 0 ? q + P.off[2] : 0,
-                           qs + P.off[3], vol);
+                           qs + P.off[3]);
     } else {
         __global const uint4 *q4 = (__global const uint4 *)(q + P.off[2]);
         for (int i = lid; i < kpad / 16; i += TV_WG) {
@@ -413,7 +397,7 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
         float y = (float)d * (P.f[m] * xs);
         if (live && !glu && !rkv) {
             __global float *o = m == 0 ? o0 + P.off[7] : m == 1 ? o1 + P.off[8] : o2 + P.off[9];
-            o[lr] = !accum ? y : vol ? ((__global volatile float *)o)[lr] + y : o[lr] + y;
+            o[lr] = accum ? o[lr] + y : y;
         }
         gv[row] = y;
     }
@@ -441,8 +425,7 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
     __local uint4 xl[TV_KMAX / 16];                                                               \
     __local float red[TV_WG], gv[TV_WG];                                                          \
     __local int part[TV_WG], xsum[1];                                                             \
-    t2_vec(a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc, P, NG, MAXU, xl, red, gv, part, xsum, \
-           get_group_id(0), 0, 0, 0, 0)
+    t2_vec(a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc, P, NG, MAXU, xl, red, gv, part, xsum)
 
 __kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec(TV_ARGS) { TV_BODY(TV_NG, TV_MAXU_ROW); }
 
@@ -489,68 +472,4 @@ __kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_g
     TV_NO_THIRD;
     TV_NO_RKV;
     TV_BODY(TV_NG_SHORT, TV_MAXU);
-}
-
-/* A chain: up to TC_MAX one-token products in one launch, each with its fused norm (and GLU or
- * RoPE/KV epilogue), in order, so that a layer's o, gate/up, down and the next layer's q/k/v
- * products cost one launch instead of four. A work-group takes a ticket as it starts; tickets
- * number the work-groups of stage 0, then 1, ...; a work-group of stage s loads its weights, then
- * waits until every work-group of stage s - 1 has counted itself done. A ticket is only taken by
- * a running work-group, so whatever order the device starts them in, every stage waits only on
- * work-groups that run: no deadlock. sync: the ticket counter, each stage's done count (the last
- * work-group puts these back to 0 for the next launch), then the flag of a wait that gave up. Stage s's buffers are the s-suffixed
- * arguments, its offsets and scalars its rtr_stage; q, qs (the quantized row, written but not
- * read back) and the RoPE/KV buffers are shared, with their offsets in rtr_chain. Every stage
- * runs with the largest register set (TV_NG, TV_MAXU): one call of t2_vec, outside any branch. */
-#define TC_MAX 4
-typedef struct {
-    ulong off[8]; /* a, nw, w0, w1, w2, o0, o1, o2 */
-    int i[14];
-    float f[5];
-} rtr_stage;
-typedef struct {
-    ulong off[6]; /* q, qs, pos, slot, kc, vc */
-    int n, wg[TC_MAX];
-} rtr_chain;
-
-#define TC_STAGE(s)                                                                               \
-    __global const float *a##s, __global const float *nw##s, __global const uint *w0##s,          \
-        __global const uint *w1##s, __global const uint *w2##s, __global float *o0##s,            \
-        __global float *o1##s, __global float *o2##s
-#define TC_PICK(x) (s == 0 ? x##0 : s == 1 ? x##1 : s == 2 ? x##2 : x##3)
-
-__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1)))
-void matmul_t2_chain(__global uint *q, __global float *qs, __global const int *pos, __global const int *slot,
-                     __global float *kc, __global float *vc, __global int *sync, TC_STAGE(0), TC_STAGE(1),
-                     TC_STAGE(2), TC_STAGE(3), rtr_stage S0, rtr_stage S1, rtr_stage S2, rtr_stage S3,
-                     rtr_chain C) {
-    __local uint4 xl[TV_KMAX / 16];
-    __local float red[TV_WG], gv[TV_WG];
-    __local int part[TV_WG], xsum[1], tk[1];
-    int lid = get_local_id(0);
-    if (lid == 0) *tk = atomic_inc(sync);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    int t = *tk, s = 0, first = 0;
-    while (s < C.n - 1 && t >= first + C.wg[s]) first += C.wg[s++];
-    rtr_stage S = TC_PICK(S);
-    rtr_params P;
-    P.off[0] = S.off[0];
-    P.off[1] = S.off[1];
-    for (int j = 0; j < 3; j++) {
-        P.off[4 + j] = S.off[2 + j];
-        P.off[7 + j] = S.off[5 + j];
-    }
-    P.off[2] = C.off[0];
-    P.off[3] = C.off[1];
-    for (int j = 0; j < 4; j++) P.off[10 + j] = C.off[2 + j];
-    for (int j = 0; j < 14; j++) P.i[j] = S.i[j];
-    for (int j = 0; j < 5; j++) P.f[j] = S.f[j];
-    /* stage s waits on sync[s]: stage s - 1's done count (stage 0 on its own ticket count, >= 0) */
-    t2_vec(TC_PICK(a), TC_PICK(nw), q, qs, TC_PICK(w0), TC_PICK(w1), TC_PICK(w2), TC_PICK(o0), TC_PICK(o1),
-           TC_PICK(o2), pos, slot, kc, vc, P, TV_NG, TV_MAXU, xl, red, gv, part, xsum, t - first, sync + s,
-           s ? C.wg[s - 1] : 0, sync + 1 + TC_MAX, 1);
-    mem_fence(CLK_GLOBAL_MEM_FENCE);
-    barrier(CLK_GLOBAL_MEM_FENCE);
-    if (lid == 0 && atomic_inc(sync + 1 + s) == C.wg[s] - 1 && s == C.n - 1)
-        for (int j = 0; j <= C.n; j++) sync[j] = 0;
 }

@@ -1025,11 +1025,6 @@ int main(void) {
                 unsetenv("ROTOR_VK_PORTABLE");
             }
         }
-        if (!strcmp(ent->name, "opencl") && !rtr_env_flag("ROTOR_OPENCL_CHAIN")) {
-            setenv("ROTOR_OPENCL_CHAIN", "1", 1); /* one-token products chained (opt-in) */
-            run_suite(ent, "opencl-chain", cpu);
-            unsetenv("ROTOR_OPENCL_CHAIN");
-        }
     }
     if (!tested) SKIP("no GPU backend compiled in");
     cpu->ops->destroy(cpu);

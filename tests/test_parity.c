@@ -224,11 +224,6 @@ int main(void) {
             }
         } else {
             check_model(model, &mo, dir, bes[b]);
-            if (!strcmp(bes[b], "opencl")) { /* and with one-token products chained (opt-in) */
-                setenv("ROTOR_OPENCL_CHAIN", "1", 1);
-                check_model(model, &mo, dir, "opencl/chain");
-                unsetenv("ROTOR_OPENCL_CHAIN");
-            }
         }
     }
     /* the same weights through GGUF files (written by tests/gguf.sh or test_convert) */
