@@ -8,6 +8,11 @@
  *   2. device time per launch: LAUNCHES launches of the 2-argument kernel queued behind a user
  *      event, then released, so that the device runs them back to back with the host out of
  *      the way (one work-group, and 132 x 256 work-items: an H100's multiprocessors once over);
+ *      then other ways to order the same dependent launches: an out-of-order queue with each
+ *      launch waiting on the last one's event, or with a barrier between launches; a 12-byte
+ *      buffer write before every launch (what the token's small uploads cost on the device);
+ *      and, where the device offers cl_khr_command_buffer, the launches recorded once in a
+ *      command buffer and replayed;
  *   3. concurrency: a kernel that polls a flag (giving up after POLLS polls) is enqueued first,
  *      a kernel that sets the flag second, on one in-order queue, on one out-of-order queue and
  *      on two in-order queues. The poller sees the flag only where the two run at once.
@@ -53,6 +58,15 @@ static double now(void) {
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
+
+/* cl_khr_command_buffer's entry points (as in its revisions 0.9.x), declared here so that the
+ * OpenCL 1.2 headers the project builds with are enough */
+typedef void *cmdbuf;
+typedef cmdbuf (*cb_create_fn)(cl_uint, const cl_command_queue *, const cl_ulong *, cl_int *);
+typedef cl_int (*cb_ndrange_fn)(cmdbuf, cl_command_queue, const cl_ulong *, cl_kernel, cl_uint, const size_t *,
+                                const size_t *, const size_t *, cl_uint, const cl_uint *, cl_uint *, void *);
+typedef cl_int (*cb_one_fn)(cmdbuf);
+typedef cl_int (*cb_enqueue_fn)(cl_uint, cl_command_queue *, cmdbuf, cl_uint, const cl_event *, cl_event *);
 
 static int fail(const char *what, cl_int rc) {
     fprintf(stderr, "bench_opencl_launch: %s failed (%d)\n", what, (int)rc);
@@ -114,6 +128,82 @@ static int time_device(cl_context ctx, cl_command_queue q, cl_kernel k, size_t g
     return 0;
 }
 
+enum { DEP_EVENT, DEP_BARRIER, DEP_WRITE };
+
+/* time_device's measure for dependent launches ordered another way (DEP_*): on an out-of-order
+ * queue q through each launch's event or a barrier between launches, or on an in-order queue
+ * with a 12-byte write of buffer wb before each launch. The barrier way runs a tenth of the
+ * launches: PoCL makes each barrier depend on every command before it. */
+static int time_dependent(cl_context ctx, cl_command_queue q, cl_kernel k, int how, cl_mem wb, double *us) {
+    static cl_event ev[LAUNCHES];
+    static const cl_int words[3] = {1, 2, 3};
+    size_t g = 32, l = 32;
+    int n = how == DEP_BARRIER ? LAUNCHES / 10 : LAUNCHES;
+    *us = 1e30;
+    for (int rep = 0; rep < 2; rep++) {
+        cl_int rc;
+        cl_event gate = clCreateUserEvent(ctx, &rc);
+        TRY(rc, "clCreateUserEvent");
+        for (int i = 0; i < n; i++) {
+            cl_event *wait = i == 0 ? &gate : how == DEP_EVENT ? &ev[i - 1] : NULL;
+            cl_uint nw = i == 0 || how == DEP_EVENT ? 1 : 0;
+            if (how == DEP_BARRIER && i > 0) TRY(clEnqueueBarrierWithWaitList(q, 0, NULL, NULL), "barrier");
+            if (how == DEP_WRITE) {
+                TRY(clEnqueueWriteBuffer(q, wb, CL_FALSE, 0, sizeof words, words, nw, wait, NULL), "write");
+                nw = 0;
+                wait = NULL;
+            }
+            TRY(clEnqueueNDRangeKernel(q, k, 1, NULL, &g, &l, nw, wait, how == DEP_EVENT ? &ev[i] : NULL),
+                "clEnqueueNDRangeKernel");
+            if (i % 32 == 31) clFlush(q);
+        }
+        clFlush(q);
+        double t0 = now();
+        TRY(clSetUserEventStatus(gate, CL_COMPLETE), "clSetUserEventStatus");
+        TRY(clFinish(q), "clFinish");
+        double t = (now() - t0) * 1e6 / n;
+        clReleaseEvent(gate);
+        if (how == DEP_EVENT)
+            for (int i = 0; i < LAUNCHES; i++) clReleaseEvent(ev[i]);
+        if (t < *us) *us = t;
+    }
+    return 0;
+}
+
+/* Device microseconds per launch replayed from a command buffer of LAUNCHES launches of k
+ * recorded on the in-order queue q (one replay at a time: a driver need not allow a command
+ * buffer to be pending twice); *us < 0 where the platform lacks the extension's entry points. */
+static int time_cmdbuf(cl_platform_id plat, cl_context ctx, cl_command_queue q, cl_kernel k, double *us) {
+    cb_create_fn create = (cb_create_fn)clGetExtensionFunctionAddressForPlatform(plat, "clCreateCommandBufferKHR");
+    cb_ndrange_fn ndrange = (cb_ndrange_fn)clGetExtensionFunctionAddressForPlatform(plat, "clCommandNDRangeKernelKHR");
+    cb_one_fn finalize = (cb_one_fn)clGetExtensionFunctionAddressForPlatform(plat, "clFinalizeCommandBufferKHR");
+    cb_one_fn release = (cb_one_fn)clGetExtensionFunctionAddressForPlatform(plat, "clReleaseCommandBufferKHR");
+    cb_enqueue_fn enqueue = (cb_enqueue_fn)clGetExtensionFunctionAddressForPlatform(plat, "clEnqueueCommandBufferKHR");
+    *us = -1;
+    if (!create || !ndrange || !finalize || !release || !enqueue) return 0;
+    size_t g = 32, l = 32;
+    cl_int rc;
+    cmdbuf cb = create(1, &q, NULL, &rc);
+    TRY(rc, "clCreateCommandBufferKHR");
+    for (int i = 0; i < LAUNCHES; i++) TRY(ndrange(cb, NULL, NULL, k, 1, NULL, &g, &l, 0, NULL, NULL, NULL), "clCommandNDRangeKernelKHR");
+    TRY(finalize(cb), "clFinalizeCommandBufferKHR");
+    *us = 1e30;
+    for (int rep = 0; rep < 2; rep++) {
+        cl_event gate = clCreateUserEvent(ctx, &rc);
+        TRY(rc, "clCreateUserEvent");
+        TRY(enqueue(0, NULL, cb, 1, &gate, NULL), "clEnqueueCommandBufferKHR");
+        clFlush(q);
+        double t0 = now();
+        TRY(clSetUserEventStatus(gate, CL_COMPLETE), "clSetUserEventStatus");
+        TRY(clFinish(q), "clFinish");
+        double t = (now() - t0) * 1e6 / LAUNCHES;
+        clReleaseEvent(gate);
+        if (t < *us) *us = t;
+    }
+    release(cb);
+    return 0;
+}
+
 /* poller on qa, then setter on qb: the polls the poller made before it saw the flag */
 static int concurrent(cl_command_queue qa, cl_command_queue qb, cl_command_queue qw, cl_kernel kp, cl_kernel ks,
                       cl_mem flag, cl_mem out, int *polls) {
@@ -135,13 +225,19 @@ int main(void) {
     cl_uint np = 0;
     TRY(clGetPlatformIDs(16, plats, &np), "clGetPlatformIDs");
     cl_device_id dev = NULL;
+    cl_platform_id plat = plats[0];
     for (cl_uint i = 0; i < np && !dev; i++)
         if (clGetDeviceIDs(plats[i], CL_DEVICE_TYPE_GPU, 1, &dev, NULL) != CL_SUCCESS) dev = NULL;
+        else plat = plats[i];
     if (!dev) TRY(clGetDeviceIDs(plats[0], CL_DEVICE_TYPE_ALL, 1, &dev, NULL), "clGetDeviceIDs");
     char name[256] = "", drv[256] = "";
     clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof name, name, NULL);
     clGetDeviceInfo(dev, CL_DRIVER_VERSION, sizeof drv, drv, NULL);
     printf("device: %s (driver %s)\n", name, drv);
+    size_t xl = 0;
+    clGetDeviceInfo(dev, CL_DEVICE_EXTENSIONS, 0, NULL, &xl);
+    char *ext = calloc(1, xl + 1);
+    if (ext && clGetDeviceInfo(dev, CL_DEVICE_EXTENSIONS, xl, ext, NULL) == CL_SUCCESS) printf("extensions: %s\n", ext);
 
     cl_int rc;
     cl_context ctx = clCreateContext(NULL, 1, &dev, NULL, NULL, &rc);
@@ -197,6 +293,22 @@ int main(void) {
     printf("  one work-group of 32                         %6.2f us\n", us);
     if (time_device(ctx, q1, k2, 132 * 256, 256, &us)) return 1;
     printf("  132 work-groups of 256                       %6.2f us\n", us);
+    if (qo) {
+        if (time_dependent(ctx, qo, k2, DEP_EVENT, NULL, &us)) return 1;
+        printf("  out-of-order queue, each on the last's event %6.2f us\n", us);
+        if (time_dependent(ctx, qo, k2, DEP_BARRIER, NULL, &us)) return 1;
+        printf("  out-of-order queue, barriers between        %6.2f us\n", us);
+    }
+    if (time_dependent(ctx, q1, k2, DEP_WRITE, bufs[2], &us)) return 1;
+    printf("  a 12-byte buffer write before each launch    %6.2f us\n", us);
+    if (ext && strstr(ext, "cl_khr_command_buffer")) {
+        if (time_cmdbuf(plat, ctx, q1, k2, &us)) return 1;
+        if (us < 0) printf("  command buffer: entry points not found\n");
+        else printf("  replayed from a command buffer              %6.2f us\n", us);
+    } else {
+        printf("  command buffer: cl_khr_command_buffer not offered\n");
+    }
+    free(ext);
 
     TRY(clSetKernelArg(kp, 0, sizeof flag, &flag), "clSetKernelArg");
     TRY(clSetKernelArg(kp, 1, sizeof out, &out), "clSetKernelArg");
