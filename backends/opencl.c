@@ -11,8 +11,9 @@
  * heads instead of one, ROTOR_OPENCL_ATTN_SPLITS=N caps the splits of decode attention,
  * ROTOR_OPENCL_MERGE_LAUNCH=1 merges them in a launch of their own, ROTOR_OPENCL_FULLARGS=1
  * runs every one-token product through the kernels of all arguments, ROTOR_OPENCL_NOFVEC=1 a
- * one-token LM head through matmul_f instead of matmul_f_vec and ROTOR_OPENCL_NOPIN=1 views
- * of host-read buffers through malloc'd memory (all for comparison);
+ * one-token LM head through matmul_f instead of matmul_f_vec, ROTOR_OPENCL_NOPIN=1 views
+ * of host-read buffers through malloc'd memory and ROTOR_OPENCL_NOCMDBUF=1 every batch launch by
+ * launch even where cl_khr_command_buffer could replay it (all for comparison);
  * ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the backend is destroyed.
  */
 #include "opencl_impl.h"
@@ -56,6 +57,8 @@ static const char *const kernel_names[K_COUNT] = {
     [K_GLU] = "glu",
     [K_ADD] = "add",
 };
+
+const char *cl_kernel_name(int k) { return kernel_names[k]; }
 
 const char *cl_errname(cl_int rc) {
     switch (rc) {
@@ -546,6 +549,8 @@ static void cl_buf_free(rtr_backend *be, rtr_buf *buf) {
     if (!buf) return;
     rtr_err e;
     if (b->held) cl_flush_held(b, &e); /* it may use this buffer */
+    if (b->cmd.recording) cl_cmdbuf_spill(b, &e);
+    cl_cmdbuf_drop(b); /* the command buffer may name it */
     for (int k = 0; k < K_COUNT; k++)
         for (int a = 0; a < CL_MAX_ARGS; a++)
             if (b->last_arg[k][a] == buf->mem) b->last_arg[k][a] = NULL;
@@ -560,6 +565,7 @@ static int cl_buf_write(rtr_backend *be, rtr_buf *buf, size_t off, const void *s
         return rtr_seterr(err, RTR_EARG, "opencl: write out of bounds");
     if (!n) return 0;
     int r = cl_flush_held(b, err);
+    if (!r && b->cmd.recording) r = cl_cmdbuf_spill(b, err);
     if (r) return r;
     cl_int rc;
     if (n <= b->stage_cap - b->stage_used) {
@@ -587,6 +593,7 @@ static int cl_buf_read(rtr_backend *be, rtr_buf *buf, size_t off, void *dst, siz
         return rtr_seterr(err, RTR_EARG, "opencl: read out of bounds");
     if (!n) return 0;
     int r = cl_flush_held(b, err);
+    if (!r && b->cmd.recording) r = cl_cmdbuf_spill(b, err);
     if (r) return r;
     cl_int rc = clEnqueueReadBuffer(b->q, buf->mem, CL_TRUE, off, n, dst, 0, NULL, NULL);
     if (rc != CL_SUCCESS) return cl_fail(err, "clEnqueueReadBuffer", rc);
@@ -612,6 +619,10 @@ static const void *cl_buf_view(rtr_backend *be, rtr_buf *buf, size_t off, size_t
  * still in use by queued kernels is kept alive by OpenCL until they finish. */
 int cl_scratch(cl_backend *b, size_t bytes, rtr_err *err) {
     if (bytes <= b->scratch_bytes) return 0;
+    /* launches logged or recorded so far name the old buffer */
+    int r = b->cmd.recording ? cl_cmdbuf_spill(b, err) : 0;
+    if (r) return r;
+    cl_cmdbuf_drop(b);
     bytes = (bytes + 65535) / 65536 * 65536;
     cl_int rc;
     cl_mem m = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, bytes, NULL, &rc);
@@ -629,7 +640,9 @@ static int cl_begin(rtr_backend *be, rtr_err *err) {
     cl_backend *b = (cl_backend *)be;
     b->flushed = 0;
     if (b->prof_path) b->prof_t0 = rtr_now();
-    return cl_flush_held(b, err);
+    int r = cl_flush_held(b, err);
+    if (!r) cl_cmdbuf_begin(b);
+    return r;
 }
 
 /* profiling: collect the device times of the batch's launches */
@@ -674,6 +687,8 @@ static void prof_write(cl_backend *b) {
 static int cl_end(rtr_backend *be, rtr_err *err) {
     cl_backend *b = (cl_backend *)be;
     int r = cl_flush_held(b, err);
+    if (!r) r = cl_cmdbuf_end(b, err);
+    b->cmd.recording = 0;
     b->pending = 0;
     b->flushed = 0;
     cl_int rc = clFinish(b->q);
@@ -687,6 +702,7 @@ static void cl_destroy(rtr_backend *be) {
     cl_backend *b = (cl_backend *)be;
     if (!b) return;
     if (b->q) clFinish(b->q);
+    cl_cmdbuf_free(b);
     if (b->prof_path) {
         for (int i = 0; i < b->prof_n; i++) clReleaseEvent(b->prof_ev[i]);
         if (b->prof_batches) prof_write(b);
@@ -795,6 +811,7 @@ int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr
         r = cl_fail(err, "clCreateCommandQueue", rc);
         goto fail;
     }
+    cl_cmdbuf_init(b, has_ext(b->dev, "cl_khr_command_buffer"), b->prof_path ? CL_QUEUE_PROFILING_ENABLE : 0);
     b->dummy = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, 64, NULL, &rc);
     if (rc == CL_SUCCESS) { /* split counters start at 0, and the attention puts them back to 0 */
         static const cl_int zeros[CL_ATTN_CNT];

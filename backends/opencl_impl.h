@@ -62,6 +62,27 @@ typedef struct {
     size_t g[3], l[3];
 } cl_launch;
 
+/* cl_khr_command_buffer's entry points (revisions 0.9.x), and what opencl_cmdbuf.c keeps */
+typedef void *(*cl_cb_create_fn)(cl_uint, const cl_command_queue *, const cl_ulong *, cl_int *);
+typedef cl_int (*cl_cb_ndrange_fn)(void *, cl_command_queue, const cl_ulong *, cl_kernel, cl_uint, const size_t *,
+                                   const size_t *, const size_t *, cl_uint, const cl_uint *, cl_uint *, void *);
+typedef cl_int (*cl_cb_one_fn)(void *);
+typedef cl_int (*cl_cb_enqueue_fn)(cl_uint, cl_command_queue *, void *, cl_uint, const cl_event *, cl_event *);
+typedef struct {
+    int on;        /* offered, usable and not turned off */
+    int recording; /* between begin and end: launches go to log */
+    cl_cb_create_fn create;
+    cl_cb_ndrange_fn ndrange;
+    cl_cb_one_fn finalize, release;
+    cl_cb_enqueue_fn enqueue;
+    cl_launch *log, *last; /* this batch's launches; the last batch's (what cb holds, if cb) */
+    int n, n_last;
+    void *cb; /* the command buffer of last, or NULL */
+    cl_kernel *kern; /* the kernel object of each recorded launch, and its K_* */
+    int *kern_k;
+    long recorded, replays; /* counts, for tests */
+} cl_cmd;
+
 enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3, HELD_MM = 4, HELD_QKV = 5 };
 
 typedef struct {
@@ -100,6 +121,7 @@ typedef struct {
     int held_n;
     cl_launch held_launch;
     rtr_op held_op[3]; /* the op(s) behind it */
+    cl_cmd cmd; /* command-buffer recording and replay (opencl_cmdbuf.c) */
     void (*progress)(uint64_t, uint64_t, void *);
     void *progress_ud;
     /* ROTOR_OPENCL_PROFILE=FILE: device time per kernel, written to FILE when the backend is
@@ -113,11 +135,23 @@ typedef struct {
 
 /* backends/opencl.c */
 int cl_fail(rtr_err *err, const char *what, cl_int rc);
+const char *cl_kernel_name(int k);
 const char *cl_errname(cl_int rc);
 int cl_scratch(cl_backend *b, size_t bytes, rtr_err *err);
 
 /* backends/opencl_ops.c */
 int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err);
 int cl_flush_held(cl_backend *b, rtr_err *err); /* enqueues a held-back launch, if any */
+int cl_set_args(cl_backend *b, const cl_launch *L, rtr_err *err); /* L's arguments on its kernel */
+int cl_enqueue_launch(cl_backend *b, const cl_launch *L, rtr_err *err); /* onto the queue, now */
+
+/* backends/opencl_cmdbuf.c */
+void cl_cmdbuf_init(cl_backend *b, int offered, cl_command_queue_properties qprops);
+void cl_cmdbuf_free(cl_backend *b);
+void cl_cmdbuf_drop(cl_backend *b);
+void cl_cmdbuf_begin(cl_backend *b);
+int cl_cmdbuf_log(cl_backend *b, const cl_launch *L, rtr_err *err);
+int cl_cmdbuf_spill(cl_backend *b, rtr_err *err);
+int cl_cmdbuf_end(cl_backend *b, rtr_err *err);
 
 #endif

@@ -45,9 +45,7 @@ static const cl_launch *thin(const cl_backend *b, const cl_launch *L, cl_launch 
     return T;
 }
 
-static int submit(cl_backend *b, const cl_launch *L, rtr_err *err) {
-    cl_launch T;
-    if (L->k == K_T2_VEC || L->k == K_T2_VEC_S || L->k == K_T2_VEC_G) L = thin(b, L, &T);
+int cl_set_args(cl_backend *b, const cl_launch *L, rtr_err *err) {
     cl_kernel kk = b->k[L->k];
     cl_int rc;
     for (int i = 0; i < L->nmem; i++) {
@@ -59,8 +57,14 @@ static int submit(cl_backend *b, const cl_launch *L, rtr_err *err) {
     }
     if ((rc = clSetKernelArg(kk, (cl_uint)L->nmem, sizeof L->p, &L->p)) != CL_SUCCESS)
         return cl_fail(err, "clSetKernelArg", rc);
-    for (cl_uint d = 0; d < L->dims; d++)
-        if (L->g[d] == 0) return 0;
+    return 0;
+}
+
+int cl_enqueue_launch(cl_backend *b, const cl_launch *L, rtr_err *err) {
+    int r = cl_set_args(b, L, err);
+    if (r) return r;
+    cl_kernel kk = b->k[L->k];
+    cl_int rc;
     cl_event *ev = NULL;
     if (b->prof_path && b->prof_n < b->prof_cap) {
         ev = &b->prof_ev[b->prof_n];
@@ -75,6 +79,16 @@ static int submit(cl_backend *b, const cl_launch *L, rtr_err *err) {
         b->flushed = 1;
     }
     return 0;
+}
+
+/* Every launch goes out through here: logged while a command buffer may take the batch
+ * (opencl_cmdbuf.c), else enqueued. */
+static int submit(cl_backend *b, const cl_launch *L, rtr_err *err) {
+    cl_launch T;
+    if (L->k == K_T2_VEC || L->k == K_T2_VEC_S || L->k == K_T2_VEC_G) L = thin(b, L, &T);
+    for (cl_uint d = 0; d < L->dims; d++)
+        if (L->g[d] == 0) return 0;
+    return b->cmd.recording ? cl_cmdbuf_log(b, L, err) : cl_enqueue_launch(b, L, err);
 }
 
 /* Enqueues a held-back op, if any; a HELD_QKV chain that stopped short goes out as its product

@@ -1025,6 +1025,11 @@ int main(void) {
                 unsetenv("ROTOR_VK_PORTABLE");
             }
         }
+        if (!strcmp(ent->name, "opencl") && !rtr_env_flag("ROTOR_OPENCL_NOCMDBUF")) {
+            setenv("ROTOR_OPENCL_NOCMDBUF", "1", 1); /* batches launch by launch, as without command buffers */
+            run_suite(ent, "opencl-direct", cpu);
+            unsetenv("ROTOR_OPENCL_NOCMDBUF");
+        }
     }
     if (!tested) SKIP("no GPU backend compiled in");
     cpu->ops->destroy(cpu);

@@ -2,7 +2,8 @@
  * test_backend_ops.c: device listing and selection errors, the on-disk program cache (written,
  * reused, rebuilt when corrupt), the fused launches (RoPE q + RoPE k + KV store, GLU + RMSNORM)
  * and the sequences that must not fuse, and the shapes that take the other kernel paths (tiled
- * ternary GEMM for large batches, attention split over the ring for decode, the q8r LM head).
+ * ternary GEMM for large batches, attention split over the ring for decode, the q8r LM head),
+ * and batches recorded into a command buffer and replayed (cl_khr_command_buffer).
  * Every result is compared with the CPU backend, the reference. Skips without an OpenCL device.
  */
 #include "../backends/backend.h"
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #ifdef RTR_HAVE_OPENCL
+#include "../backends/opencl_impl.h"
 
 /* ---- a buffer on both backends ---- */
 typedef struct {
@@ -470,6 +472,69 @@ static void t_norm_t2(int k, int withw, int into_input) {
     free(row);
 }
 
+/* ---- command buffers ---- */
+
+/* A decode-like batch (norm + product into the input, then norm + product of the result) run
+ * again and again with new inputs: the second run is recorded, later ones replayed, and every
+ * result must still match the CPU's; a read inside the batch, a freed buffer and a different
+ * batch in between must each send it back to launch-by-launch in order. */
+static void t_cmdbuf(void) {
+    const cl_cmd *cmd = &((cl_backend *)be[1])->cmd;
+    if (!cmd->on) {
+        SKIP("command buffers: %s", rtr_env_flag("ROTOR_OPENCL_NOCMDBUF") ? "turned off (ROTOR_OPENCL_NOCMDBUF)"
+                                                                         : "the device does not offer cl_khr_command_buffer");
+        return;
+    }
+    enum { K = 384, N = 200 };
+    size_t rb = rtr_t2_row_bytes(K);
+    twin *x = tw_rand(K, -2, 2), *qa = tw_new(K, NULL, 0), *qs = tw_new(4, NULL, 0), *y = tw_new(N * 4, NULL, 0);
+    int8_t row[K];
+    uint8_t *wb = malloc((size_t)(K + N) * rb);
+    for (int r = 0; r < K + N; r++) {
+        for (int j = 0; j < K; j++) row[j] = (int8_t)((int)(rnd() % 3) - 1);
+        rtr_t2_pack_row(row, K, wb + (size_t)r * rb);
+    }
+    twin *w = tw_new((size_t)(K + N) * rb, wb, RTR_BUF_WEIGHT);
+    free(wb);
+    rtr_op op[4];
+    memset(op, 0, sizeof op);
+    op[0].kind = RTR_OP_RMSNORM; op[0].rows = 1; op[0].a = T(x, 0); op[0].dst2 = T(qa, 0); op[0].dst3 = T(qs, 0);
+    op[0].p.norm.n = K; op[0].p.norm.eps = 1e-5f;
+    op[1].kind = RTR_OP_MATMUL_T2; op[1].rows = 1; op[1].a = T(qa, 0); op[1].b = T(qs, 0);
+    op[1].p.mm.n_mat = 1; op[1].p.mm.k = K; op[1].p.mm.accum = 1; op[1].p.mm.w[0] = T(w, 0);
+    op[1].p.mm.n[0] = K; op[1].p.mm.alpha[0] = 0.25f; op[1].p.mm.out[0] = T(x, 0);
+    op[2] = op[0];
+    op[3] = op[1];
+    op[3].p.mm.accum = 0; op[3].p.mm.w[0] = T(w, (size_t)K * rb); op[3].p.mm.n[0] = N; op[3].p.mm.out[0] = T(y, 0);
+    long rec0 = cmd->recorded, rep0 = cmd->replays;
+    float xin[K], peek[K];
+    for (int step = 0; step < 9; step++) {
+        for (int j = 0; j < K; j++) xin[j] = frand(-2, 2);
+        for (int i = 0; i < 2; i++) {
+            rtr_err e = {0};
+            CHECK(!be[i]->ops->buf_write(be[i], x->b[i], 0, xin, sizeof xin, &e), "write: %s", e.msg);
+        }
+        if (step == 5) { /* a buffer freed: the command buffer may name it */
+            twin *t = tw_new(64, NULL, 0);
+            tw_free(t);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "command buffer step %d", step);
+        int rc = step == 4 ? run(op, 4, what, x, 1, peek) /* a read after op 1: spills */
+                           : step == 7 ? run(op, 2, what, NULL, 0, NULL) /* another batch */
+                                       : run(op, 4, what, NULL, 0, NULL);
+        if (rc) break;
+        cmp(x, 0, 1e-4f, what);
+        if (step != 7) cmp(y, 0, 1e-4f, what);
+        if (step == 1) CHECK(cmd->recorded == rec0 + 1 && cmd->replays == rep0, "step 1 recorded (%ld, %ld)", cmd->recorded - rec0, cmd->replays - rep0);
+        if (step == 3) CHECK(cmd->replays == rep0 + 2, "steps 2 and 3 replayed (%ld)", cmd->replays - rep0);
+        if (step == 5) CHECK(cmd->replays == rep0 + 2 && cmd->recorded == rec0 + 1, "nothing replayed after the read and the free");
+        if (step == 6) CHECK(cmd->recorded == rec0 + 2, "recorded again after the free (%ld)", cmd->recorded - rec0);
+        if (step == 8) CHECK(cmd->replays == rep0 + 2 && cmd->recorded == rec0 + 2, "a different batch between: not replayed");
+    }
+    tw_free(x); tw_free(qa); tw_free(qs); tw_free(y); tw_free(w);
+}
+
 /* ---- other kernel paths ---- */
 
 static void t_gemm(int rows, int k, int n0, int n1, int accum) {
@@ -654,6 +719,7 @@ int main(void) {
     t_head(RTR_T_Q8R, 11, 300, 130);
     t_head(RTR_T_F16, 1, 5003, 2560);
     t_head(RTR_T_BF16, 2, 300, 200);
+    t_cmdbuf();
     be[1]->ops->destroy(be[1]);
     be[0]->ops->destroy(be[0]);
     return test_done("opencl");
