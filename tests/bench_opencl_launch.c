@@ -104,40 +104,30 @@ static int time_enqueue(cl_command_queue q, cl_kernel k, cl_mem *bufs, int reset
     return 0;
 }
 
-/* Device microseconds per launch of k (g work-items in groups of l), LAUNCHES of them queued
- * behind a user event and timed from its release to the end of clFinish; best of two. */
-static int time_device(cl_context ctx, cl_command_queue q, cl_kernel k, size_t g, size_t l, double *us) {
-    *us = 1e30;
-    for (int rep = 0; rep < 2; rep++) {
-        cl_int rc;
-        cl_event gate = clCreateUserEvent(ctx, &rc);
-        TRY(rc, "clCreateUserEvent");
-        for (int i = 0; i < LAUNCHES; i++) {
-            TRY(clEnqueueNDRangeKernel(q, k, 1, NULL, &g, &l, i == 0, i == 0 ? &gate : NULL, NULL),
-                "clEnqueueNDRangeKernel");
-            if (i % 32 == 31) clFlush(q);
-        }
-        clFlush(q);
-        double t0 = now();
-        TRY(clSetUserEventStatus(gate, CL_COMPLETE), "clSetUserEventStatus");
-        TRY(clFinish(q), "clFinish");
-        double t = (now() - t0) * 1e6 / LAUNCHES;
-        clReleaseEvent(gate);
-        if (t < *us) *us = t;
-    }
+/* Releases gate (which holds back the n launches queued on q) and gives the device
+ * microseconds per launch until q drains. */
+static int drain(cl_event gate, cl_command_queue q, int n, double *us) {
+    clFlush(q);
+    double t0 = now();
+    TRY(clSetUserEventStatus(gate, CL_COMPLETE), "clSetUserEventStatus");
+    TRY(clFinish(q), "clFinish");
+    *us = (now() - t0) * 1e6 / n;
+    clReleaseEvent(gate);
     return 0;
 }
 
-enum { DEP_EVENT, DEP_BARRIER, DEP_WRITE };
+enum { DEP_QUEUE, DEP_EVENT, DEP_BARRIER, DEP_WRITE };
 
-/* time_device's measure for dependent launches ordered another way (DEP_*): on an out-of-order
- * queue q through each launch's event or a barrier between launches, or on an in-order queue
- * with a 12-byte write of buffer wb before each launch. The barrier way runs a tenth of the
- * launches: PoCL makes each barrier depend on every command before it. */
-static int time_dependent(cl_context ctx, cl_command_queue q, cl_kernel k, int how, cl_mem wb, double *us) {
+/* Device microseconds per launch of k (g work-items in groups of l), LAUNCHES of them queued
+ * behind a user event and timed from its release to the end of clFinish, best of two, each
+ * after the one before: by the in-order queue q (DEP_QUEUE); on an out-of-order queue q through
+ * each launch's event or a barrier between launches; or on an in-order queue with a 12-byte write
+ * of buffer wb before each launch. The barrier way runs a tenth of the launches: PoCL makes each
+ * barrier depend on every command before it. */
+static int time_device(cl_context ctx, cl_command_queue q, cl_kernel k, size_t g, size_t l, int how, cl_mem wb,
+                       double *us) {
     static cl_event ev[LAUNCHES];
     static const cl_int words[3] = {1, 2, 3};
-    size_t g = 32, l = 32;
     int n = how == DEP_BARRIER ? LAUNCHES / 10 : LAUNCHES;
     *us = 1e30;
     for (int rep = 0; rep < 2; rep++) {
@@ -157,14 +147,10 @@ static int time_dependent(cl_context ctx, cl_command_queue q, cl_kernel k, int h
                 "clEnqueueNDRangeKernel");
             if (i % 32 == 31) clFlush(q);
         }
-        clFlush(q);
-        double t0 = now();
-        TRY(clSetUserEventStatus(gate, CL_COMPLETE), "clSetUserEventStatus");
-        TRY(clFinish(q), "clFinish");
-        double t = (now() - t0) * 1e6 / n;
-        clReleaseEvent(gate);
+        double t;
+        if (drain(gate, q, n, &t)) return 1;
         if (how == DEP_EVENT)
-            for (int i = 0; i < LAUNCHES; i++) clReleaseEvent(ev[i]);
+            for (int i = 0; i < n; i++) clReleaseEvent(ev[i]);
         if (t < *us) *us = t;
     }
     return 0;
@@ -192,12 +178,8 @@ static int time_cmdbuf(cl_platform_id plat, cl_context ctx, cl_command_queue q, 
         cl_event gate = clCreateUserEvent(ctx, &rc);
         TRY(rc, "clCreateUserEvent");
         TRY(enqueue(0, NULL, cb, 1, &gate, NULL), "clEnqueueCommandBufferKHR");
-        clFlush(q);
-        double t0 = now();
-        TRY(clSetUserEventStatus(gate, CL_COMPLETE), "clSetUserEventStatus");
-        TRY(clFinish(q), "clFinish");
-        double t = (now() - t0) * 1e6 / LAUNCHES;
-        clReleaseEvent(gate);
+        double t;
+        if (drain(gate, q, LAUNCHES, &t)) return 1;
         if (t < *us) *us = t;
     }
     release(cb);
@@ -289,17 +271,17 @@ int main(void) {
 
     for (cl_uint a = 0; a < 2; a++) TRY(clSetKernelArg(k2, a, sizeof(cl_mem), &bufs[a]), "clSetKernelArg");
     printf("device time per launch of the 2-argument kernel, %d queued behind a user event:\n", LAUNCHES);
-    if (time_device(ctx, q1, k2, 32, 32, &us)) return 1;
+    if (time_device(ctx, q1, k2, 32, 32, DEP_QUEUE, NULL, &us)) return 1;
     printf("  one work-group of 32                         %6.2f us\n", us);
-    if (time_device(ctx, q1, k2, 132 * 256, 256, &us)) return 1;
+    if (time_device(ctx, q1, k2, 132 * 256, 256, DEP_QUEUE, NULL, &us)) return 1;
     printf("  132 work-groups of 256                       %6.2f us\n", us);
     if (qo) {
-        if (time_dependent(ctx, qo, k2, DEP_EVENT, NULL, &us)) return 1;
+        if (time_device(ctx, qo, k2, 32, 32, DEP_EVENT, NULL, &us)) return 1;
         printf("  out-of-order queue, each on the last's event %6.2f us\n", us);
-        if (time_dependent(ctx, qo, k2, DEP_BARRIER, NULL, &us)) return 1;
+        if (time_device(ctx, qo, k2, 32, 32, DEP_BARRIER, NULL, &us)) return 1;
         printf("  out-of-order queue, barriers between        %6.2f us\n", us);
     }
-    if (time_dependent(ctx, q1, k2, DEP_WRITE, bufs[2], &us)) return 1;
+    if (time_device(ctx, q1, k2, 32, 32, DEP_WRITE, bufs[2], &us)) return 1;
     printf("  a 12-byte buffer write before each launch    %6.2f us\n", us);
     if (ext && strstr(ext, "cl_khr_command_buffer")) {
         if (time_cmdbuf(plat, ctx, q1, k2, &us)) return 1;
