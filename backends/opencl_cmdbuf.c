@@ -9,9 +9,10 @@
  * runs a kernel object of its own, its arguments left as recorded while the command buffer
  * lives: the extension captures arguments when a command is recorded, but PoCL 3.1 reads them
  * when the buffer runs.
- * Owns b->cmd: the entry points, the two logs and the command buffer. No allocation after the
- * backend's creation; ROTOR_OPENCL_NOCMDBUF=1 turns it off (for comparison), and so does the
- * profiler (which needs an event a launch). The entry points are those of the extension's
+ * Owns b->cmd: the entry points, the two logs and the command buffer. The logs are allocated
+ * with the backend; only a recording (a new batch seen twice: the second token, and again when
+ * the attention's scanned span grows) creates driver objects. ROTOR_OPENCL_NOCMDBUF=1 turns it
+ * off (for comparison), and so does the profiler (which needs an event a launch). The entry points are those of the extension's
  * revisions 0.9.x, declared in opencl_impl.h so that OpenCL 1.2 headers are enough.
  */
 #include "opencl_impl.h"
