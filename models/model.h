@@ -49,11 +49,12 @@ struct rtr_session {
     const volatile int *cancel;
     int32_t *slot_pos;            /* host mirror of the ring's positions [cap] */
     int dirty_lo, dirty_hi;       /* slot_pos[lo..hi) changed since the device copy was written */
-    int32_t *h_ids, *h_pos, *h_slot;  /* host staging [n_batch] */
+    int32_t *h_tok;               /* host staging [3 n_batch]: a batch of n is ids, positions, slots */
+    int32_t *h_ids, *h_pos, *h_slot;  /* the current batch's three runs of h_tok */
     float *logits;                /* [n_vocab], zeros: what view shows before the first batch */
     const float *view;            /* the last batch's logits (or pooled row): the backend's view of out */
     rtr_buf *kc, *vc;             /* [n_layer][cap][kv_dim] f16 */
-    rtr_buf *spos, *ids, *qpos, *slots;
+    rtr_buf *spos, *tok;          /* slot positions [cap]; a batch's h_tok, written at once */
     rtr_buf *x, *xn, *q, *k, *v, *att, *g, *u, *qa, *qs, *out;
     size_t bytes;
 };

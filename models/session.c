@@ -30,7 +30,7 @@ static void set_slot(rtr_session *s, int sl, int p) {
 
 static void free_bufs(rtr_session *s) {
     rtr_backend *be = s->m->be;
-    rtr_buf *bs[] = {s->kc, s->vc, s->spos, s->ids, s->qpos, s->slots, s->x, s->xn, s->q, s->k,
+    rtr_buf *bs[] = {s->kc, s->vc, s->spos, s->tok, s->x, s->xn, s->q, s->k,
                      s->v, s->att, s->g, s->u, s->qa, s->qs, s->out};
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++)
         if (bs[i]) be->ops->buf_free(be, bs[i]);
@@ -64,19 +64,16 @@ int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *o, 
     if (F > wide) wide = F;
     size_t kpad = (size_t)rtr_t2_kpad((uint64_t)wide);
     s->slot_pos = malloc((size_t)s->cap * 4);
-    s->h_ids = malloc((size_t)B * 4);
-    s->h_pos = malloc((size_t)B * 4);
-    s->h_slot = malloc((size_t)B * 4);
+    s->h_tok = malloc((size_t)B * 12);
     s->logits = calloc((size_t)h->n_vocab, 4);
     s->view = s->logits;
-    if (!s->slot_pos || !s->h_ids || !s->h_pos || !s->h_slot || !s->logits) { rtr_session_free(s); return rtr_seterr(err, RTR_ENOMEM, "out of memory"); }
+    if (!s->slot_pos || !s->h_tok || !s->logits) { rtr_session_free(s); return rtr_seterr(err, RTR_ENOMEM, "out of memory"); }
     rtr_backend *be = m->be;
     size_t kv_elt = s->kv_type == RTR_T_F32 ? 4 : 2;
     size_t kvbytes = (size_t)h->n_layer * s->cap * kvd * kv_elt;
     struct { rtr_buf **b; size_t bytes; int flags; } want[] = {
         {&s->kc, kvbytes, 0}, {&s->vc, kvbytes, 0},
-        {&s->spos, (size_t)s->cap * 4, 0}, {&s->ids, (size_t)B * 4, 0}, {&s->qpos, (size_t)B * 4, 0},
-        {&s->slots, (size_t)B * 4, 0},
+        {&s->spos, (size_t)s->cap * 4, 0}, {&s->tok, (size_t)B * 12, 0},
         {&s->x, (size_t)B * D * 4, 0}, {&s->xn, (size_t)B * wide * 4, 0}, {&s->q, (size_t)B * qd * 4, 0},
         {&s->k, (size_t)B * kvd * 4, 0}, {&s->v, (size_t)B * kvd * 4, 0}, {&s->att, (size_t)B * qd * 4, 0},
         {&s->g, (size_t)B * F * 4, 0}, {&s->u, (size_t)B * F * 4, 0}, {&s->qa, (size_t)B * kpad, 0},
@@ -101,7 +98,7 @@ int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *o, 
 void rtr_session_free(rtr_session *s) {
     if (!s) return;
     free_bufs(s);
-    free(s->slot_pos); free(s->h_ids); free(s->h_pos); free(s->h_slot); free(s->logits);
+    free(s->slot_pos); free(s->h_tok); free(s->logits);
     free(s);
 }
 
@@ -173,10 +170,9 @@ static int forward(rtr_session *s, int n, int want_out, rtr_err *err) {
     const rtr_backend_ops *ops = be->ops;
     int D = h->n_embd, hd = h->head_dim, qd = h->n_head * hd, kvd = h->n_head_kv * hd, F = h->n_ff;
     int r;
-    if ((r = ops->buf_write(be, s->ids, 0, s->h_ids, (size_t)n * 4, err)) ||
-        (r = ops->buf_write(be, s->qpos, 0, s->h_pos, (size_t)n * 4, err)) ||
-        (r = ops->buf_write(be, s->slots, 0, s->h_slot, (size_t)n * 4, err)))
-        return r;
+    /* ids, positions and slots, staged one run after the other by rtr_eval: one write */
+    rtr_ref ids = R(s->tok, 0), qpos = R(s->tok, (size_t)n * 4), slots = R(s->tok, (size_t)n * 8);
+    if ((r = ops->buf_write(be, s->tok, 0, s->h_tok, (size_t)n * 12, err))) return r;
     if (s->dirty_hi > s->dirty_lo) { /* only the slots that changed: one or two a decode step */
         size_t lo = (size_t)s->dirty_lo;
         if ((r = ops->buf_write(be, s->spos, lo * 4, s->slot_pos + lo, (size_t)(s->dirty_hi - s->dirty_lo) * 4, err)))
@@ -187,7 +183,7 @@ static int forward(rtr_session *s, int n, int want_out, rtr_err *err) {
     if ((r = ops->begin(be, err))) return r;
     rtr_op op = {0};
     op.kind = RTR_OP_EMBED; op.rows = n;
-    op.dst = R(s->x, 0); op.a = R(m->tok_embd, 0); op.b = R(s->ids, 0);
+    op.dst = R(s->x, 0); op.a = R(m->tok_embd, 0); op.b = ids;
     op.p.emb.type = m->embd_type; op.p.emb.n_rows = h->n_vocab; op.p.emb.d = D; op.p.emb.scale = h->embd_scale;
     RUN(op);
     size_t kv_layer = (size_t)s->cap * kvd * (s->kv_type == RTR_T_F32 ? 4 : 2);
@@ -223,20 +219,20 @@ static int forward(rtr_session *s, int n, int want_out, rtr_err *err) {
             RUN(qn);
         }
         rtr_op rp = {0};
-        rp.kind = RTR_OP_ROPE; rp.rows = n; rp.b = R(s->qpos, 0);
+        rp.kind = RTR_OP_ROPE; rp.rows = n; rp.b = qpos;
         rp.p.rope.head_dim = hd; rp.p.rope.rot_dim = hd; rp.p.rope.theta = h->rope_theta;
         rp.a = R(s->q, 0); rp.p.rope.n_head = h->n_head;
         RUN(rp);
         rp.a = R(s->k, 0); rp.p.rope.n_head = h->n_head_kv;
         RUN(rp);
         rtr_op kv = {0};
-        kv.kind = RTR_OP_KV_STORE; kv.rows = n; kv.a = R(s->k, 0); kv.b = R(s->v, 0); kv.c = R(s->slots, 0);
+        kv.kind = RTR_OP_KV_STORE; kv.rows = n; kv.a = R(s->k, 0); kv.b = R(s->v, 0); kv.c = slots;
         kv.dst = R(s->kc, kv_layer * l); kv.dst2 = R(s->vc, kv_layer * l); kv.p.kv.n = kvd;
         kv.p.kv.type = s->kv_type;
         RUN(kv);
         rtr_op at = {0};
         at.kind = RTR_OP_ATTN; at.rows = n; at.a = R(s->q, 0);
-        at.b = R(s->kc, kv_layer * l); at.c = R(s->vc, kv_layer * l); at.d = R(s->spos, 0); at.e = R(s->qpos, 0);
+        at.b = R(s->kc, kv_layer * l); at.c = R(s->vc, kv_layer * l); at.d = R(s->spos, 0); at.e = qpos;
         at.dst = R(s->att, 0);
         at.p.attn.n_head = h->n_head; at.p.attn.n_kv = h->n_head_kv; at.p.attn.head_dim = hd;
         /* Until the ring wraps, position p sits in slot p, so no slot at or past the batch's end
@@ -323,6 +319,10 @@ int rtr_eval(rtr_session *s, const int32_t *ids, int n, rtr_err *err) {
             int free_slots = s->cap - s->pos;
             chunk = free_slots > s->slack + 1 ? free_slots : s->slack + 1;
         }
+        /* a batch of chunk stages its ids, positions and slots one run after the other */
+        s->h_ids = s->h_tok;
+        s->h_pos = s->h_tok + chunk;
+        s->h_slot = s->h_tok + 2 * chunk;
         for (int i = 0; i < chunk; i++) {
             int p = s->pos + i, sl = slot_of(s, p);
             s->h_ids[i] = ids[done + i];
