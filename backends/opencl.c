@@ -178,11 +178,13 @@ int rtr_opencl_list_devices(char *out, size_t cap) {
         int fp16 = has_ext(devs[i].dev, "cl_khr_fp16");
         int sg = has_ext(devs[i].dev, "cl_khr_subgroups") || has_ext(devs[i].dev, "cl_intel_subgroups");
         int idot = has_ext(devs[i].dev, "cl_khr_integer_dot_product");
+        int cmdbuf = has_ext(devs[i].dev, "cl_khr_command_buffer");
         size_t l = strlen(out);
         if (l < cap)
-            snprintf(out + l, cap - l, "  %d: %s [%s] %s, %.1f GiB, %s, fp16 %s, subgroups %s, int dot %s\n",
-                     i, name, type_name(t), plat, (double)mem / (1024.0 * 1024 * 1024), clc,
-                     fp16 ? "yes" : "no", sg ? "yes" : "no", idot ? "yes" : "no");
+            snprintf(out + l, cap - l,
+                     "  %d: %s [%s] %s, %.1f GiB, %s, fp16 %s, subgroups %s, int dot %s, command buffers %s\n", i,
+                     name, type_name(t), plat, (double)mem / (1024.0 * 1024 * 1024), clc, fp16 ? "yes" : "no",
+                     sg ? "yes" : "no", idot ? "yes" : "no", cmdbuf ? "yes" : "no");
     }
     if (n == 0 && why) {
         size_t l = strlen(out);
