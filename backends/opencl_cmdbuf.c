@@ -128,6 +128,7 @@ static int same_launch(const cl_launch *x, const cl_launch *y) {
 
 /* The log recorded into a new command buffer and enqueued; 0, or a CL error code. */
 static cl_int record(cl_backend *b) {
+    rtr_err e;
     cl_cmd *c = &b->cmd;
     cl_int rc;
     void *cb = c->create(1, &b->q, NULL, &rc);
@@ -143,13 +144,8 @@ static cl_int record(cl_backend *b) {
                 break;
             }
         }
-        for (int a = 0; a < L->nmem && rc == CL_SUCCESS; a++) {
-            cl_mem m = L->m[a] ? L->m[a] : b->dummy;
-            rc = clSetKernelArg(c->kern[i], (cl_uint)a, sizeof m, &m);
-        }
-        if (rc == CL_SUCCESS) rc = clSetKernelArg(c->kern[i], (cl_uint)L->nmem, sizeof L->p, &L->p);
-        if (rc == CL_SUCCESS)
-            rc = c->ndrange(cb, NULL, NULL, c->kern[i], L->dims, NULL, L->g, L->l, 0, NULL, NULL, NULL);
+        if (cl_set_args(b, c->kern[i], L, NULL, &e)) rc = CL_INVALID_KERNEL_ARGS;
+        else rc = c->ndrange(cb, NULL, NULL, c->kern[i], L->dims, NULL, L->g, L->l, 0, NULL, NULL, NULL);
     }
     if (rc == CL_SUCCESS) rc = c->finalize(cb);
     if (rc == CL_SUCCESS) rc = c->enqueue(0, NULL, cb, 0, NULL, NULL);

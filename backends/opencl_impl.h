@@ -142,7 +142,9 @@ int cl_scratch(cl_backend *b, size_t bytes, rtr_err *err);
 /* backends/opencl_ops.c */
 int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err);
 int cl_flush_held(cl_backend *b, rtr_err *err); /* enqueues a held-back launch, if any */
-int cl_set_args(cl_backend *b, const cl_launch *L, rtr_err *err); /* L's arguments on its kernel */
+/* L's arguments on kernel kk (the dummy buffer for absent ones), skipping buffers last[] already
+ * holds and noting the new ones there; last may be NULL */
+int cl_set_args(cl_backend *b, cl_kernel kk, const cl_launch *L, cl_mem *last, rtr_err *err);
 int cl_enqueue_launch(cl_backend *b, const cl_launch *L, rtr_err *err); /* onto the queue, now */
 
 /* backends/opencl_cmdbuf.c */

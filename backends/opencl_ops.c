@@ -45,15 +45,14 @@ static const cl_launch *thin(const cl_backend *b, const cl_launch *L, cl_launch 
     return T;
 }
 
-int cl_set_args(cl_backend *b, const cl_launch *L, rtr_err *err) {
-    cl_kernel kk = b->k[L->k];
+int cl_set_args(cl_backend *b, cl_kernel kk, const cl_launch *L, cl_mem *last, rtr_err *err) {
     cl_int rc;
     for (int i = 0; i < L->nmem; i++) {
         cl_mem m = L->m[i] ? L->m[i] : b->dummy;
-        if (b->last_arg[L->k][i] == m) continue;
+        if (last && last[i] == m) continue;
         if ((rc = clSetKernelArg(kk, (cl_uint)i, sizeof m, &m)) != CL_SUCCESS)
             return cl_fail(err, "clSetKernelArg", rc);
-        b->last_arg[L->k][i] = m;
+        if (last) last[i] = m;
     }
     if ((rc = clSetKernelArg(kk, (cl_uint)L->nmem, sizeof L->p, &L->p)) != CL_SUCCESS)
         return cl_fail(err, "clSetKernelArg", rc);
@@ -61,9 +60,9 @@ int cl_set_args(cl_backend *b, const cl_launch *L, rtr_err *err) {
 }
 
 int cl_enqueue_launch(cl_backend *b, const cl_launch *L, rtr_err *err) {
-    int r = cl_set_args(b, L, err);
-    if (r) return r;
     cl_kernel kk = b->k[L->k];
+    int r = cl_set_args(b, kk, L, b->last_arg[L->k], err);
+    if (r) return r;
     cl_int rc;
     cl_event *ev = NULL;
     if (b->prof_path && b->prof_n < b->prof_cap) {
