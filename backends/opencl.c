@@ -22,6 +22,7 @@
 #include "cl_source.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -638,6 +639,33 @@ int cl_scratch(cl_backend *b, size_t bytes, rtr_err *err) {
     return 0;
 }
 
+int cl_rope_tab(cl_backend *b, float theta, int rd, cl_ulong *off, rtr_err *err) {
+    for (int i = 0; i < b->n_rope; i++)
+        if (b->rope[i].theta == theta && b->rope[i].rd == rd) {
+            *off = b->rope[i].off;
+            return 0;
+        }
+    float tab[1024];
+    cl_uint half = (cl_uint)(rd / 2);
+    if (rd < 0 || half > 1024) return rtr_seterr(err, RTR_EARG, "opencl: rope: rot_dim %d is not supported", rd);
+    if (b->n_rope == CL_ROPE_MAX || b->rope_used + half > CL_ROPE_FLOATS)
+        return rtr_seterr(err, RTR_EARG, "opencl: too many distinct RoPE settings");
+    /* as the CPU backend computes them */
+    for (cl_uint j = 0; j < half; j++) tab[j] = 1.0f / powf(theta, (float)(2 * j) / (float)rd);
+    /* a part of the table no launch has read yet: no wait for earlier launches is needed, and
+     * the call returns once the table is there */
+    cl_int rc = half ? clEnqueueWriteBuffer(b->q, b->rope_tab, CL_TRUE, (size_t)b->rope_used * 4, (size_t)half * 4,
+                                            tab, 0, NULL, NULL)
+                     : CL_SUCCESS;
+    if (rc != CL_SUCCESS) return cl_fail(err, "writing the RoPE table", rc);
+    b->rope[b->n_rope].theta = theta;
+    b->rope[b->n_rope].rd = rd;
+    b->rope[b->n_rope++].off = b->rope_used;
+    *off = b->rope_used;
+    b->rope_used += (half + 3) / 4 * 4;
+    return 0;
+}
+
 static int cl_begin(rtr_backend *be, rtr_err *err) {
     cl_backend *b = (cl_backend *)be;
     b->flushed = 0;
@@ -717,6 +745,7 @@ static void cl_destroy(rtr_backend *be) {
     if (b->prog) clReleaseProgram(b->prog);
     if (b->scratch) clReleaseMemObject(b->scratch);
     if (b->dummy) clReleaseMemObject(b->dummy);
+    if (b->rope_tab) clReleaseMemObject(b->rope_tab);
     if (b->attn_cnt) clReleaseMemObject(b->attn_cnt);
     if (b->q) clReleaseCommandQueue(b->q);
     if (b->ctx) clReleaseContext(b->ctx);
@@ -815,6 +844,7 @@ int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr
     }
     cl_cmdbuf_init(b, has_ext(b->dev, "cl_khr_command_buffer"), b->prof_path ? CL_QUEUE_PROFILING_ENABLE : 0);
     b->dummy = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, 64, NULL, &rc);
+    if (rc == CL_SUCCESS) b->rope_tab = clCreateBuffer(b->ctx, CL_MEM_READ_ONLY, CL_ROPE_FLOATS * 4, NULL, &rc);
     if (rc == CL_SUCCESS) { /* split counters start at 0, and the attention puts them back to 0 */
         static const cl_int zeros[CL_ATTN_CNT];
         b->attn_cnt = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof zeros, (void *)zeros, &rc);

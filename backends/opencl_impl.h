@@ -21,7 +21,7 @@ struct rtr_buf {
 /* Mirror of rtr_params in kernels/_common.cl: element offsets of the buffer arguments, then
  * integer and float scalars. Passed by value as each kernel's last argument. */
 typedef struct {
-    cl_ulong off[14];
+    cl_ulong off[15];
     cl_int i[14];
     cl_float f[5];
 } cl_params;
@@ -51,6 +51,8 @@ enum {
     K_COUNT
 };
 #define CL_MAX_ARGS 16
+#define CL_ROPE_MAX 16 /* (theta, rot_dim) pairs with a table of inverse frequencies in rope_tab */
+#define CL_ROPE_FLOATS 16384 /* rope_tab's size */
 #define CL_ATTN_CNT 4096 /* attention (row, head group) pairs whose splits merge in the attention launch */
 
 /* One kernel launch, ready to enqueue. */
@@ -111,6 +113,14 @@ typedef struct {
     cl_ulong max_alloc;
     cl_mem attn_cnt; /* CL_ATTN_CNT counters: the splits of an attention (row, head group) that finished */
     cl_mem dummy; /* bound where an operand is absent */
+    cl_mem rope_tab; /* RoPE inverse frequencies, a run of rot_dim / 2 floats per (theta, rot_dim) */
+    struct {
+        float theta;
+        int rd;
+        cl_uint off; /* floats into rope_tab */
+    } rope[CL_ROPE_MAX];
+    int n_rope;
+    cl_uint rope_used; /* floats of rope_tab taken */
     cl_mem scratch; /* attention partials and quantized LM-head input; grows, never shrinks */
     size_t scratch_bytes;
     unsigned char *stage; /* host copies of small buf_writes, alive until the queue drains */
@@ -138,6 +148,9 @@ int cl_fail(rtr_err *err, const char *what, cl_int rc);
 const char *cl_kernel_name(int k);
 const char *cl_errname(cl_int rc);
 int cl_scratch(cl_backend *b, size_t bytes, rtr_err *err);
+/* the offset (floats) in rope_tab of the inverse frequencies for (theta, rot_dim rd), written
+ * there the first time they are asked for */
+int cl_rope_tab(cl_backend *b, float theta, int rd, cl_ulong *off, rtr_err *err);
 
 /* backends/opencl_ops.c */
 int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err);

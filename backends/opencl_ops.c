@@ -28,13 +28,13 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 /* A one-token product without RoPE/KV mode goes to the build of its kernel with only the
  * arguments it uses, where there is one (one matrix, or a gate/up pair): fewer to enqueue. */
 static const cl_launch *thin(const cl_backend *b, const cl_launch *L, cl_launch *T) {
-    if (b->full_args || L->p.i[10] || L->nmem != 14) return L;
+    if (b->full_args || L->p.i[10] || L->nmem != 15) return L;
     int one = L->p.i[3] == 0 && L->p.i[4] == 0, two = !one && L->p.i[4] == 0 && L->k == K_T2_VEC_G;
     if (L->k == K_T2_VEC && one) T->k = K_T2_VEC1;
     else if (L->k == K_T2_VEC_S && one) T->k = K_T2_VEC_S1;
     else if (two) T->k = K_T2_VEC_G2;
     else return L;
-    /* matmul_t2_vec's arguments: a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc */
+    /* matmul_t2_vec's arguments: a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc, tab */
     static const int keep1[6] = {0, 1, 2, 3, 4, 7}, keep2[8] = {0, 1, 2, 3, 4, 5, 7, 8};
     T->nmem = one ? 6 : 8;
     for (int i = 0; i < T->nmem; i++) T->m[i] = L->m[one ? keep1[i] : keep2[i]];
@@ -314,9 +314,8 @@ static int op_matmul_f(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, r
     return 0;
 }
 
-/* rope_kv launches (kernels/rope_kv.cl): buffers x0, pos, x1, v, kc, vc, slot */
+/* rope_kv launches (kernels/rope_kv.cl): buffers x0, pos, x1, v, kc, vc, slot, tab */
 static int op_rope(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
-    (void)b;
     int nh = op->p.rope.n_head, hd = op->p.rope.head_dim, rd = op->p.rope.rot_dim, r;
     if (hd <= 0 || rd < 0 || rd > hd || rd % 2)
         return rtr_seterr(err, RTR_EARG, "opencl: rope: rot_dim %d of head_dim %d", rd, hd);
@@ -327,15 +326,15 @@ static int op_rope(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
         return r;
     cl_params p = {0};
     if ((r = eoff(op->a, 4, &p.off[0], "rope x", err)) ||
-        (r = eoff(op->b, 4, &p.off[1], "rope positions", err)))
+        (r = eoff(op->b, 4, &p.off[1], "rope positions", err)) ||
+        (r = cl_rope_tab(b, op->p.rope.theta, rd, &p.off[7], err)))
         return r;
     p.i[0] = nh;
     p.i[2] = hd;
     p.i[3] = rd;
-    p.f[0] = op->p.rope.theta;
-    cl_mem m[7] = {M(op->a), M(op->b)};
+    cl_mem m[8] = {M(op->a), M(op->b), NULL, NULL, NULL, NULL, NULL, b->rope_tab};
     size_t g[3] = {round_up((size_t)hd, 64), (size_t)nh, (size_t)op->rows}, l[3] = {64, 1, 1};
-    set_launch(&L[(*nl)++], K_ROPE_KV, 7, m, &p, 3, g, l);
+    set_launch(&L[(*nl)++], K_ROPE_KV, 8, m, &p, 3, g, l);
     return 0;
 }
 
@@ -372,9 +371,9 @@ static int op_kv_store(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, r
     p.i[5] = cap > 0x7fffffff ? 0x7fffffff : (cl_int)cap;
     p.i[6] = f32;
     p.i[7] = n;
-    cl_mem m[7] = {NULL, NULL, M(op->a), M(op->b), M(op->dst), M(op->dst2), M(op->c)};
+    cl_mem m[8] = {NULL, NULL, M(op->a), M(op->b), M(op->dst), M(op->dst2), M(op->c), NULL};
     size_t g[3] = {round_up((size_t)n, 64), 2, (size_t)op->rows}, l[3] = {64, 1, 1};
-    set_launch(&L[(*nl)++], K_ROPE_KV, 7, m, &p, 3, g, l);
+    set_launch(&L[(*nl)++], K_ROPE_KV, 8, m, &p, 3, g, l);
     return 0;
 }
 
@@ -565,9 +564,9 @@ static int vec_launch(const cl_backend *b, const rtr_op *nm, const rtr_op *mm, c
     /* the short-row kernel holds less of the norm's row in registers; it serves every product
      * without a norm too */
     F->k = !nm || kpad <= 4 * T2_VEC_NG_SHORT * T2_VEC_WG ? K_T2_VEC_S : K_T2_VEC;
-    F->nmem = 14; /* the last four (positions, slots, caches) only in RoPE/KV mode (qkv_chain) */
-    cl_mem m[14] = {nm ? M(nm->a) : NULL, nm && nm->c.buf ? M(nm->c) : NULL, M(mm->a), M(mm->b), gv->m[2], gv->m[3],
-                    gv->m[4], gv->m[5], gv->m[6], gv->m[7], NULL, NULL, NULL, NULL};
+    F->nmem = 15; /* the last five (positions, slots, caches, RoPE table) only in RoPE/KV mode (qkv_chain) */
+    cl_mem m[15] = {nm ? M(nm->a) : NULL, nm && nm->c.buf ? M(nm->c) : NULL, M(mm->a), M(mm->b), gv->m[2], gv->m[3],
+                    gv->m[4], gv->m[5], gv->m[6], gv->m[7], NULL, NULL, NULL, NULL, NULL};
     memcpy(F->m, m, sizeof m);
     memset(&F->p, 0, sizeof F->p);
     F->p.off[0] = nm ? nm->a.off / 4 : 0;
@@ -651,21 +650,24 @@ static int qkv_chain(cl_backend *b, const rtr_op *op, const cl_launch *L, int *r
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 10; j++)
             if (side[i] && side[i] == H->m[j]) return 0;
-    cl_ulong po;
-    if ((*rc = eoff(rk->b, 4, &po, "positions", err))) return 1;
+    cl_ulong po, to;
+    if ((*rc = eoff(rk->b, 4, &po, "positions", err)) ||
+        (*rc = cl_rope_tab(b, rk->p.rope.theta, rk->p.rope.head_dim, &to, err)))
+        return 1;
     H->m[10] = M(rk->b);
     H->m[11] = L->m[6];
     H->m[12] = L->m[4];
     H->m[13] = L->m[5];
+    H->m[14] = b->rope_tab;
     H->p.off[10] = po;
     H->p.off[11] = L->p.off[6];
     H->p.off[12] = L->p.off[4];
     H->p.off[13] = L->p.off[5];
+    H->p.off[14] = to;
     H->p.i[10] = 1 | (L->p.i[6] ? 2 : 0);
     H->p.i[11] = rk->p.rope.head_dim;
     H->p.i[12] = L->p.i[5];
     H->p.i[13] = L->p.i[7];
-    H->p.f[4] = rk->p.rope.theta;
     b->held = 0;
     *rc = submit(b, H, err);
     return 1;

@@ -8,12 +8,8 @@
  * (in argument order, in units of the buffer's element type), then integer and float scalars. The
  * host mirrors this struct in backends/opencl_impl.h (cl_params); keep the two identical.
  */
-#ifdef cl_khr_fp64
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-
 typedef struct {
-    ulong off[14];
+    ulong off[15];
     int i[14];
     float f[5];
 } rtr_params;
@@ -34,20 +30,17 @@ inline float8 ld8_lf(__local const float *p) { /* the same from local memory */
     return (float8)(q[0], q[1]);
 }
 
-/* cos and sin of position p's angle for rotation pair j of rot_dim rd, base theta: the float32
- * inverse frequency and angle of the CPU reference, cos/sin in double where the device has it
- * (rope_kv.cl, and matmul_t2.cl's q/k/v product with the RoPE behind). */
-inline float2 rope_cs(float p, int j, int rd, float theta) {
-#ifdef cl_khr_fp64
-    float e = (float)((double)(2 * j) / (double)rd);
-    float inv = (float)(1.0 / (double)(float)pow((double)theta, (double)e));
+/* cos and sin of position p's angle for a rotation pair of inverse frequency inv (the host's
+ * table, worked out as the CPU reference does): the float32 angle of the reference, reduced
+ * modulo 2 pi in three steps (Cody-Waite) before float cos and sin, which are accurate near zero
+ * (rope_kv.cl, and matmul_t2.cl's q/k/v product with the RoPE behind; vk_common.glsl alike). */
+inline float2 rope_cs(float p, float inv) {
     float ang = p * inv;
-    return (float2)((float)cos((double)ang), (float)sin((double)ang));
-#else
-    float inv = 1.0f / pow(theta, (float)(2 * j) / (float)rd);
-    float ang = p * inv;
-    return (float2)(cos(ang), sin(ang));
-#endif
+    float kq = rint(ang * 0.15915494309189535f);
+    float red = fma(-kq, 6.28125f, ang);
+    red = fma(-kq, 1.9353071693331003e-3f, red);
+    red = fma(-kq, 1.0253131677018246e-11f, red);
+    return (float2)(cos(red), sin(red));
 }
 
 /* element i of a KV cache: f32, or f16 rounded to nearest even */

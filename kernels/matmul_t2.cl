@@ -175,9 +175,9 @@ void matmul_t2_gemm(__global const uint *x, __global const float *xs, __global c
  * of q and k and the KV_STORE of k and v behind it (tv_rkv_row orders the rows so that a
  * work-group holds both halves of its rotation pairs).
  * Params: off a, nw (floats, multiples of 4), q (words, multiple of 4), qs, w0..w2 (words),
- * o0..o2, pos, slot, kc, vc (elements of the cache type); i n (multiple of 4), kpad, n0..n2,
- * lpr, glu, accum, has weight, fused, rkv, head_dim (a multiple of 4), max_slots, cache row
- * (elements); f alpha0..2, eps, theta. */
+ * o0..o2, pos, slot, kc, vc (elements of the cache type), tab (RoPE inverse frequencies); i n
+ * (multiple of 4), kpad, n0..n2, lpr, glu, accum, has weight, fused, rkv, head_dim (a multiple
+ * of 4), max_slots, cache row (elements); f alpha0..2, eps. */
 #define TV_WG 256
 
 /* acc + one 16-byte piece of a T2 row (half h of a 32-byte block) . its activations: plane p of
@@ -321,8 +321,9 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
                    __global float *qs, __global const uint *w0, __global const uint *w1,
                    __global const uint *w2, __global float *o0, __global float *o1,
                    __global float *o2, __global const int *pos, __global const int *slot, __global float *kc,
-                   __global float *vc, rtr_params P, const int ng, const int maxu, __local uint4 *xl,
-                   __local float *red, __local float *gv, __local int *part, __local int *xsum) {
+                   __global float *vc, __global const float *tab, rtr_params P, const int ng, const int maxu,
+                   __local uint4 *xl, __local float *red, __local float *gv, __local int *part,
+                   __local int *xsum) {
     __local uint *xw = (__local uint *)xl;
     const int n = P.i[0], kpad = P.i[1], lpr = P.i[5], glu = P.i[6], accum = P.i[7], rkv = P.i[10];
     int lid = get_local_id(0), grp = get_group_id(0), rpw = TV_WG / lpr, lane = lid % lpr, kw4 = kpad / 64;
@@ -346,7 +347,8 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
         if (rs < 0 || rs >= P.i[12]) rs = -1;
         float rp = (float)pos[P.off[10]];
         int hd = P.i[11], j = ((grp * rpw + 4 * lid) % hd) / 2; /* q and k start on whole heads */
-        rcs = (float4)(rope_cs(rp, j, hd, P.f[4]), rope_cs(rp, j + 1, hd, P.f[4]));
+        float2 inv = vload2(0, tab + P.off[14] + j);
+        rcs = (float4)(rope_cs(rp, inv.x), rope_cs(rp, inv.y));
     }
     /* 2. the int8 input row, and the sum of its codes (step 3) */
     if (lid == 0) *xsum = 0;
@@ -420,12 +422,12 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
     __global const float *a, __global const float *nw, __global uint *q, __global float *qs,      \
         __global const uint *w0, __global const uint *w1, __global const uint *w2,                \
         __global float *o0, __global float *o1, __global float *o2, __global const int *pos,       \
-        __global const int *slot, __global float *kc, __global float *vc, rtr_params P
+        __global const int *slot, __global float *kc, __global float *vc, __global const float *tab, rtr_params P
 #define TV_BODY(NG, MAXU)                                                                         \
     __local uint4 xl[TV_KMAX / 16];                                                               \
     __local float red[TV_WG], gv[TV_WG];                                                          \
     __local int part[TV_WG], xsum[1];                                                             \
-    t2_vec(a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc, P, NG, MAXU, xl, red, gv, part, xsum)
+    t2_vec(a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc, tab, P, NG, MAXU, xl, red, gv, part, xsum)
 
 __kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec(TV_ARGS) { TV_BODY(TV_NG, TV_MAXU_ROW); }
 
@@ -449,7 +451,8 @@ __kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_g
         __global const uint *w0, __global const uint *w1, __global float *o0, __global float *o1, rtr_params P
 #define TV_NO_RKV                                                                                 \
     __global const int *pos = 0, *slot = 0;                                                       \
-    __global float *kc = 0, *vc = 0
+    __global float *kc = 0, *vc = 0;                                                              \
+    __global const float *tab = 0
 #define TV_ONE                                                                                    \
     __global const uint *w1 = 0;                                                                  \
     __global float *o1 = 0
