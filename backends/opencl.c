@@ -54,6 +54,7 @@ static const char *const kernel_names[K_COUNT] = {
     [K_ATTN4S] = "attn4s",
     [K_ATTN1] = "attn1",
     [K_ATTN1S] = "attn1s",
+    [K_ATTN_DEC] = "attn_dec",
     [K_ATTN_MERGE] = "attn_merge",
     [K_GLU] = "glu",
     [K_ADD] = "add",
@@ -443,6 +444,11 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     b->full_args = rtr_env_flag("ROTOR_OPENCL_FULLARGS");
     b->no_fvec = rtr_env_flag("ROTOR_OPENCL_NOFVEC");
     b->no_pin = rtr_env_flag("ROTOR_OPENCL_NOPIN");
+    b->no_attn_dec = rtr_env_flag("ROTOR_OPENCL_NOATTNDEC");
+    if (clGetKernelWorkGroupInfo(b->k[K_ATTN_DEC], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) !=
+            CL_SUCCESS ||
+        kwg < 256)
+        b->no_attn_dec = 1;
     for (int k = K_T2_VEC; k <= K_T2_VEC_G2; k++)
         if (clGetKernelWorkGroupInfo(b->k[k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) == CL_SUCCESS &&
             kwg < 256)

@@ -45,6 +45,7 @@ enum {
     K_ATTN4S,
     K_ATTN1, /* one head a work-group (one-row attention) */
     K_ATTN1S,
+    K_ATTN_DEC, /* one row, one head a work-group, every read of a chunk at once (attn_dec.cl) */
     K_ATTN_MERGE,
     K_GLU,
     K_ADD,
@@ -100,6 +101,7 @@ typedef struct {
     cl_uint n_cu;
     int attn_splits; /* ROTOR_OPENCL_ATTN_SPLITS: most splits of the ring in attention (tuning) */
     int no_attn4;    /* attention always through the 8-head kernel (ROTOR_OPENCL_NOATTN4), for comparison */
+    int no_attn_dec; /* one-row attention through attn1 (ROTOR_OPENCL_NOATTNDEC, or work-groups too small) */
     int attn_grouped; /* one-row attention a head group a work-group (ROTOR_OPENCL_ATTN_GROUPED), for comparison */
     int attn_merge_launch; /* attention splits merged by attn_merge (ROTOR_OPENCL_MERGE_LAUNCH), for comparison */
     int no_fuse_rkv; /* RoPE and KV store kept out of the q/k/v product (ROTOR_OPENCL_NORKV), for comparison */

@@ -385,6 +385,7 @@ static int op_kv_store(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, r
 #define ATTN_CHUNK_MIN 128
 #define ATTN_SKIP_CAP 512
 #define ATTN_HD_MAX 256
+#define ATTN_DEC_WG 256 /* AD_WG of attn_dec.cl */
 
 static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
     int nh = op->p.attn.n_head, nkv = op->p.attn.n_kv, hd = op->p.attn.head_dim, cap = op->p.attn.cap, r;
@@ -465,6 +466,14 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
     /* attn1 and attn4 (kernels/attn.cl) hold registers for 1 or 4 query heads a work-group, attn for 8 */
     int k = hg == 1 ? (skip && here ? K_ATTN1S : K_ATTN1)
             : hg <= 4 && !b->no_attn4 ? (skip && here ? K_ATTN4S : K_ATTN4) : K_ATTN;
+    /* one row of head_dim 64, 128 or 256 (2B4T's 128) with aligned caches: attn_dec, two round
+     * trips to memory a chunk of the ring instead of five or six */
+    if (op->rows == 1 && hg == 1 && (hd == 64 || hd == 128 || hd == 256) && p.i[10] && !b->no_attn_dec) {
+        k = K_ATTN_DEC;
+        p.i[12] = skip && here;
+        g[0] = (size_t)nh * ATTN_DEC_WG;
+        l[0] = ATTN_DEC_WG;
+    }
     set_launch(&L[(*nl)++], k, 8, m, &p, 2, g, l);
     if (n_split == 1 || here) return 0;
     cl_mem m2[2] = {part, M(op->dst)};

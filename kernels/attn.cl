@@ -69,12 +69,13 @@ inline float split_merge(__global volatile const float *pp, int n_split, int hd,
 
 /* Split merging in the attention launch: each split with a visible slot (bit s of mask) counts
  * itself done in cnt[g] once its records are written, and the last to arrive merges them for
- * its hg heads (rows rh0 ..), then puts the counter back to 0 for the next launch. */
+ * its hg heads (rows rh0 ..), then puts the counter back to 0 for the next launch. wg: the
+ * work-group's size. */
 inline void attn_merge_here(__global float *dst, ulong dst_off, __global float *part, ulong part_off,
-                            __global int *cnt, int g, size_t rh0, int hg, int hd, int n_split, uint mask) {
+                            __global int *cnt, int g, size_t rh0, int hg, int hd, int n_split, uint mask, int wg) {
     int l = get_local_id(0);
     mem_fence(CLK_GLOBAL_MEM_FENCE);
-    for (int i = l; i < hg * hd; i += AWG) {
+    for (int i = l; i < hg * hd; i += wg) {
         int h = i / hd, d = i % hd;
         __global const float *pp = part + part_off + (rh0 + h) * n_split * (hd + 2);
         dst[dst_off + (rh0 + h) * hd + d] = split_merge(pp, n_split, hd, d, mask);
@@ -335,7 +336,8 @@ inline void attn_body(__global const float *q, __global const float *Kf, __globa
         *lastp = atomic_inc(cnt + g) == (SKIP ? (int)popcount(mask) : n_split) - 1;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (*lastp) attn_merge_here(dst, P.off[5], part, P.off[6], cnt, g, (size_t)r * n_head + h0, hg, hd, n_split, mask);
+    if (*lastp)
+        attn_merge_here(dst, P.off[5], part, P.off[6], cnt, g, (size_t)r * n_head + h0, hg, hd, n_split, mask, AWG);
 }
 
 #define ATTN_ARGS                                                                                 \
