@@ -24,7 +24,11 @@ inline int ad_visible(int sp, int p, int n_sink, int window) {
 }
 
 __kernel __attribute__((reqd_work_group_size(AD_WG, 1, 1))) void attn_dec(ATTN_ARGS) {
-    __local float ql[256], red[AD_WG], sc[AD_WG], comb[AD_WG * 8];
+    /* float4 arrays: ld8_lf and vstore8 read and write the query row and comb a vector at a time,
+     * which NVIDIA's devices need aligned to 16 bytes */
+    __local float4 ql4[64], comb4[AD_WG * 2];
+    __local float red[AD_WG], sc[AD_WG];
+    __local float *ql = (__local float *)ql4, *comb = (__local float *)comb4;
     __local int vis[AD_WG], last;
     __local uint vmask;
     const int n_head = P.i[0], n_kv = P.i[1], hd = P.i[2], cap = P.i[3], n_sink = P.i[4], window = P.i[5];
