@@ -55,7 +55,6 @@ static const char *const kernel_names[K_COUNT] = {
     [K_ATTN1] = "attn1",
     [K_ATTN1S] = "attn1s",
     [K_ATTN_DEC] = "attn_dec",
-    [K_ATTN_O] = "attn_o",
     [K_ATTN_MERGE] = "attn_merge",
     [K_GLU] = "glu",
     [K_ADD] = "add",
@@ -446,12 +445,6 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     b->no_fvec = rtr_env_flag("ROTOR_OPENCL_NOFVEC");
     b->no_pin = rtr_env_flag("ROTOR_OPENCL_NOPIN");
     b->no_attn_dec = rtr_env_flag("ROTOR_OPENCL_NOATTNDEC");
-    const char *fa = getenv("ROTOR_OPENCL_FUSE_AO");
-    b->fuse_ao = fa && *fa ? (atoi(fa) ? 2 : 0) : 1;
-    if (clGetKernelWorkGroupInfo(b->k[K_ATTN_O], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) !=
-            CL_SUCCESS ||
-        kwg < 256)
-        b->fuse_ao = 0;
     if (clGetKernelWorkGroupInfo(b->k[K_ATTN_DEC], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) !=
             CL_SUCCESS ||
         kwg < 256)

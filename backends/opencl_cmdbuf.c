@@ -123,8 +123,7 @@ static int same_launch(const cl_launch *x, const cl_launch *y) {
     if (memcmp(x->m, y->m, sizeof x->m[0] * (size_t)x->nmem)) return 0;
     if (memcmp(x->g, y->g, sizeof x->g[0] * x->dims) || memcmp(x->l, y->l, sizeof x->l[0] * x->dims)) return 0;
     /* the parameters' fields, not the struct's tail padding */
-    size_t n = offsetof(cl_params, f) + sizeof x->p.f;
-    return x->two == y->two && !memcmp(&x->p, &y->p, n) && (!x->two || !memcmp(&x->p2, &y->p2, n));
+    return !memcmp(&x->p, &y->p, offsetof(cl_params, f) + sizeof x->p.f);
 }
 
 /* The log recorded into a new command buffer and enqueued; 0, or a CL error code. */

@@ -46,7 +46,6 @@ enum {
     K_ATTN1, /* one head a work-group (one-row attention) */
     K_ATTN1S,
     K_ATTN_DEC, /* one row, one head a work-group, every read of a chunk at once (attn_dec.cl) */
-    K_ATTN_O,   /* attn_dec and the one-token product behind it (t2_attn_o.cl) */
     K_ATTN_MERGE,
     K_GLU,
     K_ADD,
@@ -56,13 +55,12 @@ enum {
 #define CL_ROPE_MAX 16 /* (theta, rot_dim) pairs with a table of inverse frequencies in rope_tab */
 #define CL_ROPE_FLOATS 16384 /* rope_tab's size */
 #define CL_ATTN_CNT 4096 /* attention (row, head group) pairs whose splits merge in the attention launch */
-#define CL_ATTN_SYNC (CL_ATTN_CNT - 2) /* and attn_o's two counters after those */
 
-/* One kernel launch, ready to enqueue: its buffers, then p (and p2 where two is set). */
+/* One kernel launch, ready to enqueue. */
 typedef struct {
-    int k, nmem, two;
+    int k, nmem;
     cl_mem m[CL_MAX_ARGS]; /* NULL: the dummy buffer */
-    cl_params p, p2;
+    cl_params p;
     cl_uint dims;
     size_t g[3], l[3];
 } cl_launch;
@@ -88,7 +86,7 @@ typedef struct {
     long recorded, replays; /* counts, for tests */
 } cl_cmd;
 
-enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3, HELD_MM = 4, HELD_QKV = 5, HELD_ATTN = 6, HELD_ATTN_NORM = 7 };
+enum { HELD_ROPE = 1, HELD_GLU = 2, HELD_NORM = 3, HELD_MM = 4, HELD_QKV = 5 };
 
 typedef struct {
     rtr_backend base;
@@ -104,7 +102,6 @@ typedef struct {
     int attn_splits; /* ROTOR_OPENCL_ATTN_SPLITS: most splits of the ring in attention (tuning) */
     int no_attn4;    /* attention always through the 8-head kernel (ROTOR_OPENCL_NOATTN4), for comparison */
     int no_attn_dec; /* one-row attention through attn1 (ROTOR_OPENCL_NOATTNDEC, or work-groups too small) */
-    int fuse_ao;     /* attn_o: 1 where safe (see t2_attn_o.cl), 2 always (ROTOR_OPENCL_FUSE_AO=1), 0 never (=0) */
     int attn_grouped; /* one-row attention a head group a work-group (ROTOR_OPENCL_ATTN_GROUPED), for comparison */
     int attn_merge_launch; /* attention splits merged by attn_merge (ROTOR_OPENCL_MERGE_LAUNCH), for comparison */
     int no_fuse_rkv; /* RoPE and KV store kept out of the q/k/v product (ROTOR_OPENCL_NORKV), for comparison */

@@ -37,7 +37,6 @@ static const cl_launch *thin(const cl_backend *b, const cl_launch *L, cl_launch 
     /* matmul_t2_vec's arguments: a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc, tab */
     static const int keep1[6] = {0, 1, 2, 3, 4, 7}, keep2[8] = {0, 1, 2, 3, 4, 5, 7, 8};
     T->nmem = one ? 6 : 8;
-    T->two = 0;
     for (int i = 0; i < T->nmem; i++) T->m[i] = L->m[one ? keep1[i] : keep2[i]];
     T->p = L->p;
     T->dims = L->dims;
@@ -55,8 +54,7 @@ int cl_set_args(cl_backend *b, cl_kernel kk, const cl_launch *L, cl_mem *last, r
             return cl_fail(err, "clSetKernelArg", rc);
         if (last) last[i] = m;
     }
-    if ((rc = clSetKernelArg(kk, (cl_uint)L->nmem, sizeof L->p, &L->p)) != CL_SUCCESS ||
-        (L->two && (rc = clSetKernelArg(kk, (cl_uint)L->nmem + 1, sizeof L->p2, &L->p2)) != CL_SUCCESS))
+    if ((rc = clSetKernelArg(kk, (cl_uint)L->nmem, sizeof L->p, &L->p)) != CL_SUCCESS)
         return cl_fail(err, "clSetKernelArg", rc);
     return 0;
 }
@@ -93,18 +91,17 @@ static int submit(cl_backend *b, const cl_launch *L, rtr_err *err) {
 }
 
 /* Enqueues a held-back op, if any; a HELD_QKV chain that stopped short goes out as its product
- * followed by the ROPEs it had taken, and HELD_ATTN_NORM as the attention followed by the norm,
- * run as ops of their own (which may be held in turn). */
+ * followed by the ROPEs it had taken, run as ops of their own (which may be held in turn). */
 int cl_flush_held(cl_backend *b, rtr_err *err) {
     while (b->held) {
         int kind = b->held, r;
-        rtr_op again[2];
-        int na = kind == HELD_QKV ? b->held_n - 1 : kind == HELD_ATTN_NORM ? 1 : 0;
-        for (int i = 0; i < na; i++) again[i] = b->held_op[1 + i];
+        rtr_op ropes[2];
+        int nr = kind == HELD_QKV ? b->held_n - 1 : 0;
+        for (int i = 0; i < nr; i++) ropes[i] = b->held_op[1 + i];
         b->held = 0;
         if ((r = submit(b, &b->held_launch, err))) return r;
-        for (int i = 0; i < na; i++)
-            if ((r = cl_run(&b->base, &again[i], err))) return r;
+        for (int i = 0; i < nr; i++)
+            if ((r = cl_run(&b->base, &ropes[i], err))) return r;
     }
     return 0;
 }
@@ -113,7 +110,6 @@ static void set_launch(cl_launch *L, int k, int nmem, const cl_mem *m, const cl_
                        const size_t *g, const size_t *l) {
     L->k = k;
     L->nmem = nmem;
-    L->two = 0;
     memcpy(L->m, m, sizeof(cl_mem) * (size_t)nmem);
     L->p = *p;
     L->dims = dims;
@@ -426,7 +422,7 @@ static int op_attn(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_e
      * merge, so a ring filled up to ATTN_CHUNK_MIN slots (tg128 from depth 0) runs unsplit
      * (H100: tg128 475-477 against 455-461 in splits of 32; BENCH.md). Longer rings keep attn4:
      * nearly every split sees something there. */
-    int can_merge = ngr <= CL_ATTN_SYNC && !b->attn_merge_launch; /* splits can merge in the launch */
+    int can_merge = ngr <= CL_ATTN_CNT && !b->attn_merge_launch; /* splits can merge in the launch */
     int skip = cap <= ATTN_SKIP_CAP && hg <= 4 && !b->no_attn4 && can_merge;
     /* one row of head_dim 64, 128 or 256 (2B4T's 128) with caches on 8-element boundaries:
      * attn_dec, two round trips to memory a chunk of the ring instead of five or six; its
@@ -690,29 +686,6 @@ static int qkv_chain(cl_backend *b, const rtr_op *op, const cl_launch *L, int *r
     return 1;
 }
 
-/* The held attn_dec launch H and the one-token product F behind it (norm in front, one matrix,
- * the short-row kernel) become one attn_o launch in H (kernels/t2_attn_o.cl), where waiting in
- * it cannot starve the attention; 0 when they do not. */
-static int attn_o(const cl_backend *b, cl_launch *H, const cl_launch *F, const rtr_op *mm) {
-    size_t na = H->g[0] / ATTN_DEC_WG * H->g[1], no = F->g[0] / T2_VEC_WG;
-    if (F->k != K_T2_VEC_S || mm->p.mm.n_mat != 1 || (H->g[1] > 1 && !H->p.i[11])) return 0;
-    if (!(b->fuse_ao == 2 || (b->fuse_ao == 1 && no < b->n_cu))) return 0;
-    /* the product writes nothing the attention reads */
-    for (int i = 0; i < 6; i++)
-        if (H->m[i] == F->m[7] || H->m[i] == F->m[2] || H->m[i] == F->m[3]) return 0;
-    cl_mem m[5] = {F->m[1], F->m[2], F->m[3], F->m[4], F->m[7]};
-    memcpy(H->m + 8, m, sizeof m);
-    H->k = K_ATTN_O;
-    H->nmem = 13;
-    H->p.i[13] = CL_ATTN_SYNC;
-    H->two = 1;
-    H->p2 = F->p;
-    H->dims = 1;
-    H->g[0] = (na + no) * ATTN_DEC_WG;
-    H->l[0] = ATTN_DEC_WG;
-    return 1;
-}
-
 static void hold(cl_backend *b, int kind, const cl_launch *L, const rtr_op *op) {
     b->held = kind;
     b->held_launch = *L;
@@ -743,28 +716,6 @@ int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
     if (b->held == HELD_QKV) {
         if (qkv_chain(b, op, &L[0], &r, err)) return r;
         if ((r = cl_flush_held(b, err))) return r;
-    }
-    /* attn_dec, held while a quantizing norm of its output and a product of that follow */
-    if (b->held == HELD_ATTN && op->kind == RTR_OP_RMSNORM && norm_fusable(op) && same_ref(op->a, b->held_op[0].dst)) {
-        b->held = HELD_ATTN_NORM;
-        b->held_op[b->held_n++] = *op;
-        return 0;
-    }
-    if (b->held == HELD_ATTN_NORM && op->kind == RTR_OP_MATMUL_T2 && op->rows == 1) {
-        cl_launch F;
-        rtr_op nm = b->held_op[1];
-        if (norm_feeds(&nm, op) && vec_launch(b, &nm, op, &L[0], &F) && attn_o(b, H, &F, op)) {
-            b->held = 0;
-            return submit(b, H, err);
-        }
-        /* not here: the attention goes out, and the norm is held as usual for this product */
-        b->held = 0;
-        if ((r = submit(b, H, err)) || (r = cl_run(be, &nm, err))) return r;
-    }
-    if (op->kind == RTR_OP_ATTN && nl == 1 && L[0].k == K_ATTN_DEC && b->fuse_ao) {
-        if ((r = cl_flush_held(b, err))) return r;
-        hold(b, HELD_ATTN, &L[0], op);
-        return 0;
     }
     if (op->kind == RTR_OP_ROPE) {
         if (b->held == HELD_ROPE && b->held_n == 1 && compatible_ropes(&b->held_op[0], op)) {

@@ -23,18 +23,18 @@ inline int ad_visible(int sp, int p, int n_sink, int window) {
     return sp >= 0 && sp <= p && (sp < n_sink || p - sp < window);
 }
 
-/* The kernel's body for query head h and split `split`; with done set, the work-group that
- * writes the head's result (the split that sees anything, or the one that merges) adds 1 to
- * *done once it is written (t2_attn_o.cl). The local arrays: AD_LOCALS. */
-inline void attn_dec_body(__global const float *q, __global const float *Kf, __global const float *Vf,
-                          __global const int *spos, __global const int *qpos, __global float *dst,
-                          __global float *part, __global int *cnt, rtr_params P, int h, int split,
-                          __global int *done, __local float *ql, __local float *comb, __local float *red,
-                          __local float *sc, __local int *vis, __local int *lastp, __local uint *vmaskp) {
+__kernel __attribute__((reqd_work_group_size(AD_WG, 1, 1))) void attn_dec(ATTN_ARGS) {
+    /* float4 arrays: ld8_lf and vstore8 read and write the query row and comb a vector at a time,
+     * which NVIDIA's devices need aligned to 16 bytes */
+    __local float4 ql4[64], comb4[AD_WG * 2];
+    __local float red[AD_WG], sc[AD_WG];
+    __local float *ql = (__local float *)ql4, *comb = (__local float *)comb4;
+    __local int vis[AD_WG], last;
+    __local uint vmask;
     const int n_head = P.i[0], n_kv = P.i[1], hd = P.i[2], cap = P.i[3], n_sink = P.i[4], window = P.i[5];
     const int n_split = P.i[7], chunk = P.i[8], f32 = P.i[9], skip = P.i[12];
     const float scale = P.f[0];
-    const int l = get_local_id(0);
+    const int l = get_local_id(0), h = get_group_id(0), split = get_group_id(1);
     const int tps = hd / 64, spi = AD_WG / tps;     /* work-items a key row, slots a chunk */
     const int pw8 = hd / 8, rpp = AD_WG / pw8;      /* work-items a value row, rows at once */
     const int e8 = 8 * (l % pw8), vr0 = l / pw8;    /* value dims and first row (of the chunk) */
@@ -53,18 +53,18 @@ inline void attn_dec_body(__global const float *q, __global const float *Kf, __g
     if (skip)
         for (int s = l; s < cap; s += AD_WG)
             if (ad_visible(spos[s], p, n_sink, window)) mine |= 1u << (s / chunk);
-    if (l == 0) *vmaskp = 0u;
+    if (l == 0) vmask = 0u;
     int first = 1, nse = n_split;
     float mrun = -INFINITY, lpriv = 0.0f;
     float8 acc = (float8)(0.0f);
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (mine) atomic_or(vmaskp, mine);
+    if (mine) atomic_or(&vmask, mine);
     uint mask = 0xffffffffu;
     for (int base = s0; base < s1; base += spi) {
         if (l < spi) vis[l] = base + l < s1 && ad_visible(spos[base + l], p, n_sink, window);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (first && skip) {
-            mask = *vmaskp;
+            mask = vmask;
             if (!(mask >> split & 1u) && (mask || split)) return; /* uniform */
             if (popcount(mask) <= 1) nse = 1;
         }
@@ -116,39 +116,12 @@ inline void attn_dec_body(__global const float *q, __global const float *Kf, __g
         for (int g = 0; g < rpp; g++) a += comb[g * hd + l];
         attn_out(dst, P.off[5], part, P.off[6], (size_t)h, split, nse, hd, l, a, mrun, lsum);
     }
+    if (nse == 1 || !P.i[11]) return;
     barrier(CLK_GLOBAL_MEM_FENCE); /* this split's results written */
-    if (nse == 1 || !P.i[11]) {
-        if (done && l == 0) {
-            mem_fence(CLK_GLOBAL_MEM_FENCE);
-            atomic_inc(done);
-        }
-        return;
-    }
     if (l == 0) {
         mem_fence(CLK_GLOBAL_MEM_FENCE);
-        *lastp = atomic_inc(cnt + h) == (skip ? (int)popcount(mask) : n_split) - 1;
+        last = atomic_inc(cnt + h) == (skip ? (int)popcount(mask) : n_split) - 1;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    int last = *lastp;
     if (last) attn_merge_here(dst, P.off[5], part, P.off[6], cnt, h, (size_t)h, 1, hd, n_split, mask, AD_WG);
-    barrier(CLK_GLOBAL_MEM_FENCE); /* the merged result written */
-    if (done && last && l == 0) {
-        mem_fence(CLK_GLOBAL_MEM_FENCE);
-        atomic_inc(done);
-    }
-}
-
-/* float4 arrays: ld8_lf and vstore8 read and write the query row and comb a vector at a time,
- * which NVIDIA's devices need aligned to 16 bytes */
-#define AD_LOCALS                                                                                 \
-    __local float4 ad_ql4[64], ad_comb4[AD_WG * 2];                                               \
-    __local float ad_red[AD_WG], ad_sc[AD_WG];                                                    \
-    __local int ad_vis[AD_WG], ad_last;                                                           \
-    __local uint ad_vmask
-#define AD_LOCAL_ARGS                                                                             \
-    (__local float *)ad_ql4, (__local float *)ad_comb4, ad_red, ad_sc, ad_vis, &ad_last, &ad_vmask
-
-__kernel __attribute__((reqd_work_group_size(AD_WG, 1, 1))) void attn_dec(ATTN_ARGS) {
-    AD_LOCALS;
-    attn_dec_body(q, Kf, Vf, spos, qpos, dst, part, cnt, P, get_group_id(0), get_group_id(1), 0, AD_LOCAL_ARGS);
 }

@@ -253,19 +253,17 @@ inline void tv_rkv_store(const rtr_params *P, int m, int lr, __local const float
  * itself (rmsnorm.cl's arithmetic): the row a (n floats, n a multiple of 4, float4-aligned) times
  * 1/rms and the weight nw (or 1: hasw = 0), as int8 into xw (words, permuted by xl_at) for the
  * kpad/4 words, their code sum into *xt; wq (work-group 0's q and qs, or 0) gets the words and
- * 1/s too. ng float4 a work-item of TV_WG (a constant once inlined); vol (a constant too): read
- * the row past the compute unit's cache, since other work-groups of this launch wrote it
- * (t2_attn_o.cl). Returns 1/s. */
+ * 1/s too. ng float4 a work-item of TV_WG (a constant once inlined); returns 1/s. */
 inline float t2_norm_quant(__global const float4 *a4, __global const float4 *w4, int n, int hasw, float eps, int kpad,
-                           const int ng, const int vol, __local uint *xw, __local float *red, int *xt,
-                           __global uint *wq, __global float *wqs) {
+                           const int ng, __local uint *xw, __local float *red, int *xt, __global uint *wq,
+                           __global float *wqs) {
     const int n4 = n / 4, lid = get_local_id(0);
     float4 y[TV_NG], ws[TV_NG];
     float ss = 0.0f, mx = 0.0f;
     #pragma unroll
     for (int i = 0; i < ng; i++) {
         int g4 = lid + i * TV_WG;
-        y[i] = g4 >= n4 ? (float4)(0.0f) : vol ? ((__global volatile const float4 *)a4)[g4] : a4[g4];
+        y[i] = g4 < n4 ? a4[g4] : (float4)(0.0f);
         ws[i] = hasw && g4 < n4 ? w4[g4] : (float4)(1.0f);
     }
     /* the sum of squares and the largest |x w| in one reduction: the largest |x / rms * w|
@@ -318,19 +316,17 @@ inline int4 t2_piece(uint4 w, __local const uint4 *xl, int j, int4 a) {
 inline int t2_planes_sum(int4 a) { return a.s0 + (a.s1 >> 2) + (a.s2 >> 4) + (a.s3 >> 6); }
 
 /* The body of the entry points below; ng and maxu (constants once inlined) are how many float4
- * of the norm's row and how many 16-byte weight pieces a work-item holds in registers. grp: the
- * work-group's place among the product's; with wait_on set (t2_attn_o.cl), the norm waits,
- * behind the weight loads, until *wait_on reaches wait_for, and reads its row past the cache. */
+ * of the norm's row and how many 16-byte weight pieces a work-item holds in registers. */
 inline void t2_vec(__global const float *a, __global const float *nw, __global uint *q,
                    __global float *qs, __global const uint *w0, __global const uint *w1,
                    __global const uint *w2, __global float *o0, __global float *o1,
                    __global float *o2, __global const int *pos, __global const int *slot, __global float *kc,
                    __global float *vc, __global const float *tab, rtr_params P, const int ng, const int maxu,
                    __local uint4 *xl, __local float *red, __local float *gv, __local int *part,
-                   __local int *xsum, int grp, __global volatile const int *wait_on, int wait_for) {
+                   __local int *xsum) {
     __local uint *xw = (__local uint *)xl;
     const int n = P.i[0], kpad = P.i[1], lpr = P.i[5], glu = P.i[6], accum = P.i[7], rkv = P.i[10];
-    int lid = get_local_id(0), rpw = TV_WG / lpr, lane = lid % lpr, kw4 = kpad / 64;
+    int lid = get_local_id(0), grp = get_group_id(0), rpw = TV_WG / lpr, lane = lid % lpr, kw4 = kpad / 64;
     int m, lr, live = tv_row(&P, grp, lid / lpr, &m, &lr);
     __global const uint *w = m == 0 ? w0 + P.off[4] : m == 1 ? w1 + P.off[5] : w2 + P.off[6];
     int wrow = live ? (rkv ? tv_rkv_row(m, lr, P.i[11]) : lr) : 0;
@@ -355,18 +351,13 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
         rcs = (float4)(rope_cs(rp, inv.x), rope_cs(rp, inv.y));
     }
     /* 2. the int8 input row, and the sum of its codes (step 3) */
-    if (lid == 0) {
-        if (wait_on)
-            while (*wait_on < wait_for) {
-            }
-        *xsum = 0;
-    }
+    if (lid == 0) *xsum = 0;
     barrier(CLK_LOCAL_MEM_FENCE);
     float xs;
     int xt = 0;
     if (P.i[9]) {
         xs = t2_norm_quant((__global const float4 *)(a + P.off[0]), (__global const float4 *)(nw + P.off[1]), n,
-                           P.i[8], P.f[3], kpad, ng, wait_on != 0, xw, red, &xt, grp == 0 ? q + P.off[2] : 0,
+                           P.i[8], P.f[3], kpad, ng, xw, red, &xt, grp == 0 ? q + P.off[2] : 0,
                            qs + P.off[3]);
     } else {
         __global const uint4 *q4 = (__global const uint4 *)(q + P.off[2]);
@@ -436,8 +427,7 @@ inline void t2_vec(__global const float *a, __global const float *nw, __global u
     __local uint4 xl[TV_KMAX / 16];                                                               \
     __local float red[TV_WG], gv[TV_WG];                                                          \
     __local int part[TV_WG], xsum[1];                                                             \
-    t2_vec(a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc, tab, P, NG, MAXU, xl, red, gv, part, xsum, \
-           get_group_id(0), 0, 0)
+    t2_vec(a, nw, q, qs, w0, w1, w2, o0, o1, o2, pos, slot, kc, vc, tab, P, NG, MAXU, xl, red, gv, part, xsum)
 
 __kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec(TV_ARGS) { TV_BODY(TV_NG, TV_MAXU_ROW); }
 

@@ -1048,14 +1048,8 @@ int main(void) {
         }
         if (!strcmp(ent->name, "opencl") && !rtr_env_flag("ROTOR_OPENCL_NOCMDBUF")) {
             setenv("ROTOR_OPENCL_NOCMDBUF", "1", 1); /* batches launch by launch, as without command buffers */
-            /* and attention with the o product in one launch even where the device has fewer
-             * compute units than the product has work-groups (safe where work-groups start in
-             * order, as on PoCL; kernels/t2_attn_o.cl) */
-            int fa = !getenv("ROTOR_OPENCL_FUSE_AO");
-            if (fa) setenv("ROTOR_OPENCL_FUSE_AO", "1", 1);
             run_suite(ent, "opencl-direct", cpu);
             unsetenv("ROTOR_OPENCL_NOCMDBUF");
-            if (fa) unsetenv("ROTOR_OPENCL_FUSE_AO");
         }
     }
     if (!tested) SKIP("no GPU backend compiled in");
