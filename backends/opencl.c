@@ -445,6 +445,15 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     b->no_fvec = rtr_env_flag("ROTOR_OPENCL_NOFVEC");
     b->no_pin = rtr_env_flag("ROTOR_OPENCL_NOPIN");
     b->no_attn_dec = rtr_env_flag("ROTOR_OPENCL_NOATTNDEC");
+    /* the first flush early, so that the device starts while the host enqueues the rest */
+    b->flush_first = 4;
+    b->flush_every = 32;
+    const char *fl = getenv("ROTOR_OPENCL_FLUSH");
+    int f1, f2;
+    if (fl && sscanf(fl, "%d,%d", &f1, &f2) == 2 && f1 > 0 && f2 > 0) {
+        b->flush_first = f1;
+        b->flush_every = f2;
+    }
     if (clGetKernelWorkGroupInfo(b->k[K_ATTN_DEC], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) !=
             CL_SUCCESS ||
         kwg < 256)

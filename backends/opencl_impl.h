@@ -129,6 +129,8 @@ typedef struct {
     size_t stage_cap, stage_used;
     int pending; /* enqueues since the last flush */
     int flushed; /* a clFlush happened since the batch began */
+    int flush_first, flush_every; /* enqueues before a batch's first clFlush, and between later ones
+                                   * (4 and 32; ROTOR_OPENCL_FLUSH=first,every for tuning) */
     int held; /* HELD_*: a launch held back in case the next op fuses with it */
     int held_n;
     cl_launch held_launch;

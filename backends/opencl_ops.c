@@ -20,8 +20,6 @@
 #include <string.h>
 
 #define GEMV_MAX_ROWS 16 /* batches up to this use the gemv kernels, larger ones the tiled gemm */
-#define FLUSH_FIRST 4 /* enqueues before the first clFlush of a batch, so the device starts early */
-#define FLUSH_EVERY 32 /* and between later ones */
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
@@ -72,7 +70,7 @@ int cl_enqueue_launch(cl_backend *b, const cl_launch *L, rtr_err *err) {
     rc = clEnqueueNDRangeKernel(b->q, kk, L->dims, NULL, L->g, L->l, 0, NULL, ev);
     if (ev && rc == CL_SUCCESS) b->prof_n++;
     if (rc != CL_SUCCESS) return cl_fail(err, "clEnqueueNDRangeKernel", rc);
-    if (++b->pending >= (b->flushed ? FLUSH_EVERY : FLUSH_FIRST)) {
+    if (++b->pending >= (b->flushed ? b->flush_every : b->flush_first)) {
         clFlush(b->q);
         b->pending = 0;
         b->flushed = 1;
