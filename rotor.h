@@ -123,6 +123,10 @@ int rtr_session_rewind(rtr_session *s, int n);
  * whose pointer holds until the session's next rtr_eval or rtr_embed. */
 int rtr_eval(rtr_session *s, const int32_t *ids, int n, rtr_err *err);
 const float *rtr_logits(const rtr_session *s); /* [n_vocab] */
+/* The same for greedy decoding: *top = the last id's largest logit's token (the first of equals,
+ * as rtr_sample at temperature 0 picks it), chosen where the logits are, so that a GPU sends
+ * back that id alone. rtr_logits returns NULL until the next rtr_eval. Language models only. */
+int rtr_eval_argmax(rtr_session *s, const int32_t *ids, int n, int32_t *top, rtr_err *err);
 
 /* Embedding models: evaluates ids from an empty session and writes the pooled, L2-normalised
  * vector (n_embd floats). */
@@ -146,6 +150,9 @@ void rtr_sampler_free(rtr_sampler *sp);
 void rtr_sampler_accept(rtr_sampler *sp, int32_t id); /* remember for the repeat penalty */
 void rtr_sampler_reset(rtr_sampler *sp);
 int32_t rtr_sample(rtr_sampler *sp, const float *logits);
+/* 1 when rtr_sample is plain greedy (temperature 0, no repeat penalty): rtr_eval_argmax's top is
+ * then its choice */
+int rtr_sampler_greedy(const rtr_sampler *sp);
 
 /* ---- chat template ---- */
 typedef struct {

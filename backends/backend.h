@@ -69,6 +69,10 @@ enum rtr_op_kind {
     RTR_OP_GLU,
     /* dst[0..n) += a[0..n) over rows*n floats. */
     RTR_OP_ADD,
+    /* Greedy choice on the device: dst[r] (int32) = the index of the largest of a[r][0..n) (f32),
+     * the first of equals, as "best = 0; if (a[i] > a[best]) best = i" finds it (a NaN never
+     * wins, except a NaN a[r][0], which nothing beats). */
+    RTR_OP_ARGMAX,
 };
 
 enum { RTR_ACT_RELU2 = 0, RTR_ACT_SILU = 1, RTR_ACT_GELU_TANH = 2 };
@@ -92,7 +96,7 @@ typedef struct {
         struct { int n, type; } kv;                   /* n: floats per row (n_kv * head_dim) */
         struct { int n_head, n_kv, head_dim, cap, n_sink, window, kv_type; float scale; } attn;
         struct { int n, act; } glu;
-        struct { int n; } add;
+        struct { int n; } add;                        /* also ARGMAX (n) */
     } p;
 } rtr_op;
 

@@ -632,6 +632,21 @@ static void op_add(void *v, int ith, int nth) {
     for (size_t i = (size_t)lo * n; i < (size_t)hi * n; i++) d[i] += a[i];
 }
 
+/* the first largest of each row; a NaN never wins unless it is first (backend.h) */
+static void op_argmax(void *v, int ith, int nth) {
+    job *j = v;
+    const rtr_op *op = j->op;
+    int lo, hi, n = op->p.add.n;
+    split(op->rows, ith, nth, 1, &lo, &hi);
+    for (int r = lo; r < hi; r++) {
+        const float *x = F32(op->a) + (size_t)r * n;
+        int best = 0;
+        for (int i = 1; i < n; i++)
+            if (x[i] > x[best]) best = i;
+        ((int32_t *)PTR(op->dst))[r] = best;
+    }
+}
+
 static int cpu_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
     cpu_backend *b = (cpu_backend *)be;
     job j = {b, op};
@@ -668,6 +683,10 @@ static int cpu_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
     }
     case RTR_OP_GLU: fn = op_glu; break;
     case RTR_OP_ADD: fn = op_add; break;
+    case RTR_OP_ARGMAX:
+        if (op->p.add.n < 1) return rtr_seterr(err, RTR_EARG, "cpu: argmax over %d values", op->p.add.n);
+        fn = op_argmax;
+        break;
     default: return rtr_seterr(err, RTR_EARG, "cpu: unknown op %d", op->kind);
     }
     if (reserve(b, nf, nq, ni)) return rtr_seterr(err, RTR_ENOMEM, "cpu: out of memory for scratch");

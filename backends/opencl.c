@@ -58,6 +58,7 @@ static const char *const kernel_names[K_COUNT] = {
     [K_ATTN_MERGE] = "attn_merge",
     [K_GLU] = "glu",
     [K_ADD] = "add",
+    [K_ARGMAX] = "argmax",
 };
 
 const char *cl_kernel_name(int k) { return kernel_names[k]; }
@@ -431,6 +432,11 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
                                  NULL) == CL_SUCCESS)
         while (wg > kwg && wg > 1) wg >>= 1;
     b->norm_wg = wg;
+    wg = 1024;
+    if (clGetKernelWorkGroupInfo(b->k[K_ARGMAX], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) ==
+        CL_SUCCESS)
+        while (wg > kwg && wg > 1) wg >>= 1;
+    b->argmax_wg = wg;
     /* the fixed-size kernels need their work-group sizes; the one-token product has an older
      * fallback (matmul_t2_gemv after the norm) */
     const char *as = getenv("ROTOR_OPENCL_ATTN_SPLITS");

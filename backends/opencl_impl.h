@@ -49,6 +49,7 @@ enum {
     K_ATTN_MERGE,
     K_GLU,
     K_ADD,
+    K_ARGMAX,
     K_COUNT
 };
 #define CL_MAX_ARGS 16
@@ -97,7 +98,8 @@ typedef struct {
     cl_program prog;
     cl_kernel k[K_COUNT];
     cl_mem last_arg[K_COUNT][CL_MAX_ARGS]; /* skip clSetKernelArg when a buffer is unchanged */
-    size_t norm_wg; /* work-group size of rmsnorm (power of two) */
+    size_t norm_wg;   /* work-group size of rmsnorm (power of two) */
+    size_t argmax_wg; /* and of argmax (at most 1024) */
     cl_uint n_cu;
     int attn_splits; /* ROTOR_OPENCL_ATTN_SPLITS: most splits of the ring in attention (tuning) */
     int no_attn4;    /* attention always through the 8-head kernel (ROTOR_OPENCL_NOATTN4), for comparison */

@@ -529,6 +529,23 @@ static int op_add(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_er
     return 0;
 }
 
+static int op_argmax(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
+    int n = op->p.add.n, r;
+    if (n < 1) return rtr_seterr(err, RTR_EARG, "opencl: argmax over %d values", n);
+    if ((r = need(op->a, "argmax input", err)) || (r = need(op->dst, "argmax dst", err)) ||
+        (r = span(op->a, U(op->rows) * U(n) * 4, "argmax input", err)) ||
+        (r = span(op->dst, U(op->rows) * 4, "argmax dst", err)))
+        return r;
+    cl_params p = {0};
+    if ((r = eoff(op->a, 4, &p.off[0], "argmax input", err)) || (r = eoff(op->dst, 4, &p.off[1], "argmax dst", err)))
+        return r;
+    p.i[0] = n;
+    cl_mem m[2] = {M(op->a), M(op->dst)};
+    size_t g = (size_t)op->rows * b->argmax_wg, l = b->argmax_wg;
+    set_launch(&L[(*nl)++], K_ARGMAX, 2, m, &p, 1, &g, &l);
+    return 0;
+}
+
 static int compatible_ropes(const rtr_op *a, const rtr_op *b) {
     return a->rows == b->rows && same_ref(a->b, b->b) && a->p.rope.head_dim == b->p.rope.head_dim &&
            a->p.rope.rot_dim == b->p.rope.rot_dim && a->p.rope.theta == b->p.rope.theta &&
@@ -707,6 +724,7 @@ int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err) {
     case RTR_OP_ATTN: r = op_attn(b, op, L, &nl, err); break;
     case RTR_OP_GLU: r = op_glu(b, op, L, &nl, err); break;
     case RTR_OP_ADD: r = op_add(b, op, L, &nl, err); break;
+    case RTR_OP_ARGMAX: r = op_argmax(b, op, L, &nl, err); break;
     default: return rtr_seterr(err, RTR_EARG, "opencl: unknown op %d", op->kind);
     }
     if (r || op->rows == 0 || nl == 0) return r;

@@ -409,7 +409,8 @@ static void prof_write(vk_backend *vk) {
     static const char *names[VP_COUNT] = {
         [VP_EMBED] = "embed", [VP_NORM] = "norm", [VP_MMT2_1] = "mm_t2_1", [VP_MMT2_N] = "mm_t2_n",
         [VP_MMT2_V] = "mm_t2_vec", [VP_MMT2_VF] = "mm_t2_vec_norm", [VP_MMT2_VS] = "mm_t2_vec_norm_s", [VP_MMT2_VG] = "mm_t2_vec_norm_g", [VP_MMT2_G] = "mm_t2_gemm", [VP_MMT2_C] = "mm_t2_coop", [VP_MMF_1] = "mm_f_1",
-        [VP_MMF_N] = "mm_f_n", [VP_ROPE] = "rope", [VP_KV] = "kv_store", [VP_ATTN] = "attn", [VP_ATTND] = "attn_dec", [VP_ATTNB] = "attn_batch", [VP_ATTNC] = "attn_coop", [VP_GLU] = "glu"};
+        [VP_MMF_N] = "mm_f_n", [VP_ROPE] = "rope", [VP_KV] = "kv_store", [VP_ATTN] = "attn", [VP_ATTND] = "attn_dec", [VP_ATTNB] = "attn_batch", [VP_ATTNC] = "attn_coop", [VP_GLU] = "glu",
+        [VP_ARGMAX] = "argmax"};
     FILE *f = fopen(vk->prof_path, "w");
     if (!f) return;
     fprintf(f, "vulkan profile: %s, %ld batches, %.3f s submit to fence, %.3f s between timestamps\n", vk->base.desc,
@@ -728,6 +729,7 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         [VP_MMT2_G] = {"mm_t2_gemm", {0}}, [VP_MMT2_C] = {"mm_t2_coop", {0}},
         [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
         [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTND] = {"attn_dec", {0, VK_ATTND_WG, 0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_ATTNC] = {"attn_coop", {0}}, [VP_GLU] = {"glu", {0}},
+        [VP_ARGMAX] = {"argmax", {0}},
     };
     for (int i = 0; i < VP_COUNT; i++) {
         if (i >= VP_MMT2_V && i <= VP_MMT2_VG && vk->no_vec) continue;

@@ -21,7 +21,7 @@ struct rtr_buf {
  * the ternary matmul once more with the norm fused in (decode) */
 enum {
     VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMT2_V, VP_MMT2_VF, VP_MMT2_VS, VP_MMT2_VG, VP_MMT2_G, VP_MMT2_C, VP_MMF_1, VP_MMF_N,
-    VP_ROPE, VP_KV, VP_ATTN, VP_ATTND, VP_ATTNB, VP_ATTNC, VP_GLU, VP_COUNT
+    VP_ROPE, VP_KV, VP_ATTN, VP_ATTND, VP_ATTNB, VP_ATTNC, VP_GLU, VP_ARGMAX, VP_COUNT
 };
 #define VK_WG_VEC 256   /* invocations of a one-token matmul workgroup (mm_t2_vec.comp) */
 /* mm_t2_vec.comp's fused-norm variants hold the norm's row in registers, NG words an invocation:

@@ -187,6 +187,11 @@ static int op_accesses(const vk_backend *vk, const rtr_op *op, acc_list *l, rtr_
         NEED(op->dst, SZ(rows, n, 4), 1, 0, "elementwise output");
         break;
     }
+    case RTR_OP_ARGMAX:
+        if (op->p.add.n < 1) BAD("vulkan: argmax over %d values", op->p.add.n);
+        NEED(op->a, SZ(rows, op->p.add.n, 4), 0, 0, "argmax input");
+        NEED(op->dst, SZ(rows, 4, 1), 1, 0, "argmax output");
+        break;
     default: BAD("vulkan: unknown op %d", op->kind);
     }
     return 0;
@@ -237,7 +242,7 @@ static void normalize(const rtr_op *op, rtr_op *o) {
         o->p.attn.scale = op->p.attn.scale; o->p.attn.kv_type = op->p.attn.kv_type;
         break;
     case RTR_OP_GLU: o->p.glu.n = op->p.glu.n; o->p.glu.act = op->p.glu.act; break;
-    case RTR_OP_ADD: o->p.add.n = op->p.add.n; break;
+    case RTR_OP_ADD: case RTR_OP_ARGMAX: o->p.add.n = op->p.add.n; break;
     }
 }
 
@@ -704,6 +709,12 @@ static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
         grid(((uint64_t)rows * n + 255) / 256, &gx, &gy);
         return dispatch(c, VP_GLU, P + 2, gx, gy, 1, err);
     }
+    case RTR_OP_ARGMAX: /* a workgroup a row */
+        c->ref[0] = op->a; c->ref[1] = op->dst;
+        c->pc[P + 0] = (uint32_t)op->p.add.n;
+        c->pc[P + 1] = (uint32_t)rows;
+        grid((uint64_t)rows, &gx, &gy);
+        return dispatch(c, VP_ARGMAX, P + 2, gx, gy, 1, err);
     }
     return rtr_seterr(err, RTR_EARG, "vulkan: unknown op %d", op->kind);
 }

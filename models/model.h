@@ -55,7 +55,7 @@ struct rtr_session {
     const float *view;            /* the last batch's logits (or pooled row): the backend's view of out */
     rtr_buf *kc, *vc;             /* [n_layer][cap][kv_dim] f16 */
     rtr_buf *spos, *tok;          /* slot positions [cap]; a batch's h_tok, written at once */
-    rtr_buf *x, *xn, *q, *k, *v, *att, *g, *u, *qa, *qs, *out;
+    rtr_buf *x, *xn, *q, *k, *v, *att, *g, *u, *qa, *qs, *out, *top; /* top: rtr_eval_argmax's id */
     size_t bytes;
 };
 

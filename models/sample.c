@@ -183,6 +183,8 @@ static int top_k(rtr_sampler *s, const float *x, int n, int k) {
     return m;
 }
 
+int rtr_sampler_greedy(const rtr_sampler *s) { return s->p.temp <= 0 && s->p.repeat_penalty == 1.0f; }
+
 int32_t rtr_sample(rtr_sampler *s, const float *logits) {
     int n = s->n_vocab;
     const float *x = logits;

@@ -31,7 +31,7 @@ static void set_slot(rtr_session *s, int sl, int p) {
 static void free_bufs(rtr_session *s) {
     rtr_backend *be = s->m->be;
     rtr_buf *bs[] = {s->kc, s->vc, s->spos, s->tok, s->x, s->xn, s->q, s->k,
-                     s->v, s->att, s->g, s->u, s->qa, s->qs, s->out};
+                     s->v, s->att, s->g, s->u, s->qa, s->qs, s->out, s->top};
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++)
         if (bs[i]) be->ops->buf_free(be, bs[i]);
 }
@@ -77,7 +77,7 @@ int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *o, 
         {&s->x, (size_t)B * D * 4, 0}, {&s->xn, (size_t)B * wide * 4, 0}, {&s->q, (size_t)B * qd * 4, 0},
         {&s->k, (size_t)B * kvd * 4, 0}, {&s->v, (size_t)B * kvd * 4, 0}, {&s->att, (size_t)B * qd * 4, 0},
         {&s->g, (size_t)B * F * 4, 0}, {&s->u, (size_t)B * F * 4, 0}, {&s->qa, (size_t)B * kpad, 0},
-        {&s->qs, (size_t)B * 4, 0}, {&s->out, (size_t)h->n_vocab * 4, RTR_BUF_HOST},
+        {&s->qs, (size_t)B * 4, 0}, {&s->out, (size_t)h->n_vocab * 4, RTR_BUF_HOST}, {&s->top, 4, 0},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         *want[i].b = be->ops->buf_new(be, want[i].bytes, NULL, want[i].flags, err);
@@ -162,8 +162,9 @@ static void mm_add(rtr_op *op, const rtr_layer *L, int p, rtr_buf *out, int n) {
 
 /* One batch of n tokens whose ids, positions and slots are staged in the session. With
  * want_out, the last row's result goes to s->out: logits for LMs, the final-norm row for
- * embedding models. */
-static int forward(rtr_session *s, int n, int want_out, rtr_err *err) {
+ * embedding models; with top too (LMs), the logits stay on the device and *top gets their
+ * argmax. */
+static int forward(rtr_session *s, int n, int want_out, int32_t *top, rtr_err *err) {
     rtr_model *m = s->m;
     const rtr_hparams *h = &m->hp;
     rtr_backend *be = m->be;
@@ -290,9 +291,19 @@ static int forward(rtr_session *s, int n, int want_out, rtr_err *err) {
             hd_.p.mf.type = m->output_type; hd_.p.mf.n = h->n_vocab; hd_.p.mf.k = D;
             hd_.p.mm.w[0] = R(m->output, 0);
             RUN(hd_);
+            if (top) {
+                rtr_op am = {0};
+                am.kind = RTR_OP_ARGMAX; am.rows = 1; am.a = R(s->out, 0); am.dst = R(s->top, 0);
+                am.p.add.n = h->n_vocab;
+                RUN(am);
+            }
         }
     }
     if ((r = ops->end(be, err))) return r;
+    if (want_out && top) {
+        s->view = NULL;
+        return ops->buf_read(be, s->top, 0, top, 4, err);
+    }
     if (want_out) {
         size_t bytes = (size_t)(h->pooling_last ? D : h->n_vocab) * 4;
         s->view = s->logits;
@@ -304,7 +315,7 @@ static int forward(rtr_session *s, int n, int want_out, rtr_err *err) {
     return 0;
 }
 
-int rtr_eval(rtr_session *s, const int32_t *ids, int n, rtr_err *err) {
+static int eval(rtr_session *s, const int32_t *ids, int n, int32_t *top, rtr_err *err) {
     if (n <= 0) return rtr_seterr(err, RTR_EARG, "nothing to evaluate");
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= s->m->hp.n_vocab)
@@ -330,7 +341,7 @@ int rtr_eval(rtr_session *s, const int32_t *ids, int n, rtr_err *err) {
             s->h_slot[i] = sl;
             set_slot(s, sl, p);
         }
-        int r = forward(s, chunk, done + chunk == n, err);
+        int r = forward(s, chunk, done + chunk == n, done + chunk == n ? top : NULL, err);
         if (r) {
             /* the batch did not happen: forget its slots */
             for (int i = 0; i < chunk; i++) if (s->slot_pos[s->h_slot[i]] == s->pos + i) set_slot(s, s->h_slot[i], -1);
@@ -340,6 +351,13 @@ int rtr_eval(rtr_session *s, const int32_t *ids, int n, rtr_err *err) {
         done += chunk;
     }
     return 0;
+}
+
+int rtr_eval(rtr_session *s, const int32_t *ids, int n, rtr_err *err) { return eval(s, ids, n, NULL, err); }
+
+int rtr_eval_argmax(rtr_session *s, const int32_t *ids, int n, int32_t *top, rtr_err *err) {
+    if (s->m->hp.pooling_last) return rtr_seterr(err, RTR_EARG, "an embedding model has no logits to choose from");
+    return eval(s, ids, n, top, err);
 }
 
 int rtr_embed(rtr_session *s, const int32_t *ids, int n, float *out, rtr_err *err) {

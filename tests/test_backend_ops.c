@@ -911,6 +911,47 @@ static void t_buffers(ctx *c) {
     be->ops->buf_free(be, small);
 }
 
+/* ARGMAX (greedy decoding's choice) on rows of 1 to 128256 values: random rows, the largest
+ * value repeated (the first wins), NaNs (never chosen unless first), infinities; each backend's
+ * answer against the sequential rule of backend.h, computed here. */
+static void t_argmax(ctx *c) {
+    static const int ns[] = {1, 7, 1000, 4097, 128256};
+    for (int ni = 0; ni < 5; ni++)
+        for (int kind = 0; kind < 5; kind++) {
+            int n = ns[ni], rows = kind == 0 ? 3 : 1;
+            size_t sz = (size_t)rows * n;
+            float *x = rand_f32(c, sz, -30, 30);
+            int pick = n > 2 ? 1 + (int)(rnd(c) % (uint64_t)(n - 2)) : 0;
+            if (kind == 1) /* the largest three times: the first of them wins */
+                for (int k = 0; k < 3; k++) x[(pick + (size_t)k * (n / 3)) % n] = 50.0f;
+            if (kind == 2) { x[pick] = NAN; x[n - 1] = NAN; } /* NaNs never win */
+            if (kind == 3) x[0] = NAN;                         /* unless first */
+            if (kind == 4) {                                   /* infinities, and a row of -inf */
+                for (size_t i = 0; i < sz; i++) x[i] = -INFINITY;
+                if (n > 2) { x[pick] = INFINITY; x[n - 1] = INFINITY; }
+            }
+            int32_t *want = malloc((size_t)rows * 4), *cpu = malloc((size_t)rows * 4), *gpu = malloc((size_t)rows * 4);
+            for (int r = 0; r < rows; r++) {
+                const float *xr = x + (size_t)r * n;
+                int best = 0;
+                for (int i = 1; i < n; i++) if (xr[i] > xr[best]) best = i;
+                want[r] = best;
+            }
+            tbuf *a = tb_new(c, sz * 4, x, 0), *d = tb_new(c, (size_t)rows * 4, NULL, 0);
+            rtr_op op = {0};
+            op.kind = RTR_OP_ARGMAX; op.rows = rows; op.a = TR(a, 0); op.dst = TR(d, 0); op.p.add.n = n;
+            char what[64];
+            snprintf(what, sizeof what, "argmax n=%d rows=%d case %d", n, rows, kind);
+            if (!run_ops(c, &op, 1, what) && !tb_read(c, d, cpu, gpu))
+                for (int r = 0; r < rows; r++) {
+                    CHECK(cpu[r] == want[r], "%s: %s: cpu row %d chose %d, expected %d", c->name, what, r, cpu[r], want[r]);
+                    CHECK(gpu[r] == want[r], "%s: %s: row %d chose %d, expected %d", c->name, what, r, gpu[r], want[r]);
+                }
+            tb_free(c, a); tb_free(c, d);
+            free(x); free(want); free(cpu); free(gpu);
+        }
+}
+
 static void run_suite(const rtr_backend_entry *ent, const char *label, rtr_backend *cpu) {
     rtr_backend_cfg cfg = {.device = -1, .n_threads = 2};
     rtr_err e = {0};
@@ -939,6 +980,7 @@ static void run_suite(const rtr_backend_entry *ent, const char *label, rtr_backe
     t_batch(&c, RTR_T_F32);
     t_attn_decode(&c);
     t_layer_head(&c);
+    t_argmax(&c);
     fprintf(stderr, "%s: %s\n", label, test_fail == before ? "all ops match the CPU" : "FAILURES above");
     gpu->ops->destroy(gpu);
 }

@@ -171,9 +171,10 @@ static void check_model(const char *model, const rtr_model_opts *mo, const char 
         CHECK(ng == 32 && ng64 == 32, "%s %s: greedy files", label, sq->name);
         rtr_session_reset(s);
         if (rtr_eval(s, sq->ids, sq->n, &e)) { CHECK(0, "%s: %s", label, e.msg); continue; }
-        int follow32 = 1, follow64 = 1, steps_ok = 1;
+        int follow32 = 1, follow64 = 1, steps_ok = 1, chose[64], nchose = 0;
         for (int k = 0; k < ng && k < ng64; k++) {
             int b = argmax(rtr_logits(s), V);
+            chose[nchose++] = b;
             follow32 &= b == gr[k].tok;
             follow64 &= b == gr64[k].tok;
             if (!strcmp(sq->name, "len200")) {
@@ -188,6 +189,22 @@ static void check_model(const char *model, const rtr_model_opts *mo, const char 
             if (rtr_eval(s, &id, 1, &e)) { CHECK(0, "%s: %s", label, e.msg); break; }
         }
         if (steps_ok) CHECK(1, "greedy");
+        /* 4. the same steps with the choice made on the backend (rtr_eval_argmax): the same ids */
+        rtr_session_reset(s);
+        int32_t top = -1;
+        if (rtr_eval_argmax(s, sq->ids, sq->n, &top, &e)) { CHECK(0, "%s: %s", label, e.msg); continue; }
+        int same = 1;
+        for (int k = 0; k < nchose && same; k++) {
+            if (top != chose[k]) {
+                same = 0;
+                CHECK(0, "%s %s: rtr_eval_argmax step %d chose %d, the logits' argmax %d", label, sq->name, k, top, chose[k]);
+                break;
+            }
+            int32_t id = top;
+            if (k + 1 < nchose && rtr_eval_argmax(s, &id, 1, &top, &e)) { CHECK(0, "%s: %s", label, e.msg); same = 0; }
+        }
+        CHECK(!same || rtr_logits(s) == NULL, "%s %s: logits after rtr_eval_argmax", label, sq->name);
+        if (same) CHECK(1, "greedy on the backend");
     }
     free(pos_logits);
     rtr_session_free(s);

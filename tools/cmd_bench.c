@@ -3,7 +3,8 @@
  * llama-bench lacks: load time, time to first token, peak memory, bytes read per generated
  * token, this machine's measured memory bandwidth and tg as a fraction of that roofline.
  * -d runs every test after an untimed prompt of that many tokens (llama-bench's depth: "tg128 @
- * d4096"). Output: -o md (default), csv, json or jsonl. */
+ * d4096"). Generated tokens are chosen greedily on the backend (rtr_eval_argmax: only the id comes
+ * back, as in `run --temp 0`). Output: -o md (default), csv, json or jsonl. */
 #include "cli.h"
 
 #include <math.h>
@@ -123,6 +124,16 @@ static const char *synthetic_path(const char *shape, char *buf, size_t cap) {
     return buf;
 }
 
+/* One generated token, greedy: chosen on the backend (only its id comes back), or from the
+ * logits on the host (ROTOR_BENCH_HOST_ARGMAX=1, for comparison) */
+static int step(rtr_session *s, rtr_sampler *greedy, int32_t *id, int host, rtr_err *e) {
+    int32_t in = *id;
+    if (!host) return rtr_eval_argmax(s, &in, 1, id, e);
+    if (rtr_eval(s, &in, 1, e)) return -1;
+    *id = rtr_sample(greedy, rtr_logits(s));
+    return 0;
+}
+
 /* an empty context, then d prompt tokens evaluated (untimed) */
 static int at_depth(rtr_session *s, const int32_t *ids, int d, rtr_err *e) {
     rtr_session_reset(s);
@@ -186,6 +197,8 @@ int rtr_cmd_bench(int argc, char **argv) {
     int ctx = (maxp > maxg ? maxp : maxg) + maxd + 16, nids = (maxp > maxd ? maxp : maxd) + 8;
     rtr_session *s = NULL;
     rtr_sampler *greedy = NULL; /* NULL for embedding models */
+    const char *ha = getenv("ROTOR_BENCH_HOST_ARGMAX");
+    int host_argmax = ha && *ha && strcmp(ha, "0");
     rtr_err e = {0};
     rtr_session_opts so = {ctx, 4, maxp > 512 ? maxp : 512, NULL, ma.kv_f16};
     int rc = 1;
@@ -244,19 +257,15 @@ int rtr_cmd_bench(int argc, char **argv) {
                 if (at_depth(s, ids, d, &e)) { cli_error("%s", e.msg); goto out; }
                 int32_t id = ids[0];
                 double w0 = rtr_now();
-                for (int k = 0; k < tg[t] && (k < 16 || rtr_now() - w0 < 0.25); k++) {
-                    if (rtr_eval(s, &id, 1, &e)) { cli_error("%s", e.msg); goto out; }
-                    id = rtr_sample(greedy, rtr_logits(s));
-                }
+                for (int k = 0; k < tg[t] && (k < 16 || rtr_now() - w0 < 0.25); k++)
+                    if (step(s, greedy, &id, host_argmax, &e)) { cli_error("%s", e.msg); goto out; }
             }
             for (int r = 0; r < reps; r++) {
                 if (at_depth(s, ids, d, &e)) { cli_error("%s", e.msg); goto out; }
                 int32_t id = ids[0];
                 double a = rtr_now();
-                for (int k = 0; k < tg[t]; k++) {
-                    if (rtr_eval(s, &id, 1, &e)) { cli_error("%s", e.msg); goto out; }
-                    id = rtr_sample(greedy, rtr_logits(s));
-                }
+                for (int k = 0; k < tg[t]; k++)
+                    if (step(s, greedy, &id, host_argmax, &e)) { cli_error("%s", e.msg); goto out; }
                 times[r] = tg[t] / (rtr_now() - a);
             }
             res[nres] = (result){"tg", 0, tg[t], d, 0, 0};

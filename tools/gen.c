@@ -41,9 +41,13 @@ int gen_run(rtr_session *s, const rtr_model *m, rtr_sampler *sp, const gen_opts 
     double t0 = rtr_now();
     int r = 0;
     if (o->color && !o->print_ids) emit(o->color, strlen(o->color), res);
+    /* plain greedy decoding: the backend picks each next token after the first (only its id
+     * comes back), where the logits would otherwise be read back and scanned on the host */
+    int greedy = rtr_sampler_greedy(sp);
+    int32_t next = -1;
     while (o->n_predict < 0 || res->n_gen < o->n_predict) {
         if (cli_interrupted) { res->interrupted = 1; break; }
-        int32_t id = rtr_sample(sp, rtr_logits(s));
+        int32_t id = next >= 0 ? next : rtr_sample(sp, rtr_logits(s));
         rtr_sampler_accept(sp, id);
         res->n_gen++;
         int end = (id == mi.eos || id == mi.eot);
@@ -57,7 +61,7 @@ int gen_run(rtr_session *s, const rtr_model *m, rtr_sampler *sp, const gen_opts 
             if (emit(text, (size_t)n, res)) break;
         }
         if (o->n_predict >= 0 && res->n_gen >= o->n_predict) break;
-        if ((r = rtr_eval(s, &id, 1, err))) {
+        if ((r = greedy ? rtr_eval_argmax(s, &id, 1, &next, err) : rtr_eval(s, &id, 1, err))) {
             if (r == RTR_EINTR) { res->interrupted = 1; r = 0; }
             break;
         }
