@@ -12,8 +12,10 @@
  * ROTOR_OPENCL_MERGE_LAUNCH=1 merges them in a launch of their own, ROTOR_OPENCL_FULLARGS=1
  * runs every one-token product through the kernels of all arguments, ROTOR_OPENCL_NOFVEC=1 a
  * one-token LM head through matmul_f instead of matmul_f_vec, ROTOR_OPENCL_NOPIN=1 views
- * of host-read buffers through malloc'd memory and ROTOR_OPENCL_NOCMDBUF=1 every batch launch by
- * launch even where cl_khr_command_buffer could replay it (all for comparison);
+ * of host-read buffers through malloc'd memory, ROTOR_OPENCL_NOATTNDEC=1 one-row attention through
+ * attn1 instead of attn_dec and ROTOR_OPENCL_NOCMDBUF=1 every batch launch by launch even where
+ * cl_khr_command_buffer could replay it (all for comparison); ROTOR_OPENCL_FLUSH=first,every sets
+ * the enqueues before a batch's first clFlush and between later ones (4,32);
  * ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the backend is destroyed.
  */
 #include "opencl_impl.h"
