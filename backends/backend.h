@@ -118,6 +118,10 @@ typedef struct {
      * it alone (NULL and err on failure). For RTR_BUF_HOST buffers it costs no copy beyond the
      * device's own transfer. */
     const void *(*buf_view)(rtr_backend *be, rtr_buf *b, size_t off, size_t n, rtr_err *err);
+    /* Optional (NULL where a backend has no use for it): the next buf_new calls with these
+     * flags (0 or RTR_BUF_WEIGHT) will total about bytes; the backend may carve them from one
+     * block. A hint: on failure the buffers are made one by one as before. */
+    void (*reserve)(rtr_backend *be, size_t bytes, int flags);
     int (*begin)(rtr_backend *be, rtr_err *err);
     int (*run)(rtr_backend *be, const rtr_op *op, rtr_err *err);
     int (*end)(rtr_backend *be, rtr_err *err);

@@ -48,6 +48,9 @@ static const char *const kernel_names[K_COUNT] = {
     [K_T2_VEC1] = "matmul_t2_vec1",
     [K_T2_VEC_S1] = "matmul_t2_vec_s1",
     [K_T2_VEC_G2] = "matmul_t2_vec_g2",
+    [K_T2_VEC_P] = "matmul_t2_vec_p",
+    [K_T2_VEC_S_P] = "matmul_t2_vec_s_p",
+    [K_T2_VEC_G_P] = "matmul_t2_vec_g_p",
     [K_MATMUL_F] = "matmul_f",
     [K_MATMUL_F_VEC] = "matmul_f_vec",
     [K_ROPE_KV] = "rope_kv",
@@ -57,6 +60,7 @@ static const char *const kernel_names[K_COUNT] = {
     [K_ATTN1] = "attn1",
     [K_ATTN1S] = "attn1s",
     [K_ATTN_DEC] = "attn_dec",
+    [K_ATTN_DEC_P] = "attn_dec_p",
     [K_ATTN_MERGE] = "attn_merge",
     [K_GLU] = "glu",
     [K_ADD] = "add",
@@ -453,6 +457,15 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     b->no_fvec = rtr_env_flag("ROTOR_OPENCL_NOFVEC");
     b->no_pin = rtr_env_flag("ROTOR_OPENCL_NOPIN");
     b->no_attn_dec = rtr_env_flag("ROTOR_OPENCL_NOATTNDEC");
+    b->no_pool = rtr_env_flag("ROTOR_OPENCL_NOPOOL");
+    b->pool_weights = rtr_env_flag("ROTOR_OPENCL_POOL");
+    b->no_pool_launch = rtr_env_flag("ROTOR_OPENCL_NOPOOLARGS");
+    static const int pk[4] = {K_T2_VEC_P, K_T2_VEC_S_P, K_T2_VEC_G_P, K_ATTN_DEC_P};
+    for (int i = 0; i < 4; i++)
+        if (clGetKernelWorkGroupInfo(b->k[pk[i]], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) !=
+                CL_SUCCESS ||
+            kwg < 256)
+            b->no_pool_launch = 1;
     /* the first flush early, so that the device starts while the host enqueues the rest */
     b->flush_first = 4;
     b->flush_every = 32;
@@ -497,6 +510,84 @@ static void drop_host(cl_backend *b, rtr_buf *buf) {
     buf->host = NULL;
 }
 
+/* ---- blocks: buffers carved from one reserved cl_mem, so that a launch may take the block and
+ * offsets instead of a buffer argument each (the driver's cost grows with arguments) ---- */
+
+static size_t pmap_slot(cl_mem m) { return (size_t)(((uintptr_t)m >> 4) * 0x9E3779B97F4A7C15ull >> 52) % CL_PMAP; }
+
+int cl_pool_of(const cl_backend *b, cl_mem m, cl_mem *pool, size_t *base) {
+    if (!m) return 0;
+    for (size_t i = pmap_slot(m), n = 0; n < CL_PMAP && b->pmap[i].sub; i = (i + 1) % CL_PMAP, n++)
+        if (b->pmap[i].sub == m && b->pmap[i].pool) {
+            *pool = b->pmap[i].pool;
+            *base = b->pmap[i].base;
+            return 1;
+        }
+    return 0;
+}
+
+static void pmap_put(cl_backend *b, cl_mem sub, cl_mem pool, size_t base) {
+    for (size_t i = pmap_slot(sub), n = 0; n < CL_PMAP; i = (i + 1) % CL_PMAP, n++)
+        if (!b->pmap[i].sub || !b->pmap[i].pool) { /* free, or a deleted entry */
+            b->pmap[i].sub = sub;
+            b->pmap[i].pool = pool;
+            b->pmap[i].base = base;
+            return;
+        }
+    /* full: the buffer works as any other, its launches take it as an argument of its own */
+}
+
+static void pmap_del(cl_backend *b, cl_mem sub) {
+    for (size_t i = pmap_slot(sub), n = 0; n < CL_PMAP && b->pmap[i].sub; i = (i + 1) % CL_PMAP, n++)
+        if (b->pmap[i].sub == sub && b->pmap[i].pool) {
+            b->pmap[i].pool = NULL; /* deleted: probes go on past it */
+            return;
+        }
+}
+
+/* forget a buffer or block that the argument cache may still name */
+static void forget_arg(cl_backend *b, cl_mem m) {
+    for (int k = 0; k < K_COUNT; k++)
+        for (int a = 0; a < CL_MAX_ARGS; a++)
+            if (b->last_arg[k][a] == m) b->last_arg[k][a] = NULL;
+}
+
+static void cl_reserve(rtr_backend *be, size_t bytes, int flags) {
+    cl_backend *b = (cl_backend *)be;
+    int w = (flags & RTR_BUF_WEIGHT) != 0;
+    if (flags & ~RTR_BUF_WEIGHT) return;
+    if (b->res[w].blk) { /* the block lives on while buffers carved from it do */
+        forget_arg(b, b->res[w].blk);
+        clReleaseMemObject(b->res[w].blk);
+        b->res[w].blk = NULL;
+    }
+    if (b->no_pool || !bytes || (w && b->host_unified && !b->pool_weights)) return;
+    size_t align = b->base_align > 256 ? b->base_align : 256, size = bytes + 1024 * align;
+    if (size > b->max_alloc) return;
+    cl_int rc;
+    cl_mem m = clCreateBuffer(b->ctx, w ? CL_MEM_READ_ONLY : CL_MEM_READ_WRITE, size, NULL, &rc);
+    if (rc != CL_SUCCESS) return;
+    b->res[w].blk = m;
+    b->res[w].size = size;
+    b->res[w].used = 0;
+}
+
+/* a sub-buffer of sz bytes from the current block of this kind, or NULL */
+static cl_mem carve(cl_backend *b, int w, size_t sz, size_t *base) {
+    size_t align = b->base_align > 256 ? b->base_align : 256, at = b->res[w].used;
+    if (!b->res[w].blk || sz > b->res[w].size - at) return NULL;
+    cl_buffer_region reg = {at, sz};
+    cl_int rc;
+    cl_mem m = clCreateSubBuffer(b->res[w].blk, w ? CL_MEM_READ_ONLY : CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION,
+                                 &reg, &rc);
+    if (rc != CL_SUCCESS) return NULL;
+    b->res[w].used = at + (sz + align - 1) / align * align;
+    if (b->res[w].used > b->res[w].size) b->res[w].used = b->res[w].size;
+    *base = at;
+    pmap_put(b, m, b->res[w].blk, at);
+    return m;
+}
+
 static rtr_buf *cl_buf_new(rtr_backend *be, size_t bytes, const void *host, int flags, rtr_err *err) {
     cl_backend *b = (cl_backend *)be;
     if (bytes > b->max_alloc) {
@@ -514,14 +605,16 @@ static rtr_buf *cl_buf_new(rtr_backend *be, size_t bytes, const void *host, int 
     size_t sz = bytes ? (bytes + 63) / 64 * 64 : 64;
     cl_int rc;
     int weight = (flags & RTR_BUF_WEIGHT) != 0;
-    if (weight && host && b->host_unified && bytes && (uintptr_t)host % b->base_align == 0) {
+    if (!(flags & RTR_BUF_HOST) && (buf->mem = carve(b, weight, sz, &buf->base)))
+        buf->pool = b->res[weight].blk;
+    else if (weight && host && b->host_unified && bytes && (uintptr_t)host % b->base_align == 0) {
         /* the device reads host memory directly: alias the mapped file, as the CPU backend does */
         buf->mem = clCreateBuffer(b->ctx, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, bytes, (void *)host, &rc);
         if (rc == CL_SUCCESS) return buf;
     }
     cl_mem_flags mf = weight ? CL_MEM_READ_ONLY : CL_MEM_READ_WRITE;
-    buf->mem = clCreateBuffer(b->ctx, mf, sz, NULL, &rc);
-    if (rc != CL_SUCCESS) goto fail;
+    if (!buf->mem) buf->mem = clCreateBuffer(b->ctx, mf, sz, NULL, &rc);
+    if (!buf->mem) goto fail;
     if ((flags & RTR_BUF_HOST) && !b->host_unified && !b->no_pin) {
         /* page-locked memory for views; without it, views fall back to malloc'd memory */
         cl_int r2;
@@ -565,6 +658,7 @@ static rtr_buf *cl_buf_new(rtr_backend *be, size_t bytes, const void *host, int 
 fail:
     cl_fail(err, "allocating a buffer", rc);
     drop_host(b, buf);
+    if (buf->pool) pmap_del(b, buf->mem);
     if (buf->mem) clReleaseMemObject(buf->mem);
     free(buf);
     return NULL;
@@ -577,9 +671,11 @@ static void cl_buf_free(rtr_backend *be, rtr_buf *buf) {
     if (b->held) cl_flush_held(b, &e); /* it may use this buffer */
     if (b->cmd.recording) cl_cmdbuf_spill(b, &e);
     cl_cmdbuf_drop(b); /* the command buffer may name it */
-    for (int k = 0; k < K_COUNT; k++)
-        for (int a = 0; a < CL_MAX_ARGS; a++)
-            if (b->last_arg[k][a] == buf->mem) b->last_arg[k][a] = NULL;
+    forget_arg(b, buf->mem);
+    if (buf->pool) {
+        pmap_del(b, buf->mem);
+        forget_arg(b, buf->pool);
+    }
     drop_host(b, buf);
     clReleaseMemObject(buf->mem);
     free(buf);
@@ -769,6 +865,8 @@ static void cl_destroy(rtr_backend *be) {
     if (b->scratch) clReleaseMemObject(b->scratch);
     if (b->dummy) clReleaseMemObject(b->dummy);
     if (b->rope_tab) clReleaseMemObject(b->rope_tab);
+    for (int w = 0; w < 2; w++)
+        if (b->res[w].blk) clReleaseMemObject(b->res[w].blk);
     if (b->attn_cnt) clReleaseMemObject(b->attn_cnt);
     if (b->q) clReleaseCommandQueue(b->q);
     if (b->ctx) clReleaseContext(b->ctx);
@@ -784,6 +882,7 @@ static const rtr_backend_ops cl_ops = {
     .buf_write = cl_buf_write,
     .buf_read = cl_buf_read,
     .buf_view = cl_buf_view,
+    .reserve = cl_reserve,
     .begin = cl_begin,
     .run = cl_run,
     .end = cl_end,

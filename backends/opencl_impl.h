@@ -10,6 +10,8 @@
 struct rtr_buf {
     cl_mem mem;
     size_t bytes;
+    cl_mem pool; /* a sub-buffer of this block (reserve), mem = its bytes from base on; or NULL */
+    size_t base;
     /* buf_view's host copy: RTR_BUF_HOST buffers of a discrete device get page-locked memory (a
      * buffer of CL_MEM_ALLOC_HOST_PTR mapped for good, pin), which the device writes at full
      * speed, other RTR_BUF_HOST buffers a malloc'd copy made with them, any other buffer one
@@ -37,6 +39,9 @@ enum {
     K_T2_VEC1, /* the three above with fewer arguments: one matrix, */
     K_T2_VEC_S1,
     K_T2_VEC_G2, /* a gate/up pair */
+    K_T2_VEC_P,  /* the first three with blocks for arguments (pooled in opencl_ops.c) */
+    K_T2_VEC_S_P,
+    K_T2_VEC_G_P,
     K_MATMUL_F,
     K_MATMUL_F_VEC, /* one token */
     K_ROPE_KV,
@@ -46,6 +51,7 @@ enum {
     K_ATTN1, /* one head a work-group (one-row attention) */
     K_ATTN1S,
     K_ATTN_DEC, /* one row, one head a work-group, every read of a chunk at once (attn_dec.cl) */
+    K_ATTN_DEC_P, /* the same with the session's block for an argument */
     K_ATTN_MERGE,
     K_GLU,
     K_ADD,
@@ -53,6 +59,7 @@ enum {
     K_COUNT
 };
 #define CL_MAX_ARGS 16
+#define CL_PMAP 4096 /* sub-buffers whose block a launch may take instead (pool_of in opencl_ops.c) */
 #define CL_ROPE_MAX 16 /* (theta, rot_dim) pairs with a table of inverse frequencies in rope_tab */
 #define CL_ROPE_FLOATS 16384 /* rope_tab's size */
 #define CL_ATTN_CNT 4096 /* attention (row, head group) pairs whose splits merge in the attention launch */
@@ -119,6 +126,17 @@ typedef struct {
     cl_mem dummy; /* bound where an operand is absent */
     cl_mem rope_tab; /* RoPE inverse frequencies, a run of rot_dim / 2 floats per (theta, rot_dim) */
     struct {
+        cl_mem blk; /* the current reservation's block (0: activations, 1: weights), or NULL */
+        size_t size, used;
+    } res[2];
+    struct {
+        cl_mem sub, pool; /* sub: NULL free; pool: NULL for a deleted entry */
+        size_t base;
+    } pmap[CL_PMAP]; /* open addressing on sub */
+    int no_pool; /* buffers made one by one, launches without blocks (ROTOR_OPENCL_NOPOOL), for comparison */
+    int no_pool_launch; /* launches without blocks (ROTOR_OPENCL_NOPOOLARGS, or the kernels' work-groups too small) */
+    int pool_weights; /* weights in blocks on a device that could alias host memory too (ROTOR_OPENCL_POOL=1) */
+    struct {
         float theta;
         int rd;
         cl_uint off; /* floats into rope_tab */
@@ -154,6 +172,8 @@ int cl_fail(rtr_err *err, const char *what, cl_int rc);
 const char *cl_kernel_name(int k);
 const char *cl_errname(cl_int rc);
 int cl_scratch(cl_backend *b, size_t bytes, rtr_err *err);
+/* the block of sub-buffer m and m's byte offset in it; 0 when m is no sub-buffer */
+int cl_pool_of(const cl_backend *b, cl_mem m, cl_mem *pool, size_t *base);
 /* the offset (floats) in rope_tab of the inverse frequencies for (theta, rot_dim rd), written
  * there the first time they are asked for */
 int cl_rope_tab(cl_backend *b, float theta, int rd, cl_ulong *off, rtr_err *err);

@@ -78,11 +78,51 @@ int cl_enqueue_launch(cl_backend *b, const cl_launch *L, rtr_err *err) {
     return 0;
 }
 
+/* A one-token product or attn_dec whose activations are all in one block of the backend's (the
+ * session's buffers, reserved together) and whose weights are all in another (the model's) goes
+ * to the build of its kernel that takes the blocks, with the parameters' offsets counted from
+ * their starts: three arguments to enqueue instead of up to fifteen (the driver's cost grows
+ * with them). Roles: A an activation, W a weight, B kept as it is; elt: the element size its
+ * offset counts in (0: the KV cache's, 2 or 4). */
+static const cl_launch *pooled(const cl_backend *b, const cl_launch *L, cl_launch *T) {
+    static const char vec_role[15] = "AWAAWWWAAAAAAAB", attn_role[8] = "AAAAAABB";
+    static const unsigned char vec_elt[15] = {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 4},
+                               attn_elt[8] = {4, 0, 0, 4, 4, 4, 4, 4};
+    int attn = L->k == K_ATTN_DEC;
+    if (b->no_pool_launch || (!attn && L->nmem != 15) || (attn && L->nmem != 8)) return L;
+    const char *role = attn ? attn_role : vec_role;
+    const unsigned char *elt = attn ? attn_elt : vec_elt;
+    int cache = attn ? (L->p.i[9] ? 4 : 2) : (L->p.i[10] & 2 ? 4 : 2);
+    cl_mem pa = NULL, pw = NULL;
+    *T = *L;
+    for (int i = 0; i < L->nmem; i++) {
+        cl_mem pool;
+        size_t base;
+        if (role[i] == 'B' || !L->m[i]) continue;
+        if (!cl_pool_of(b, L->m[i], &pool, &base)) return L;
+        cl_mem *want = role[i] == 'A' ? &pa : &pw;
+        if (*want && *want != pool) return L;
+        *want = pool;
+        T->p.off[i] += base / (elt[i] ? elt[i] : (size_t)cache);
+    }
+    if (!pa || (!attn && !pw)) return L;
+    T->k = attn ? K_ATTN_DEC_P : L->k == K_T2_VEC ? K_T2_VEC_P : L->k == K_T2_VEC_S ? K_T2_VEC_S_P : K_T2_VEC_G_P;
+    T->nmem = 3;
+    T->m[0] = pa;
+    T->m[1] = attn ? L->m[6] : pw;
+    T->m[2] = attn ? L->m[7] : L->m[14];
+    return T;
+}
+
 /* Every launch goes out through here: logged while a command buffer may take the batch
  * (opencl_cmdbuf.c), else enqueued. */
 static int submit(cl_backend *b, const cl_launch *L, rtr_err *err) {
     cl_launch T;
-    if (L->k == K_T2_VEC || L->k == K_T2_VEC_S || L->k == K_T2_VEC_G) L = thin(b, L, &T);
+    if (L->k == K_T2_VEC || L->k == K_T2_VEC_S || L->k == K_T2_VEC_G || L->k == K_ATTN_DEC) {
+        const cl_launch *P = pooled(b, L, &T);
+        if (P == L && L->k != K_ATTN_DEC) P = thin(b, L, &T);
+        L = P;
+    }
     for (cl_uint d = 0; d < L->dims; d++)
         if (L->g[d] == 0) return 0;
     return b->cmd.recording ? cl_cmdbuf_log(b, L, err) : cl_enqueue_launch(b, L, err);

@@ -23,14 +23,12 @@ inline int ad_visible(int sp, int p, int n_sink, int window) {
     return sp >= 0 && sp <= p && (sp < n_sink || p - sp < window);
 }
 
-__kernel __attribute__((reqd_work_group_size(AD_WG, 1, 1))) void attn_dec(ATTN_ARGS) {
-    /* float4 arrays: ld8_lf and vstore8 read and write the query row and comb a vector at a time,
-     * which NVIDIA's devices need aligned to 16 bytes */
-    __local float4 ql4[64], comb4[AD_WG * 2];
-    __local float red[AD_WG], sc[AD_WG];
-    __local float *ql = (__local float *)ql4, *comb = (__local float *)comb4;
-    __local int vis[AD_WG], last;
-    __local uint vmask;
+/* The kernels' body; the local arrays are AD_LOCALS'. */
+inline void attn_dec_body(__global const float *q, __global const float *Kf, __global const float *Vf,
+                          __global const int *spos, __global const int *qpos, __global float *dst,
+                          __global float *part, __global int *cnt, rtr_params P, __local float *ql,
+                          __local float *comb, __local float *red, __local float *sc, __local int *vis,
+                          __local int *lastp, __local uint *vmaskp) {
     const int n_head = P.i[0], n_kv = P.i[1], hd = P.i[2], cap = P.i[3], n_sink = P.i[4], window = P.i[5];
     const int n_split = P.i[7], chunk = P.i[8], f32 = P.i[9], skip = P.i[12];
     const float scale = P.f[0];
@@ -53,18 +51,18 @@ __kernel __attribute__((reqd_work_group_size(AD_WG, 1, 1))) void attn_dec(ATTN_A
     if (skip)
         for (int s = l; s < cap; s += AD_WG)
             if (ad_visible(spos[s], p, n_sink, window)) mine |= 1u << (s / chunk);
-    if (l == 0) vmask = 0u;
+    if (l == 0) *vmaskp = 0u;
     int first = 1, nse = n_split;
     float mrun = -INFINITY, lpriv = 0.0f;
     float8 acc = (float8)(0.0f);
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (mine) atomic_or(&vmask, mine);
+    if (mine) atomic_or(vmaskp, mine);
     uint mask = 0xffffffffu;
     for (int base = s0; base < s1; base += spi) {
         if (l < spi) vis[l] = base + l < s1 && ad_visible(spos[base + l], p, n_sink, window);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (first && skip) {
-            mask = vmask;
+            mask = *vmaskp;
             if (!(mask >> split & 1u) && (mask || split)) return; /* uniform */
             if (popcount(mask) <= 1) nse = 1;
         }
@@ -120,8 +118,32 @@ __kernel __attribute__((reqd_work_group_size(AD_WG, 1, 1))) void attn_dec(ATTN_A
     barrier(CLK_GLOBAL_MEM_FENCE); /* this split's results written */
     if (l == 0) {
         mem_fence(CLK_GLOBAL_MEM_FENCE);
-        last = atomic_inc(cnt + h) == (skip ? (int)popcount(mask) : n_split) - 1;
+        *lastp = atomic_inc(cnt + h) == (skip ? (int)popcount(mask) : n_split) - 1;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (last) attn_merge_here(dst, P.off[5], part, P.off[6], cnt, h, (size_t)h, 1, hd, n_split, mask, AD_WG);
+    if (*lastp) attn_merge_here(dst, P.off[5], part, P.off[6], cnt, h, (size_t)h, 1, hd, n_split, mask, AD_WG);
+}
+
+/* float4 arrays: ld8_lf and vstore8 read and write the query row and comb a vector at a time,
+ * which NVIDIA's devices need aligned to 16 bytes */
+#define AD_LOCALS                                                                                 \
+    __local float4 ql4[64], comb4[AD_WG * 2];                                                     \
+    __local float red[AD_WG], sc[AD_WG];                                                          \
+    __local int vis[AD_WG], last;                                                                 \
+    __local uint vmask
+#define AD_LOCAL_ARGS (__local float *)ql4, (__local float *)comb4, red, sc, vis, &last, &vmask
+
+__kernel __attribute__((reqd_work_group_size(AD_WG, 1, 1))) void attn_dec(ATTN_ARGS) {
+    AD_LOCALS;
+    attn_dec_body(q, Kf, Vf, spos, qpos, dst, part, cnt, P, AD_LOCAL_ARGS);
+}
+
+/* the same with the session's block A for q, the caches, the slot and query positions and dst
+ * (opencl_ops.c, pooled): three arguments instead of eight */
+__kernel __attribute__((reqd_work_group_size(AD_WG, 1, 1))) void attn_dec_p(__global uchar *A, __global float *part,
+                                                                          __global int *cnt, rtr_params P) {
+    AD_LOCALS;
+    __global const float *f = (__global const float *)A;
+    attn_dec_body(f, f, f, (__global const int *)A, (__global const int *)A, (__global float *)A, part, cnt, P,
+                  AD_LOCAL_ARGS);
 }

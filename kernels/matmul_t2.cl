@@ -476,3 +476,28 @@ __kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_g
     TV_NO_RKV;
     TV_BODY(TV_NG_SHORT, TV_MAXU);
 }
+
+/* And the three with the session's block A (activations, caches, positions, slots) and the
+ * model's W (weights, norm weights) for all of their buffers but the RoPE table: the parameters'
+ * offsets then count from the blocks' starts (opencl_ops.c, pooled). Three arguments to enqueue
+ * instead of fifteen. */
+#define TV_ARGSP __global uchar *A, __global uchar *W, __global const float *tab, rtr_params P
+#define TV_POOLED                                                                                 \
+    __global const float *a = (__global const float *)A, *nw = (__global const float *)W;        \
+    __global uint *q = (__global uint *)A;                                                        \
+    __global float *qs = (__global float *)A, *o0 = (__global float *)A, *o1 = o0, *o2 = o0;      \
+    __global const uint *w0 = (__global const uint *)W, *w1 = w0, *w2 = w0;                       \
+    __global const int *pos = (__global const int *)A, *slot = pos;                               \
+    __global float *kc = (__global float *)A, *vc = kc
+__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_p(TV_ARGSP) {
+    TV_POOLED;
+    TV_BODY(TV_NG, TV_MAXU_ROW);
+}
+__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_s_p(TV_ARGSP) {
+    TV_POOLED;
+    TV_BODY(TV_NG_SHORT, TV_MAXU_ROW);
+}
+__kernel __attribute__((reqd_work_group_size(TV_WG, 1, 1))) void matmul_t2_vec_g_p(TV_ARGSP) {
+    TV_POOLED;
+    TV_BODY(TV_NG_SHORT, TV_MAXU);
+}

@@ -142,6 +142,16 @@ static int load_weights(rtr_model *m, rtr_err *err) {
     rtr_hparams *h = &m->hp;
     int D = h->n_embd, qd = h->n_head * h->head_dim, kvd = h->n_head_kv * h->head_dim, F = h->n_ff;
     const rtr_tensor *t;
+    if (m->be->ops->reserve) { /* what the uploads below will take, as one block where the backend can */
+        size_t total = 0;
+        for (uint32_t i = 0; i < m->f.n_tensors; i++) {
+            const rtr_tensor *x = &m->f.tensors[i];
+            if (!strncmp(x->name, "blk.", 4) || !strcmp(x->name, "tok_embd") || !strcmp(x->name, "output_norm") ||
+                (!strcmp(x->name, "output") && !h->pooling_last))
+                total += (size_t)x->size;
+        }
+        m->be->ops->reserve(m->be, total, RTR_BUF_WEIGHT);
+    }
     char name[RTR_NAME_MAX];
     if (!(t = want(m, "tok_embd", 'f', (uint64_t)h->n_vocab, (uint64_t)D, err))) return err->code;
     m->embd_type = (int)t->type;

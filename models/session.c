@@ -79,6 +79,12 @@ int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *o, 
         {&s->g, (size_t)B * F * 4, 0}, {&s->u, (size_t)B * F * 4, 0}, {&s->qa, (size_t)B * kpad, 0},
         {&s->qs, (size_t)B * 4, 0}, {&s->out, (size_t)h->n_vocab * 4, RTR_BUF_HOST}, {&s->top, 4, 0},
     };
+    if (be->ops->reserve) { /* the buffers below without flags, as one block where the backend can */
+        size_t total = 0;
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+            if (!want[i].flags) total += want[i].bytes;
+        be->ops->reserve(be, total, 0);
+    }
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         *want[i].b = be->ops->buf_new(be, want[i].bytes, NULL, want[i].flags, err);
         if (!*want[i].b) {

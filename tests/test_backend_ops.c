@@ -768,7 +768,13 @@ static void t_layer_head(ctx *c) {
         {1000, 8, 2, 64, 512, 700, 4, 300, 1},    {640, 6, 3, 32, 100, 100, 2, 4096, 0},
         {1000, 8, 2, 64, 600, 550, 0, 4096, 1},   {320, 4, 4, 40, 64, 30, 0, 4096, 0},
     };
+    rtr_backend *gb = c->be[1];
     for (int ci = 0; ci < (int)(sizeof cfg / sizeof cfg[0]) && !c->broken; ci++) {
+        /* every second case in blocks, as a model's and a session's buffers are (reserve) */
+        if (gb->ops->reserve) {
+            gb->ops->reserve(gb, ci % 2 ? 0 : 32u << 20, RTR_BUF_WEIGHT);
+            gb->ops->reserve(gb, ci % 2 ? 0 : 32u << 20, 0);
+        }
         int D = cfg[ci][0], nh = cfg[ci][1], nkv = cfg[ci][2], hd = cfg[ci][3], cap = cfg[ci][4];
         int filled = cfg[ci][5], sink = cfg[ci][6], window = cfg[ci][7], f32 = cfg[ci][8];
         int qd = nh * hd, kvn = nkv * hd, kt = f32 ? RTR_T_F32 : RTR_T_F16, es = f32 ? 4 : 2;
@@ -846,6 +852,10 @@ static void t_layer_head(ctx *c) {
         tbuf *all[] = {W, NW, X, QA, QS, Q, K, V, KC, VC, SP, PO, SL, AT, WO, ONW, QA2, QS2};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tb_free(c, all[i]);
         free(w); free(row); free(x); free(nw); free(spos); free(kc); free(vc); free(wo); free(orow); free(onw);
+    }
+    if (gb->ops->reserve) {
+        gb->ops->reserve(gb, 0, RTR_BUF_WEIGHT);
+        gb->ops->reserve(gb, 0, 0);
     }
 }
 
@@ -1090,8 +1100,12 @@ int main(void) {
         }
         if (!strcmp(ent->name, "opencl") && !rtr_env_flag("ROTOR_OPENCL_NOCMDBUF")) {
             setenv("ROTOR_OPENCL_NOCMDBUF", "1", 1); /* batches launch by launch, as without command buffers */
+            /* and weights in blocks where reserved, even on a device that could alias host memory */
+            int pw = !getenv("ROTOR_OPENCL_POOL");
+            if (pw) setenv("ROTOR_OPENCL_POOL", "1", 1);
             run_suite(ent, "opencl-direct", cpu);
             unsetenv("ROTOR_OPENCL_NOCMDBUF");
+            if (pw) unsetenv("ROTOR_OPENCL_POOL");
         }
     }
     if (!tested) SKIP("no GPU backend compiled in");
