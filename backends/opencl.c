@@ -14,8 +14,11 @@
  * one-token LM head through matmul_f instead of matmul_f_vec, ROTOR_OPENCL_NOPIN=1 views
  * of host-read buffers through malloc'd memory, ROTOR_OPENCL_NOATTNDEC=1 one-row attention through
  * attn1 instead of attn_dec and ROTOR_OPENCL_NOCMDBUF=1 every batch launch by launch even where
- * cl_khr_command_buffer could replay it (all for comparison); ROTOR_OPENCL_FLUSH=first,every sets
- * the enqueues before a batch's first clFlush and between later ones (4,32);
+ * cl_khr_command_buffer could replay it, ROTOR_OPENCL_NOPOOL=1 buffers made one by one instead of
+ * carved from reserved blocks and ROTOR_OPENCL_NOPOOLARGS=1 launches without the blocks for
+ * arguments (all for comparison); ROTOR_OPENCL_POOL=1 carves weights from a block even where the
+ * device could read the mapped file; ROTOR_OPENCL_FLUSH=first,every sets the enqueues before a
+ * batch's first clFlush and between later ones (4,32);
  * ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the backend is destroyed.
  */
 #include "opencl_impl.h"
