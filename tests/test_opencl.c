@@ -3,7 +3,8 @@
  * reused, rebuilt when corrupt), the fused launches (RoPE q + RoPE k + KV store, GLU + RMSNORM)
  * and the sequences that must not fuse, and the shapes that take the other kernel paths (tiled
  * ternary GEMM for large batches, attention split over the ring for decode, the q8r LM head),
- * and batches recorded into a command buffer and replayed (cl_khr_command_buffer).
+ * batches recorded into a command buffer and replayed (cl_khr_command_buffer), and buffers
+ * carved from reserved blocks.
  * Every result is compared with the CPU backend, the reference. Skips without an OpenCL device.
  */
 #include "../backends/backend.h"
@@ -681,6 +682,61 @@ static void t_head(int type, int rows, int n, int k) {
     tw_free(y);
 }
 
+/* Blocks (reserve): buffers carved from a reserved block while it has room, then made one by
+ * one; each keeps its own bytes (written and read back without overlap); a reservation past the
+ * device's largest allocation, or of nothing, carves nothing. */
+static void t_blocks(void) {
+    cl_backend *b = (cl_backend *)be[1];
+    rtr_backend *g = be[1];
+    rtr_err e = {0};
+    if (b->no_pool) {
+        SKIP("blocks: ROTOR_OPENCL_NOPOOL is set");
+        return;
+    }
+    g->ops->reserve(g, 1u << 20, 0);
+    if (!b->res[0].blk) {
+        SKIP("blocks: the device gave no block of 1 MB");
+        return;
+    }
+    /* two buffers that fill the block but for 128 KB, then one of 192 KB */
+    size_t room = b->res[0].size, n[3] = {room / 2 - (64u << 10), room / 2 - (64u << 10), 192u << 10};
+    n[0] = n[0] / 256 * 256;
+    n[1] = n[0];
+    rtr_buf *x[3];
+    cl_mem pool[3] = {0};
+    size_t base[3] = {0};
+    int carved[3];
+    for (int i = 0; i < 3; i++) {
+        x[i] = g->ops->buf_new(g, n[i], NULL, 0, &e);
+        CHECK(x[i] != NULL, "blocks: buffer %d: %s", i, e.msg);
+        if (!x[i]) return;
+        carved[i] = cl_pool_of(b, x[i]->mem, &pool[i], &base[i]);
+    }
+    CHECK(carved[0] && carved[1] && pool[0] == pool[1] && base[1] >= base[0] + n[0] && base[1] % 256 == 0,
+          "blocks: the first two buffers share a block at aligned, disjoint offsets (%d %d, %zu %zu)", carved[0],
+          carved[1], base[0], base[1]);
+    CHECK(!carved[2], "blocks: a buffer past the block's room is made on its own");
+    unsigned char *w = malloc(n[0]), *r = malloc(n[0]);
+    for (int i = 0; i < 3; i++) {
+        for (size_t j = 0; j < n[i]; j++) w[j] = (unsigned char)(j * 7 + (size_t)i * 13);
+        CHECK(!g->ops->buf_write(g, x[i], 0, w, n[i], &e), "blocks: write %d: %s", i, e.msg);
+    }
+    for (int i = 0; i < 3; i++) {
+        for (size_t j = 0; j < n[i]; j++) w[j] = (unsigned char)(j * 7 + (size_t)i * 13);
+        CHECK(!g->ops->buf_read(g, x[i], 0, r, n[i], &e) && !memcmp(w, r, n[i]), "blocks: buffer %d reads back", i);
+    }
+    for (int i = 0; i < 3; i++) g->ops->buf_free(g, x[i]);
+    g->ops->reserve(g, (size_t)-1 / 2, 0); /* past any device's largest allocation */
+    rtr_buf *y = g->ops->buf_new(g, 4096, NULL, 0, &e);
+    cl_mem pl;
+    size_t bs;
+    CHECK(y && !cl_pool_of(b, y->mem, &pl, &bs), "blocks: an impossible reservation carves nothing");
+    if (y) g->ops->buf_free(g, y);
+    g->ops->reserve(g, 0, 0);
+    free(w);
+    free(r);
+}
+
 int main(void) {
     rtr_backend_cfg cfg = {.device = -1, .n_threads = 2};
     rtr_err e = {0};
@@ -720,6 +776,7 @@ int main(void) {
     t_head(RTR_T_F16, 1, 5003, 2560);
     t_head(RTR_T_BF16, 2, 300, 200);
     t_cmdbuf();
+    t_blocks();
     be[1]->ops->destroy(be[1]);
     be[0]->ops->destroy(be[0]);
     return test_done("opencl");
