@@ -69,6 +69,11 @@ int main(void) {
         rtr_session *s;
         rtr_session_opts so = {512, 4, 64, NULL, 0};
         if (rtr_session_new(&s, m, &so, &e)) { CHECK(0, "session: %s", e.msg); rtr_model_close(m); continue; }
+        {
+            int32_t one = 1, top = -1;
+            CHECK(rtr_eval_argmax(s, &one, 1, &top, &e) == RTR_EARG && top == -1,
+                  "rtr_eval_argmax on an embedding model is refused");
+        }
         char p[600];
         snprintf(p, sizeof p, "%s/texts.json", dir);
         size_t len;
