@@ -157,6 +157,9 @@ const rtr_backend_entry *const *rtr_backend_all(int *n);
 /* A tuning or comparison switch of a GPU backend's environment (ROTOR_VK_*, ROTOR_OPENCL_*):
  * set, non-empty and not "0". */
 int rtr_env_flag(const char *name);
+/* RoPE's inverse frequency of rotation pair i of rot_dim rd, base theta, in float32 as the
+ * reference computes it: every backend's angles come from this (backends/registry.c). */
+float rtr_rope_inv_freq(float theta, int i, int rd);
 
 int rtr_cpu_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr_err *err);
 int rtr_cpu_list_devices(char *out, size_t cap);

@@ -279,7 +279,7 @@ static void op_rope(void *v, int ith, int nth) {
     for (int r = lo; r < hi; r++) {
         for (int i = 0; i < half; i++) {
             /* float32 angles, as the reference computes them */
-            float inv = 1.0f / powf(op->p.rope.theta, (float)(2 * i) / (float)rd);
+            float inv = rtr_rope_inv_freq(op->p.rope.theta, i, rd);
             float ang = (float)pos[r] * inv;
             cs[i] = (float)cos((double)ang);
             sn[i] = (float)sin((double)ang);

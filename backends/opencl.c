@@ -27,7 +27,6 @@
 #include "cl_source.h"
 
 #include <dirent.h>
-#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -417,6 +416,21 @@ static int nvidia_dp4a(cl_device_id d) {
     return major > 6 || (major == 6 && minor >= 1);
 }
 
+/* the largest work-group kernel k allows on the device, 0 where the driver does not say */
+static size_t kernel_wg(const cl_backend *b, int k) {
+    size_t w = 0;
+    return clGetKernelWorkGroupInfo(b->k[k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof w, &w, NULL) == CL_SUCCESS ? w
+                                                                                                                  : 0;
+}
+
+/* the largest power of two up to most that kernel k allows (most where the driver does not say) */
+static size_t pow2_wg(const cl_backend *b, int k, size_t most) {
+    size_t kw = kernel_wg(b, k), w = most;
+    if (kw)
+        while (w > kw && w > 1) w >>= 1;
+    return w;
+}
+
 static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     char opts[256] = "";
     cl_device_fp_config fp = 0;
@@ -436,18 +450,8 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
         b->k[i] = clCreateKernel(b->prog, kernel_names[i], &rc);
         if (rc != CL_SUCCESS) return cl_fail(err, kernel_names[i], rc);
     }
-    size_t wg = 256, kwg = 0;
-    if (clGetKernelWorkGroupInfo(b->k[K_RMSNORM], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
-                                 NULL) == CL_SUCCESS)
-        while (wg > kwg && wg > 1) wg >>= 1;
-    b->norm_wg = wg;
-    wg = 1024;
-    if (clGetKernelWorkGroupInfo(b->k[K_ARGMAX], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) ==
-        CL_SUCCESS)
-        while (wg > kwg && wg > 1) wg >>= 1;
-    b->argmax_wg = wg;
-    /* the fixed-size kernels need their work-group sizes; the one-token product has an older
-     * fallback (matmul_t2_gemv after the norm) */
+    b->norm_wg = pow2_wg(b, K_RMSNORM, 256);
+    b->argmax_wg = pow2_wg(b, K_ARGMAX, 1024);
     const char *as = getenv("ROTOR_OPENCL_ATTN_SPLITS");
     b->attn_splits = as ? atoi(as) : 0;
     b->no_attn4 = rtr_env_flag("ROTOR_OPENCL_NOATTN4");
@@ -463,12 +467,6 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     b->no_pool = rtr_env_flag("ROTOR_OPENCL_NOPOOL");
     b->pool_weights = rtr_env_flag("ROTOR_OPENCL_POOL");
     b->no_pool_launch = rtr_env_flag("ROTOR_OPENCL_NOPOOLARGS");
-    static const int pk[4] = {K_T2_VEC_P, K_T2_VEC_S_P, K_T2_VEC_G_P, K_ATTN_DEC_P};
-    for (int i = 0; i < 4; i++)
-        if (clGetKernelWorkGroupInfo(b->k[pk[i]], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) !=
-                CL_SUCCESS ||
-            kwg < 256)
-            b->no_pool_launch = 1;
     /* the first flush early, so that the device starts while the host enqueues the rest */
     b->flush_first = 4;
     b->flush_every = 32;
@@ -478,26 +476,29 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
         b->flush_first = f1;
         b->flush_every = f2;
     }
-    if (clGetKernelWorkGroupInfo(b->k[K_ATTN_DEC], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) !=
-            CL_SUCCESS ||
-        kwg < 256)
-        b->no_attn_dec = 1;
-    for (int k = K_T2_VEC; k <= K_T2_VEC_G2; k++)
-        if (clGetKernelWorkGroupInfo(b->k[k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg, NULL) == CL_SUCCESS &&
-            kwg < 256)
-            b->no_vec = 1;
+    /* the fixed-size kernels need their work-group sizes: the one-token product has an older
+     * fallback (matmul_t2_gemv after the norm), attn_dec attn1 and the block launches the
+     * buffer-by-buffer ones (both also where the driver does not say); for the rest it is an
+     * error */
+    for (int k = K_T2_VEC; k <= K_T2_VEC_G2; k++) {
+        size_t w = kernel_wg(b, k);
+        if (w && w < 256) b->no_vec = 1;
+    }
+    if (kernel_wg(b, K_ATTN_DEC) < 256) b->no_attn_dec = 1;
+    static const int pk[4] = {K_T2_VEC_P, K_T2_VEC_S_P, K_T2_VEC_G_P, K_ATTN_DEC_P};
+    for (int i = 0; i < 4; i++)
+        if (kernel_wg(b, pk[i]) < 256) b->no_pool_launch = 1;
     static const struct {
         int k;
         size_t need;
     } fixed[] = {{K_GEMV_T2, 64}, {K_GEMM_T2, 64}, {K_MATMUL_F, 256}, {K_MATMUL_F_VEC, 256}, {K_ATTN, 128},
                  {K_ATTN4, 128},   {K_ATTN4S, 128},  {K_ATTN1, 128},    {K_ATTN1S, 128}};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (clGetKernelWorkGroupInfo(b->k[fixed[i].k], b->dev, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
-                                     NULL) == CL_SUCCESS &&
-            kwg < fixed[i].need)
-            return rtr_seterr(err, RTR_EBACKEND,
-                              "opencl: kernel %s needs work-groups of %zu, the device allows %zu",
-                              kernel_names[fixed[i].k], fixed[i].need, kwg);
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        size_t w = kernel_wg(b, fixed[i].k);
+        if (w && w < fixed[i].need)
+            return rtr_seterr(err, RTR_EBACKEND, "opencl: kernel %s needs work-groups of %zu, the device allows %zu",
+                              kernel_names[fixed[i].k], fixed[i].need, w);
+    }
     return 0;
 }
 
@@ -555,6 +556,9 @@ static void forget_arg(cl_backend *b, cl_mem m) {
             if (b->last_arg[k][a] == m) b->last_arg[k][a] = NULL;
 }
 
+/* where carved buffers start: the device's base alignment, and at least 256 bytes */
+static size_t block_align(const cl_backend *b) { return b->base_align > 256 ? b->base_align : 256; }
+
 static void cl_reserve(rtr_backend *be, size_t bytes, int flags) {
     cl_backend *b = (cl_backend *)be;
     int w = (flags & RTR_BUF_WEIGHT) != 0;
@@ -565,7 +569,7 @@ static void cl_reserve(rtr_backend *be, size_t bytes, int flags) {
         b->res[w].blk = NULL;
     }
     if (b->no_pool || !bytes || (w && b->host_unified && !b->pool_weights)) return;
-    size_t align = b->base_align > 256 ? b->base_align : 256, size = bytes + 1024 * align;
+    size_t size = bytes + 1024 * block_align(b);
     if (size > b->max_alloc) return;
     cl_int rc;
     cl_mem m = clCreateBuffer(b->ctx, w ? CL_MEM_READ_ONLY : CL_MEM_READ_WRITE, size, NULL, &rc);
@@ -576,8 +580,8 @@ static void cl_reserve(rtr_backend *be, size_t bytes, int flags) {
 }
 
 /* a sub-buffer of sz bytes from the current block of this kind, or NULL */
-static cl_mem carve(cl_backend *b, int w, size_t sz, size_t *base) {
-    size_t align = b->base_align > 256 ? b->base_align : 256, at = b->res[w].used;
+static cl_mem carve(cl_backend *b, int w, size_t sz) {
+    size_t align = block_align(b), at = b->res[w].used;
     if (!b->res[w].blk || sz > b->res[w].size - at) return NULL;
     cl_buffer_region reg = {at, sz};
     cl_int rc;
@@ -586,7 +590,6 @@ static cl_mem carve(cl_backend *b, int w, size_t sz, size_t *base) {
     if (rc != CL_SUCCESS) return NULL;
     b->res[w].used = at + (sz + align - 1) / align * align;
     if (b->res[w].used > b->res[w].size) b->res[w].used = b->res[w].size;
-    *base = at;
     pmap_put(b, m, b->res[w].blk, at);
     return m;
 }
@@ -608,7 +611,7 @@ static rtr_buf *cl_buf_new(rtr_backend *be, size_t bytes, const void *host, int 
     size_t sz = bytes ? (bytes + 63) / 64 * 64 : 64;
     cl_int rc;
     int weight = (flags & RTR_BUF_WEIGHT) != 0;
-    if (!(flags & RTR_BUF_HOST) && (buf->mem = carve(b, weight, sz, &buf->base)))
+    if (!(flags & RTR_BUF_HOST) && (buf->mem = carve(b, weight, sz)))
         buf->pool = b->res[weight].blk;
     else if (weight && host && b->host_unified && bytes && (uintptr_t)host % b->base_align == 0) {
         /* the device reads host memory directly: alias the mapped file, as the CPU backend does */
@@ -772,8 +775,8 @@ int cl_rope_tab(cl_backend *b, float theta, int rd, cl_ulong *off, rtr_err *err)
     if (rd < 0 || half > 1024) return rtr_seterr(err, RTR_EARG, "opencl: rope: rot_dim %d is not supported", rd);
     if (b->n_rope == CL_ROPE_MAX || b->rope_used + half > CL_ROPE_FLOATS)
         return rtr_seterr(err, RTR_EARG, "opencl: too many distinct RoPE settings");
-    /* as the CPU backend computes them */
-    for (cl_uint j = 0; j < half; j++) tab[j] = 1.0f / powf(theta, (float)(2 * j) / (float)rd);
+    /* as every backend computes them */
+    for (cl_uint j = 0; j < half; j++) tab[j] = rtr_rope_inv_freq(theta, (int)j, rd);
     /* a part of the table no launch has read yet: no wait for earlier launches is needed, and
      * the call returns once the table is there */
     cl_int rc = half ? clEnqueueWriteBuffer(b->q, b->rope_tab, CL_TRUE, (size_t)b->rope_used * 4, (size_t)half * 4,

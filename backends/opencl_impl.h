@@ -10,8 +10,7 @@
 struct rtr_buf {
     cl_mem mem;
     size_t bytes;
-    cl_mem pool; /* a sub-buffer of this block (reserve), mem = its bytes from base on; or NULL */
-    size_t base;
+    cl_mem pool; /* the block mem was carved from (reserve; its offset is in the backend's pmap), or NULL */
     /* buf_view's host copy: RTR_BUF_HOST buffers of a discrete device get page-locked memory (a
      * buffer of CL_MEM_ALLOC_HOST_PTR mapped for good, pin), which the device writes at full
      * speed, other RTR_BUF_HOST buffers a malloc'd copy made with them, any other buffer one

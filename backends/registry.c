@@ -1,7 +1,9 @@
-/* registry.c: the compiled-in backends, in the order "auto" tries them (GPUs first), and the
- * environment switches the GPU backends share. */
+/* registry.c: the compiled-in backends, in the order "auto" tries them (GPUs first), the
+ * environment switches the GPU backends share, and RoPE's inverse frequencies, which every
+ * backend must compute alike. */
 #include "backend.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,3 +40,5 @@ int rtr_env_flag(const char *name) {
     const char *v = getenv(name);
     return v && *v && strcmp(v, "0");
 }
+
+float rtr_rope_inv_freq(float theta, int i, int rd) { return 1.0f / powf(theta, (float)(2 * i) / (float)rd); }

@@ -730,7 +730,7 @@ int vk_prepare(vk_backend *vk, rtr_err *err) {
         if (vk->n_rope == 16 || vk->rope_used + (uint32_t)half * 4 > vk->rope_tab->size)
             return rtr_seterr(err, RTR_EARG, "vulkan: too many distinct RoPE settings");
         for (int j = 0; j < half; j++)
-            tab[j] = 1.0f / powf(op->p.rope.theta, (float)(2 * j) / (float)op->p.rope.rot_dim);
+            tab[j] = rtr_rope_inv_freq(op->p.rope.theta, j, op->p.rope.rot_dim);
         int rc = vk_write(vk, vk->rope_tab, vk->rope_used, tab, (size_t)half * 4, err);
         if (rc) return rc;
         vk->rope[vk->n_rope++] = (vk_rope){op->p.rope.theta, op->p.rope.rot_dim, vk->rope_used};
