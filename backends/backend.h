@@ -2,8 +2,9 @@
  *
  * A backend owns device buffers and runs ops on them. The model graph (models/graph.c) is written
  * once against this contract: it allocates buffers, then for each evaluated batch calls begin(),
- * run() once per op, and end(), which submits and waits. Ops between begin and end may be queued
- * (GPU backends record them into one command buffer); only end(), buf_read and buf_write wait.
+ * run() once per op, and end(), which submits and waits (or end_ahead, which does not). Ops between
+ * begin and end may be queued (GPU backends record them into one command buffer); only end(),
+ * wait_ahead, buf_read and buf_write wait.
  *
  * Ops take effect in the order run() is called, exactly as if each finished before the next
  * starts: a GPU backend must order every read-after-write, write-after-read and write-after-write
@@ -125,6 +126,14 @@ typedef struct {
     int (*begin)(rtr_backend *be, rtr_err *err);
     int (*run)(rtr_backend *be, const rtr_op *op, rtr_err *err);
     int (*end)(rtr_backend *be, rtr_err *err);
+    /* Optional pair (NULL where a backend has no use for it; then callers use end and buf_read):
+     * end_ahead ends the batch as end does but returns without waiting for it, with n <= 16 bytes
+     * of b from off to be copied out once it is done; wait_ahead waits for the oldest such batch
+     * not yet waited for and writes its bytes to dst. At most two are outstanding. A backend that
+     * offers them makes every buf_write take effect in order behind the batches before it, so
+     * the next batch may be written and queued while one runs. */
+    int (*end_ahead)(rtr_backend *be, rtr_buf *b, size_t off, size_t n, rtr_err *err);
+    int (*wait_ahead)(rtr_backend *be, void *dst, rtr_err *err);
 } rtr_backend_ops;
 
 struct rtr_backend {

@@ -853,10 +853,58 @@ static int cl_end(rtr_backend *be, rtr_err *err) {
     return rc == CL_SUCCESS ? 0 : cl_fail(err, "clFinish", rc);
 }
 
+/* The batch ends without waiting: its copy-out goes behind it on the queue, and the queue is
+ * flushed so that the device starts while the host writes and queues the next batch. The
+ * staging copies stay alive (the queue has not drained); once they run out a write waits. */
+static int cl_end_ahead(rtr_backend *be, rtr_buf *buf, size_t off, size_t n, rtr_err *err) {
+    cl_backend *b = (cl_backend *)be;
+    if (n > 16 || off > buf->bytes || n > buf->bytes - off)
+        return rtr_seterr(err, RTR_EARG, "opencl: end_ahead of %zu bytes at %zu", n, off);
+    if (b->ahead_n == 2) return rtr_seterr(err, RTR_EARG, "opencl: a third batch ended ahead");
+    if (b->prof_path) { /* the profile needs the batch's events done: end as end does */
+        int r = cl_end(be, err);
+        if (r) return r;
+    }
+    int r = cl_flush_held(b, err);
+    if (!r) r = cl_cmdbuf_end(b, err);
+    b->cmd.recording = 0;
+    b->pending = 0;
+    b->flushed = 0;
+    if (r) return r;
+    int slot = (b->ahead_first + b->ahead_n) % 2;
+    cl_int rc = clEnqueueReadBuffer(b->q, buf->mem, CL_FALSE, off, n, b->ahead_dst + 16 * slot, 0, NULL,
+                                    &b->ahead_ev[slot]);
+    if (rc != CL_SUCCESS) return cl_fail(err, "clEnqueueReadBuffer", rc);
+    b->ahead_len[slot] = n;
+    b->ahead_n++;
+    rc = clFlush(b->q);
+    return rc == CL_SUCCESS ? 0 : cl_fail(err, "clFlush", rc);
+}
+
+static int cl_wait_ahead(rtr_backend *be, void *dst, rtr_err *err) {
+    cl_backend *b = (cl_backend *)be;
+    if (!b->ahead_n) return rtr_seterr(err, RTR_EARG, "opencl: no batch was ended ahead");
+    int slot = b->ahead_first;
+    cl_int rc = clWaitForEvents(1, &b->ahead_ev[slot]), st = CL_COMPLETE;
+    if (rc == CL_SUCCESS)
+        rc = clGetEventInfo(b->ahead_ev[slot], CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof st, &st, NULL);
+    clReleaseEvent(b->ahead_ev[slot]);
+    b->ahead_ev[slot] = NULL;
+    b->ahead_first = (slot + 1) % 2;
+    b->ahead_n--;
+    if (rc == CL_SUCCESS && st < 0) rc = st;
+    if (rc != CL_SUCCESS) return cl_fail(err, "waiting for a batch", rc);
+    memcpy(dst, b->ahead_dst + 16 * slot, b->ahead_len[slot]);
+    return 0;
+}
+
 static void cl_destroy(rtr_backend *be) {
     cl_backend *b = (cl_backend *)be;
     if (!b) return;
     if (b->q) clFinish(b->q);
+    for (int i = 0; i < 2; i++)
+        if (b->ahead_ev[i]) clReleaseEvent(b->ahead_ev[i]);
+    if (b->ahead_pin) clReleaseMemObject(b->ahead_pin);
     cl_cmdbuf_free(b);
     if (b->prof_path) {
         for (int i = 0; i < b->prof_n; i++) clReleaseEvent(b->prof_ev[i]);
@@ -892,6 +940,8 @@ static const rtr_backend_ops cl_ops = {
     .begin = cl_begin,
     .run = cl_run,
     .end = cl_end,
+    .end_ahead = cl_end_ahead,
+    .wait_ahead = cl_wait_ahead,
 };
 
 int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr_err *err) {
@@ -980,6 +1030,16 @@ int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr
     if (rc != CL_SUCCESS) {
         r = cl_fail(err, "clCreateBuffer", rc);
         goto fail;
+    }
+    /* where batches ended ahead copy their bytes out: page-locked memory, mapped for good, lets
+     * the copy run without the host (plain memory where the device is the host) */
+    b->ahead_dst = b->ahead_mem;
+    if (!b->host_unified) {
+        b->ahead_pin = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, sizeof b->ahead_mem, NULL, &rc);
+        void *h = rc == CL_SUCCESS ? clEnqueueMapBuffer(b->q, b->ahead_pin, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0,
+                                                       sizeof b->ahead_mem, 0, NULL, NULL, &rc)
+                                   : NULL;
+        if (h && rc == CL_SUCCESS) b->ahead_dst = h;
     }
     b->stage_cap = STAGE_BYTES;
     if (!(b->stage = malloc(b->stage_cap))) {

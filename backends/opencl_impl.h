@@ -146,6 +146,13 @@ typedef struct {
     size_t scratch_bytes;
     unsigned char *stage; /* host copies of small buf_writes, alive until the queue drains */
     size_t stage_cap, stage_used;
+    /* batches ended ahead (end_ahead), oldest first: each one's bytes land in ahead_dst[slot]
+     * (page-locked where the device is not the host) when its event completes */
+    cl_event ahead_ev[2];
+    size_t ahead_len[2];
+    int ahead_first, ahead_n;
+    cl_mem ahead_pin;
+    unsigned char *ahead_dst, ahead_mem[2 * 16];
     int pending; /* enqueues since the last flush */
     int flushed; /* a clFlush happened since the batch began */
     int flush_first, flush_every; /* enqueues before a batch's first clFlush, and between later ones

@@ -46,6 +46,8 @@ struct rtr_session {
     rtr_model *m;
     int n_ctx, n_sink, n_batch, cap, slack, kv_type;
     int pos;
+    int ahead;                    /* 1: position pos - 1 holds a token evaluated ahead (rtr_eval_argmax_ahead) */
+    int32_t ahead_id;             /* that token */
     const volatile int *cancel;
     int32_t *slot_pos;            /* host mirror of the ring's positions [cap] */
     int dirty_lo, dirty_hi;       /* slot_pos[lo..hi) changed since the device copy was written */

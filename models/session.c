@@ -103,23 +103,26 @@ int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *o, 
 
 void rtr_session_free(rtr_session *s) {
     if (!s) return;
+    (void)rtr_session_sync(s, NULL);
     free_bufs(s);
     free(s->slot_pos); free(s->h_tok); free(s->logits);
     free(s);
 }
 
 void rtr_session_reset(rtr_session *s) {
+    (void)rtr_session_sync(s, NULL);
     for (int i = 0; i < s->cap; i++) s->slot_pos[i] = -1;
     s->dirty_lo = 0;
     s->dirty_hi = s->cap;
     s->pos = 0;
 }
 
-int rtr_session_pos(const rtr_session *s) { return s->pos; }
+int rtr_session_pos(const rtr_session *s) { return s->pos - s->ahead; }
 int rtr_session_ctx(const rtr_session *s) { return s->n_ctx; }
 size_t rtr_session_bytes(const rtr_session *s) { return s->bytes; }
 
 int rtr_session_rewind(rtr_session *s, int n) {
+    if (rtr_session_sync(s, NULL)) return RTR_EBACKEND;
     if (n < 0 || n > s->pos) return RTR_EARG;
     for (int i = 0; i < n; i++) {
         int p = s->pos - 1 - i, sl = slot_of(s, p);
@@ -166,11 +169,15 @@ static void mm_add(rtr_op *op, const rtr_layer *L, int p, rtr_buf *out, int n) {
 
 #define RUN(opv) do { rtr_op o_ = (opv); if ((r = ops->run(be, &o_, err))) return r; } while (0)
 
-/* One batch of n tokens whose ids, positions and slots are staged in the session. With
- * want_out, the last row's result goes to s->out: logits for LMs, the final-norm row for
- * embedding models; with top too (LMs), the logits stay on the device and *top gets their
- * argmax. */
-static int forward(rtr_session *s, int n, int want_out, int32_t *top, rtr_err *err) {
+/* What a batch leaves: nothing (OUT_NONE); the last row's result in s->out, logits for LMs and
+ * the final-norm row for embedding models (OUT_VIEW); the logits' argmax in *top, the logits
+ * staying on the device (OUT_TOP); or that argmax written where the next one-token batch reads
+ * its id, the batch ended without waiting (OUT_AHEAD; OUT_CHAIN: this batch's own id is the
+ * one the batch before wrote there). */
+enum { OUT_NONE, OUT_VIEW, OUT_TOP, OUT_AHEAD, OUT_CHAIN };
+
+/* One batch of n tokens whose ids, positions and slots are staged in the session. */
+static int forward(rtr_session *s, int n, int out, int32_t *top, rtr_err *err) {
     rtr_model *m = s->m;
     const rtr_hparams *h = &m->hp;
     rtr_backend *be = m->be;
@@ -179,7 +186,10 @@ static int forward(rtr_session *s, int n, int want_out, int32_t *top, rtr_err *e
     int r;
     /* ids, positions and slots, staged one run after the other by rtr_eval: one write */
     rtr_ref ids = R(s->tok, 0), qpos = R(s->tok, (size_t)n * 4), slots = R(s->tok, (size_t)n * 8);
-    if ((r = ops->buf_write(be, s->tok, 0, s->h_tok, (size_t)n * 12, err))) return r;
+    if (out == OUT_CHAIN) r = ops->buf_write(be, s->tok, 4, s->h_tok + 1, 8, err);
+    else r = ops->buf_write(be, s->tok, 0, s->h_tok, (size_t)n * 12, err);
+    if (r) return r;
+    int want_out = out != OUT_NONE, ahead = out == OUT_AHEAD || out == OUT_CHAIN;
     if (s->dirty_hi > s->dirty_lo) { /* only the slots that changed: one or two a decode step */
         size_t lo = (size_t)s->dirty_lo;
         if ((r = ops->buf_write(be, s->spos, lo * 4, s->slot_pos + lo, (size_t)(s->dirty_hi - s->dirty_lo) * 4, err)))
@@ -297,16 +307,20 @@ static int forward(rtr_session *s, int n, int want_out, int32_t *top, rtr_err *e
             hd_.p.mf.type = m->output_type; hd_.p.mf.n = h->n_vocab; hd_.p.mf.k = D;
             hd_.p.mm.w[0] = R(m->output, 0);
             RUN(hd_);
-            if (top) {
+            if (out != OUT_VIEW) {
                 rtr_op am = {0};
-                am.kind = RTR_OP_ARGMAX; am.rows = 1; am.a = R(s->out, 0); am.dst = R(s->top, 0);
+                am.kind = RTR_OP_ARGMAX; am.rows = 1; am.a = R(s->out, 0); am.dst = ahead ? ids : R(s->top, 0);
                 am.p.add.n = h->n_vocab;
                 RUN(am);
             }
         }
     }
+    if (ahead) {
+        s->view = NULL;
+        return ops->end_ahead(be, s->tok, 0, 4, err);
+    }
     if ((r = ops->end(be, err))) return r;
-    if (want_out && top) {
+    if (out == OUT_TOP) {
         s->view = NULL;
         return ops->buf_read(be, s->top, 0, top, 4, err);
     }
@@ -322,6 +336,8 @@ static int forward(rtr_session *s, int n, int want_out, int32_t *top, rtr_err *e
 }
 
 static int eval(rtr_session *s, const int32_t *ids, int n, int32_t *top, rtr_err *err) {
+    int r = rtr_session_sync(s, err);
+    if (r) return r;
     if (n <= 0) return rtr_seterr(err, RTR_EARG, "nothing to evaluate");
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= s->m->hp.n_vocab)
@@ -347,7 +363,7 @@ static int eval(rtr_session *s, const int32_t *ids, int n, int32_t *top, rtr_err
             s->h_slot[i] = sl;
             set_slot(s, sl, p);
         }
-        int r = forward(s, chunk, done + chunk == n, done + chunk == n ? top : NULL, err);
+        r = forward(s, chunk, done + chunk < n ? OUT_NONE : top ? OUT_TOP : OUT_VIEW, top, err);
         if (r) {
             /* the batch did not happen: forget its slots */
             for (int i = 0; i < chunk; i++) if (s->slot_pos[s->h_slot[i]] == s->pos + i) set_slot(s, s->h_slot[i], -1);
@@ -364,6 +380,69 @@ int rtr_eval(rtr_session *s, const int32_t *ids, int n, rtr_err *err) { return e
 int rtr_eval_argmax(rtr_session *s, const int32_t *ids, int n, int32_t *top, rtr_err *err) {
     if (s->m->hp.pooling_last) return rtr_seterr(err, RTR_EARG, "an embedding model has no logits to choose from");
     return eval(s, ids, n, top, err);
+}
+
+/* One token at the session's position evaluated ahead: id, or (id < 0) the one the batch before
+ * chose on the device. */
+static int eval_ahead1(rtr_session *s, int32_t id, rtr_err *err) {
+    if (s->cancel && *s->cancel) return rtr_seterr(err, RTR_EINTR, "interrupted");
+    if (s->pos == INT32_MAX) return rtr_seterr(err, RTR_EARG, "position counter exhausted");
+    s->h_ids = s->h_tok;
+    s->h_pos = s->h_tok + 1;
+    s->h_slot = s->h_tok + 2;
+    int p = s->pos, sl = slot_of(s, p);
+    s->h_ids[0] = id;
+    s->h_pos[0] = p;
+    s->h_slot[0] = sl;
+    set_slot(s, sl, p);
+    int r = forward(s, 1, id < 0 ? OUT_CHAIN : OUT_AHEAD, NULL, err);
+    if (r) {
+        if (s->slot_pos[sl] == p) set_slot(s, sl, -1);
+        return r;
+    }
+    s->pos++;
+    return 0;
+}
+
+int rtr_session_sync(rtr_session *s, rtr_err *err) {
+    if (!s->ahead) return 0;
+    s->ahead = 0;
+    int32_t c;
+    int r = s->m->be->ops->wait_ahead(s->m->be, &c, err);
+    int p = s->pos - 1, sl = slot_of(s, p);
+    if (s->slot_pos[sl] == p) set_slot(s, sl, -1);
+    s->pos--;
+    return r;
+}
+
+int rtr_eval_argmax_ahead(rtr_session *s, int32_t id, int32_t *top, rtr_err *err) {
+    const rtr_hparams *h = &s->m->hp;
+    rtr_backend *be = s->m->be;
+    if (h->pooling_last) return rtr_seterr(err, RTR_EARG, "an embedding model has no logits to choose from");
+    if (!be->ops->end_ahead || !be->ops->wait_ahead) return rtr_eval_argmax(s, &id, 1, top, err);
+    if (id < 0 || id >= h->n_vocab)
+        return rtr_seterr(err, RTR_EARG, "token id %d is out of range (vocabulary %d)", id, h->n_vocab);
+    int r;
+    if (s->ahead && s->ahead_id != id && (r = rtr_session_sync(s, err))) return r;
+    int queued = s->ahead; /* id's evaluation is under way */
+    s->ahead = 0;
+    if (!queued && (r = eval_ahead1(s, id, err))) return r;
+    /* the next token's evaluation goes in behind id's before the host waits for id's choice */
+    rtr_err e2;
+    int r2 = eval_ahead1(s, -1, err);
+    int32_t c = -1;
+    r = be->ops->wait_ahead(be, &c, r2 ? &e2 : err);
+    if (r2) return r2;
+    s->ahead = 1;
+    s->ahead_id = c;
+    if (!r && (c < 0 || c >= h->n_vocab))
+        r = rtr_seterr(err, RTR_EBACKEND, "the backend chose token %d, outside the vocabulary", c);
+    if (r) {
+        rtr_session_sync(s, &e2);
+        return r;
+    }
+    *top = c;
+    return 0;
 }
 
 int rtr_embed(rtr_session *s, const int32_t *ids, int n, float *out, rtr_err *err) {

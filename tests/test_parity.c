@@ -205,6 +205,47 @@ static void check_model(const char *model, const rtr_model_opts *mo, const char 
         }
         CHECK(!same || rtr_logits(s) == NULL, "%s %s: logits after rtr_eval_argmax", label, sq->name);
         if (same) CHECK(1, "greedy on the backend");
+        /* 5. the same steps one token ahead (rtr_eval_argmax_ahead): the same ids, positions that
+         * never count the token queued ahead */
+        rtr_session_reset(s);
+        if (rtr_eval_argmax(s, sq->ids, sq->n, &top, &e)) { CHECK(0, "%s: %s", label, e.msg); continue; }
+        same = top == chose[0];
+        for (int k = 0; k + 1 < nchose && same; k++) {
+            int32_t id = top;
+            if (rtr_eval_argmax_ahead(s, id, &top, &e)) { CHECK(0, "%s: %s", label, e.msg); same = 0; break; }
+            if (top != chose[k + 1] || rtr_session_pos(s) != sq->n + k + 1) {
+                same = 0;
+                CHECK(0, "%s %s: ahead step %d chose %d at position %d, the logits' argmax %d at %d", label, sq->name,
+                      k, top, rtr_session_pos(s), chose[k + 1], sq->n + k + 1);
+            }
+        }
+        if (same) CHECK(1, "greedy one token ahead");
+        /* then a token other than the one chosen: the queued one is dropped, and the logits are
+         * those of the same tokens evaluated one by one */
+        int m = nchose < 4 ? nchose - 1 : 3;
+        if (m < 1) continue;
+        int32_t alt = (chose[m] + 1) % V;
+        rtr_session_reset(s);
+        int ok = !rtr_eval_argmax(s, sq->ids, sq->n, &top, &e);
+        for (int k = 0; k < m && ok; k++) ok = !rtr_eval_argmax_ahead(s, top, &top, &e);
+        ok = ok && !rtr_eval(s, &alt, 1, &e);
+        CHECK(ok, "%s %s: ahead then another token: %s", label, sq->name, ok ? "" : e.msg);
+        if (!ok) continue;
+        CHECK(rtr_session_pos(s) == sq->n + m + 1, "%s %s: position %d after the other token, want %d", label,
+              sq->name, rtr_session_pos(s), sq->n + m + 1);
+        memcpy(pos_logits, rtr_logits(s), (size_t)V * 4);
+        rtr_session_reset(s);
+        ok = !rtr_eval(s, sq->ids, sq->n, &e);
+        for (int k = 0; k < m && ok; k++) ok = !rtr_eval(s, &chose[k], 1, &e);
+        ok = ok && !rtr_eval(s, &alt, 1, &e);
+        CHECK(ok, "%s %s: one by one: %s", label, sq->name, ok ? "" : e.msg);
+        if (!ok) continue;
+        float dmax = 0;
+        for (int i = 0; i < V; i++) {
+            float d = fabsf(rtr_logits(s)[i] - pos_logits[i]);
+            if (d > dmax) dmax = d;
+        }
+        CHECK(dmax <= 1e-4f, "%s %s: logits after dropping the token ahead differ by %.3e", label, sq->name, dmax);
     }
     free(pos_logits);
     rtr_session_free(s);

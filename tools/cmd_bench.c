@@ -3,8 +3,10 @@
  * llama-bench lacks: load time, time to first token, peak memory, bytes read per generated
  * token, this machine's measured memory bandwidth and tg as a fraction of that roofline.
  * -d runs every test after an untimed prompt of that many tokens (llama-bench's depth: "tg128 @
- * d4096"). Generated tokens are chosen greedily on the backend (rtr_eval_argmax: only the id comes
- * back, as in `run --temp 0`). Output: -o md (default), csv, json or jsonl. */
+ * d4096"). Generated tokens are chosen greedily on the backend, each next token's evaluation
+ * queued before the host waits for the choice where the backend can (rtr_eval_argmax_ahead, as
+ * `run --temp 0` does); a tg test's time includes the end of the token queued past its last.
+ * Output: -o md (default), csv, json or jsonl. */
 #include "cli.h"
 
 #include <math.h>
@@ -124,11 +126,13 @@ static const char *synthetic_path(const char *shape, char *buf, size_t cap) {
     return buf;
 }
 
-/* One generated token, greedy: chosen on the backend (only its id comes back), or from the
- * logits on the host (ROTOR_BENCH_HOST_ARGMAX=1, for comparison) */
-static int step(rtr_session *s, rtr_sampler *greedy, int32_t *id, int host, rtr_err *e) {
+/* One generated token, greedy: chosen on the backend one token ahead (how 0), on the backend
+ * token by token (1), or from the logits on the host (2); ROTOR_BENCH_GREEDY=ahead, device or
+ * host, for comparison */
+static int step(rtr_session *s, rtr_sampler *greedy, int32_t *id, int how, rtr_err *e) {
     int32_t in = *id;
-    if (!host) return rtr_eval_argmax(s, &in, 1, id, e);
+    if (how == 0) return rtr_eval_argmax_ahead(s, in, id, e);
+    if (how == 1) return rtr_eval_argmax(s, &in, 1, id, e);
     if (rtr_eval(s, &in, 1, e)) return -1;
     *id = rtr_sample(greedy, rtr_logits(s));
     return 0;
@@ -197,8 +201,8 @@ int rtr_cmd_bench(int argc, char **argv) {
     int ctx = (maxp > maxg ? maxp : maxg) + maxd + 16, nids = (maxp > maxd ? maxp : maxd) + 8;
     rtr_session *s = NULL;
     rtr_sampler *greedy = NULL; /* NULL for embedding models */
-    const char *ha = getenv("ROTOR_BENCH_HOST_ARGMAX");
-    int host_argmax = ha && *ha && strcmp(ha, "0");
+    const char *gh = getenv("ROTOR_BENCH_GREEDY");
+    int how = gh && !strcmp(gh, "host") ? 2 : gh && !strcmp(gh, "device") ? 1 : 0;
     rtr_err e = {0};
     rtr_session_opts so = {ctx, 4, maxp > 512 ? maxp : 512, NULL, ma.kv_f16};
     int rc = 1;
@@ -258,14 +262,15 @@ int rtr_cmd_bench(int argc, char **argv) {
                 int32_t id = ids[0];
                 double w0 = rtr_now();
                 for (int k = 0; k < tg[t] && (k < 16 || rtr_now() - w0 < 0.25); k++)
-                    if (step(s, greedy, &id, host_argmax, &e)) { cli_error("%s", e.msg); goto out; }
+                    if (step(s, greedy, &id, how, &e)) { cli_error("%s", e.msg); goto out; }
             }
             for (int r = 0; r < reps; r++) {
                 if (at_depth(s, ids, d, &e)) { cli_error("%s", e.msg); goto out; }
                 int32_t id = ids[0];
                 double a = rtr_now();
                 for (int k = 0; k < tg[t]; k++)
-                    if (step(s, greedy, &id, host_argmax, &e)) { cli_error("%s", e.msg); goto out; }
+                    if (step(s, greedy, &id, how, &e)) { cli_error("%s", e.msg); goto out; }
+                if (rtr_session_sync(s, &e)) { cli_error("%s", e.msg); goto out; }
                 times[r] = tg[t] / (rtr_now() - a);
             }
             res[nres] = (result){"tg", 0, tg[t], d, 0, 0};

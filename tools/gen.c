@@ -42,7 +42,8 @@ int gen_run(rtr_session *s, const rtr_model *m, rtr_sampler *sp, const gen_opts 
     int r = 0;
     if (o->color && !o->print_ids) emit(o->color, strlen(o->color), res);
     /* plain greedy decoding: the backend picks each next token after the first (only its id
-     * comes back), where the logits would otherwise be read back and scanned on the host */
+     * comes back), where the logits would otherwise be read back and scanned on the host, and
+     * evaluates it before the host has seen it where it can */
     int greedy = rtr_sampler_greedy(sp);
     int32_t next = -1;
     while (o->n_predict < 0 || res->n_gen < o->n_predict) {
@@ -61,7 +62,7 @@ int gen_run(rtr_session *s, const rtr_model *m, rtr_sampler *sp, const gen_opts 
             if (emit(text, (size_t)n, res)) break;
         }
         if (o->n_predict >= 0 && res->n_gen >= o->n_predict) break;
-        if ((r = greedy ? rtr_eval_argmax(s, &id, 1, &next, err) : rtr_eval(s, &id, 1, err))) {
+        if ((r = greedy ? rtr_eval_argmax_ahead(s, id, &next, err) : rtr_eval(s, &id, 1, err))) {
             if (r == RTR_EINTR) { res->interrupted = 1; r = 0; }
             break;
         }
