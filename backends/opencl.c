@@ -1,7 +1,8 @@
 /* opencl.c: the OpenCL backend's device side: platform and device choice through the ICD
  * loader, the kernel program (built at start-up from the embedded kernels/NAME.cl sources, its
  * binary cached on disk under $XDG_CACHE_HOME/rotor or ~/.cache/rotor), buffers, and the
- * begin/end of a batch. The ops themselves are in opencl_ops.c. Written for OpenCL 1.2 hosts and
+ * begin/end of a batch (end_ahead/wait_ahead: up to two batches in flight, each one's few result
+ * bytes copied out behind it). The ops themselves are in opencl_ops.c. Written for OpenCL 1.2 hosts and
  * OpenCL C 1.2 devices; nothing here prints or exits. Environment: ROTOR_OPENCL_NO_PTX=1 keeps
  * the portable int8 dot product on NVIDIA; ROTOR_OPENCL_NOVEC=1 sends one-token products to the
  * older gemv kernels, ROTOR_OPENCL_NOVECGLU=1 gives a gate/up pair the general one-token kernel
