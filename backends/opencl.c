@@ -19,7 +19,8 @@
  * carved from reserved blocks and ROTOR_OPENCL_NOPOOLARGS=1 launches without the blocks for
  * arguments (all for comparison); ROTOR_OPENCL_POOL=1 carves weights from a block even where the
  * device could read the mapped file; ROTOR_OPENCL_FLUSH=first,every sets the enqueues before a
- * batch's first clFlush and between later ones (4,32);
+ * batch's first clFlush and between later ones (4,32); ROTOR_OPENCL_ARGMAX1=1 finds a row's
+ * largest value in one work-group instead of several;
  * ROTOR_OPENCL_PROFILE=FILE writes device time per kernel to FILE when the backend is destroyed.
  */
 #include "opencl_impl.h"
@@ -68,6 +69,7 @@ static const char *const kernel_names[K_COUNT] = {
     [K_GLU] = "glu",
     [K_ADD] = "add",
     [K_ARGMAX] = "argmax",
+    [K_ARGMAX_SPLIT] = "argmax_split",
 };
 
 const char *cl_kernel_name(int k) { return kernel_names[k]; }
@@ -453,6 +455,7 @@ static int build_kernels(cl_backend *b, int verbose, rtr_err *err) {
     }
     b->norm_wg = pow2_wg(b, K_RMSNORM, 256);
     b->argmax_wg = pow2_wg(b, K_ARGMAX, 1024);
+    b->argmax_split_wg = rtr_env_flag("ROTOR_OPENCL_ARGMAX1") ? 0 : pow2_wg(b, K_ARGMAX_SPLIT, 256);
     const char *as = getenv("ROTOR_OPENCL_ATTN_SPLITS");
     b->attn_splits = as ? atoi(as) : 0;
     b->no_attn4 = rtr_env_flag("ROTOR_OPENCL_NOATTN4");
@@ -923,6 +926,7 @@ static void cl_destroy(rtr_backend *be) {
     for (int w = 0; w < 2; w++)
         if (b->res[w].blk) clReleaseMemObject(b->res[w].blk);
     if (b->attn_cnt) clReleaseMemObject(b->attn_cnt);
+    if (b->am_cnt) clReleaseMemObject(b->am_cnt);
     if (b->q) clReleaseCommandQueue(b->q);
     if (b->ctx) clReleaseContext(b->ctx);
     free(b->stage);
@@ -1027,6 +1031,9 @@ int rtr_opencl_backend_create(rtr_backend **out, const rtr_backend_cfg *cfg, rtr
     if (rc == CL_SUCCESS) { /* split counters start at 0, and the attention puts them back to 0 */
         static const cl_int zeros[CL_ATTN_CNT];
         b->attn_cnt = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof zeros, (void *)zeros, &rc);
+        if (rc == CL_SUCCESS)
+            b->am_cnt = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, CL_AM_CNT * sizeof(cl_int),
+                                       (void *)zeros, &rc);
     }
     if (rc != CL_SUCCESS) {
         r = cl_fail(err, "clCreateBuffer", rc);

@@ -55,6 +55,7 @@ enum {
     K_GLU,
     K_ADD,
     K_ARGMAX,
+    K_ARGMAX_SPLIT, /* a row over several work-groups, the last joining them */
     K_COUNT
 };
 #define CL_MAX_ARGS 16
@@ -62,6 +63,7 @@ enum {
 #define CL_ROPE_MAX 16 /* (theta, rot_dim) pairs with a table of inverse frequencies in rope_tab */
 #define CL_ROPE_FLOATS 16384 /* rope_tab's size */
 #define CL_ATTN_CNT 4096 /* attention (row, head group) pairs whose splits merge in the attention launch */
+#define CL_AM_CNT 64 /* rows argmax_split takes at most (a counter each) */
 
 /* One kernel launch, ready to enqueue. */
 typedef struct {
@@ -106,6 +108,7 @@ typedef struct {
     cl_mem last_arg[K_COUNT][CL_MAX_ARGS]; /* skip clSetKernelArg when a buffer is unchanged */
     size_t norm_wg;   /* work-group size of rmsnorm (power of two) */
     size_t argmax_wg; /* and of argmax (at most 1024) */
+    size_t argmax_split_wg; /* and of argmax_split (at most 256; 0: argmax only, or ROTOR_OPENCL_ARGMAX1=1) */
     cl_uint n_cu;
     int attn_splits; /* ROTOR_OPENCL_ATTN_SPLITS: most splits of the ring in attention (tuning) */
     int no_attn4;    /* attention always through the 8-head kernel (ROTOR_OPENCL_NOATTN4), for comparison */
@@ -122,6 +125,7 @@ typedef struct {
     cl_uint base_align; /* CL_DEVICE_MEM_BASE_ADDR_ALIGN, bytes */
     cl_ulong max_alloc;
     cl_mem attn_cnt; /* CL_ATTN_CNT counters: the splits of an attention (row, head group) that finished */
+    cl_mem am_cnt; /* CL_AM_CNT counters: the work-groups of an argmax_split row that finished */
     cl_mem dummy; /* bound where an operand is absent */
     cl_mem rope_tab; /* RoPE inverse frequencies, a run of rot_dim / 2 floats per (theta, rot_dim) */
     struct {

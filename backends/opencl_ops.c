@@ -569,6 +569,9 @@ static int op_add(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_er
     return 0;
 }
 
+#define AM_UNROLL 16 /* argmax.cl's reads in flight a work-item */
+#define AM_GROUPS_MAX 256 /* work-groups of an argmax_split row at most */
+
 static int op_argmax(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr_err *err) {
     int n = op->p.add.n, r;
     if (n < 1) return rtr_seterr(err, RTR_EARG, "opencl: argmax over %d values", n);
@@ -580,6 +583,22 @@ static int op_argmax(cl_backend *b, const rtr_op *op, cl_launch *L, int *nl, rtr
     if ((r = eoff(op->a, 4, &p.off[0], "argmax input", err)) || (r = eoff(op->dst, 4, &p.off[1], "argmax dst", err)))
         return r;
     p.i[0] = n;
+    /* a row of more than one work-group's pass over several (H100, 128256 logits: 40 us a call
+     * in one work-group of 1024) */
+    size_t wg = b->argmax_split_wg, pass = wg * AM_UNROLL;
+    if (wg && op->rows <= CL_AM_CNT && (size_t)n > pass) {
+        size_t groups = ((size_t)n + pass - 1) / pass, chunk = pass;
+        if (groups > AM_GROUPS_MAX) {
+            chunk = round_up(((size_t)n + AM_GROUPS_MAX - 1) / AM_GROUPS_MAX, wg);
+            groups = ((size_t)n + chunk - 1) / chunk;
+        }
+        if ((r = cl_scratch(b, (size_t)op->rows * groups * 8, err))) return r;
+        p.i[1] = (cl_int)chunk;
+        cl_mem m[4] = {M(op->a), M(op->dst), b->scratch, b->am_cnt};
+        size_t g[2] = {groups * wg, (size_t)op->rows}, l[2] = {wg, 1};
+        set_launch(&L[(*nl)++], K_ARGMAX_SPLIT, 4, m, &p, 2, g, l);
+        return 0;
+    }
     cl_mem m[2] = {M(op->a), M(op->dst)};
     size_t g = (size_t)op->rows * b->argmax_wg, l = b->argmax_wg;
     set_launch(&L[(*nl)++], K_ARGMAX, 2, m, &p, 1, &g, &l);
