@@ -18,7 +18,8 @@
  * the older general shaders (mm_t2.comp, attn.comp), and ROTOR_VK_NOATTND=1 one-row attention
  * over short rings (attn_dec.comp); ROTOR_VK_NOCOOP=1 keeps batched products
  * and attention off the matrix hardware (mm_t2_coop.comp, attn_coop.comp); ROTOR_VK_NOVECGLU=1
- * gives a gate/up pair the general short-row variant of mm_t2_vec.comp instead of its own.
+ * gives a gate/up pair the general short-row variant of mm_t2_vec.comp instead of its own;
+ * ROTOR_VK_ARGMAX1=1 finds a row's largest value in one workgroup instead of several.
  * Tuning: ROTOR_VK_VEC_LANES=N sets the lanes a weight row in mm_t2_vec.comp;
  * ROTOR_VK_ATTN_SPLITS=N caps how many splits decode attention makes of the ring;
  * ROTOR_VK_PROFILE=FILE writes device time per dispatch kind to FILE when the backend is
@@ -820,6 +821,7 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->no_gemm = rtr_env_flag("ROTOR_VK_NOGEMM") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
     vk->no_attnb = rtr_env_flag("ROTOR_VK_NOATTNB") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
     /* one-row attention over short rings in attn_dec.comp, or all of it in attn.comp */
+    vk->argmax1 = rtr_env_flag("ROTOR_VK_ARGMAX1");
     vk->no_attnd = rtr_env_flag("ROTOR_VK_NOATTND") || lim->maxComputeWorkGroupInvocations < VK_ATTND_WG ||
                    lim->maxComputeWorkGroupSize[0] < VK_ATTND_WG;
     /* the matrix shaders: where the device has them, this build has them (an older glslc builds

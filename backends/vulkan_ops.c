@@ -75,6 +75,27 @@ static int table_bytes(int type, int rows, int d, size_t *out) {
 #define BAD(...) return rtr_seterr(err, RTR_EARG, __VA_ARGS__)
 #define SZ(a, b, c) (mul3((size_t)(a), (size_t)(b), (size_t)(c), &sz) ? sz : (size_t)-1)
 
+/* argmax.comp's reads in flight an invocation times its workgroup size: the values one pass of
+ * a workgroup scans */
+#define VK_ARGMAX_PASS (256 * 32)
+#define VK_ARGMAX_GROUPS 256 /* workgroups a row at most */
+
+/* Workgroups of an argmax row: 1 (one scans the row), or several, each a stretch of *chunk
+ * values, the last of a row to finish joining their (value, index) pairs in the split scratch,
+ * where they fit (H100, 128256 logits: 123 us a call in one workgroup, BENCH.md). */
+static uint32_t argmax_groups(const vk_backend *vk, const rtr_op *op, uint32_t *chunk) {
+    uint64_t n = (uint64_t)op->p.add.n, c = VK_ARGMAX_PASS, g = (n + c - 1) / c;
+    if (g > VK_ARGMAX_GROUPS) {
+        c = (n + VK_ARGMAX_GROUPS - 1) / VK_ARGMAX_GROUPS;
+        g = (n + c - 1) / c;
+    }
+    *chunk = (uint32_t)c;
+    if (vk->argmax1 || g < 2 || (uint64_t)op->rows > VK_CNT_BYTES / 4 || (uint64_t)op->rows > 65535 ||
+        (uint64_t)op->rows * g * 8 > vk->part->size)
+        return 1;
+    return (uint32_t)g;
+}
+
 /* The op's operands as accesses, after checking its parameters. */
 static int op_accesses(const vk_backend *vk, const rtr_op *op, acc_list *l, rtr_err *err) {
     l->n = 0;
@@ -191,6 +212,11 @@ static int op_accesses(const vk_backend *vk, const rtr_op *op, acc_list *l, rtr_
         if (op->p.add.n < 1) BAD("vulkan: argmax over %d values", op->p.add.n);
         NEED(op->a, SZ(rows, op->p.add.n, 4), 0, 0, "argmax input");
         NEED(op->dst, SZ(rows, 4, 1), 1, 0, "argmax output");
+        uint32_t chunk, ng = argmax_groups(vk, op, &chunk);
+        if (ng > 1) { /* its pairs and counters */
+            l->a[l->n++] = (vk_access){vk->part, 0, (size_t)rows * ng * 8, 1};
+            l->a[l->n++] = (vk_access){vk->cnt, 0, (size_t)rows * 4, 1};
+        }
         break;
     default: BAD("vulkan: unknown op %d", op->kind);
     }
@@ -709,12 +735,21 @@ static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
         grid(((uint64_t)rows * n + 255) / 256, &gx, &gy);
         return dispatch(c, VP_GLU, P + 2, gx, gy, 1, err);
     }
-    case RTR_OP_ARGMAX: /* a workgroup a row */
+    case RTR_OP_ARGMAX: { /* a workgroup a row, or several (argmax_groups) */
+        uint32_t chunk, ng = argmax_groups(vk, op, &chunk);
         c->ref[0] = op->a; c->ref[1] = op->dst;
         c->pc[P + 0] = (uint32_t)op->p.add.n;
         c->pc[P + 1] = (uint32_t)rows;
+        c->pc[P + 2] = ng;
+        c->pc[P + 3] = chunk;
+        if (ng > 1) {
+            c->ref[2] = (rtr_ref){vk->part, 0};
+            c->ref[3] = (rtr_ref){vk->cnt, 0};
+            return dispatch(c, VP_ARGMAX, P + 4, ng, (uint32_t)rows, 1, err);
+        }
         grid((uint64_t)rows, &gx, &gy);
-        return dispatch(c, VP_ARGMAX, P + 2, gx, gy, 1, err);
+        return dispatch(c, VP_ARGMAX, P + 4, gx, gy, 1, err);
+    }
     }
     return rtr_seterr(err, RTR_EARG, "vulkan: unknown op %d", op->kind);
 }
