@@ -75,20 +75,17 @@ static int table_bytes(int type, int rows, int d, size_t *out) {
 #define BAD(...) return rtr_seterr(err, RTR_EARG, __VA_ARGS__)
 #define SZ(a, b, c) (mul3((size_t)(a), (size_t)(b), (size_t)(c), &sz) ? sz : (size_t)-1)
 
-/* argmax.comp's reads in flight an invocation times its workgroup size: the values one pass of
- * a workgroup scans */
-#define VK_ARGMAX_PASS (256 * 32)
-#define VK_ARGMAX_GROUPS 256 /* workgroups a row at most */
+#define VK_ARGMAX_WG 256      /* argmax.comp's workgroup size */
+#define VK_ARGMAX_GROUPS 128  /* workgroups a row it aims at: about a device's compute units */
 
 /* Workgroups of an argmax row: 1 (one scans the row), or several, each a stretch of *chunk
- * values, the last of a row to finish joining their (value, index) pairs in the split scratch,
- * where they fit (H100, 128256 logits: 123 us a call in one workgroup, BENCH.md). */
+ * values (a multiple of the workgroup size), the last of a row to finish joining their
+ * (value, index) pairs in the split scratch, where they fit (H100, 128256 logits: 123 us a call
+ * in one workgroup, 32 us in 16; BENCH.md). */
 static uint32_t argmax_groups(const vk_backend *vk, const rtr_op *op, uint32_t *chunk) {
-    uint64_t n = (uint64_t)op->p.add.n, c = VK_ARGMAX_PASS, g = (n + c - 1) / c;
-    if (g > VK_ARGMAX_GROUPS) {
-        c = (n + VK_ARGMAX_GROUPS - 1) / VK_ARGMAX_GROUPS;
-        g = (n + c - 1) / c;
-    }
+    uint64_t n = (uint64_t)op->p.add.n, c = (n + VK_ARGMAX_GROUPS - 1) / VK_ARGMAX_GROUPS;
+    c = (c + VK_ARGMAX_WG - 1) / VK_ARGMAX_WG * VK_ARGMAX_WG;
+    uint64_t g = (n + c - 1) / c;
     *chunk = (uint32_t)c;
     if (vk->argmax1 || g < 2 || (uint64_t)op->rows > VK_CNT_BYTES / 4 || (uint64_t)op->rows > 65535 ||
         (uint64_t)op->rows * g * 8 > vk->part->size)
