@@ -48,15 +48,19 @@ struct rtr_session {
     int pos;
     int ahead;                    /* 1: position pos - 1 holds a token evaluated ahead (rtr_eval_argmax_ahead) */
     int32_t ahead_id;             /* that token */
+    int copy;                     /* the device copy (0: tok, spos; 1: tok2, spos2) the next batch ahead uses */
     const volatile int *cancel;
     int32_t *slot_pos;            /* host mirror of the ring's positions [cap] */
-    int dirty_lo, dirty_hi;       /* slot_pos[lo..hi) changed since the device copy was written */
+    int dirty_lo[2], dirty_hi[2]; /* slot_pos[lo..hi) changed since device copy 0 / 1 was written */
     int32_t *h_tok;               /* host staging [3 n_batch]: a batch of n is ids, positions, slots */
     int32_t *h_ids, *h_pos, *h_slot;  /* the current batch's three runs of h_tok */
     float *logits;                /* [n_vocab], zeros: what view shows before the first batch */
     const float *view;            /* the last batch's logits (or pooled row): the backend's view of out */
     rtr_buf *kc, *vc;             /* [n_layer][cap][kv_dim] f16 */
     rtr_buf *spos, *tok;          /* slot positions [cap]; a batch's h_tok, written at once */
+    rtr_buf *spos2, *tok2;        /* a second copy of both for batches run ahead (one token), so that
+                                   * the host writes one while the device reads the other; NULL
+                                   * where the backend cannot run ahead */
     rtr_buf *x, *xn, *q, *k, *v, *att, *g, *u, *qa, *qs, *out, *top; /* top: rtr_eval_argmax's id */
     size_t bytes;
 };

@@ -24,14 +24,16 @@ static int slot_of(const rtr_session *s, int p) {
 /* slot_pos[sl] = p, the change remembered for the next device write */
 static void set_slot(rtr_session *s, int sl, int p) {
     s->slot_pos[sl] = p;
-    if (sl < s->dirty_lo) s->dirty_lo = sl;
-    if (sl >= s->dirty_hi) s->dirty_hi = sl + 1;
+    for (int c = 0; c < 2; c++) {
+        if (sl < s->dirty_lo[c]) s->dirty_lo[c] = sl;
+        if (sl >= s->dirty_hi[c]) s->dirty_hi[c] = sl + 1;
+    }
 }
 
 static void free_bufs(rtr_session *s) {
     rtr_backend *be = s->m->be;
-    rtr_buf *bs[] = {s->kc, s->vc, s->spos, s->tok, s->x, s->xn, s->q, s->k,
-                     s->v, s->att, s->g, s->u, s->qa, s->qs, s->out, s->top};
+    rtr_buf *bs[] = {s->kc, s->vc, s->spos, s->tok, s->spos2, s->tok2, s->x, s->xn, s->q,
+                     s->k, s->v, s->att, s->g, s->u, s->qa, s->qs, s->out, s->top};
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++)
         if (bs[i]) be->ops->buf_free(be, bs[i]);
 }
@@ -71,9 +73,11 @@ int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *o, 
     rtr_backend *be = m->be;
     size_t kv_elt = s->kv_type == RTR_T_F32 ? 4 : 2;
     size_t kvbytes = (size_t)h->n_layer * s->cap * kvd * kv_elt;
+    int ahead = be->ops->end_ahead && be->ops->wait_ahead && !h->pooling_last;
     struct { rtr_buf **b; size_t bytes; int flags; } want[] = {
         {&s->kc, kvbytes, 0}, {&s->vc, kvbytes, 0},
         {&s->spos, (size_t)s->cap * 4, 0}, {&s->tok, (size_t)B * 12, 0},
+        {&s->spos2, ahead ? (size_t)s->cap * 4 : 0, 0}, {&s->tok2, ahead ? 12 : 0, 0},
         {&s->x, (size_t)B * D * 4, 0}, {&s->xn, (size_t)B * wide * 4, 0}, {&s->q, (size_t)B * qd * 4, 0},
         {&s->k, (size_t)B * kvd * 4, 0}, {&s->v, (size_t)B * kvd * 4, 0}, {&s->att, (size_t)B * qd * 4, 0},
         {&s->g, (size_t)B * F * 4, 0}, {&s->u, (size_t)B * F * 4, 0}, {&s->qa, (size_t)B * kpad, 0},
@@ -86,6 +90,7 @@ int rtr_session_new(rtr_session **out, rtr_model *m, const rtr_session_opts *o, 
         be->ops->reserve(be, total, 0);
     }
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        if (!want[i].bytes) continue;
         *want[i].b = be->ops->buf_new(be, want[i].bytes, NULL, want[i].flags, err);
         if (!*want[i].b) {
             int code = err ? err->code : RTR_ENOMEM;
@@ -112,8 +117,10 @@ void rtr_session_free(rtr_session *s) {
 void rtr_session_reset(rtr_session *s) {
     (void)rtr_session_sync(s, NULL);
     for (int i = 0; i < s->cap; i++) s->slot_pos[i] = -1;
-    s->dirty_lo = 0;
-    s->dirty_hi = s->cap;
+    for (int c = 0; c < 2; c++) {
+        s->dirty_lo[c] = 0;
+        s->dirty_hi[c] = s->cap;
+    }
     s->pos = 0;
 }
 
@@ -176,8 +183,10 @@ static void mm_add(rtr_op *op, const rtr_layer *L, int p, rtr_buf *out, int n) {
  * one the batch before wrote there). */
 enum { OUT_NONE, OUT_VIEW, OUT_TOP, OUT_AHEAD, OUT_CHAIN };
 
-/* One batch of n tokens whose ids, positions and slots are staged in the session. */
-static int forward(rtr_session *s, int n, int out, int32_t *top, rtr_err *err) {
+/* One batch of n tokens whose ids, positions and slots are staged in the session, on device copy
+ * cp of them (1 only for batches ahead; the one after it uses the other copy, where an ahead
+ * batch writes its choice). */
+static int forward(rtr_session *s, int n, int cp, int out, int32_t *top, rtr_err *err) {
     rtr_model *m = s->m;
     const rtr_hparams *h = &m->hp;
     rtr_backend *be = m->be;
@@ -185,17 +194,18 @@ static int forward(rtr_session *s, int n, int out, int32_t *top, rtr_err *err) {
     int D = h->n_embd, hd = h->head_dim, qd = h->n_head * hd, kvd = h->n_head_kv * hd, F = h->n_ff;
     int r;
     /* ids, positions and slots, staged one run after the other by rtr_eval: one write */
-    rtr_ref ids = R(s->tok, 0), qpos = R(s->tok, (size_t)n * 4), slots = R(s->tok, (size_t)n * 8);
-    if (out == OUT_CHAIN) r = ops->buf_write(be, s->tok, 4, s->h_tok + 1, 8, err);
-    else r = ops->buf_write(be, s->tok, 0, s->h_tok, (size_t)n * 12, err);
+    rtr_buf *tok = cp ? s->tok2 : s->tok, *spos = cp ? s->spos2 : s->spos;
+    rtr_ref ids = R(tok, 0), qpos = R(tok, (size_t)n * 4), slots = R(tok, (size_t)n * 8);
+    if (out == OUT_CHAIN) r = ops->buf_write(be, tok, 4, s->h_tok + 1, 8, err);
+    else r = ops->buf_write(be, tok, 0, s->h_tok, (size_t)n * 12, err);
     if (r) return r;
     int want_out = out != OUT_NONE, ahead = out == OUT_AHEAD || out == OUT_CHAIN;
-    if (s->dirty_hi > s->dirty_lo) { /* only the slots that changed: one or two a decode step */
-        size_t lo = (size_t)s->dirty_lo;
-        if ((r = ops->buf_write(be, s->spos, lo * 4, s->slot_pos + lo, (size_t)(s->dirty_hi - s->dirty_lo) * 4, err)))
+    if (s->dirty_hi[cp] > s->dirty_lo[cp]) { /* only the slots that changed: one or two a decode step */
+        size_t lo = (size_t)s->dirty_lo[cp];
+        if ((r = ops->buf_write(be, spos, lo * 4, s->slot_pos + lo, (size_t)(s->dirty_hi[cp] - s->dirty_lo[cp]) * 4, err)))
             return r;
-        s->dirty_lo = s->cap;
-        s->dirty_hi = 0;
+        s->dirty_lo[cp] = s->cap;
+        s->dirty_hi[cp] = 0;
     }
     if ((r = ops->begin(be, err))) return r;
     rtr_op op = {0};
@@ -249,7 +259,7 @@ static int forward(rtr_session *s, int n, int out, int32_t *top, rtr_err *err) {
         RUN(kv);
         rtr_op at = {0};
         at.kind = RTR_OP_ATTN; at.rows = n; at.a = R(s->q, 0);
-        at.b = R(s->kc, kv_layer * l); at.c = R(s->vc, kv_layer * l); at.d = R(s->spos, 0); at.e = qpos;
+        at.b = R(s->kc, kv_layer * l); at.c = R(s->vc, kv_layer * l); at.d = R(spos, 0); at.e = qpos;
         at.dst = R(s->att, 0);
         at.p.attn.n_head = h->n_head; at.p.attn.n_kv = h->n_head_kv; at.p.attn.head_dim = hd;
         /* Until the ring wraps, position p sits in slot p, so no slot at or past the batch's end
@@ -309,7 +319,8 @@ static int forward(rtr_session *s, int n, int out, int32_t *top, rtr_err *err) {
             RUN(hd_);
             if (out != OUT_VIEW) {
                 rtr_op am = {0};
-                am.kind = RTR_OP_ARGMAX; am.rows = 1; am.a = R(s->out, 0); am.dst = ahead ? ids : R(s->top, 0);
+                am.kind = RTR_OP_ARGMAX; am.rows = 1; am.a = R(s->out, 0);
+                am.dst = ahead ? R(cp ? s->tok : s->tok2, 0) : R(s->top, 0); /* the next batch's id */
                 am.p.add.n = h->n_vocab;
                 RUN(am);
             }
@@ -317,7 +328,7 @@ static int forward(rtr_session *s, int n, int out, int32_t *top, rtr_err *err) {
     }
     if (ahead) {
         s->view = NULL;
-        return ops->end_ahead(be, s->tok, 0, 4, err);
+        return ops->end_ahead(be, cp ? s->tok : s->tok2, 0, 4, err);
     }
     if ((r = ops->end(be, err))) return r;
     if (out == OUT_TOP) {
@@ -363,7 +374,7 @@ static int eval(rtr_session *s, const int32_t *ids, int n, int32_t *top, rtr_err
             s->h_slot[i] = sl;
             set_slot(s, sl, p);
         }
-        r = forward(s, chunk, done + chunk < n ? OUT_NONE : top ? OUT_TOP : OUT_VIEW, top, err);
+        r = forward(s, chunk, 0, done + chunk < n ? OUT_NONE : top ? OUT_TOP : OUT_VIEW, top, err);
         if (r) {
             /* the batch did not happen: forget its slots */
             for (int i = 0; i < chunk; i++) if (s->slot_pos[s->h_slot[i]] == s->pos + i) set_slot(s, s->h_slot[i], -1);
@@ -395,11 +406,12 @@ static int eval_ahead1(rtr_session *s, int32_t id, rtr_err *err) {
     s->h_pos[0] = p;
     s->h_slot[0] = sl;
     set_slot(s, sl, p);
-    int r = forward(s, 1, id < 0 ? OUT_CHAIN : OUT_AHEAD, NULL, err);
+    int r = forward(s, 1, s->copy, id < 0 ? OUT_CHAIN : OUT_AHEAD, NULL, err);
     if (r) {
         if (s->slot_pos[sl] == p) set_slot(s, sl, -1);
         return r;
     }
+    s->copy ^= 1; /* where this batch writes its choice */
     s->pos++;
     return 0;
 }
@@ -419,7 +431,7 @@ int rtr_eval_argmax_ahead(rtr_session *s, int32_t id, int32_t *top, rtr_err *err
     const rtr_hparams *h = &s->m->hp;
     rtr_backend *be = s->m->be;
     if (h->pooling_last) return rtr_seterr(err, RTR_EARG, "an embedding model has no logits to choose from");
-    if (!be->ops->end_ahead || !be->ops->wait_ahead) return rtr_eval_argmax(s, &id, 1, top, err);
+    if (!s->tok2) return rtr_eval_argmax(s, &id, 1, top, err); /* the backend cannot run ahead */
     if (id < 0 || id >= h->n_vocab)
         return rtr_seterr(err, RTR_EARG, "token id %d is out of range (vocabulary %d)", id, h->n_vocab);
     int r;
