@@ -459,11 +459,9 @@ static int same_ops(const vk_rec *r, const rtr_op *ops, int n) {
     return r->valid && r->n == n && !memcmp(r->ops, ops, (size_t)n * sizeof *ops);
 }
 
-static int vkb_end(rtr_backend *be, rtr_err *err) {
-    vk_backend *vk = (vk_backend *)be;
-    if (vk->lost) return lost_err(err);
-    if (!vk->recording) return rtr_seterr(err, RTR_EARG, "vulkan: end() without begin()");
-    vk->recording = 0;
+/* The batch's recording: the one made for the same ops before, or a new one in the slot used
+ * least lately (never one a batch ahead still runs: those are the newest two). */
+static int batch_rec(vk_backend *vk, vk_rec **out, rtr_err *err) {
     int rc = vk_prepare(vk, err);
     if (rc) return rc;
     vk_rec *rec = NULL;
@@ -492,6 +490,26 @@ static int vkb_end(rtr_backend *be, rtr_err *err) {
         rec->last_s = 0;
     }
     rec->stamp = ++vk->stamp;
+    *out = rec;
+    return 0;
+}
+
+/* a chained dispatch that gave up waiting (vk_chain.glsl's word 0, which stays set) */
+static int chain_gave_up(vk_backend *vk, rtr_err *err) {
+    if (!vk->chain || !((volatile uint32_t *)vk->sync->map)[0]) return 0;
+    vk->lost = 1; /* its results are not to be trusted */
+    return rtr_seterr(err, RTR_EBACKEND, "vulkan: a chained dispatch gave up waiting for the one before it "
+                                         "(ROTOR_VK_NOCHAIN=1 turns chaining off)");
+}
+
+static int vkb_end(rtr_backend *be, rtr_err *err) {
+    vk_backend *vk = (vk_backend *)be;
+    if (vk->lost) return lost_err(err);
+    if (!vk->recording) return rtr_seterr(err, RTR_EARG, "vulkan: end() without begin()");
+    vk->recording = 0;
+    vk_rec *rec;
+    int rc = batch_rec(vk, &rec, err);
+    if (rc) return rc;
     VkCommandBuffer cbs[2];
     int n = 0;
     if (vk->up_open) {
@@ -504,13 +522,69 @@ static int vkb_end(rtr_backend *be, rtr_err *err) {
     double t0 = vk->prof_path ? rtr_now() : 0;
     rc = submit_wait(vk, cbs, n, &rec->last_s, err);
     if (n == 2) { vkResetCommandBuffer(vk->up_cb, 0); vk->ring_used = 0; }
-    if (!rc && vk->chain && ((volatile uint32_t *)vk->sync->map)[0]) {
-        vk->lost = 1; /* its results are not to be trusted */
-        return rtr_seterr(err, RTR_EBACKEND, "vulkan: a chained dispatch gave up waiting for the one before it "
-                                             "(ROTOR_VK_NOCHAIN=1 turns chaining off)");
-    }
+    if (!rc) rc = chain_gave_up(vk, err);
     if (!rc && vk->prof_path) prof_collect(vk, rec, rtr_now() - t0);
     return rc;
+}
+
+/* The batch goes to the queue with a fence of its own and is not waited for (uploads queued
+ * before it, rare with mapped buffers, are sent and waited for first). Its bytes are read when
+ * it is waited for: from the mapping, or through a transfer. Profiling ends batches as end does. */
+static int vkb_end_ahead(rtr_backend *be, rtr_buf *b, size_t off, size_t n, rtr_err *err) {
+    vk_backend *vk = (vk_backend *)be;
+    if (vk->lost) return lost_err(err);
+    if (!vk->recording) return rtr_seterr(err, RTR_EARG, "vulkan: end_ahead() without begin()");
+    if (!b || n > sizeof vk->ahead[0].data || off > b->size || n > b->size - off)
+        return rtr_seterr(err, RTR_EARG, "vulkan: end_ahead of %zu bytes at %zu", n, off);
+    if (vk->n_ahead == 2) return rtr_seterr(err, RTR_EARG, "vulkan: a third batch ended ahead");
+    int slot = (vk->first_ahead + vk->n_ahead) % 2, rc;
+    vk_ahead *a = &vk->ahead[slot];
+    a->b = b;
+    a->off = off;
+    a->n = n;
+    a->done = 0;
+    if (vk->prof_path) {
+        if ((rc = vkb_end(be, err)) || (rc = vkb_buf_read(be, b, off, a->data, n, err))) return rc;
+        a->done = 1;
+        vk->n_ahead++;
+        return 0;
+    }
+    vk->recording = 0;
+    vk_rec *rec;
+    if ((rc = batch_rec(vk, &rec, err)) || (rc = flush_uploads(vk, err))) return rc;
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &rec->cb};
+    VkResult r = vkQueueSubmit(vk->queue, 1, &si, a->fence);
+    if (r != VK_SUCCESS) { vk->lost = r == VK_ERROR_DEVICE_LOST; return vk_fail(vk, r, "vkQueueSubmit", err); }
+    vk->n_ahead++;
+    return 0;
+}
+
+static int vkb_wait_ahead(rtr_backend *be, void *dst, rtr_err *err) {
+    vk_backend *vk = (vk_backend *)be;
+    if (!vk->n_ahead) return rtr_seterr(err, RTR_EARG, "vulkan: no batch was ended ahead");
+    vk_ahead *a = &vk->ahead[vk->first_ahead];
+    vk->first_ahead = (vk->first_ahead + 1) % 2;
+    vk->n_ahead--;
+    if (a->done) {
+        memcpy(dst, a->data, a->n);
+        return 0;
+    }
+    if (vk->lost) return lost_err(err);
+    VkResult r = vkWaitForFences(vk->dev, 1, &a->fence, VK_TRUE, VK_TIMEOUT_NS);
+    if (r == VK_TIMEOUT) {
+        vk->lost = 1;
+        return rtr_seterr(err, RTR_EBACKEND, "vulkan: the GPU did not finish a batch within %llu s (hung)",
+                          VK_TIMEOUT_NS / 1000000000ull);
+    }
+    if (r != VK_SUCCESS) { vk->lost = 1; return vk_fail(vk, r, "waiting for the GPU", err); }
+    vkResetFences(vk->dev, 1, &a->fence);
+    int rc = chain_gave_up(vk, err);
+    if (rc) return rc;
+    if (a->b->map) {
+        memcpy(dst, a->b->map + a->off, a->n);
+        return 0;
+    }
+    return vkb_buf_read(be, a->b, a->off, dst, a->n, err);
 }
 
 /* ---- creation ---- */
@@ -534,6 +608,8 @@ static void vkb_destroy(rtr_backend *be) {
         if (vk->playout) vkDestroyPipelineLayout(vk->dev, vk->playout, NULL);
         if (vk->dsl) vkDestroyDescriptorSetLayout(vk->dev, vk->dsl, NULL);
         if (vk->fence) vkDestroyFence(vk->dev, vk->fence, NULL);
+        for (int i = 0; i < 2; i++)
+            if (vk->ahead[i].fence) vkDestroyFence(vk->dev, vk->ahead[i].fence, NULL);
         if (vk->cpool) vkDestroyCommandPool(vk->dev, vk->cpool, NULL);
         vkDestroyDevice(vk->dev, NULL);
     }
@@ -555,6 +631,8 @@ static const rtr_backend_ops vk_ops = {
     .begin = vkb_begin,
     .run = vkb_run,
     .end = vkb_end,
+    .end_ahead = vkb_end_ahead,
+    .wait_ahead = vkb_wait_ahead,
 };
 
 static int make_instance(VkInstance *out, rtr_err *err) {
@@ -900,6 +978,8 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     }
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     if ((r = vkCreateFence(vk->dev, &fi, NULL, &vk->fence)) != VK_SUCCESS) return vk_fail(vk, r, "vkCreateFence", err);
+    for (int i = 0; i < 2; i++)
+        if ((r = vkCreateFence(vk->dev, &fi, NULL, &vk->ahead[i].fence)) != VK_SUCCESS) return vk_fail(vk, r, "vkCreateFence", err);
 
     VkDescriptorSetLayoutBinding bd[VK_NBIND];
     for (int i = 0; i < VK_NBIND; i++)

@@ -65,6 +65,15 @@ typedef struct {
     int w;
 } vk_access;
 
+/* A batch ended ahead: its fence, and the bytes to read once it is done (already read: done). */
+typedef struct {
+    VkFence fence;
+    rtr_buf *b;
+    size_t off, n;
+    int done;
+    unsigned char data[16];
+} vk_ahead;
+
 /* A recorded batch: its command buffer and the (normalized) ops it was recorded from. */
 typedef struct {
     VkCommandBuffer cb;
@@ -109,6 +118,8 @@ typedef struct {
     VkCommandPool cpool;
     VkCommandBuffer up_cb, xfer_cb;
     VkFence fence;
+    vk_ahead ahead[2]; /* batches ended ahead (end_ahead), oldest at first_ahead */
+    int first_ahead, n_ahead;
     VkDescriptorSetLayout dsl;
     VkPipelineLayout playout;
     VkPipeline pipe[VP_COUNT];

@@ -433,7 +433,9 @@ static uint32_t chain_order(rec_ctx *c, const vk_access *a, int n, uint64_t grou
                               .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
                               .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
         if (!c->ch_zeroed) {
-            vkCmdFillBuffer(c->cb, vk->sync->buf, 0, vk->sync->vsize, 0);
+            /* word 0, the error word, stays: a batch ahead may start before the host has
+             * read the one before it */
+            vkCmdFillBuffer(c->cb, vk->sync->buf, 4, vk->sync->vsize - 4, 0);
             c->ch_zeroed = 1;
         }
         vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
