@@ -128,7 +128,7 @@ const float *rtr_logits(const rtr_session *s); /* [n_vocab] */
  * back that id alone. rtr_logits returns NULL until the next rtr_eval. Language models only. */
 int rtr_eval_argmax(rtr_session *s, const int32_t *ids, int n, int32_t *top, rtr_err *err);
 /* Greedy decoding one token ahead: as rtr_eval_argmax of the one id, but before it returns, the
- * evaluation of *top is already queued on backends that can (OpenCL): a caller that passes the
+ * evaluation of *top is already queued on backends that can (OpenCL, Vulkan): a caller that passes the
  * returned id back next finds it under way, so the device never waits for the host between
  * tokens. Any other call on the session (or an id that is not the one returned) first drops
  * that evaluation; rtr_session_pos never counts it. Elsewhere it is rtr_eval_argmax. */
