@@ -9,7 +9,9 @@
  * device has it, so writing them is a memcpy. A write to a buffer the host cannot map is copied
  * into the upload ring and queued: it reaches the device before the next batch's ops.
  * Batches: run() only checks and collects ops; end() replays an identical earlier recording
- * (decode repeats the same ops every token) or records a new one, then submits and waits.
+ * (decode repeats the same ops every token) or records a new one, then submits and waits;
+ * end_ahead() submits without waiting (two batches in flight at most, a fence each), and
+ * wait_ahead() waits for the oldest and reads its few bytes.
  * Environment (tuning and test aids, all off by default): ROTOR_VK_PORTABLE=1 keeps to core
  * Vulkan 1.1 (no subgroup or dot product shaders, no mapped device memory), to test those paths
  * on any device. For comparison: ROTOR_VK_NOFUSE=1 turns off the fusions of vulkan_ops.c;
