@@ -21,6 +21,21 @@ check "greedy --print-ids equals the reference" test "$got" = "$want"
 "$ROTOR" run -m "$M" --prompt-ids "$ids" --logits-out "$TMP/l.bin" -n 1 -q >/dev/null 2>&1
 check "--logits-out writes n_vocab floats" test "$(stat -c %s "$TMP/l.bin" 2>/dev/null)" = $((128256 * 4))
 
+# greedy decoding on each GPU backend (one token ahead there): the same reference ids, and chat
+# transcripts equal to the CPU's through /regen, /clear and a ring that wraps
+chat_in=$(printf 'Hello there\n/regen\nWhat is two plus two?\n%s\n/clear\nAgain\n' "$(for i in $(seq 1 12); do printf 'one two three four five '; done)")
+cpu_chat=$(printf '%s\n' "$chat_in" | "$ROTOR" chat -m "$M" --backend cpu --temp 0 -n 12 -c 64 2>/dev/null)
+for be in vulkan opencl; do
+    if ! why=$("$ROTOR" run -m "$M" --backend $be -p x -n 1 -q 2>&1 >/dev/null); then
+        skip "greedy on $be: $(printf '%s' "$why" | tail -n 1)"
+        continue
+    fi
+    got=$("$ROTOR" run -m "$M" --backend $be --prompt-ids "$ids" --print-ids --temp 0 --ignore-eos -n 32 -q 2>/dev/null)
+    check "greedy --print-ids on $be equals the reference" test "$got" = "$want"
+    out=$(printf '%s\n' "$chat_in" | "$ROTOR" chat -m "$M" --backend $be --temp 0 -n 12 -c 64 2>/dev/null)
+    check "greedy chat on $be equals the cpu's" test -n "$out" -a "$out" = "$cpu_chat"
+done
+
 a=$("$ROTOR" run -m "$M" -p "Hello" -n 12 --seed 7 -q 2>/dev/null)
 b=$("$ROTOR" run -m "$M" -p "Hello" -n 12 --seed 7 -q 2>/dev/null)
 check "same seed, same output" test "$a" = "$b"
