@@ -130,8 +130,8 @@ typedef struct {
      * end_ahead ends the batch as end does but returns without waiting for it, with n <= 16 bytes
      * of b from off to be read once it is done; wait_ahead waits for the oldest such batch not
      * yet waited for and writes those bytes to dst. At most two are outstanding. While one is,
-     * the caller writes (buf_write) nothing that it reads or writes, and no later batch writes
-     * its n bytes before wait_ahead has returned them. */
+     * the caller writes (buf_write) or frees nothing that it reads or writes, and no later batch
+     * writes its n bytes before wait_ahead has returned them. */
     int (*end_ahead)(rtr_backend *be, rtr_buf *b, size_t off, size_t n, rtr_err *err);
     int (*wait_ahead)(rtr_backend *be, void *dst, rtr_err *err);
 } rtr_backend_ops;
