@@ -463,6 +463,7 @@ static int same_ops(const vk_rec *r, const rtr_op *ops, int n) {
 
 /* The batch's recording: the one made for the same ops before, or a new one in the slot used
  * least lately (never one a batch ahead still runs: those are the newest two). */
+_Static_assert(VK_NREC >= 3, "a new recording must not replace one of two batches in flight");
 static int batch_rec(vk_backend *vk, vk_rec **out, rtr_err *err) {
     int rc = vk_prepare(vk, err);
     if (rc) return rc;
