@@ -78,6 +78,21 @@ static int lost_err(rtr_err *err) {
  * waited for blocking. */
 #define VK_POLL_S 200e-6
 #define VK_POLL_MAX_S 50e-3
+/* The end of a wait for fence f whose last result was r (VK_TIMEOUT or VK_NOT_READY: not yet
+ * signalled): waits the rest of VK_TIMEOUT_NS, and a hang or failure marks the backend lost;
+ * the fence is reset for its next submit. */
+static int fence_done(vk_backend *vk, VkFence f, VkResult r, rtr_err *err) {
+    if (r == VK_TIMEOUT || r == VK_NOT_READY) r = vkWaitForFences(vk->dev, 1, &f, VK_TRUE, VK_TIMEOUT_NS);
+    if (r == VK_TIMEOUT) {
+        vk->lost = 1;
+        return rtr_seterr(err, RTR_EBACKEND, "vulkan: the GPU did not finish a batch within %llu s (hung)",
+                          VK_TIMEOUT_NS / 1000000000ull);
+    }
+    if (r != VK_SUCCESS) { vk->lost = 1; return vk_fail(vk, r, "waiting for the GPU", err); }
+    vkResetFences(vk->dev, 1, &f);
+    return 0;
+}
+
 static int submit_wait(vk_backend *vk, const VkCommandBuffer *cbs, int n, double *last, rtr_err *err) {
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = (uint32_t)n, .pCommandBuffers = cbs};
     double t0 = rtr_now();
@@ -89,16 +104,9 @@ static int submit_wait(vk_backend *vk, const VkCommandBuffer *cbs, int n, double
         while ((r == VK_TIMEOUT || r == VK_NOT_READY) && rtr_now() - t0 < 2 * *last + VK_POLL_S)
             r = vkGetFenceStatus(vk->dev, vk->fence);
     }
-    if (r == VK_TIMEOUT || r == VK_NOT_READY) r = vkWaitForFences(vk->dev, 1, &vk->fence, VK_TRUE, VK_TIMEOUT_NS);
-    if (r == VK_TIMEOUT) {
-        vk->lost = 1;
-        return rtr_seterr(err, RTR_EBACKEND, "vulkan: the GPU did not finish a batch within %llu s (hung)",
-                          VK_TIMEOUT_NS / 1000000000ull);
-    }
-    if (r != VK_SUCCESS) { vk->lost = 1; return vk_fail(vk, r, "waiting for the GPU", err); }
-    vkResetFences(vk->dev, 1, &vk->fence);
-    if (last) *last = rtr_now() - t0;
-    return 0;
+    int rc = fence_done(vk, vk->fence, r, err);
+    if (!rc && last) *last = rtr_now() - t0;
+    return rc;
 }
 
 /* Every command buffer starts and ends with a full barrier: earlier submissions' writes are
@@ -573,15 +581,8 @@ static int vkb_wait_ahead(rtr_backend *be, void *dst, rtr_err *err) {
         return 0;
     }
     if (vk->lost) return lost_err(err);
-    VkResult r = vkWaitForFences(vk->dev, 1, &a->fence, VK_TRUE, VK_TIMEOUT_NS);
-    if (r == VK_TIMEOUT) {
-        vk->lost = 1;
-        return rtr_seterr(err, RTR_EBACKEND, "vulkan: the GPU did not finish a batch within %llu s (hung)",
-                          VK_TIMEOUT_NS / 1000000000ull);
-    }
-    if (r != VK_SUCCESS) { vk->lost = 1; return vk_fail(vk, r, "waiting for the GPU", err); }
-    vkResetFences(vk->dev, 1, &a->fence);
-    int rc = chain_gave_up(vk, err);
+    int rc = fence_done(vk, a->fence, VK_NOT_READY, err);
+    if (!rc) rc = chain_gave_up(vk, err);
     if (rc) return rc;
     if (a->b->map) {
         memcpy(dst, a->b->map + a->off, a->n);
