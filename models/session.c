@@ -346,13 +346,39 @@ static int forward(rtr_session *s, int n, int cp, int out, int32_t *top, rtr_err
     return 0;
 }
 
+static int check_ids(const rtr_session *s, const int32_t *ids, int n, rtr_err *err) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= s->m->hp.n_vocab)
+            return rtr_seterr(err, RTR_EARG, "token id %d is out of range (vocabulary %d)", ids[i], s->m->hp.n_vocab);
+    return 0;
+}
+
+/* A batch of n tokens from the session's position stages its ids (ids NULL: -1, the batch
+ * before chose it on the device), positions and slots one run after the other, and takes the
+ * slots; unstage gives them back when the batch did not happen. */
+static void stage(rtr_session *s, const int32_t *ids, int n) {
+    s->h_ids = s->h_tok;
+    s->h_pos = s->h_tok + n;
+    s->h_slot = s->h_tok + 2 * n;
+    for (int i = 0; i < n; i++) {
+        int p = s->pos + i, sl = slot_of(s, p);
+        s->h_ids[i] = ids ? ids[i] : -1;
+        s->h_pos[i] = p;
+        s->h_slot[i] = sl;
+        set_slot(s, sl, p);
+    }
+}
+
+static void unstage(rtr_session *s, int n) {
+    for (int i = 0; i < n; i++)
+        if (s->slot_pos[s->h_slot[i]] == s->pos + i) set_slot(s, s->h_slot[i], -1);
+}
+
 static int eval(rtr_session *s, const int32_t *ids, int n, int32_t *top, rtr_err *err) {
     int r = rtr_session_sync(s, err);
     if (r) return r;
     if (n <= 0) return rtr_seterr(err, RTR_EARG, "nothing to evaluate");
-    for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= s->m->hp.n_vocab)
-            return rtr_seterr(err, RTR_EARG, "token id %d is out of range (vocabulary %d)", ids[i], s->m->hp.n_vocab);
+    if ((r = check_ids(s, ids, n, err))) return r;
     int done = 0;
     while (done < n) {
         if (s->cancel && *s->cancel) return rtr_seterr(err, RTR_EINTR, "interrupted");
@@ -363,21 +389,10 @@ static int eval(rtr_session *s, const int32_t *ids, int n, int32_t *top, rtr_err
             int free_slots = s->cap - s->pos;
             chunk = free_slots > s->slack + 1 ? free_slots : s->slack + 1;
         }
-        /* a batch of chunk stages its ids, positions and slots one run after the other */
-        s->h_ids = s->h_tok;
-        s->h_pos = s->h_tok + chunk;
-        s->h_slot = s->h_tok + 2 * chunk;
-        for (int i = 0; i < chunk; i++) {
-            int p = s->pos + i, sl = slot_of(s, p);
-            s->h_ids[i] = ids[done + i];
-            s->h_pos[i] = p;
-            s->h_slot[i] = sl;
-            set_slot(s, sl, p);
-        }
+        stage(s, ids + done, chunk);
         r = forward(s, chunk, 0, done + chunk < n ? OUT_NONE : top ? OUT_TOP : OUT_VIEW, top, err);
         if (r) {
-            /* the batch did not happen: forget its slots */
-            for (int i = 0; i < chunk; i++) if (s->slot_pos[s->h_slot[i]] == s->pos + i) set_slot(s, s->h_slot[i], -1);
+            unstage(s, chunk);
             return r;
         }
         s->pos += chunk;
@@ -393,22 +408,15 @@ int rtr_eval_argmax(rtr_session *s, const int32_t *ids, int n, int32_t *top, rtr
     return eval(s, ids, n, top, err);
 }
 
-/* One token at the session's position evaluated ahead: id, or (id < 0) the one the batch before
- * chose on the device. */
-static int eval_ahead1(rtr_session *s, int32_t id, rtr_err *err) {
+/* One token at the session's position evaluated ahead: *id, or (id NULL) the one the batch
+ * before chose on the device. */
+static int eval_ahead1(rtr_session *s, const int32_t *id, rtr_err *err) {
     if (s->cancel && *s->cancel) return rtr_seterr(err, RTR_EINTR, "interrupted");
     if (s->pos == INT32_MAX) return rtr_seterr(err, RTR_EARG, "position counter exhausted");
-    s->h_ids = s->h_tok;
-    s->h_pos = s->h_tok + 1;
-    s->h_slot = s->h_tok + 2;
-    int p = s->pos, sl = slot_of(s, p);
-    s->h_ids[0] = id;
-    s->h_pos[0] = p;
-    s->h_slot[0] = sl;
-    set_slot(s, sl, p);
-    int r = forward(s, 1, s->copy, id < 0 ? OUT_CHAIN : OUT_AHEAD, NULL, err);
+    stage(s, id, 1);
+    int r = forward(s, 1, s->copy, id ? OUT_AHEAD : OUT_CHAIN, NULL, err);
     if (r) {
-        if (s->slot_pos[sl] == p) set_slot(s, sl, -1);
+        unstage(s, 1);
         return r;
     }
     s->copy ^= 1; /* where this batch writes its choice */
@@ -430,18 +438,17 @@ int rtr_session_sync(rtr_session *s, rtr_err *err) {
 int rtr_eval_argmax_ahead(rtr_session *s, int32_t id, int32_t *top, rtr_err *err) {
     const rtr_hparams *h = &s->m->hp;
     rtr_backend *be = s->m->be;
-    if (h->pooling_last) return rtr_seterr(err, RTR_EARG, "an embedding model has no logits to choose from");
-    if (!s->tok2) return rtr_eval_argmax(s, &id, 1, top, err); /* the backend cannot run ahead */
-    if (id < 0 || id >= h->n_vocab)
-        return rtr_seterr(err, RTR_EARG, "token id %d is out of range (vocabulary %d)", id, h->n_vocab);
-    int r;
+    /* no second copy: a backend that cannot run ahead, or an embedding model (refused there) */
+    if (!s->tok2) return rtr_eval_argmax(s, &id, 1, top, err);
+    int r = check_ids(s, &id, 1, err);
+    if (r) return r;
     if (s->ahead && s->ahead_id != id && (r = rtr_session_sync(s, err))) return r;
     int queued = s->ahead; /* id's evaluation is under way */
     s->ahead = 0;
-    if (!queued && (r = eval_ahead1(s, id, err))) return r;
+    if (!queued && (r = eval_ahead1(s, &id, err))) return r;
     /* the next token's evaluation goes in behind id's before the host waits for id's choice */
     rtr_err e2;
-    int r2 = eval_ahead1(s, -1, err);
+    int r2 = eval_ahead1(s, NULL, err);
     int32_t c = -1;
     r = be->ops->wait_ahead(be, &c, r2 ? &e2 : err);
     if (r2) return r2;
