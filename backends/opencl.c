@@ -759,10 +759,10 @@ int cl_scratch(cl_backend *b, size_t bytes, rtr_err *err) {
     cl_int rc;
     cl_mem m = clCreateBuffer(b->ctx, CL_MEM_READ_WRITE, bytes, NULL, &rc);
     if (rc != CL_SUCCESS) return cl_fail(err, "allocating scratch", rc);
-    if (b->scratch) clReleaseMemObject(b->scratch);
-    for (int k = 0; k < K_COUNT; k++)
-        for (int a = 0; a < CL_MAX_ARGS; a++)
-            if (b->last_arg[k][a] == b->scratch) b->last_arg[k][a] = NULL;
+    if (b->scratch) {
+        forget_arg(b, b->scratch);
+        clReleaseMemObject(b->scratch);
+    }
     b->scratch = m;
     b->scratch_bytes = bytes;
     return 0;
