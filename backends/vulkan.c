@@ -958,6 +958,9 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
                           vk->props.deviceName, vk->props.limits.maxPerStageDescriptorStorageBuffers, VK_NBIND);
     vk->align = vk->props.limits.minStorageBufferOffsetAlignment;
     if (vk->align < 16) vk->align = 16;
+    if (vk->align > 256) /* the specification's largest: push constants hold offsets below it in a byte */
+        return rtr_seterr(err, RTR_EBACKEND, "vulkan: %s aligns storage buffers to %llu bytes (at most 256 are supported)",
+                          vk->props.deviceName, (unsigned long long)vk->align);
     vk->max_range = vk->props.limits.maxStorageBufferRange / 16 * 16;
     vk->nt_mm = vk->sg ? 128u / (uint32_t)vk->sg_size : 128u / 16u;
 

@@ -378,7 +378,7 @@ void vk_desc_free_all(vk_backend *vk) {
 
 /* ---- recording ---- */
 
-#define P VK_NBIND /* push constants: the operands' offsets, then each shader's parameters */
+#define P VK_NOFF /* push constants: the operands' offsets (four a word), then each shader's parameters */
 
 typedef struct {
     vk_backend *vk;
@@ -452,25 +452,25 @@ static void bind_range(const vk_backend *vk, rtr_ref r, VkDeviceSize *base, VkDe
     if (*range > vk->max_range) *range = vk->max_range;
 }
 
-/* Binds pipeline p with the operands in c->ref, pushes npc words of c->pc (the first VK_NBIND
+/* Binds pipeline p with the operands in c->ref, pushes npc words of c->pc (the first VK_NOFF
  * are filled here with the operands' offsets inside their bound ranges) and dispatches. */
 static int dispatch(rec_ctx *c, int p, int npc, uint32_t gx, uint32_t gy, uint32_t gz, rtr_err *err) {
     vk_backend *vk = c->vk;
     vk_dkey k;
     memset(&k, 0, sizeof k);
-    if (c->ch_word) c->ref[VK_NBIND - 1] = (rtr_ref){vk->sync, 0};
+    if (c->ch_word) c->ref[VK_BIND_CHAIN] = (rtr_ref){vk->sync, 0};
     c->ch_prev = c->ch_word ? gx * gy * gz : 0;
     c->ch_word = 0;
+    memset(c->pc, 0, VK_NOFF * sizeof c->pc[0]);
     for (int i = 0; i < VK_NBIND; i++) {
         if (!c->ref[i].buf) {
             k.b[i] = vk->dummy->buf;
             k.range[i] = vk->dummy->vsize;
-            c->pc[i] = 0;
             continue;
         }
         k.b[i] = c->ref[i].buf->buf;
         bind_range(vk, c->ref[i], &k.off[i], &k.range[i]);
-        c->pc[i] = (uint32_t)(c->ref[i].off - k.off[i]);
+        c->pc[i / 4] |= (uint32_t)(c->ref[i].off - k.off[i]) << (i % 4 * 8); /* below vk->align <= 256 */
     }
     VkDescriptorSet set = desc_get(vk, &k, err);
     if (!set) return err ? err->code : RTR_EBACKEND;

@@ -19,7 +19,7 @@ layout(std430, binding = 2) coherent buffer BPT { uint PT[]; };
 layout(std430, binding = 3) coherent buffer BCN { uint CNT[]; };
 
 layout(push_constant) uniform PC {
-    uint o[RTR_NBIND];
+    uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
     uint n, rows, groups, chunk;
 } pc;
 
@@ -71,22 +71,22 @@ void main() {
     if (pc.groups <= 1) {
         uint r = flat_group();
         if (r >= pc.rows) return; /* the grid's spare workgroups */
-        scan(pc.o[0] / 4 + r * n, 0, n, l, best, bidx);
+        scan(OFF(0) / 4 + r * n, 0, n, l, best, bidx);
         tree(l, best, bidx);
-        if (l == 0) D[pc.o[1] / 4 + r] = uint(bi[0]);
+        if (l == 0) D[OFF(1) / 4 + r] = uint(bi[0]);
         return;
     }
     uint g = gl_WorkGroupID.x, r = gl_WorkGroupID.y, lo = g * pc.chunk, hi = min(n, lo + pc.chunk);
-    scan(pc.o[0] / 4 + r * n, lo, hi, l, best, bidx);
+    scan(OFF(0) / 4 + r * n, lo, hi, l, best, bidx);
     tree(l, best, bidx);
-    uint pb = pc.o[2] / 4 + r * pc.groups * 2;
+    uint pb = OFF(2) / 4 + r * pc.groups * 2;
     if (l == 0) {
         PT[pb + 2 * g] = floatBitsToUint(bv[0]);
         PT[pb + 2 * g + 1] = uint(bi[0]);
     }
     memoryBarrierBuffer();
     barrier();
-    uint ci = pc.o[3] / 4 + r;
+    uint ci = OFF(3) / 4 + r;
     if (l == 0) last = atomicAdd(CNT[ci], 1u) == pc.groups - 1 ? 1u : 0u;
     barrier();
     uint mine = last;
@@ -104,7 +104,7 @@ void main() {
         }
     tree(l, best, bidx);
     if (mine != 0 && l == 0) {
-        D[pc.o[1] / 4 + r] = uint(bi[0]);
+        D[OFF(1) / 4 + r] = uint(bi[0]);
         CNT[ci] = 0;
     }
 }

@@ -33,7 +33,7 @@ layout(std430, binding = 6) coherent buffer BPT { uint PT[]; };
 layout(std430, binding = 7) coherent buffer BCN { uint CNT[]; };
 
 layout(push_constant) uniform PC {
-    uint o[RTR_NBIND];
+    uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
     uint n_head, n_kv, hd, cap;
     int n_sink, window;
     float scale;
@@ -44,12 +44,12 @@ layout(push_constant) uniform PC {
 
 /* elements 2w, 2w+1 of the row starting at element e0 of a cache */
 vec2 kpair(uint e0, uint w) {
-    if (pc.f32 != 0) return vec2(uintBitsToFloat(K[pc.o[1] / 4 + e0 + 2 * w]), uintBitsToFloat(K[pc.o[1] / 4 + e0 + 2 * w + 1]));
-    return unpackHalf2x16(K[pc.o[1] / 4 + e0 / 2 + w]);
+    if (pc.f32 != 0) return vec2(uintBitsToFloat(K[OFF(1) / 4 + e0 + 2 * w]), uintBitsToFloat(K[OFF(1) / 4 + e0 + 2 * w + 1]));
+    return unpackHalf2x16(K[OFF(1) / 4 + e0 / 2 + w]);
 }
 vec2 vpair(uint e0, uint w) {
-    if (pc.f32 != 0) return vec2(uintBitsToFloat(V[pc.o[2] / 4 + e0 + 2 * w]), uintBitsToFloat(V[pc.o[2] / 4 + e0 + 2 * w + 1]));
-    return unpackHalf2x16(V[pc.o[2] / 4 + e0 / 2 + w]);
+    if (pc.f32 != 0) return vec2(uintBitsToFloat(V[OFF(2) / 4 + e0 + 2 * w]), uintBitsToFloat(V[OFF(2) / 4 + e0 + 2 * w + 1]));
+    return unpackHalf2x16(V[OFF(2) / 4 + e0 / 2 + w]);
 }
 
 #include "attn_common.glsl"
@@ -63,13 +63,13 @@ void body() {
     uint h = gl_WorkGroupID.x, r = gl_WorkGroupID.y, sp = gl_WorkGroupID.z;
     uint l = gl_LocalInvocationIndex, hd = pc.hd, hw = hd / 2;
     uint kvh = h / (pc.n_head / pc.n_kv);
-    uint qb = pc.o[0] / 4 + (r * pc.n_head + h) * hd;
-    int qp = QP[pc.o[4] / 4 + r]; /* from the host: read before the wait */
+    uint qb = OFF(0) / 4 + (r * pc.n_head + h) * hd;
+    int qp = QP[OFF(4) / 4 + r]; /* from the host: read before the wait */
     uint s0 = sp * pc.sps, s1 = min(s0 + pc.sps, pc.cap);
     /* the slot positions (from the host too) of the first two chunks, read before the wait */
-    int spre0 = s0 + l < s1 ? SP[pc.o[3] / 4 + s0 + l] : -1;
-    int spre1 = s0 + CH + l < s1 ? SP[pc.o[3] / 4 + s0 + CH + l] : -1;
-    chain_wait(pc.chain, pc.o[15] / 4);
+    int spre0 = s0 + l < s1 ? SP[OFF(3) / 4 + s0 + l] : -1;
+    int spre1 = s0 + CH + l < s1 ? SP[OFF(3) / 4 + s0 + CH + l] : -1;
+    chain_wait(pc.chain, OFF(15) / 4);
     for (uint d = l; d < hd; d += WG) qsh[d] = uintBitsToFloat(Q[qb + d]);
     barrier();
 
@@ -80,9 +80,9 @@ void body() {
     float m = NEG_INF, lsum = 0.0;
     uint kstride = pc.n_kv * hd; /* elements per slot */
     /* 16-byte key reads: f16 rows of whole uvec4s starting on one */
-    bool k4 = hd % 8 == 0 && pc.o[1] % 16 == 0 && kstride % 8 == 0;
+    bool k4 = hd % 8 == 0 && OFF(1) % 16 == 0 && kstride % 8 == 0;
     /* the same for values: G4 groups of hd / 8 invocations, each group its own slots */
-    bool v4 = hd % 8 == 0 && pc.o[2] % 16 == 0 && kstride % 8 == 0;
+    bool v4 = hd % 8 == 0 && OFF(2) % 16 == 0 && kstride % 8 == 0;
     uint G4 = WG / (hd / 8 > 0 ? hd / 8 : 1), wi4 = l % (hd / 8 > 0 ? hd / 8 : 1), gi4 = l / (hd / 8 > 0 ? hd / 8 : 1);
     bool v4act = v4 && gi4 < G4;
     vec4 acc4a = vec4(0.0), acc4b = vec4(0.0);
@@ -91,7 +91,7 @@ void body() {
         bool vis = false;
         float sc = NEG_INF;
         if (s < s1) {
-            int spos = base == s0 ? spre0 : base == s0 + CH ? spre1 : SP[pc.o[3] / 4 + s];
+            int spos = base == s0 ? spre0 : base == s0 + CH ? spre1 : SP[OFF(3) / 4 + s];
             vis = spos >= 0 && spos <= qp && (spos < pc.n_sink || qp - spos < pc.window);
         }
         if (vis) {
@@ -173,7 +173,7 @@ void body() {
     acc = vec2(0.0);
     if (owner)
         for (uint g = 0; g < ng; g++) acc += vec2(comb[g * hd + 2 * l], comb[g * hd + 2 * l + 1]);
-    uint ob = pc.o[5] / 4 + (r * pc.n_head + h) * hd + 2 * wi;
+    uint ob = OFF(5) / 4 + (r * pc.n_head + h) * hd + 2 * wi;
     if (pc.nsplit == 1) {
         if (!owner) return;
         vec2 outv = lsum > 0.0 ? acc / lsum : vec2(0.0);
@@ -181,7 +181,7 @@ void body() {
         D[ob + 1] = floatBitsToUint(outv.y);
         return;
     }
-    uint b0 = pc.o[6] / 4 + (r * pc.n_head + h) * pc.nsplit * (hd + 2);
+    uint b0 = OFF(6) / 4 + (r * pc.n_head + h) * pc.nsplit * (hd + 2);
     uint pb = b0 + sp * (hd + 2);
     if (owner) {
         if (wi == 0) { PT[pb] = floatBitsToUint(m); PT[pb + 1] = floatBitsToUint(lsum); }
@@ -190,7 +190,7 @@ void body() {
     }
     memoryBarrierBuffer();
     barrier();
-    uint ci = pc.o[7] / 4 + r * pc.n_head + h;
+    uint ci = OFF(7) / 4 + r * pc.n_head + h;
     if (l == 0) last = atomicAdd(CNT[ci], 1u) == pc.nsplit - 1 ? 1u : 0u;
     barrier();
     if (last == 0) return;
@@ -218,5 +218,5 @@ void body() {
 
 void main() {
     body();
-    chain_signal(pc.chain, pc.o[15] / 4);
+    chain_signal(pc.chain, OFF(15) / 4);
 }

@@ -57,12 +57,12 @@ void main() {
     /* query rows (zeros past the batch) and their positions */
     for (uint i = l; i < QR * hd; i += WG) {
         uint r = i / hd, d = i % hd;
-        qsh[r * 256 + d] = r0 + r < pc.rows ? uintBitsToFloat(Q[pc.o[0] / 4 + ((r0 + r) * pc.n_head + h) * hd + d]) : 0.0;
+        qsh[r * 256 + d] = r0 + r < pc.rows ? uintBitsToFloat(Q[OFF(0) / 4 + ((r0 + r) * pc.n_head + h) * hd + d]) : 0.0;
     }
     int qp[QR];
     int qmax = -1;
     [[unroll]] for (uint r = 0; r < QR; r++) {
-        qp[r] = r0 + r < pc.rows ? QP[pc.o[4] / 4 + r0 + r] : -1;
+        qp[r] = r0 + r < pc.rows ? QP[OFF(4) / 4 + r0 + r] : -1;
         qmax = max(qmax, qp[r]);
     }
     barrier();
@@ -73,7 +73,7 @@ void main() {
     [[unroll]] for (uint r = 0; r < QR; r++) { m[r] = NEG_INF; lsum[r] = 0.0; acca[r] = vec4(0.0); accb[r] = vec4(0.0); }
     for (uint base = 0; base < pc.cap; base += CH) {
         uint s = base + l;
-        int spos = s < pc.cap ? SP[pc.o[3] / 4 + s] : -1;
+        int spos = s < pc.cap ? SP[OFF(3) / 4 + s] : -1;
         bool anyv = false;
         bool vis[QR];
         [[unroll]] for (uint r = 0; r < QR; r++) {
@@ -150,7 +150,7 @@ void main() {
             for (uint d = l; d < hd; d += WG) {
                 float t = 0.0;
                 for (uint g = 0; g < G; g++) t += comb[g * hd + d];
-                D[pc.o[5] / 4 + ((r0 + r) * pc.n_head + h) * hd + d] = floatBitsToUint(lsum[r] > 0.0 ? t / lsum[r] : 0.0);
+                D[OFF(5) / 4 + ((r0 + r) * pc.n_head + h) * hd + d] = floatBitsToUint(lsum[r] > 0.0 ? t / lsum[r] : 0.0);
             }
         barrier();
     }

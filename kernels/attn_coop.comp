@@ -78,7 +78,7 @@ void main() {
         uint r = i / h8, w = i % h8;
         vec4 a = vec4(0.0), b = vec4(0.0);
         if (r0 + r < pc.rows) {
-            uint qb = pc.o[0] / 4 + ((r0 + r) * pc.n_head + h) * hd + 8u * w;
+            uint qb = OFF(0) / 4 + ((r0 + r) * pc.n_head + h) * hd + 8u * w;
             a = vec4(uintBitsToFloat(Q[qb]), uintBitsToFloat(Q[qb + 1]), uintBitsToFloat(Q[qb + 2]), uintBitsToFloat(Q[qb + 3]));
             b = vec4(uintBitsToFloat(Q[qb + 4]), uintBitsToFloat(Q[qb + 5]), uintBitsToFloat(Q[qb + 6]), uintBitsToFloat(Q[qb + 7]));
         }
@@ -97,12 +97,12 @@ void main() {
     bool f32 = pc.f32 != 0;
     /* this lane's row and slot half in the softmax; rows of the other subgroup are its own */
     uint myrow = 16u * sg + (lane >> 1), half_ = lane & 1u;
-    int qp = r0 + myrow < pc.rows ? QP[pc.o[4] / 4 + r0 + myrow] : -1;
+    int qp = r0 + myrow < pc.rows ? QP[OFF(4) / 4 + r0 + myrow] : -1;
     /* for the chunk test: invocation l looks at slot l % 32 for the rows of subgroup sg */
     int qpv[16];
     [[unroll]] for (uint r = 0; r < 16; r++) {
         uint row = r0 + 16u * sg + r;
-        qpv[r] = row < pc.rows ? QP[pc.o[4] / 4 + row] : -1;
+        qpv[r] = row < pc.rows ? QP[OFF(4) / 4 + row] : -1;
     }
     float m = NEG_INF, lsum = 0.0;
     float acc[HDMAX / 16][8];
@@ -111,7 +111,7 @@ void main() {
     barrier(); /* ks is rewritten by the first chunk */
     for (uint base = 0; base < pc.cap; base += CH) {
         uint sl = l % CH;
-        int sp = base + sl < pc.cap ? SP[pc.o[3] / 4 + base + sl] : -1;
+        int sp = base + sl < pc.cap ? SP[OFF(3) / 4 + base + sl] : -1;
         if (l < CH) sps[l] = sp;
         bool any_ = false;
         [[unroll]] for (uint r = 0; r < 16; r++) any_ = any_ || visible(sp, qpv[r]);
@@ -133,8 +133,8 @@ void main() {
                     vpiece(el, w, a, b);
                     split8(a, b, vh, vlo);
                 } else {
-                    kh = K4[pc.o[1] / 16 + el / 8 + w];
-                    vh = V4[pc.o[2] / 16 + el / 8 + w];
+                    kh = K4[OFF(1) / 16 + el / 8 + w];
+                    vh = V4[OFF(2) / 16 + el / 8 + w];
                 }
             }
             ks[s * KS + w] = kh;
@@ -231,7 +231,7 @@ void main() {
     }
     if (r0 + myrow < pc.rows) {
         float inv = lsum > 0.0 ? 1.0 / lsum : 0.0;
-        uint ob = pc.o[5] / 4 + ((r0 + myrow) * pc.n_head + h) * hd + 8u * half_;
+        uint ob = OFF(5) / 4 + ((r0 + myrow) * pc.n_head + h) * hd + 8u * half_;
         [[unroll]] for (uint d = 0; d < HDMAX / 16; d++)
             if (d < nds)
                 [[unroll]] for (uint e = 0; e < 8; e++) D[ob + 16u * d + e] = floatBitsToUint(acc[d][e] * inv);

@@ -34,7 +34,7 @@ layout(std430, binding = 6) coherent buffer BPT { uint PT[]; };
 layout(std430, binding = 7) coherent buffer BCN { uint CNT[]; };
 
 layout(push_constant) uniform PC {
-    uint o[RTR_NBIND];
+    uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
     uint n_head, n_kv, hd, cap;
     int n_sink, window;
     float scale;
@@ -59,7 +59,7 @@ void body() {
     uint hd = pc.hd, nh = pc.n_head, kvh = h / (nh / pc.n_kv);
     bool f32 = pc.f32 != 0u;
     uint es = f32 ? 4u : 2u, kstride = pc.n_kv * hd; /* elements a slot */
-    int qp = QP[pc.o[4] / 4 + r], qp0 = QP[pc.o[4] / 4];
+    int qp = QP[OFF(4) / 4 + r], qp0 = QP[OFF(4) / 4];
     const float NEG_INF = uintBitsToFloat(0xff800000u);
 
     /* 1. before the wait: which splits see anything, and this split's keys and values */
@@ -67,7 +67,7 @@ void body() {
     barrier();
     uint mine = 0u;
     for (uint s = l; s < pc.cap; s += WG)
-        if (visible(SP[pc.o[3] / 4 + s], qp)) mine |= 1u << (s / SPW);
+        if (visible(SP[OFF(3) / 4 + s], qp)) mine |= 1u << (s / SPW);
 #ifdef RTR_SG
     mine = subgroupOr(mine);
     if (subgroupElect() && mine != 0u) atomicOr(vmask, mine);
@@ -75,10 +75,10 @@ void body() {
     if (mine != 0u) atomicOr(vmask, mine);
 #endif
     uint j = l >> 2, c = l & 3u, s = sp * SPW + j;
-    int spos = s < pc.cap ? SP[pc.o[3] / 4 + s] : -1;
+    int spos = s < pc.cap ? SP[OFF(3) / 4 + s] : -1;
     bool vis = visible(spos, qp);
     uint npi = hd * es / 64u; /* a quarter of the key row's 16-byte pieces */
-    uint kb = pc.o[1] / 16 + (s * kstride + kvh * hd) * es / 16u;
+    uint kb = OFF(1) / 16 + (s * kstride + kvh * hd) * es / 16u;
     uvec4 kk[8];
     [[unroll]] for (uint u = 0; u < 8u; u++) {
         kk[u] = uvec4(0u);
@@ -87,7 +87,7 @@ void body() {
     if (c == 0u) spos_sh[j] = vis ? spos : -1;
     barrier();
     uint hw = hd * es / 4u, vg = WG / hw, sg = SPW / vg, g = l / hw, d = l % hw;
-    uint vb = pc.o[2] / 4 + (sp * SPW * kstride + kvh * hd) * es / 4u + d, vstep = kstride * es / 4u;
+    uint vb = OFF(2) / 4 + (sp * SPW * kstride + kvh * hd) * es / 4u + d, vstep = kstride * es / 4u;
     uint vw[32];
     [[unroll]] for (uint i = 0; i < 32u; i++) {
         vw[i] = 0u;
@@ -99,8 +99,8 @@ void body() {
     if (((vm >> sp) & 1u) == 0u && (vm != 0u || sp != 0u)) return; /* uniform */
 
     /* 2. after it: the rows this batch wrote, then q */
-    chain_wait(pc.chain, pc.o[15] / 4);
-    uint ob = pc.o[5] / 4 + (r * nh + h) * hd;
+    chain_wait(pc.chain, OFF(15) / 4);
+    uint ob = OFF(5) / 4 + (r * nh + h) * hd;
     if (vm == 0u) { /* uniform */
         if (l < hd) D[ob + l] = 0u;
         return;
@@ -113,7 +113,7 @@ void body() {
             int sj = spos_sh[g * sg + i];
             if (sj >= 0 && sj >= qp0) vw[i] = V[vb + (g * sg + i) * vstep];
         }
-    uint qb = pc.o[0] / 16 + (r * nh + h) * hd / 4u;
+    uint qb = OFF(0) / 16 + (r * nh + h) * hd / 4u;
     float dot = 0.0;
     /* straight-line code (guards, no break): constant indices keep kk in registers */
     if (f32) {
@@ -162,7 +162,7 @@ void body() {
         return;
     }
     /* several visible splits: partials, merged by the last to arrive */
-    uint b0 = pc.o[6] / 4 + (r * nh + h) * pc.nsplit * (hd + 2u), pb = b0 + sp * (hd + 2u);
+    uint b0 = OFF(6) / 4 + (r * nh + h) * pc.nsplit * (hd + 2u), pb = b0 + sp * (hd + 2u);
     if (l == 0u) { PT[pb] = floatBitsToUint(m); PT[pb + 1u] = floatBitsToUint(lsum); }
     if (owner) {
         if (f32) PT[pb + 2u + l] = floatBitsToUint(acc.x);
@@ -170,7 +170,7 @@ void body() {
     }
     memoryBarrierBuffer();
     barrier();
-    uint ci = pc.o[7] / 4 + r * nh + h;
+    uint ci = OFF(7) / 4 + r * nh + h;
     if (l == 0u) last = atomicAdd(CNT[ci], 1u) == nv - 1u ? 1u : 0u;
     barrier();
     if (last == 0u) return;
@@ -194,5 +194,5 @@ void body() {
 
 void main() {
     body();
-    chain_signal(pc.chain, pc.o[15] / 4);
+    chain_signal(pc.chain, OFF(15) / 4);
 }

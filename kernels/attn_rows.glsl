@@ -10,7 +10,7 @@ layout(std430, binding = 4) readonly buffer BQP { int QP[]; };
 layout(std430, binding = 5) writeonly buffer BD { uint D[]; };
 
 layout(push_constant) uniform PC {
-    uint o[RTR_NBIND];
+    uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
     uint n_head, n_kv, hd, cap;
     int n_sink, window;
     float scale;

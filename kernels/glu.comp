@@ -10,21 +10,21 @@ layout(std430, binding = 1) readonly buffer BB { uint B[]; };
 layout(std430, binding = 2) buffer BD { uint D[]; };
 
 layout(push_constant) uniform PC {
-    uint o[RTR_NBIND];
+    uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
     uint total, act;
 } pc;
 
 void main() {
     uint i = flat_group() * WG + gl_LocalInvocationIndex;
     if (i >= pc.total) return;
-    float g = uintBitsToFloat(A[pc.o[0] / 4 + i]);
-    uint di = pc.o[2] / 4 + i;
+    float g = uintBitsToFloat(A[OFF(0) / 4 + i]);
+    uint di = OFF(2) / 4 + i;
     if (pc.act == 3) {
         precise float s = uintBitsToFloat(D[di]) + g;
         D[di] = floatBitsToUint(s);
         return;
     }
-    float u = uintBitsToFloat(B[pc.o[1] / 4 + i]);
+    float u = uintBitsToFloat(B[OFF(1) / 4 + i]);
     float y = glu_act(g, u, pc.act);
     D[di] = floatBitsToUint(y);
 }

@@ -21,12 +21,12 @@ layout(std430, binding = 6) readonly buffer BT { uint TAB[]; };
 layout(std430, binding = 7) buffer BQ { uint QS[]; };
 
 layout(push_constant) uniform PC {
-    uint o[RTR_NBIND];
+    uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
     uint rows, n, max_slots, f32, rope, hd, nq;
 } pc;
 
 bool slot_of(uint r, out uint s) {
-    int slot = SL[pc.o[2] / 4 + r];
+    int slot = SL[OFF(2) / 4 + r];
     s = uint(slot);
     return slot >= 0 && uint(slot) < pc.max_slots;
 }
@@ -35,11 +35,11 @@ bool slot_of(uint r, out uint s) {
 void put(bool key, uint slot, uint e, float a, float b) {
     uint base = slot * pc.n + e;
     if (pc.f32 != 0) {
-        if (key) { KC[pc.o[3] / 4 + base] = floatBitsToUint(a); KC[pc.o[3] / 4 + base + 1] = floatBitsToUint(b); }
-        else { VC[pc.o[4] / 4 + base] = floatBitsToUint(a); VC[pc.o[4] / 4 + base + 1] = floatBitsToUint(b); }
+        if (key) { KC[OFF(3) / 4 + base] = floatBitsToUint(a); KC[OFF(3) / 4 + base + 1] = floatBitsToUint(b); }
+        else { VC[OFF(4) / 4 + base] = floatBitsToUint(a); VC[OFF(4) / 4 + base + 1] = floatBitsToUint(b); }
     } else {
-        if (key) KC[pc.o[3] / 4 + base / 2] = packHalf2x16(vec2(a, b));
-        else VC[pc.o[4] / 4 + base / 2] = packHalf2x16(vec2(a, b));
+        if (key) KC[OFF(3) / 4 + base / 2] = packHalf2x16(vec2(a, b));
+        else VC[OFF(4) / 4 + base / 2] = packHalf2x16(vec2(a, b));
     }
 }
 
@@ -47,8 +47,8 @@ void put(bool key, uint slot, uint e, float a, float b) {
  * position pos, in place in KS (key) or QS */
 void rot2(bool key, uint b, uint i, int pos, out float ya0, out float ya1, out float yb0, out float yb1) {
     uint half_ = pc.hd / 2;
-    vec2 cs0 = rope_cs(pos, uintBitsToFloat(TAB[pc.o[6] / 4 + i]));
-    vec2 cs1 = rope_cs(pos, uintBitsToFloat(TAB[pc.o[6] / 4 + i + 1]));
+    vec2 cs0 = rope_cs(pos, uintBitsToFloat(TAB[OFF(6) / 4 + i]));
+    vec2 cs1 = rope_cs(pos, uintBitsToFloat(TAB[OFF(6) / 4 + i + 1]));
     float xa0, xa1, xb0, xb1;
     if (key) { xa0 = uintBitsToFloat(KS[b]); xa1 = uintBitsToFloat(KS[b + 1]); xb0 = uintBitsToFloat(KS[b + half_]); xb1 = uintBitsToFloat(KS[b + half_ + 1]); }
     else { xa0 = uintBitsToFloat(QS[b]); xa1 = uintBitsToFloat(QS[b + 1]); xb0 = uintBitsToFloat(QS[b + half_]); xb1 = uintBitsToFloat(QS[b + half_ + 1]); }
@@ -66,9 +66,9 @@ void main() {
         uint qw = pc.n / 4, nk = pc.rows * qw; /* key invocations: two pairs each */
         if (idx < nk) {
             uint r = idx / qw, q = idx % qw, hq = pc.hd / 4, h = q / hq, i = 2 * (q % hq), half_ = pc.hd / 2;
-            uint b = pc.o[0] / 4 + r * pc.n + h * pc.hd + i;
+            uint b = OFF(0) / 4 + r * pc.n + h * pc.hd + i;
             float ya0, ya1, yb0, yb1;
-            rot2(true, b, i, POS[pc.o[5] / 4 + r], ya0, ya1, yb0, yb1);
+            rot2(true, b, i, POS[OFF(5) / 4 + r], ya0, ya1, yb0, yb1);
             if (slot_of(r, slot)) {
                 put(true, slot, h * pc.hd + i, ya0, ya1);
                 put(true, slot, h * pc.hd + i + half_, yb0, yb1);
@@ -77,7 +77,7 @@ void main() {
         }
         idx -= nk;
         if (idx < pc.rows * hw) {
-            uint r = idx / hw, p = idx % hw, s1 = pc.o[1] / 4 + r * pc.n + 2 * p;
+            uint r = idx / hw, p = idx % hw, s1 = OFF(1) / 4 + r * pc.n + 2 * p;
             if (slot_of(r, slot)) put(false, slot, 2 * p, uintBitsToFloat(VS[s1]), uintBitsToFloat(VS[s1 + 1]));
             return;
         }
@@ -86,13 +86,13 @@ void main() {
         if (pc.rope != 2 || idx >= pc.rows * qq) return;
         uint r = idx / qq, q = idx % qq, hq = pc.hd / 4, h = q / hq, i = 2 * (q % hq);
         float ya0, ya1, yb0, yb1;
-        rot2(false, pc.o[7] / 4 + r * pc.nq + h * pc.hd + i, i, POS[pc.o[5] / 4 + r], ya0, ya1, yb0, yb1);
+        rot2(false, OFF(7) / 4 + r * pc.nq + h * pc.hd + i, i, POS[OFF(5) / 4 + r], ya0, ya1, yb0, yb1);
         return;
     }
     if (idx >= pc.rows * hw) return;
     uint r = idx / hw, p = idx % hw;
     if (!slot_of(r, slot)) return;
-    uint s0 = pc.o[0] / 4 + r * pc.n + 2 * p, s1 = pc.o[1] / 4 + r * pc.n + 2 * p;
+    uint s0 = OFF(0) / 4 + r * pc.n + 2 * p, s1 = OFF(1) / 4 + r * pc.n + 2 * p;
     put(true, slot, 2 * p, uintBitsToFloat(KS[s0]), uintBitsToFloat(KS[s0 + 1]));
     put(false, slot, 2 * p, uintBitsToFloat(VS[s1]), uintBitsToFloat(VS[s1 + 1]));
 }

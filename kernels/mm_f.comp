@@ -16,7 +16,7 @@ layout(std430, binding = 2) readonly buffer BW { uint W[]; };
 layout(std430, binding = 3) writeonly buffer BD { uint D[]; };
 
 layout(push_constant) uniform PC {
-    uint o[RTR_NBIND];
+    uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
     uint type;  /* 0 f32, 1 f16, 2 bf16, 4 q8r (RTR_T_*) */
     uint n, k, rows, nt;
     uint kq;    /* q8r: bytes per row */
@@ -52,7 +52,7 @@ void main() {
 #endif
         if (pc.type == 4) {
             /* word i holds weights 4i..4i+3, each a signed byte */
-            uint kw = pc.kq / 4, wb = pc.o[2] / 4 + row * kw, xb = pc.o[0] / 4 + t0 * k;
+            uint kw = pc.kq / 4, wb = OFF(2) / 4 + row * kw, xb = OFF(0) / 4 + t0 * k;
             for (uint i = lane; i < (k + 3) / 4; i += tpr) {
                 uint wv = W[wb + i];
                 vec4 wf = vec4(float(int(wv << 24) >> 24), float(int(wv << 16) >> 24),
@@ -68,7 +68,7 @@ void main() {
                 }
             }
         } else if (pc.type == 0) {
-            uint wb = pc.o[2] / 4 + row * k, xb = pc.o[0] / 4 + t0 * k;
+            uint wb = OFF(2) / 4 + row * k, xb = OFF(0) / 4 + t0 * k;
             for (uint i = lane; i < k; i += tpr) {
                 float wv = uintBitsToFloat(W[wb + i]);
                 for (uint t = 0; t < TMAX; t++) {
@@ -78,7 +78,7 @@ void main() {
             }
         } else if (k % 2 == 0) {
             /* halves, rows starting on a word: word i holds elements 2i, 2i+1 */
-            uint wb = pc.o[2] / 4 + row * (k / 2), xb = pc.o[0] / 4 + t0 * k;
+            uint wb = OFF(2) / 4 + row * (k / 2), xb = OFF(0) / 4 + t0 * k;
             for (uint i = lane; i < k / 2; i += tpr) {
                 uint wv = W[wb + i];
                 vec2 wf = pc.type == 1 ? unpackHalf2x16(wv) : vec2(uintBitsToFloat(wv << 16), uintBitsToFloat(wv & 0xffff0000u));
@@ -90,7 +90,7 @@ void main() {
             }
         } else {
             /* halves: element e of the row is half h0 + e of the buffer */
-            uint h0 = pc.o[2] / 2 + row * k, xb = pc.o[0] / 4 + t0 * k;
+            uint h0 = OFF(2) / 2 + row * k, xb = OFF(0) / 4 + t0 * k;
             uint w0 = h0 / 2, w1 = (h0 + k + 1) / 2;
             for (uint i = w0 + lane; i < w1; i += tpr) {
                 uint wv = W[i];
@@ -126,10 +126,10 @@ void main() {
 #endif
         if (leader) {
             float sc = 1.0;
-            if (pc.type == 4) sc = uintBitsToFloat(W[(pc.o[2] + pc.n * pc.kq) / 4 + row]);
+            if (pc.type == 4) sc = uintBitsToFloat(W[(OFF(2) + pc.n * pc.kq) / 4 + row]);
             for (uint t = 0; t < TMAX; t++) {
                 if (t >= ntok) break;
-                D[pc.o[3] / 4 + (t0 + t) * pc.n + row] = floatBitsToUint(sc * res[t]);
+                D[OFF(3) / 4 + (t0 + t) * pc.n + row] = floatBitsToUint(sc * res[t]);
             }
         }
     }

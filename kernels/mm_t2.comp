@@ -29,7 +29,7 @@ layout(std430, binding = 6) buffer BO1 { uint O1[]; };
 layout(std430, binding = 7) buffer BO2 { uint O2[]; };
 
 layout(push_constant) uniform PC {
-    uint o[RTR_NBIND];
+    uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
     uint kw;      /* words per weight row (kpad / 16) */
     uint rows;    /* tokens */
     uint n0, n1, n2;
@@ -68,7 +68,7 @@ void main() {
     uint t0 = gl_WorkGroupID.z * TMAX;
     uint ntok = min(TMAX, pc.rows - t0);
     uint xw = pc.kw * 4; /* words per activation row */
-    uint xbase = pc.o[0] / 4 + t0 * xw;
+    uint xbase = OFF(0) / 4 + t0 * xw;
     uint total = pc.n0 + pc.n1 + pc.n2;
 #ifdef RTR_SG
     uint lane = gl_SubgroupInvocationID, tpr = gl_SubgroupSize;
@@ -88,9 +88,9 @@ void main() {
 #ifndef RTR_SG
         if (live) {
 #endif
-        if (mat == 0) { uint wrow = pc.o[2] / 4 + lr * pc.kw; ROW_DOT(W0) }
-        else if (mat == 1) { uint wrow = pc.o[3] / 4 + lr * pc.kw; ROW_DOT(W1) }
-        else { uint wrow = pc.o[4] / 4 + lr * pc.kw; ROW_DOT(W2) }
+        if (mat == 0) { uint wrow = OFF(2) / 4 + lr * pc.kw; ROW_DOT(W0) }
+        else if (mat == 1) { uint wrow = OFF(3) / 4 + lr * pc.kw; ROW_DOT(W1) }
+        else { uint wrow = OFF(4) / 4 + lr * pc.kw; ROW_DOT(W2) }
 #ifndef RTR_SG
         }
 #endif
@@ -113,10 +113,10 @@ void main() {
         if (leader) {
             uint n = mat == 0 ? pc.n0 : mat == 1 ? pc.n1 : pc.n2;
             float alpha = mat == 0 ? pc.alpha0 : mat == 1 ? pc.alpha1 : pc.alpha2;
-            uint ob = pc.o[5 + mat] / 4 + t0 * n + lr;
+            uint ob = OFF(5 + mat) / 4 + t0 * n + lr;
             for (uint t = 0; t < TMAX; t++) {
                 if (t >= ntok) break;
-                precise float f = alpha * uintBitsToFloat(XS[pc.o[1] / 4 + t0 + t]);
+                precise float f = alpha * uintBitsToFloat(XS[OFF(1) / 4 + t0 + t]);
                 precise float v = float(dots[t] >> 1) * f;
                 uint oi = ob + t * n;
                 if (mat == 0) { if (pc.accum != 0) v = uintBitsToFloat(O0[oi]) + v; O0[oi] = floatBitsToUint(v); }

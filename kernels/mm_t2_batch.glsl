@@ -13,7 +13,7 @@ layout(std430, binding = 6) buffer BO1 { uint O1[]; };
 layout(std430, binding = 7) buffer BO2 { uint O2[]; };
 
 layout(push_constant) uniform PC {
-    uint o[RTR_NBIND];
+    uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
     uint kw4;     /* 16-byte pieces per weight row (kpad / 64) */
     uint ntok;
     uint n0, n1, n2;

@@ -45,7 +45,7 @@ void main() {
     uint row0 = tile * ROWS, tok0 = gl_WorkGroupID.y * TOKS, xw4 = pc.kw4 * 4u;
     uint wrow = row0 + l;
     bool wlive = wrow < n;
-    uint wb = pc.o[2 + mat] / 16 + (wlive ? wrow : 0u) * pc.kw4;
+    uint wb = OFF(2 + mat) / 16 + (wlive ? wrow : 0u) * pc.kw4;
     FRAG_C acc[2][8];
     [[unroll]] for (uint i = 0; i < 2; i++)
         [[unroll]] for (uint j = 0; j < 8; j++) acc[i][j] = FRAG_C(0);
@@ -61,7 +61,7 @@ void main() {
         [[unroll]] for (uint e = 0; e < 4; e++) {
             uint idx = l + WG * e, tk = idx >> 3, part = idx & 7u;
             uvec4 v = uvec4(0u);
-            if (tok0 + tk < pc.ntok) v = X[pc.o[0] / 16 + (tok0 + tk) * xw4 + kb * 8u + part];
+            if (tok0 + tk < pc.ntok) v = X[OFF(0) / 16 + (tok0 + tk) * xw4 + kb * 8u + part];
             xl[tk * LDS + part] = v;
         }
         barrier();
@@ -78,7 +78,7 @@ void main() {
         barrier();
     }
     float alpha = mat == 0 ? pc.alpha0 : mat == 1 ? pc.alpha1 : pc.alpha2;
-    uint ob = pc.o[5 + mat] / 4;
+    uint ob = OFF(5 + mat) / 4;
     [[unroll]] for (uint i = 0; i < 2; i++)
         [[unroll]] for (uint j = 0; j < 8; j++) {
             /* fragment (i, j): rows row0 + 32 sg + 16 i + 0..15, tokens tok0 + 8 j + 0..7 */
@@ -90,7 +90,7 @@ void main() {
                 int s = int(cl[32u * sg + tt * 4u + (rr >> 2)][rr & 3u]);
                 uint t = tok0 + 8u * j + tt, row = row0 + 32u * sg + 16u * i + rr;
                 if (t < pc.ntok && row < n) {
-                    precise float v = float(s) * (alpha * uintBitsToFloat(XS[pc.o[1] / 4 + t]));
+                    precise float v = float(s) * (alpha * uintBitsToFloat(XS[OFF(1) / 4 + t]));
                     uint oi = ob + t * n + row;
                     MM_PUT(mat, oi, v)
                 }

@@ -38,7 +38,7 @@ void main() {
     uint row0 = tile * 64u, tok0 = gl_WorkGroupID.y * 64u, xw4 = pc.kw4 * 4u;
     uint wrow = row0 + l;
     bool wlive = wrow < n;
-    uint wb = pc.o[2 + mat] / 16 + (wlive ? wrow : 0u) * pc.kw4;
+    uint wb = OFF(2 + mat) / 16 + (wlive ? wrow : 0u) * pc.kw4;
     int acc[8][8], xsum[8]; /* sum of c x, and of x: w . x = c . x - sum x */
     [[unroll]] for (uint j = 0; j < 8; j++) {
         xsum[j] = 0;
@@ -58,7 +58,7 @@ void main() {
         [[unroll]] for (uint e = 0; e < 8; e++) {
             uint idx = l + 64u * e, tk = idx >> 3, part = idx & 7u;
             uvec4 v = uvec4(0u);
-            if (tok0 + tk < pc.ntok) v = X[pc.o[0] / 16 + (tok0 + tk) * xw4 + kb * 8u + part];
+            if (tok0 + tk < pc.ntok) v = X[OFF(0) / 16 + (tok0 + tk) * xw4 + kb * 8u + part];
             xl[tk * LDS + part] = v;
         }
         barrier();
@@ -84,11 +84,11 @@ void main() {
         barrier();
     }
     float alpha = mat == 0 ? pc.alpha0 : mat == 1 ? pc.alpha1 : pc.alpha2;
-    uint ob = pc.o[5 + mat] / 4;
+    uint ob = OFF(5 + mat) / 4;
     [[unroll]] for (uint j = 0; j < 8; j++) {
         uint t = tok0 + tc + 8u * j;
         if (t >= pc.ntok) break;
-        precise float f = alpha * uintBitsToFloat(XS[pc.o[1] / 4 + t]);
+        precise float f = alpha * uintBitsToFloat(XS[OFF(1) / 4 + t]);
         [[unroll]] for (uint i = 0; i < 8; i++) {
             uint row = row0 + tr + 8u * i;
             if (row >= n) continue;

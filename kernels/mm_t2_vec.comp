@@ -57,7 +57,7 @@ layout(std430, binding = 13) writeonly buffer BKC { uint KC[]; }; /* RoPE/KV: th
 layout(std430, binding = 14) writeonly buffer BVC { uint VC[]; };
 
 layout(push_constant) uniform PC {
-    uint o[RTR_NBIND];
+    uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
     uint kw4;     /* 16-byte pieces per weight row (kpad / 64) */
     uint lpr;     /* lanes per row: 4, 8, 16 or 32, with kw4 <= lpr * MAXU */
     uint n0, n1, n2;
@@ -101,7 +101,7 @@ float row_xs;
  * read before the chained wait, their latency hidden with the weights'. */
 vec4 nwr[NG];
 void norm_weights() {
-    uint l = gl_LocalInvocationIndex, wb = pc.o[9] / 16, n4 = (pc.k + 3) / 4;
+    uint l = gl_LocalInvocationIndex, wb = OFF(9) / 16, n4 = (pc.k + 3) / 4;
     bool hasw = (PC_FUSE & 2u) != 0;
     [[unroll]] for (uint i = 0; i < NG; i++) {
         uint g = l + i * WG;
@@ -140,7 +140,7 @@ vec2 wg_sum_max(float s, float m) {
  * and of max |x w| (the largest |x / rms * w| is that times 1 / rms, to within a rounding that
  * the clamp absorbs); each code is then the CPU's f32 arithmetic in its order. */
 void fused_norm() {
-    uint l = gl_LocalInvocationIndex, ab = pc.o[8] / 16, n = pc.k, n4 = (n + 3) / 4;
+    uint l = gl_LocalInvocationIndex, ab = OFF(8) / 16, n = pc.k, n4 = (n + 3) / 4;
     vec4 y[NG];
     float ss = 0.0, mx = 0.0;
     [[unroll]] for (uint i = 0; i < NG; i++) {
@@ -179,11 +179,11 @@ void fused_norm() {
         }
         xq[xq_at(g / 4)][g % 4] = word;
         xt += dot_su(word, 0x01010101u);
-        if (writer) XW[pc.o[0] / 4 + g] = word;
+        if (writer) XW[OFF(0) / 4 + g] = word;
     }
     add_xsum(xt);
     row_xs = div_rn(m, 127.0);
-    if (writer && l == 0) XSW[pc.o[1] / 4] = floatBitsToUint(row_xs);
+    if (writer && l == 0) XSW[OFF(1) / 4] = floatBitsToUint(row_xs);
 }
 
 /* RoPE/KV mode: rows of q and k go in fours, elements (j, j + 1, j + hd/2, j + 1 + hd/2) of a
@@ -203,18 +203,18 @@ void rkv_store(uint mat, uint lr, float x0, float x1, float x2, float x3, int sl
     bool put = slot >= 0 && uint(slot) < pc.max_slots, f32 = (PC_RKV & 2u) != 0;
     uint cb = uint(slot) * pc.kvn;
     if (mat == 2) {
-        uint ob = pc.o[7] / 4 + lr;
+        uint ob = OFF(7) / 4 + lr;
         O2[ob] = floatBitsToUint(x0); O2[ob + 1] = floatBitsToUint(x1);
         O2[ob + 2] = floatBitsToUint(x2); O2[ob + 3] = floatBitsToUint(x3);
         if (!put) return;
         uint c = cb + lr;
         if (f32) {
-            uint vb = pc.o[14] / 4 + c;
+            uint vb = OFF(14) / 4 + c;
             VC[vb] = floatBitsToUint(x0); VC[vb + 1] = floatBitsToUint(x1);
             VC[vb + 2] = floatBitsToUint(x2); VC[vb + 3] = floatBitsToUint(x3);
         } else {
-            VC[pc.o[14] / 4 + c / 2] = packHalf2x16(vec2(x0, x1));
-            VC[pc.o[14] / 4 + c / 2 + 1] = packHalf2x16(vec2(x2, x3));
+            VC[OFF(14) / 4 + c / 2] = packHalf2x16(vec2(x0, x1));
+            VC[OFF(14) / 4 + c / 2 + 1] = packHalf2x16(vec2(x2, x3));
         }
         return;
     }
@@ -223,22 +223,22 @@ void rkv_store(uint mat, uint lr, float x0, float x1, float x2, float x3, int sl
     precise float a0 = x0 * cs0.x - x2 * cs0.y, b0 = x2 * cs0.x + x0 * cs0.y;
     precise float a1 = x1 * cs1.x - x3 * cs1.y, b1 = x3 * cs1.x + x1 * cs1.y;
     if (mat == 0) {
-        uint ob = pc.o[5] / 4;
+        uint ob = OFF(5) / 4;
         O0[ob + e0] = floatBitsToUint(a0); O0[ob + e0 + 1] = floatBitsToUint(a1);
         O0[ob + e1] = floatBitsToUint(b0); O0[ob + e1 + 1] = floatBitsToUint(b1);
         return;
     }
-    uint ob = pc.o[6] / 4;
+    uint ob = OFF(6) / 4;
     O1[ob + e0] = floatBitsToUint(a0); O1[ob + e0 + 1] = floatBitsToUint(a1);
     O1[ob + e1] = floatBitsToUint(b0); O1[ob + e1 + 1] = floatBitsToUint(b1);
     if (!put) return;
     if (f32) {
-        uint kb = pc.o[13] / 4 + cb;
+        uint kb = OFF(13) / 4 + cb;
         KC[kb + e0] = floatBitsToUint(a0); KC[kb + e0 + 1] = floatBitsToUint(a1);
         KC[kb + e1] = floatBitsToUint(b0); KC[kb + e1 + 1] = floatBitsToUint(b1);
     } else {
-        KC[pc.o[13] / 4 + (cb + e0) / 2] = packHalf2x16(vec2(a0, a1));
-        KC[pc.o[13] / 4 + (cb + e1) / 2] = packHalf2x16(vec2(b0, b1));
+        KC[OFF(13) / 4 + (cb + e0) / 2] = packHalf2x16(vec2(a0, a1));
+        KC[OFF(13) / 4 + (cb + e1) / 2] = packHalf2x16(vec2(b0, b1));
     }
 }
 
@@ -261,7 +261,7 @@ void body() {
     }
     /* 1. every weight load of this lane, in flight together */
     uvec4 w[MAXU];
-    uint wrow = rkv_row(mat, lr) * pc.kw4 + pc.o[2 + mat] / 16;
+    uint wrow = rkv_row(mat, lr) * pc.kw4 + OFF(2 + mat) / 16;
     [[unroll]] for (uint u = 0; u < MAXU; u++) {
         uint j = lane + u * lpr;
         w[u] = uvec4(0u);
@@ -275,26 +275,26 @@ void body() {
     int rslot = 0, rpos = 0;
     vec2 rinv = vec2(0.0);
     if (PC_RKV != 0 && l < rpw / 4) {
-        rslot = SL[pc.o[10] / 4];
-        rpos = POS[pc.o[11] / 4];
+        rslot = SL[OFF(10) / 4];
+        rpos = POS[OFF(11) / 4];
         uint j = ((grp * rpw + 4 * l) % pc.hd) / 2; /* the same j for q, k (v ignores it) */
-        rinv = vec2(uintBitsToFloat(TAB[pc.o[12] / 4 + j]), uintBitsToFloat(TAB[pc.o[12] / 4 + j + 1]));
+        rinv = vec2(uintBitsToFloat(TAB[OFF(12) / 4 + j]), uintBitsToFloat(TAB[OFF(12) / 4 + j + 1]));
     }
     /* 2. the int8 input row, once the dispatch before has written it (chained) */
     if (FUSED != 0) norm_weights();
     if (l == 0) xsum = 0;
     barrier();
-    chain_wait(pc.chain, pc.o[15] / 4);
+    chain_wait(pc.chain, OFF(15) / 4);
     if (FUSED != 0) fused_norm();
     else {
         int xt = 0;
         for (uint i = l; i < pc.kw4 * 4; i += WG) {
-            uvec4 x = X[pc.o[0] / 16 + i];
+            uvec4 x = X[OFF(0) / 16 + i];
             xq[xq_at(i)] = x;
             xt += dot_su(x.x, 0x01010101u) + dot_su(x.y, 0x01010101u) + dot_su(x.z, 0x01010101u) + dot_su(x.w, 0x01010101u);
         }
         add_xsum(xt);
-        row_xs = uintBitsToFloat(XS[pc.o[1] / 4]);
+        row_xs = uintBitsToFloat(XS[OFF(1) / 4]);
     }
     barrier();
     /* 3. the dot products. Each 2-bit code c becomes w + 1 (0, 1, 2: c with its low bit
@@ -337,7 +337,7 @@ void body() {
         float alpha = mat == 0 ? pc.alpha0 : mat == 1 ? pc.alpha1 : pc.alpha2;
         precise float f = alpha * row_xs;
         v = float(d) * f;
-        uint oi = pc.o[5 + mat] / 4 + lr;
+        uint oi = OFF(5 + mat) / 4 + lr;
         if (live && !glu && PC_RKV == 0) {
             if (mat == 0) { if (PC_ACCUM != 0) v = uintBitsToFloat(O0[oi]) + v; O0[oi] = floatBitsToUint(v); }
             else if (mat == 1) { if (PC_ACCUM != 0) v = uintBitsToFloat(O1[oi]) + v; O1[oi] = floatBitsToUint(v); }
@@ -362,12 +362,12 @@ void body() {
     if (l < rpw / 2 && live) {
         float u = gate[l + rpw / 2];
         uint j = grp * (rpw / 2) + l;
-        O0[pc.o[5] / 4 + j] = floatBitsToUint(glu_act(gate[l], u, PC_GLU - 1));
-        O1[pc.o[6] / 4 + j] = floatBitsToUint(u);
+        O0[OFF(5) / 4 + j] = floatBitsToUint(glu_act(gate[l], u, PC_GLU - 1));
+        O1[OFF(6) / 4 + j] = floatBitsToUint(u);
     }
 }
 
 void main() {
     body();
-    chain_signal(pc.chain, pc.o[15] / 4);
+    chain_signal(pc.chain, OFF(15) / 4);
 }

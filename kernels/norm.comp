@@ -16,7 +16,7 @@ layout(std430, binding = 4) writeonly buffer BQ { uint Q[]; };  /* int8 rows of 
 layout(std430, binding = 5) writeonly buffer BS { uint S[]; };  /* 1/s per row */
 
 layout(push_constant) uniform PC {
-    uint o[RTR_NBIND];
+    uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
     uint rows, n, kpad, flags;
     float eps;
 } pc;
@@ -31,8 +31,8 @@ void main() {
     uint row = flat_group();
     if (row >= pc.rows) return; /* whole workgroup */
     uint l = gl_LocalInvocationIndex, n = pc.n;
-    uint ab = pc.o[0] / 4 + row * n, rb = pc.o[1] / 4 + row * n, wb = pc.o[2] / 4;
-    uint db = pc.o[3] / 4 + row * n, qb = pc.o[4] / 4 + row * (pc.kpad / 4);
+    uint ab = OFF(0) / 4 + row * n, rb = OFF(1) / 4 + row * n, wb = OFF(2) / 4;
+    uint db = OFF(3) / 4 + row * n, qb = OFF(4) / 4 + row * (pc.kpad / 4);
     uint ng = (n + 3) / 4;
 
     float ss = 0.0;
@@ -94,5 +94,5 @@ void main() {
         }
         Q[qb + g] = word;
     }
-    if (l == 0) S[pc.o[5] / 4 + row] = floatBitsToUint(div_rn(m, 127.0));
+    if (l == 0) S[OFF(5) / 4 + row] = floatBitsToUint(div_rn(m, 127.0));
 }
