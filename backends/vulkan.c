@@ -912,7 +912,6 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     if (!find_spv("mm_t2_coop") || vk->no_gemm) vk->coop &= ~COOP_I8;
     if (!find_spv("attn_coop") || vk->no_attnb) vk->coop &= ~COOP_F16;
     vk->no_vec_glu = rtr_env_flag("ROTOR_VK_NOVECGLU");
-    vk->no_attnf = rtr_env_flag("ROTOR_VK_NOATTNF"); /* one-token attention in a dispatch of its own */
     const char *lp = getenv("ROTOR_VK_VEC_LANES"); /* lanes a weight row in mm_t2_vec.comp (4 to 32) */
     vk->vec_lanes = lp ? atoi(lp) : 0;
     const char *as = getenv("ROTOR_VK_ATTN_SPLITS"); /* most splits of the ring in attention */

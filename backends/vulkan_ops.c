@@ -392,7 +392,6 @@ typedef struct {
      * and whether the counters were zeroed in this recording */
     uint32_t ch_step, ch_prev, ch_word;
     int ch_zeroed;
-    uint32_t ch_top; /* counters from here up hold fused attentions' KV heads (mm_t2_vec.comp) */
 } rec_ctx;
 
 /* Puts a barrier before the next dispatch when it touches what an earlier one since the last
@@ -425,7 +424,7 @@ static void clear_refs(rec_ctx *c) { memset(c->ref, 0, sizeof c->ref); }
  * Where the backend does not chain, the usual dependency barrier and 0. */
 static uint32_t chain_order(rec_ctx *c, const vk_access *a, int n, uint64_t groups) {
     vk_backend *vk = c->vk;
-    if (!vk->chain || groups > 0xffff || c->ch_step >= c->ch_top) {
+    if (!vk->chain || groups > 0xffff || c->ch_step >= VK_CHAIN_N) {
         depend(c, a, n);
         return 0;
     }
@@ -926,48 +925,11 @@ static int rkv_fusable(const vk_backend *vk, const rtr_op *nm, const rtr_op *mm,
     return 1;
 }
 
-/* Whether access a overlaps one of list l's (only its writes, with writes_only). */
-static int overlaps(const vk_access *a, const acc_list *l, int writes_only) {
-    for (int i = 0; l && i < l->n; i++)
-        if ((l->a[i].w || !writes_only) && l->a[i].b == a->b && l->a[i].lo < a->hi && a->lo < l->a[i].hi) return 1;
-    return 0;
-}
-
-/* The one-token ATTN at after a fused q/k/v product with its RoPE/KV ops (nm the norm in front,
- * or NULL): the product's workgroups do it too (mm_t2_vec.comp, attention mode) when it reads
- * what they produce (q, the caches just written, the rope's positions as its query
- * positions), its ring fits a workgroup (a slot an invocation, the weights of every query
- * head of a KV head in shared memory) and the counters it needs fit, its output overlaps
- * nothing the fused ops touch and they write none of its other inputs. */
-static int attn_fusable(const vk_backend *vk, const rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rkv_ops *rk,
-                        const rtr_op *at, const acc_list *la, const acc_list *lb, acc_list *lat) {
-    if (!at || vk->no_fuse || vk->no_attnf || !vk->chain || at->kind != RTR_OP_ATTN || at->rows != 1) return 0;
-    int nh = at->p.attn.n_head, nkv = at->p.attn.n_kv, hd = at->p.attn.head_dim, cap = at->p.attn.cap, t = at->p.attn.kv_type;
-    if (nkv < 1 || nh % nkv || hd != rk->rk->p.rope.head_dim || hd % 8 || hd > 128 || t != rk->kv->p.kv.type) return 0;
-    int R = nh / nkv;
-    if (R > 8 || R * hd > 1024 || R * cap > 1024 || cap > VK_WG_VEC || nkv > 32 || (vk->sg && R > vk->sg_size)) return 0;
-    if (mm->p.mm.n[0] != nh * hd || mm->p.mm.n[1] != nkv * hd || (uint64_t)cap > kv_max_slots(vk, rk->kv)) return 0;
-    if (c->ch_step + 1 + (uint32_t)nkv >= c->ch_top || (uint64_t)mm->p.mm.n[0] + 2u * mm->p.mm.n[1] > 0xffff) return 0;
-    if (!same_ref(at->a, mm->p.mm.out[0]) || !same_ref(at->b, rk->kv->dst) || !same_ref(at->c, rk->kv->dst2) ||
-        !same_ref(at->e, rk->rk->b) || at->b.off % 16 || at->c.off % 16 || at->d.off % 4)
-        return 0;
-    if (op_accesses(vk, at, lat, NULL)) return 0;
-    /* lat: q, K, V, slot positions, query positions, output */
-    const acc_list *ls[5] = {la, lb, &rk->lq, &rk->lk, &rk->lkv};
-    for (int k = 0; k < 5; k++)
-        if (overlaps(&lat->a[5], ls[k], 0) || overlaps(&lat->a[3], ls[k], 1) || overlaps(&lat->a[4], ls[k], 1)) return 0;
-    for (int i = 0; i < 5; i++)
-        if (lat->a[i].b == lat->a[5].b && lat->a[i].lo < lat->a[5].hi && lat->a[5].lo < lat->a[i].hi) return 0;
-    (void)nm;
-    return 1;
-}
-
 /* One dispatch of mm_t2_vec.comp for mm, with the norm nm in front and the GLU g or the RoPE/KV
- * ops rk (and the attention at) behind when they are given. Every access of the fused ops is one dependency list: the
+ * ops rk behind when they are given. Every access of the fused ops is one dependency list: the
  * results the ops pass each other never leave the dispatch. */
 static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_op *g, const acc_list *la,
-                      const acc_list *lb, const acc_list *lg, const rkv_ops *rk, const rtr_op *at, const acc_list *lat,
-                      rtr_err *err) {
+                      const acc_list *lb, const acc_list *lg, const rkv_ops *rk, rtr_err *err) {
     vk_backend *vk = c->vk;
     vk_access all[VK_NPEND];
     int n = 0, ri = -1;
@@ -976,8 +938,8 @@ static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_
         if (ri < 0) return rtr_seterr(err, RTR_EBACKEND, "vulkan: rope table missing");
         all[n++] = (vk_access){vk->rope_tab, vk->rope[ri].off, vk->rope[ri].off + (size_t)rk->rk->p.rope.rot_dim * 2, 0};
     }
-    const acc_list *ls[7] = {la, lb, lg, rk ? &rk->lq : NULL, rk ? &rk->lk : NULL, rk ? &rk->lkv : NULL, at ? lat : NULL};
-    for (int k = 0; k < 7; k++)
+    const acc_list *ls[6] = {la, lb, lg, rk ? &rk->lq : NULL, rk ? &rk->lk : NULL, rk ? &rk->lkv : NULL};
+    for (int k = 0; k < 6; k++)
         for (int i = 0; ls[k] && i < ls[k]->n; i++) {
             if (n == VK_NPEND) { /* more than one list holds: at worst a barrier too many */
                 depend(c, all, n);
@@ -995,7 +957,6 @@ static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_
         c->ref[13] = rk->kv->dst;
         c->ref[14] = rk->kv->dst2;
     }
-    if (at) { c->ref[16] = at->d; c->ref[17] = at->dst; }
     uint64_t kw4 = kpad128(mm->p.mm.k) / 64;
     int pipe = !nm ? VP_MMT2_V : kw4 * 64 > VK_VEC_SHORT ? VP_MMT2_VF : g && !c->vk->no_vec_glu ? VP_MMT2_VG : VP_MMT2_VS;
     int fl = c->vk->vec_lanes; /* ROTOR_VK_VEC_LANES: the given lanes, or the fewest above that fit */
@@ -1004,8 +965,6 @@ static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_
              rpw = VK_WG_VEC / lpr;
     uint64_t groups = g ? ((uint64_t)mm->p.mm.n[0] + rpw / 2 - 1) / (rpw / 2) : (total + rpw - 1) / rpw;
     uint32_t chain = chain_order(c, all, n, groups);
-    if (at && !chain) return rtr_seterr(err, RTR_EBACKEND, "vulkan: fused attention without chaining");
-    if (at) c->ch_top -= (uint32_t)at->p.attn.n_kv; /* the KV heads' counters */
     c->pc[P + 0] = (uint32_t)kw4;
     c->pc[P + 1] = lpr;
     /* mode: accumulate, glu, fused norm, RoPE/KV (mm_t2_vec.comp's PC_ bits) */
@@ -1017,18 +976,13 @@ static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_
     c->pc[P + 12] = rk ? (uint32_t)rk->rk->p.rope.head_dim : 0;
     c->pc[P + 13] = rk ? (uint32_t)kv_max_slots(vk, rk->kv) : 0;
     c->pc[P + 14] = rk ? (uint32_t)rk->kv->p.kv.n : 0;
-    c->pc[P + 15] = at ? (uint32_t)at->p.attn.cap : 0;
-    c->pc[P + 16] = at ? (uint32_t)at->p.attn.n_sink : 0;
-    c->pc[P + 17] = at ? (uint32_t)at->p.attn.window : 0;
-    c->pc[P + 18] = at ? fbits(at->p.attn.scale) : 0;
-    c->pc[P + 19] = at ? c->ch_top : 0;
     uint32_t gx, gy;
     grid(groups, &gx, &gy);
-    return dispatch(c, pipe, P + 20, gx, gy, 1, err);
+    return dispatch(c, pipe, P + 15, gx, gy, 1, err);
 }
 
 int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {
-    rec_ctx c = {.vk = vk, .rec = rec, .cb = rec->cb, .ch_step = 1, .ch_top = VK_CHAIN_N}; /* counter 0: the error word */
+    rec_ctx c = {.vk = vk, .rec = rec, .cb = rec->cb, .ch_step = 1}; /* counter 0: the error word */
     vk->n_pend = 0;
     rec->nq = 0;
     if (rec->qp) {
@@ -1039,26 +993,22 @@ int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {
     for (int i = 0; i < vk->n_ops; i++) {
         acc_list la, lb, lc;
         int rc;
-        const rtr_op *op = &vk->ops[i], *after[5] = {NULL}; /* the (up to) five ops after this one */
+        const rtr_op *op = &vk->ops[i], *after[4] = {NULL}; /* the (up to) four ops after this one */
         int nafter = 0;
-        for (int j = i + 1; j < vk->n_ops && nafter < 5; j++) after[nafter++] = &vk->ops[j];
+        for (int j = i + 1; j < vk->n_ops && nafter < 4; j++) after[nafter++] = &vk->ops[j];
         const rtr_op *next = after[0], *third = after[1];
-        acc_list lg, lat;
+        acc_list lg;
         rkv_ops rk;
         if (!vk->no_fuse && next && fusable(vk, op, next, &la, &lb)) {
             int gf = glu_fusable(vk, next, third, &lb, &lg);
             int rf = !gf && rkv_fusable(vk, op, next, after + 1, nafter - 1, &lb, &rk);
-            int af = rf && attn_fusable(vk, &c, op, next, &rk, after[4], &la, &lb, &lat);
-            rc = rec_mm_vec(&c, op, next, gf ? third : NULL, &la, &lb, gf ? &lg : NULL, rf ? &rk : NULL,
-                            af ? after[4] : NULL, &lat, err);
-            i += gf ? 2 : af ? 5 : rf ? 4 : 1;
+            rc = rec_mm_vec(&c, op, next, gf ? third : NULL, &la, &lb, gf ? &lg : NULL, rf ? &rk : NULL, err);
+            i += gf ? 2 : rf ? 4 : 1;
         } else if (vec_ok(vk, op) && !op_accesses(vk, op, &lb, NULL)) {
             int gf = glu_fusable(vk, op, next, &lb, &lg);
             int rf = !gf && rkv_fusable(vk, NULL, op, after, nafter, &lb, &rk);
-            int af = rf && attn_fusable(vk, &c, NULL, op, &rk, after[3], NULL, &lb, &lat);
-            rc = rec_mm_vec(&c, NULL, op, gf ? next : NULL, NULL, &lb, gf ? &lg : NULL, rf ? &rk : NULL,
-                            af ? after[3] : NULL, &lat, err);
-            i += gf ? 1 : af ? 4 : rf ? 3 : 0;
+            rc = rec_mm_vec(&c, NULL, op, gf ? next : NULL, NULL, &lb, gf ? &lg : NULL, rf ? &rk : NULL, err);
+            i += gf ? 1 : rf ? 3 : 0;
         } else if (!vk->no_fuse && third && rope_kv_fusable(vk, next, third, &lb, &lc) &&
                  rope_q_fusable(vk, op, next, &lb, &lc, &la))
             rc = rec_rope_kv(&c, op, next, third, &la, &lb, &lc, err), i += 2;

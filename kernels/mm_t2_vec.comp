@@ -25,13 +25,6 @@
  * the KV_STORE of k and v that follow it, from the row sums in shared memory (rkv_row orders
  * the rows so that a workgroup holds both halves of every rotation pair).
  *
- * Attention mode (pc.acap != 0, with RoPE/KV): the ATTN of the token over a ring of at most
- * WGS slots follows too. Each workgroup counts itself, once its rows are written, in a counter
- * of every KV head whose q, k or v rows it computed; the last of a KV head's workgroups to count
- * itself does that head's attention for all of its query heads at once (a slot an invocation
- * for the scores, sharing each key read; a 32-bit word of the value rows an invocation for the
- * sums), so attention needs neither a dispatch of its own nor a wait for one.
- *
  * Specialization picks the variants the host builds: NG (the fused norm's row words an
  * invocation holds in registers) and MAXU (weight pieces an invocation), since registers decide
  * how many workgroups a multiprocessor holds at once. */
@@ -62,10 +55,6 @@ layout(std430, binding = 11) readonly buffer BPO { int POS[]; }; /* RoPE/KV: its
 layout(std430, binding = 12) readonly buffer BTB { uint TAB[]; }; /* RoPE/KV: inverse frequencies */
 layout(std430, binding = 13) writeonly buffer BKC { uint KC[]; }; /* RoPE/KV: the layer's caches */
 layout(std430, binding = 14) writeonly buffer BVC { uint VC[]; };
-layout(std430, binding = 13) coherent readonly buffer BKR { uvec4 KR[]; }; /* attention: the caches, read back */
-layout(std430, binding = 14) coherent readonly buffer BVR { uint VR[]; };
-layout(std430, binding = 16) readonly buffer BSP { int SP[]; };   /* attention: the ring's slot positions */
-layout(std430, binding = 17) writeonly buffer BAD { uint AD[]; }; /* attention: its output */
 
 layout(push_constant) uniform PC {
     uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
@@ -79,10 +68,6 @@ layout(push_constant) uniform PC {
     uint k;       /* fused: the norm's row length */
     uint hd;      /* RoPE/KV: head_dim, a multiple of 4 */
     uint max_slots, kvn; /* RoPE/KV: slots the bound cache holds, elements a cache row */
-    uint acap;    /* attention: the ring's slots (0: no attention) */
-    int n_sink, window;
-    float scale;
-    uint acnt;    /* attention: the first KV head's counter in binding 15 */
 } pc;
 #define PC_ACCUM (pc.mode & 1u)
 #define PC_GLU ((pc.mode >> 1) & 7u)  /* 0, or 1 + the activation */
@@ -257,164 +242,6 @@ void rkv_store(uint mat, uint lr, float x0, float x1, float x2, float x3, int sl
     }
 }
 
-/* ---- attention mode ---- */
-#define AT_RMAX 8u /* query heads a KV head; R * head_dim and R * acap at most 1024 (xq holds both) */
-shared uint at_mine; /* KV heads whose attention this workgroup does (bit g) */
-
-bool at_visible(int spos, int qp) {
-    return spos >= 0 && spos <= qp && (spos < pc.n_sink || qp - spos < pc.window);
-}
-
-/* The workgroups that compute rows of KV head g (its R query heads' rows, its key and value
- * rows, in that order in the flattened rows), each counted once. */
-uint at_target(uint g, uint rpw) {
-    uint hd = pc.hd, R = pc.n0 / pc.n1;
-    uvec3 lo = uvec3(g * R * hd, pc.n0 + g * hd, pc.n0 + pc.n1 + g * hd);
-    uvec3 hi = lo + uvec3(R * hd, hd, hd);
-    uint cnt = 0u, prev = 0xffffffffu;
-    [[unroll]] for (uint i = 0; i < 3u; i++) {
-        uint f = lo[i] / rpw, la = (hi[i] - 1u) / rpw;
-        cnt += la - f + 1u;
-        if (f == prev) cnt--;
-        prev = la;
-    }
-    return cnt;
-}
-
-/* Reduces R values (max or sum) across the workgroup, all in one exchange where subgroups exist. */
-#ifdef RTR_SG
-void at_reduce(inout float v[AT_RMAX], uint R, bool mx) {
-    uint ns = gl_NumSubgroups;
-    [[unroll]] for (uint r = 0; r < AT_RMAX; r++)
-        if (r < R) {
-            float t = mx ? subgroupMax(v[r]) : subgroupAdd(v[r]);
-            if (subgroupElect()) red2[r * ns + gl_SubgroupID].x = t;
-        }
-    barrier();
-    [[unroll]] for (uint r = 0; r < AT_RMAX; r++)
-        if (r < R) {
-            float t = red2[r * ns].x;
-            for (uint i = 1; i < ns; i++) t = mx ? max(t, red2[r * ns + i].x) : t + red2[r * ns + i].x;
-            v[r] = t;
-        }
-    barrier();
-}
-#else
-void at_reduce(inout float v[AT_RMAX], uint R, bool mx) {
-    [[unroll]] for (uint r = 0; r < AT_RMAX; r++)
-        if (r < R) v[r] = mx ? wg_max(v[r]) : wg_sum(v[r]);
-}
-#endif
-
-/* ATTN of KV head g's R query heads for the one token, as attn_dec.comp computes it: q of the
- * R heads in xq words [0, R hd), the slots' weights in words 1024 + r acap + s, the slot
- * positions (-1: not visible) in part. */
-void at_group(uint g) {
-    uint l = gl_LocalInvocationIndex, hd = pc.hd, R = pc.n0 / pc.n1, cap = pc.acap, kvn = pc.kvn;
-    bool f32 = (PC_RKV & 2u) != 0;
-    uint es = f32 ? 4u : 2u;
-    int qp = POS[OFF(11) / 4];
-    const float NEG_INF = uintBitsToFloat(0xff800000u);
-    for (uint i = l; i < R * hd; i += WG) xq[i >> 2][i & 3u] = O0[OFF(5) / 4 + g * R * hd + i];
-    int sp = l < cap ? SP[OFF(16) / 4 + l] : -1;
-    if (!at_visible(sp, qp)) sp = -1;
-    part[l] = sp;
-    barrier();
-    /* scores: invocation l takes slot l, its key row read 16 bytes at a time */
-    float sc[AT_RMAX];
-    [[unroll]] for (uint r = 0; r < AT_RMAX; r++) sc[r] = 0.0;
-    if (sp >= 0) {
-        uint kb = OFF(13) / 16 + (l * kvn + g * hd) * es / 16u, np = hd * es / 16u; /* at most 32 */
-        for (uint u0 = 0; u0 < np; u0 += 8u) {
-            uvec4 kk[8];
-            [[unroll]] for (uint u = 0; u < 8u; u++) kk[u] = u0 + u < np ? KR[kb + u0 + u] : uvec4(0u);
-            [[unroll]] for (uint u = 0; u < 8u; u++) {
-                if (u0 + u >= np) break;
-                vec4 ka, kc;
-                uint e0;
-                if (f32) { ka = uintBitsToFloat(kk[u]); kc = vec4(0.0); e0 = (u0 + u) * 4u; }
-                else {
-                    ka = vec4(unpackHalf2x16(kk[u].x), unpackHalf2x16(kk[u].y));
-                    kc = vec4(unpackHalf2x16(kk[u].z), unpackHalf2x16(kk[u].w));
-                    e0 = (u0 + u) * 8u;
-                }
-                [[unroll]] for (uint r = 0; r < AT_RMAX; r++)
-                    if (r < R) {
-                        uint qi = (r * hd + e0) >> 2; /* hd % 8 == 0: whole uvec4 of q */
-                        sc[r] += dot(uintBitsToFloat(xq[qi]), ka);
-                        if (!f32) sc[r] += dot(uintBitsToFloat(xq[qi + 1u]), kc);
-                    }
-            }
-        }
-    }
-    float m[AT_RMAX], e[AT_RMAX];
-    [[unroll]] for (uint r = 0; r < AT_RMAX; r++) { sc[r] = sp >= 0 ? sc[r] * pc.scale : NEG_INF; m[r] = sc[r]; }
-    at_reduce(m, R, true);
-    [[unroll]] for (uint r = 0; r < AT_RMAX; r++) {
-        e[r] = sp >= 0 ? exp(sc[r] - m[r]) : 0.0;
-        if (r < R && l < cap) xq[(1024u + r * cap + l) >> 2][(1024u + r * cap + l) & 3u] = floatBitsToUint(e[r]);
-    }
-    at_reduce(e, R, false); /* its barriers also publish the weights */
-    /* values: invocation (slot group gv, word d) sums every vg-th visible slot's word d */
-    uint hw = hd * es / 4u, vg = WG / hw, gv = l / hw, d = l % hw;
-    uint vb = OFF(14) / 4 + g * hd * es / 4u + d, vstep = kvn * es / 4u;
-    vec2 acc[AT_RMAX];
-    [[unroll]] for (uint r = 0; r < AT_RMAX; r++) acc[r] = vec2(0.0);
-    if (gv < vg)
-        for (uint s0 = gv; s0 < cap; s0 += 8u * vg) {
-            uint vw[8];
-            [[unroll]] for (uint i = 0; i < 8u; i++) {
-                uint s = s0 + i * vg;
-                vw[i] = s < cap && part[s] >= 0 ? VR[vb + s * vstep] : 0u;
-            }
-            [[unroll]] for (uint i = 0; i < 8u; i++) {
-                uint s = s0 + i * vg;
-                if (s >= cap || part[s] < 0) continue;
-                vec2 val = f32 ? vec2(uintBitsToFloat(vw[i]), 0.0) : unpackHalf2x16(vw[i]);
-                [[unroll]] for (uint r = 0; r < AT_RMAX; r++)
-                    if (r < R) acc[r] += uintBitsToFloat(xq[(1024u + r * cap + s) >> 2][(1024u + r * cap + s) & 3u]) * val;
-            }
-        }
-    uint ob = OFF(17) / 4 + g * R * hd;
-    [[unroll]] for (uint r = 0; r < AT_RMAX; r++) {
-        if (r >= R) break; /* uniform */
-        red2[l] = acc[r];
-        barrier();
-        if (l < hw) {
-            vec2 a = vec2(0.0);
-            for (uint gi = 0; gi < vg; gi++) a += red2[gi * hw + l];
-            float inv = e[r] > 0.0 ? 1.0 / e[r] : 0.0;
-            if (f32) AD[ob + r * hd + l] = floatBitsToUint(a.x * inv);
-            else { AD[ob + r * hd + 2u * l] = floatBitsToUint(a.x * inv); AD[ob + r * hd + 2u * l + 1u] = floatBitsToUint(a.y * inv); }
-        }
-        barrier();
-    }
-}
-
-/* Counts this workgroup (rows lo..hi-1 written) in the counter of every KV head it computed
- * rows of, and does the attention of those it was the last for. */
-void at_tail(uint lo, uint rpw) {
-    uint l = gl_LocalInvocationIndex, hd = pc.hd, R = pc.n0 / pc.n1, nkv = pc.n1 / hd;
-    uint hi = min(lo + rpw, pc.n0 + pc.n1 + pc.n2);
-    if (l == 0) at_mine = 0u;
-    memoryBarrierBuffer();
-    barrier();
-    if (l < nkv) {
-        uvec3 glo = uvec3(l * R * hd, pc.n0 + l * hd, pc.n0 + pc.n1 + l * hd), ghi = glo + uvec3(R * hd, hd, hd);
-        bool touch = false;
-        [[unroll]] for (uint i = 0; i < 3u; i++) touch = touch || (lo < ghi[i] && glo[i] < hi);
-        uint ci = OFF(15) / 4 + pc.acnt + l;
-        if (touch && atomicAdd(CHAIN_CNT[ci], 1u) == at_target(l, rpw) - 1u) atomicOr(at_mine, 1u << l);
-    }
-    barrier();
-    uint mine = at_mine;
-    for (uint g = 0; g < nkv; g++)
-        if (((mine >> g) & 1u) != 0u) { /* uniform */
-            memoryBarrierBuffer();
-            at_group(g);
-        }
-}
-
 void body() {
     uint grp = flat_group(), l = gl_LocalInvocationIndex;
     uint lpr = pc.lpr, rpw = WGS / lpr, rl = l / lpr, lane = l % lpr;
@@ -528,7 +355,6 @@ void body() {
                 rkv_store(mat, lr, gate[4 * l], gate[4 * l + 1], gate[4 * l + 2], gate[4 * l + 3], rslot, rpos, rinv);
             }
         }
-        if (pc.acap != 0u) at_tail(grp * rpw, rpw); /* uniform */
         return;
     }
     if (!glu) return; /* uniform */
