@@ -40,7 +40,7 @@ enum { COOP_I8 = 1, COOP_F16 = 2 }; /* cooperative-matrix shaders a device can r
 #define VK_ATTND_WG 512       /* invocations of attn_dec.comp (one-row attention over short rings) */
 #define VK_ATTND_MAXCAP 512   /* the longest ring it takes (128 slots a split) */
 
-#define VK_NBIND 18  /* storage buffers every shader's set layout has (RTR_NBIND of kernels/vk_bind.glsl) */
+#define VK_NBIND 16  /* storage buffers every shader's set layout has (RTR_NBIND of kernels/vk_bind.glsl) */
 #define VK_NOFF ((VK_NBIND + 3) / 4) /* push-constant words of their offsets, four a word */
 #define VK_BIND_CHAIN 15 /* the binding of the dispatch-chaining counters (kernels/vk_chain.glsl) */
 #define VK_CHAIN_N 4096 /* chaining counters: chained dispatches a batch, at most */

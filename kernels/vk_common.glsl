@@ -8,7 +8,8 @@
  * the device reports.
  *
  * Buffers are declared as uint arrays by each shader; every binding has a byte offset in the
- * push constants (o[i]), the distance between the bound range's start and the operand.
+ * push constants (OFF(i), packed four to a word: vk_bind.glsl), the distance between the bound
+ * range's start and the operand.
  * A shader that includes this defines WG (its workgroup size) first. */
 #include "vk_bind.glsl"
 #ifdef RTR_SG
