@@ -143,10 +143,26 @@ void body() {
     barrier();
     float sc = NEG_INF;
     if (l < SPW && spos_sh[l] >= 0) sc = (part[4u * l] + part[4u * l + 1u] + part[4u * l + 2u] + part[4u * l + 3u]) * pc.scale;
+#ifdef RTR_SG
+    /* one exchange: each subgroup gives its largest score and its sum of e^(score - that);
+     * the split's largest (finite: it has a visible slot) and its sum follow from them */
+    float ms = subgroupMax(sc);
+    float ss = subgroupAdd(sc != NEG_INF ? exp(sc - ms) : 0.0);
+    if (subgroupElect()) comb[gl_SubgroupID] = vec2(ms, ss);
+    barrier();
+    float m = NEG_INF, lsum = 0.0; /* every subgroup: which ones hold the first SPW is not fixed */
+    for (uint i = 0; i < gl_NumSubgroups; i++) m = max(m, comb[i].x);
+    for (uint i = 0; i < gl_NumSubgroups; i++)
+        if (comb[i].x != NEG_INF) lsum += comb[i].y * exp(comb[i].x - m);
+    float e = sc != NEG_INF ? exp(sc - m) : 0.0;
+    if (l < SPW) p_sh[l] = e;
+    barrier(); /* publishes p_sh, and comb is free again */
+#else
     float m = wg_max(sc); /* finite: the split has a visible slot */
     float e = sc != NEG_INF ? exp(sc - m) : 0.0;
     if (l < SPW) p_sh[l] = e;
     float lsum = wg_sum(e); /* its barriers also publish p_sh */
+#endif
 
     /* 4. values: group g's slots, word d */
     vec2 acc = vec2(0.0);

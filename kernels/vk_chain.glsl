@@ -21,9 +21,9 @@ void chain_wait(uint chain, uint base) {
     if ((chain & 0x80000000u) == 0u || (chain & 0xffffu) == 0u) return;
     if (gl_LocalInvocationIndex == 0) {
         uint prev = base + ((chain >> 16) & 0x7fffu) - 1u, want = chain & 0xffffu;
-        bool done = false; /* polled with atomic reads, which no compiler hoists out of the loop */
+        bool done = false; /* CHAIN_CNT is volatile: every poll is a load from memory */
         for (uint i = 0u; i < CHAIN_SPIN_OUTER && !done; i++)
-            for (uint j = 0u; j < CHAIN_SPIN_INNER && !done; j++) done = atomicAdd(CHAIN_CNT[prev], 0u) >= want;
+            for (uint j = 0u; j < CHAIN_SPIN_INNER && !done; j++) done = CHAIN_CNT[prev] >= want;
         if (!done) atomicMax(CHAIN_CNT[base], 1u);
     }
     memoryBarrierBuffer();
