@@ -669,6 +669,7 @@ static int has_ext(VkPhysicalDevice pd, const char *name) {
 /* What the shaders may use on this device. */
 typedef struct {
     int sg, sg_size, dot, dot_accel, dot_ext, int8, st8, st16;
+    int vmm; /* the Vulkan memory model, device scope included */
     int coop; /* COOP_* shaders the device can run */
     char driver[VK_MAX_DRIVER_NAME_SIZE + VK_MAX_DRIVER_INFO_SIZE + 2];
 } dev_caps;
@@ -709,6 +710,12 @@ static int coop_shapes(VkInstance inst, VkPhysicalDevice pd, const dev_caps *c, 
     return mask;
 }
 
+/* The major version of a Mesa driver ("... Mesa 22.3.6 ..." in its name and information), else 0. */
+static int mesa_major(const char *driver) {
+    const char *m = strstr(driver, "Mesa ");
+    return m && m[5] >= '0' && m[5] <= '9' ? atoi(m + 5) : 0;
+}
+
 static void query_caps(VkInstance inst, VkPhysicalDevice pd, dev_caps *c) {
     memset(c, 0, sizeof *c);
     VkPhysicalDeviceProperties p;
@@ -739,11 +746,17 @@ static void query_caps(VkInstance inst, VkPhysicalDevice pd, dev_caps *c) {
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f16};
     if (v12 || has_ext(pd, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME)) f2.pNext = &fi;
     if (v13 || c->dot_ext) { fd.pNext = f2.pNext; f2.pNext = &fd; }
+    VkPhysicalDeviceVulkanMemoryModelFeatures mf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
+    if (v12) { mf.pNext = f2.pNext; f2.pNext = &mf; }
     vkGetPhysicalDeviceFeatures2(pd, &f2);
     c->int8 = fi.shaderInt8;
     c->st8 = f8.storageBuffer8BitAccess;
     c->st16 = f16.storageBuffer16BitAccess;
     c->dot = fd.shaderIntegerDotProduct;
+    /* Mesa 22.3's lavapipe runs the memory-model shaders wrongly (test_backend_ops: fused norms
+     * and GLU products far off); no Mesa before 23 is trusted with them */
+    int mesa = mesa_major(c->driver);
+    c->vmm = v12 && mf.vulkanMemoryModel && mf.vulkanMemoryModelDeviceScope && (mesa == 0 || mesa >= 23);
     c->coop = coop_shapes(inst, pd, c, v12, sp.supportedOperations);
 }
 
@@ -822,8 +835,9 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         if (i == VP_ATTNB && vk->no_attnb) continue;
         if (i == VP_ATTND && vk->no_attnd) continue;
         char name[64];
-        int mm = !strncmp(P[i].shader, "mm_", 3);
-        snprintf(name, sizeof name, "%s%s", P[i].shader, i == VP_MMT2_C || i == VP_ATTNC ? "" : vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
+        int mm = !strncmp(P[i].shader, "mm_", 3), chained = i == VP_ATTN || i == VP_ATTND || (i >= VP_MMT2_V && i <= VP_MMT2_VG);
+        snprintf(name, sizeof name, "%s%s", P[i].shader,
+                 i == VP_MMT2_C || i == VP_ATTNC ? "" : vk->vmm && chained ? "__vmm" : vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
         const rtr_spv_entry *s = find_spv(name);
         if (!s) return rtr_seterr(err, RTR_EBACKEND, "vulkan: shader %s is not built in", name);
         VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = s->bytes, .pCode = s->code};
@@ -919,6 +933,8 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->sg = c.sg && !vk->portable;
     vk->sg_size = c.sg_size;
     vk->dot = vk->sg && c.dot;
+    /* the chained shaders' memory-model variant (vk_chain.glsl) */
+    vk->vmm = vk->dot && c.vmm && !rtr_env_flag("ROTOR_VK_NOVMM");
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = vk->qfam,
                                   .queueCount = 1, .pQueuePriorities = &prio};
@@ -927,12 +943,14 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
                                                       .cooperativeMatrix = VK_TRUE};
     VkPhysicalDeviceVulkanMemoryModelFeatures mf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES,
-                                                    .pNext = &cf, .vulkanMemoryModel = VK_TRUE};
+                                                    .pNext = &cf, .vulkanMemoryModel = VK_TRUE,
+                                                    .vulkanMemoryModelDeviceScope = vk->vmm ? VK_TRUE : VK_FALSE};
     VkPhysicalDeviceShaderFloat16Int8Features f8i = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES,
                                                     .pNext = &mf, .shaderInt8 = VK_TRUE};
     void *chain = NULL;
     if (vk->dot) { fd.pNext = chain; chain = &fd; }
     if (vk->coop) { mf.pNext = &cf; cf.pNext = chain; chain = &f8i; }
+    else if (vk->vmm) { mf.pNext = chain; chain = &mf; }
     const char *exts[3];
     uint32_t next = 0;
     const char *prof = getenv("ROTOR_VK_PROFILE");
@@ -1011,8 +1029,9 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     if (vk->cnt->map) memset(vk->cnt->map, 0, vk->cnt->vsize);
     else if ((rc = open_uploads(vk, err))) return rc;
     else vkCmdFillBuffer(vk->up_cb, vk->cnt->buf, 0, vk->cnt->vsize, 0);
-    snprintf(vk->base.desc, sizeof vk->base.desc, "%.80s (Vulkan%s%s)", vk->props.deviceName,
-             vk->coop ? ", matrices" : vk->dot ? ", int8 dot" : vk->sg ? ", subgroups" : "", vk->portable ? ", portable" : "");
+    snprintf(vk->base.desc, sizeof vk->base.desc, "%.80s (Vulkan%s%s%s)", vk->props.deviceName,
+             vk->coop ? ", matrices" : vk->dot ? ", int8 dot" : vk->sg ? ", subgroups" : "", vk->portable ? ", portable" : "",
+             vk->vmm ? ", memory model" : "");
     return 0;
 }
 

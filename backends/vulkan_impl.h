@@ -114,7 +114,7 @@ typedef struct {
     uint32_t qfam;
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memp;
-    int sg, dot, sg_size, portable, chain, no_fuse, no_poll, no_vec, no_vec_glu, no_gemm, no_attnb, no_attnd, argmax1, coop, vec_lanes, attn_splits;
+    int sg, dot, vmm, sg_size, portable, chain, no_fuse, no_poll, no_vec, no_vec_glu, no_gemm, no_attnb, no_attnd, argmax1, coop, vec_lanes, attn_splits;
     VkDeviceSize align, max_range;
     VkCommandPool cpool;
     VkCommandBuffer up_cb, xfer_cb;

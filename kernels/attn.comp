@@ -21,14 +21,14 @@
 layout(local_size_x = WG) in;
 #include "vk_common.glsl"
 
-layout(std430, binding = 0) coherent readonly buffer BQ { uint Q[]; };
-layout(std430, binding = 1) coherent readonly buffer BK { uint K[]; };
-layout(std430, binding = 1) coherent readonly buffer BK4 { uvec4 K4[]; }; /* the same, 16 bytes a read */
-layout(std430, binding = 2) coherent readonly buffer BV { uint V[]; };
-layout(std430, binding = 2) coherent readonly buffer BV4 { uvec4 V4[]; };
+layout(std430, binding = 0) RTR_SHARED readonly buffer BQ { uint Q[]; };
+layout(std430, binding = 1) RTR_SHARED readonly buffer BK { uint K[]; };
+layout(std430, binding = 1) RTR_SHARED readonly buffer BK4 { uvec4 K4[]; }; /* the same, 16 bytes a read */
+layout(std430, binding = 2) RTR_SHARED readonly buffer BV { uint V[]; };
+layout(std430, binding = 2) RTR_SHARED readonly buffer BV4 { uvec4 V4[]; };
 layout(std430, binding = 3) readonly buffer BSP { int SP[]; };
 layout(std430, binding = 4) readonly buffer BQP { int QP[]; };
-layout(std430, binding = 5) writeonly buffer BD { uint D[]; };
+layout(std430, binding = 5) RTR_SHARED writeonly buffer BD { uint D[]; };
 layout(std430, binding = 6) coherent buffer BPT { uint PT[]; };
 layout(std430, binding = 7) coherent buffer BCN { uint CNT[]; };
 

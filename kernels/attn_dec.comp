@@ -24,9 +24,9 @@ layout(constant_id = 1) const uint WGS = 512;
 layout(local_size_x_id = 1) in;
 #include "vk_common.glsl"
 
-layout(std430, binding = 0) coherent readonly buffer BQ { vec4 Q4[]; };
-layout(std430, binding = 1) coherent readonly buffer BK { uvec4 K4[]; };
-layout(std430, binding = 2) coherent readonly buffer BV { uint V[]; };
+layout(std430, binding = 0) RTR_SHARED readonly buffer BQ { vec4 Q4[]; };
+layout(std430, binding = 1) RTR_SHARED readonly buffer BK { uvec4 K4[]; };
+layout(std430, binding = 2) RTR_SHARED readonly buffer BV { uint V[]; };
 /* The same caches read before the wait: those slots were written by earlier batches, which a
  * barrier at this batch's start made visible, so plain loads serve (and the H100 serves them
  * faster than coherent ones); the rows this batch writes are read again coherently after it. */
@@ -34,7 +34,7 @@ layout(std430, binding = 1) readonly buffer BKP { uvec4 K4P[]; };
 layout(std430, binding = 2) readonly buffer BVP { uint VP[]; };
 layout(std430, binding = 3) readonly buffer BSP { int SP[]; };
 layout(std430, binding = 4) readonly buffer BQP { int QP[]; };
-layout(std430, binding = 5) writeonly buffer BD { uint D[]; };
+layout(std430, binding = 5) RTR_SHARED writeonly buffer BD { uint D[]; };
 layout(std430, binding = 6) coherent buffer BPT { uint PT[]; };
 layout(std430, binding = 7) coherent buffer BCN { uint CNT[]; };
 

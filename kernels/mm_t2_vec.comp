@@ -38,23 +38,23 @@ layout(constant_id = 4) const uint MAXU = 8; /* 16-byte weight pieces an invocat
 layout(local_size_x_id = 1) in;
 #include "vk_common.glsl"
 
-layout(std430, binding = 0) coherent readonly buffer BX { uvec4 X[]; };   /* int8 [kpad] */
-layout(std430, binding = 1) coherent readonly buffer BS { uint XS[]; };   /* f32 1/s */
-layout(std430, binding = 0) writeonly buffer BXW { uint XW[]; }; /* the same, written when fused */
-layout(std430, binding = 1) writeonly buffer BSW { uint XSW[]; };
+layout(std430, binding = 0) RTR_SHARED readonly buffer BX { uvec4 X[]; };   /* int8 [kpad] */
+layout(std430, binding = 1) RTR_SHARED readonly buffer BS { uint XS[]; };   /* f32 1/s */
+layout(std430, binding = 0) RTR_SHARED writeonly buffer BXW { uint XW[]; }; /* the same, written when fused */
+layout(std430, binding = 1) RTR_SHARED writeonly buffer BSW { uint XSW[]; };
 layout(std430, binding = 2) readonly buffer BW0 { uvec4 W0[]; };
 layout(std430, binding = 3) readonly buffer BW1 { uvec4 W1[]; };
 layout(std430, binding = 4) readonly buffer BW2 { uvec4 W2[]; };
-layout(std430, binding = 5) coherent buffer BO0 { uint O0[]; };
-layout(std430, binding = 6) coherent buffer BO1 { uint O1[]; };
-layout(std430, binding = 7) coherent buffer BO2 { uint O2[]; };
-layout(std430, binding = 8) coherent readonly buffer BNA { vec4 NA[]; }; /* fused: the norm's f32 input row */
+layout(std430, binding = 5) RTR_SHARED buffer BO0 { uint O0[]; };
+layout(std430, binding = 6) RTR_SHARED buffer BO1 { uint O1[]; };
+layout(std430, binding = 7) RTR_SHARED buffer BO2 { uint O2[]; };
+layout(std430, binding = 8) RTR_SHARED readonly buffer BNA { vec4 NA[]; }; /* fused: the norm's f32 input row */
 layout(std430, binding = 9) readonly buffer BNW { vec4 NW[]; }; /* fused: the norm's weights */
 layout(std430, binding = 10) readonly buffer BSL { int SL[]; };  /* RoPE/KV: the token's ring slot */
 layout(std430, binding = 11) readonly buffer BPO { int POS[]; }; /* RoPE/KV: its position */
 layout(std430, binding = 12) readonly buffer BTB { uint TAB[]; }; /* RoPE/KV: inverse frequencies */
-layout(std430, binding = 13) writeonly buffer BKC { uint KC[]; }; /* RoPE/KV: the layer's caches */
-layout(std430, binding = 14) writeonly buffer BVC { uint VC[]; };
+layout(std430, binding = 13) RTR_SHARED writeonly buffer BKC { uint KC[]; }; /* RoPE/KV: the layer's caches */
+layout(std430, binding = 14) RTR_SHARED writeonly buffer BVC { uint VC[]; };
 
 layout(push_constant) uniform PC {
     uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */

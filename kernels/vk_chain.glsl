@@ -8,10 +8,27 @@
  *
  * chain (a push constant): 0 off; else bit 31, the dispatch's counter index in bits 16..30 and
  * in bits 0..15 the workgroups of the dispatch before it to wait for (0: none, a barrier was
- * recorded instead). Data a chained shader reads after its wait is declared coherent, so that
- * it is not served from a cache the barrier would have invalidated.
+ * recorded instead). Data chained shaders pass each other is declared RTR_SHARED
+ * (vk_common.glsl). Without RTR_VMM that is `coherent`: every read after the wait goes past the
+ * caches a barrier would have invalidated, and the workgroup's writes are ordered before its
+ * count by a buffer barrier. With RTR_VMM (the Vulkan memory model) it is `nonprivate`: the
+ * count is a device-scope release that makes the workgroup's writes available and the poll
+ * that sees it a device-scope acquire that makes them visible, workgroup barriers carrying both
+ * to the other invocations, so the reads after the wait are plain loads (on the H100, a
+ * chained decode faster; BENCH.md).
  * The including shader defines WG and includes vk_bind.glsl first. */
 layout(std430, binding = 15) coherent volatile buffer BCHAIN { uint CHAIN_CNT[]; };
+
+#ifdef RTR_VMM
+#define CHAIN_BAR() controlBarrier(gl_ScopeWorkgroup, gl_ScopeWorkgroup, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared, \
+                                   gl_SemanticsAcquireRelease | gl_SemanticsMakeAvailable | gl_SemanticsMakeVisible)
+#define CHAIN_POLL(i) atomicLoad(CHAIN_CNT[i], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire | gl_SemanticsMakeVisible)
+#define CHAIN_COUNT(i) atomicAdd(CHAIN_CNT[i], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelease | gl_SemanticsMakeAvailable)
+#else
+#define CHAIN_BAR() memoryBarrierBuffer(); barrier()
+#define CHAIN_POLL(i) CHAIN_CNT[i]
+#define CHAIN_COUNT(i) atomicAdd(CHAIN_CNT[i], 1u)
+#endif
 
 #define CHAIN_SPIN_OUTER 4096u /* polls before giving up: OUTER x INNER (no loop runs 65535 times or */
 #define CHAIN_SPIN_INNER 1024u /* more: llvmpipe cuts such loops short) */
@@ -23,17 +40,15 @@ void chain_wait(uint chain, uint base) {
         uint prev = base + ((chain >> 16) & 0x7fffu) - 1u, want = chain & 0xffffu;
         bool done = false; /* CHAIN_CNT is volatile: every poll is a load from memory */
         for (uint i = 0u; i < CHAIN_SPIN_OUTER && !done; i++)
-            for (uint j = 0u; j < CHAIN_SPIN_INNER && !done; j++) done = CHAIN_CNT[prev] >= want;
+            for (uint j = 0u; j < CHAIN_SPIN_INNER && !done; j++) done = CHAIN_POLL(prev) >= want;
         if (!done) atomicMax(CHAIN_CNT[base], 1u);
     }
-    memoryBarrierBuffer();
-    barrier();
+    CHAIN_BAR();
 }
 
 /* every invocation, in uniform control flow, after the workgroup's last write */
 void chain_signal(uint chain, uint base) {
     if ((chain & 0x80000000u) == 0u) return;
-    memoryBarrierBuffer();
-    barrier();
-    if (gl_LocalInvocationIndex == 0) atomicAdd(CHAIN_CNT[base + ((chain >> 16) & 0x7fffu)], 1u);
+    CHAIN_BAR();
+    if (gl_LocalInvocationIndex == 0) CHAIN_COUNT(base + ((chain >> 16) & 0x7fffu));
 }

@@ -12,6 +12,14 @@
  * range's start and the operand.
  * A shader that includes this defines WG (its workgroup size) first. */
 #include "vk_bind.glsl"
+/* RTR_SHARED: the buffers chained shaders pass each other (vk_chain.glsl) */
+#ifdef RTR_VMM
+#pragma use_vulkan_memory_model
+#extension GL_KHR_memory_scope_semantics : require
+#define RTR_SHARED nonprivate
+#else
+#define RTR_SHARED coherent
+#endif
 #ifdef RTR_SG
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require

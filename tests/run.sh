@@ -35,6 +35,12 @@ run_one() {
     fi
 }
 mkdir -p "$build/tests"
+# the lavapipe tools/lavapipe.sh unpacked (Debian 12), unless a Vulkan driver was chosen
+lvp=$(dirname "$0")/../.deps/lavapipe/lvp.json
+if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ] && [ -f "$lvp" ]; then
+    export VK_DRIVER_FILES=$(cd "$(dirname "$lvp")" && pwd)/lvp.json
+    echo "Vulkan: $VK_DRIVER_FILES (set VK_DRIVER_FILES to choose another driver)"
+fi
 for t in "$build"/tests/test_*; do
     [ -x "$t" ] && [ -f "$t" ] || continue
     case "$t" in *.err) continue ;; esac

@@ -1097,6 +1097,11 @@ int main(void) {
                 run_suite(ent, "vulkan-portable", cpu);
                 unsetenv("ROTOR_VK_PORTABLE");
             }
+            if (!rtr_env_flag("ROTOR_VK_NOVMM")) { /* the chained shaders without the memory model too */
+                setenv("ROTOR_VK_NOVMM", "1", 1);
+                run_suite(ent, "vulkan-novmm", cpu);
+                unsetenv("ROTOR_VK_NOVMM");
+            }
         }
         if (!strcmp(ent->name, "opencl") && !rtr_env_flag("ROTOR_OPENCL_NOCMDBUF")) {
             setenv("ROTOR_OPENCL_NOCMDBUF", "1", 1); /* batches launch by launch, as without command buffers */

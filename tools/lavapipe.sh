@@ -1,0 +1,29 @@
+#!/bin/sh
+# tools/lavapipe.sh: on Debian 12, unpacks the lavapipe of bookworm-backports (Mesa 25) into
+# .deps/lavapipe without installing it, and writes its loader manifest .deps/lavapipe/lvp.json,
+# which tests/run.sh hands the Vulkan loader. Debian 12's own lavapipe (Mesa 22.3) runs the
+# memory-model variant of the chained shaders wrongly, so rotor does not use that variant there
+# and the tests would not cover it. Elsewhere, and when it cannot fetch, it does nothing
+# (the tests then use the system's driver). Called by tools/deps.sh.
+set -u
+. /etc/os-release 2>/dev/null || exit 0
+[ "${VERSION_CODENAME:-}" = bookworm ] || exit 0
+dir=$(cd "$(dirname "$0")/.." && pwd)/.deps/lavapipe
+[ -f "$dir/lvp.json" ] && exit 0
+tmp=$(mktemp -d) || exit 0
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
+echo "deb http://deb.debian.org/debian bookworm-backports main" > "$tmp/sources.list"
+set -- -o Dir::Etc::SourceList="$tmp/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+    -o Dir::State::Lists="$tmp/lists" -o Dir::Cache="$tmp/cache" -o Debug::NoLocking=1
+if ! apt-get "$@" update -qq >/dev/null 2>&1 ||
+   ! (cd "$tmp" && apt-get "$@" download -qq mesa-vulkan-drivers/bookworm-backports >/dev/null 2>&1); then
+    echo "rotor: could not fetch bookworm-backports' lavapipe; the tests use the system's" >&2
+    exit 0
+fi
+rm -rf "$dir" && mkdir -p "$dir"
+dpkg-deb -x "$tmp"/mesa-vulkan-drivers_*.deb "$dir/root"
+lib=$(find "$dir/root" -name libvulkan_lvp.so | head -n 1)
+[ -n "$lib" ] || { rm -rf "$dir"; exit 0; }
+printf '{ "file_format_version": "1.0.0", "ICD": { "library_path": "%s", "api_version": "1.3.0" } }\n' "$lib" > "$dir/lvp.json"
+echo "rotor: lavapipe $(dpkg-deb -f "$tmp"/mesa-vulkan-drivers_*.deb Version) unpacked into .deps/lavapipe for the tests" >&2
