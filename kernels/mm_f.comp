@@ -2,8 +2,11 @@
  * W is f32, f16, bf16 (read as 32-bit words, two halves each) or q8r (int8 rows of kq bytes,
  * zero past k, then one f32 scale per row: dst = scale[r] * (W[r] . a[t]), the activations
  * staying float as on the CPU).
- * Same team layout as mm_t2.comp: one team a weight row, TMAX tokens at a time. */
+ * Same team layout as mm_t2.comp: one team a weight row, TMAX tokens at a time. One token with
+ * subgroups, 16-byte aligned rows and operands (row_vec): 16-byte weight pieces, HU of them a
+ * lane in flight, so that a one-token head streams its weights near the memory's speed. */
 #version 450
+#extension GL_EXT_control_flow_attributes : enable
 #define WG 128
 layout(local_size_x = WG) in;
 #include "vk_common.glsl"
@@ -14,6 +17,8 @@ layout(std430, binding = 0) readonly buffer BX { uint X[]; };   /* f32 [rows][k]
 layout(std430, binding = 1) readonly buffer BS { uint XS[]; };  /* unused (bound to X) */
 layout(std430, binding = 2) readonly buffer BW { uint W[]; };
 layout(std430, binding = 3) writeonly buffer BD { uint D[]; };
+layout(std430, binding = 0) readonly buffer BX4 { vec4 X4[]; };  /* the same, 16 bytes a read */
+layout(std430, binding = 2) readonly buffer BW4 { uvec4 W4[]; };
 
 layout(push_constant) uniform PC {
     uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
@@ -30,6 +35,55 @@ shared float red_x[TMAX * WG];
 float half_at(uint w, uint e) {
     return pc.type == 1 ? unpackHalf2x16(w)[e] : uintBitsToFloat(e == 0 ? w << 16 : w & 0xffff0000u);
 }
+
+#ifdef RTR_SG
+#define HU 4u /* 16-byte weight pieces a lane has in flight (row_vec) */
+
+/* two elements of a 16-bit float word: f16 or bf16 */
+vec2 pair(uint w) {
+    return pc.type == 1 ? unpackHalf2x16(w) : vec2(uintBitsToFloat(w << 16), uintBitsToFloat(w & 0xffff0000u));
+}
+
+/* Whether row_vec serves: one token, f16/bf16 rows of a multiple of 8 elements or q8r rows of a
+ * multiple of 16 bytes (k a multiple of 4), weights and activations 16-byte aligned. */
+bool vec_ok() {
+    bool f16 = (pc.type == 1 || pc.type == 2) && pc.k % 8 == 0, q8 = pc.type == 4 && pc.kq % 16 == 0 && pc.k % 4 == 0;
+    return TMAX == 1 && (f16 || q8) && OFF(0) % 16 == 0 && OFF(2) % 16 == 0;
+}
+
+/* W[row] . a for one token, lane's share: 16-byte pieces lane, lane + tpr, ... (8 halves or 16
+ * bytes each), HU loads issued before the first is used. */
+float row_vec(uint row, uint lane, uint tpr) {
+    bool q8 = pc.type == 4;
+    uint np = q8 ? pc.kq / 16 : pc.k / 8, wb = OFF(2) / 16 + row * np, xb = OFF(0) / 16;
+    uint nx = (pc.k + 3) / 4; /* vec4s of the activation row */
+    float acc = 0.0;
+    for (uint i0 = 0; i0 < np; i0 += HU * tpr) {
+        uvec4 w[HU];
+        [[unroll]] for (uint u = 0; u < HU; u++) {
+            uint i = i0 + u * tpr + lane;
+            w[u] = i < np ? W4[wb + i] : uvec4(0u);
+        }
+        [[unroll]] for (uint u = 0; u < HU; u++) {
+            uint i = i0 + u * tpr + lane;
+            if (i >= np) continue;
+            if (q8) {
+                /* bytes past k are zero; the activations past k read as zero too */
+                [[unroll]] for (uint c = 0; c < 4; c++) {
+                    uint xi = 4 * i + c, wv = w[u][c];
+                    vec4 x = xi < nx ? X4[xb + xi] : vec4(0.0);
+                    acc += dot(vec4(float(int(wv << 24) >> 24), float(int(wv << 16) >> 24),
+                                    float(int(wv << 8) >> 24), float(int(wv) >> 24)), x);
+                }
+            } else {
+                acc += dot(vec4(pair(w[u].x), pair(w[u].y)), X4[xb + 2 * i]) +
+                       dot(vec4(pair(w[u].z), pair(w[u].w)), X4[xb + 2 * i + 1]);
+            }
+        }
+    }
+    return acc;
+}
+#endif
 
 void main() {
     uint grp = flat_group();
@@ -49,6 +103,9 @@ void main() {
         for (uint t = 0; t < TMAX; t++) acc[t] = 0.0;
 #ifndef RTR_SG
         if (live) {
+#else
+        if (vec_ok()) acc[0] = row_vec(row, lane, tpr);
+        else
 #endif
         if (pc.type == 4) {
             /* word i holds weights 4i..4i+3, each a signed byte */
