@@ -35,7 +35,9 @@ if ! ldconfig -p | grep -q 'libvulkan\.so\.1'; then
     exit
 fi
 
-# 2. the NVIDIA ICD (container images often keep it under /usr/local/nvidia)
+# 2. the NVIDIA ICD (container images often keep it under /usr/local/nvidia), not the lavapipe
+# tests/run.sh picks for the other tests
+case "${VK_DRIVER_FILES:-}" in */.deps/lavapipe/*) unset VK_DRIVER_FILES ;; esac
 if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ]; then
     for j in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json \
              /etc/vulkan/icd.d/nvidia_icd.json; do
