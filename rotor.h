@@ -135,6 +135,10 @@ int rtr_eval_argmax(rtr_session *s, const int32_t *ids, int n, int32_t *top, rtr
 int rtr_eval_argmax_ahead(rtr_session *s, int32_t id, int32_t *top, rtr_err *err);
 /* Drops the evaluation queued ahead, if any, once the device is done with it. */
 int rtr_session_sync(rtr_session *s, rtr_err *err);
+/* One untimed pass through what generation runs (a two-token batch, a one-token step with
+ * logits, greedy steps run ahead), then an empty ring: a GPU driver's first run of each kernel
+ * costs far more than the ones after it. Language models with a ring of 8 or more; else a no-op. */
+int rtr_session_warmup(rtr_session *s, rtr_err *err);
 
 /* Embedding models: evaluates ids from an empty session and writes the pooled, L2-normalised
  * vector (n_embd floats). */

@@ -124,6 +124,18 @@ void rtr_session_reset(rtr_session *s) {
     s->pos = 0;
 }
 
+int rtr_session_warmup(rtr_session *s, rtr_err *err) {
+    if (s->m->hp.pooling_last || s->cap < 8) return 0;
+    rtr_session_reset(s);
+    int32_t ids[2] = {0, 0}, top = 0; /* id 0 is in every vocabulary */
+    int r = rtr_eval(s, ids, 2, err);
+    if (!r) r = rtr_eval(s, ids, 1, err);
+    for (int i = 0; !r && i < 4; i++) r = rtr_eval_argmax_ahead(s, top, &top, err);
+    if (!r) r = rtr_session_sync(s, err);
+    rtr_session_reset(s);
+    return r;
+}
+
 int rtr_session_pos(const rtr_session *s) { return s->pos - s->ahead; }
 int rtr_session_ctx(const rtr_session *s) { return s->n_ctx; }
 size_t rtr_session_bytes(const rtr_session *s) { return s->bytes; }

@@ -27,6 +27,7 @@ static void usage(void) {
             "      --special          special-token strings typed in the chat become control tokens\n"
             "      --color on|off|auto  colour the answers (default auto: on a terminal)\n"
             "      --ignore-eos       answers end only at -n or Ctrl-C (for tests)\n"
+            "      --no-warmup        no untimed pass through the kernels on a GPU before the chat\n"
             "      --rag FILE.sqlite  each question retrieves sources from the index; answers cite them\n"
             "  -k N                   sources per question (default 4)\n"
             "%s"
@@ -127,7 +128,7 @@ int rtr_cmd_chat(int argc, char **argv) {
     long seed = -1, n_predict = -1, n_ctx = 0;
     const char *system = NULL, *color = "auto", *rag = NULL;
     long rag_k = 4;
-    int special = 0, ignore_eos = 0, bad = 0;
+    int special = 0, ignore_eos = 0, no_warmup = 0, bad = 0;
     for (int i = 1; i < argc && !bad; i++) {
         const char *v;
         if (cli_model_arg(&ma, argc, argv, &i, &bad)) continue;
@@ -145,6 +146,7 @@ int rtr_cmd_chat(int argc, char **argv) {
         }
         if (cli_flag(argv, i, NULL, "--special")) { special = 1; continue; }
         if (cli_flag(argv, i, NULL, "--ignore-eos")) { ignore_eos = 1; continue; }
+        if (cli_flag(argv, i, NULL, "--no-warmup")) { no_warmup = 1; continue; }
         if (cli_opt(argc, argv, &i, NULL, "--rag", &v, &bad)) { rag = v; continue; }
         if (cli_opt(argc, argv, &i, "-k", "--top-sources", &v, &bad)) {
             if (!bad && !cli_int(v, 1, 100, &rag_k)) bad = cli_error("-k needs a count from 1 to 100");
@@ -170,6 +172,11 @@ int rtr_cmd_chat(int argc, char **argv) {
     cli_install_signals();
     rtr_session_opts so = {(int)n_ctx, 4, 0, &cli_interrupted, ma.kv_f16};
     if (rtr_session_new(&c.s, c.m, &so, &e)) { cli_error("%s", e.msg); goto out; }
+    if (!no_warmup && strcmp(rtr_model_backend(c.m), "cpu") && rtr_session_warmup(c.s, &e)) {
+        cli_error("%s", e.code == RTR_EINTR ? "interrupted while warming up" : e.msg);
+        if (e.code == RTR_EINTR) rc = 130;
+        goto out;
+    }
     if (rtr_sampler_new(&c.sp, &sp, c.mi.n_vocab)) { cli_error("out of memory"); goto out; }
     c.cap = rtr_session_ctx(c.s) + 16;
     if (rag) {

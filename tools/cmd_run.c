@@ -30,6 +30,7 @@ static void usage(void) {
             "      --print-ids        print generated ids instead of text\n"
             "      --ignore-eos       keep generating past end-of-text\n"
             "  -q, --quiet            no timing line\n"
+            "      --no-warmup        no untimed pass through the kernels on a GPU before the prompt\n"
             "      --rag FILE.sqlite  answer from an index made by rotor rag-index, citing sources\n"
             "                         (implies --chat); -k N sources (default 4)\n"
             "%s",
@@ -69,7 +70,7 @@ int rtr_cmd_run(int argc, char **argv) {
     const char *prompt = NULL, *file = NULL, *system = NULL, *ids_arg = NULL, *logits_out = NULL, *rag = NULL;
     long rag_k = 4;
     long n_predict = -1, n_ctx = 0, n_batch = 0, n_sink = 4;
-    int chat = 0, no_bos = 0, no_special = 0, print_ids = 0, ignore_eos = 0, quiet = 0, bad = 0;
+    int chat = 0, no_bos = 0, no_warmup = 0, no_special = 0, print_ids = 0, ignore_eos = 0, quiet = 0, bad = 0;
     for (int i = 1; i < argc && !bad; i++) {
         const char *v;
         if (cli_model_arg(&ma, argc, argv, &i, &bad)) continue;
@@ -103,6 +104,7 @@ int rtr_cmd_run(int argc, char **argv) {
             continue;
         }
         if (cli_flag(argv, i, NULL, "--no-bos")) { no_bos = 1; continue; }
+        if (cli_flag(argv, i, NULL, "--no-warmup")) { no_warmup = 1; continue; }
         if (cli_flag(argv, i, NULL, "--no-special")) { no_special = 1; continue; }
         if (cli_flag(argv, i, NULL, "--print-ids")) { print_ids = 1; continue; }
         if (cli_flag(argv, i, NULL, "--ignore-eos")) { ignore_eos = 1; continue; }
@@ -196,6 +198,15 @@ int rtr_cmd_run(int argc, char **argv) {
     }
     if (rtr_sampler_new(&smp, &sp, mi.n_vocab)) { cli_error("out of memory"); goto out; }
     for (int i = 0; i < n_ids; i++) rtr_sampler_accept(smp, ids[i]);
+    if (!no_warmup && strcmp(rtr_model_backend(m), "cpu")) { /* counted in the load time */
+        double t_w = rtr_now();
+        if (rtr_session_warmup(s, &e)) {
+            cli_error("%s", e.code == RTR_EINTR ? "interrupted while warming up" : e.msg);
+            if (e.code == RTR_EINTR) rc = 130;
+            goto out;
+        }
+        t_load += rtr_now() - t_w;
+    }
 
     double t_pp = rtr_now();
     if (rtr_eval(s, ids, n_ids, &e)) {
