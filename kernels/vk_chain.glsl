@@ -14,8 +14,8 @@
  * count by a buffer barrier. With RTR_VMM (the Vulkan memory model) it is `nonprivate`: the
  * count is a device-scope release that makes the workgroup's writes available and the poll
  * that sees it a device-scope acquire that makes them visible, workgroup barriers carrying both
- * to the other invocations, so the reads after the wait are plain loads (on the H100, a
- * chained decode faster; BENCH.md).
+ * to the other invocations, so the reads after the wait are plain loads (on the H100, 7% more
+ * decode tokens a second; BENCH.md).
  * The including shader defines WG and includes vk_bind.glsl first. */
 layout(std430, binding = 15) coherent volatile buffer BCHAIN { uint CHAIN_CNT[]; };
 
