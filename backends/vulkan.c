@@ -669,7 +669,8 @@ static int has_ext(VkPhysicalDevice pd, const char *name) {
 /* What the shaders may use on this device. */
 typedef struct {
     int sg, sg_size, dot, dot_accel, dot_ext, int8, st8, st16;
-    int vmm; /* the Vulkan memory model, device scope included */
+    int vmm;      /* the Vulkan memory model, device scope included, and used */
+    int vmm_mesa; /* the same, but not used: a Mesa before 23 */
     int coop; /* COOP_* shaders the device can run */
     char driver[VK_MAX_DRIVER_NAME_SIZE + VK_MAX_DRIVER_INFO_SIZE + 2];
 } dev_caps;
@@ -756,7 +757,9 @@ static void query_caps(VkInstance inst, VkPhysicalDevice pd, dev_caps *c) {
     /* Mesa 22.3's lavapipe runs the memory-model shaders wrongly (test_backend_ops: fused norms
      * and GLU products far off); no Mesa before 23 is trusted with them */
     int mesa = mesa_major(c->driver);
-    c->vmm = v12 && mf.vulkanMemoryModel && mf.vulkanMemoryModelDeviceScope && (mesa == 0 || mesa >= 23);
+    int vmm = v12 && mf.vulkanMemoryModel && mf.vulkanMemoryModelDeviceScope;
+    c->vmm = vmm && (mesa == 0 || mesa >= 23);
+    c->vmm_mesa = vmm && !c->vmm;
     c->coop = coop_shapes(inst, pd, c, v12, sp.supportedOperations);
 }
 
@@ -795,11 +798,12 @@ int rtr_vulkan_list_devices(char *out, size_t cap) {
         if (l >= cap) break;
         snprintf(out + l, cap - l,
                  "  %u: %s (%s), %s, Vulkan %u.%u, heaps %s, subgroup %d%s, int8 %s, 8/16-bit storage %s/%s, "
-                 "int dot %s, matrices %s\n",
+                 "int dot %s, matrices %s, memory model %s\n",
                  i, p.deviceName, type_name(p.deviceType), c.driver, VK_API_VERSION_MAJOR(p.apiVersion),
                  VK_API_VERSION_MINOR(p.apiVersion), heaps, c.sg_size, c.sg ? " (arith)" : "",
                  c.int8 ? "yes" : "no", c.st8 ? "yes" : "no", c.st16 ? "yes" : "no",
-                 !c.dot ? "no" : c.dot_accel ? "yes (accelerated)" : "yes", c.coop == (COOP_I8 | COOP_F16) ? "int8 + f16 (NV)" : c.coop == COOP_I8 ? "int8 (NV)" : c.coop ? "f16 (NV)" : "no");
+                 !c.dot ? "no" : c.dot_accel ? "yes (accelerated)" : "yes", c.coop == (COOP_I8 | COOP_F16) ? "int8 + f16 (NV)" : c.coop == COOP_I8 ? "int8 (NV)" : c.coop ? "f16 (NV)" : "no",
+                 c.vmm ? "yes" : c.vmm_mesa ? "not used (Mesa before 23)" : "no");
     }
     free(pds);
     vkDestroyInstance(inst, NULL);

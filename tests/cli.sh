@@ -21,6 +21,16 @@ check "greedy --print-ids equals the reference" test "$got" = "$want"
 "$ROTOR" run -m "$M" --prompt-ids "$ids" --logits-out "$TMP/l.bin" -n 1 -q >/dev/null 2>&1
 check "--logits-out writes n_vocab floats" test "$(stat -c %s "$TMP/l.bin" 2>/dev/null)" = $((128256 * 4))
 
+# --list-devices: each Vulkan device's line ends with whether rotor uses its memory model
+devs=$("$ROTOR" --list-devices 2>&1)
+vk_lines=$(printf '%s\n' "$devs" | sed -n '/^vulkan:/,/^[a-z]*:/p' | grep -E '^  [0-9]+: ')
+if [ -z "$vk_lines" ]; then
+    skip "--list-devices: no Vulkan device"
+else
+    check "--list-devices gives every Vulkan device its memory model" \
+        test -z "$(printf '%s\n' "$vk_lines" | grep -vE 'memory model (yes|no|not used \(Mesa before 23\))$')"
+fi
+
 # greedy decoding on each GPU backend (one token ahead there): the same reference ids, and chat
 # transcripts equal to the CPU's through /regen, /clear and a ring that wraps
 chat_in=$(printf 'Hello there\n/regen\nWhat is two plus two?\n%s\n/clear\nAgain\n' "$(for i in $(seq 1 12); do printf 'one two three four five '; done)")

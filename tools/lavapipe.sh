@@ -9,7 +9,7 @@ set -u
 . /etc/os-release 2>/dev/null || exit 0
 [ "${VERSION_CODENAME:-}" = bookworm ] || exit 0
 dir=$(cd "$(dirname "$0")/.." && pwd)/.deps/lavapipe
-[ -f "$dir/lvp.json" ] && exit 0
+[ -f "$dir/lvp.json" ] && [ -n "$(find "$dir/root" -name libvulkan_lvp.so 2>/dev/null)" ] && exit 0
 tmp=$(mktemp -d) || exit 0
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
@@ -23,7 +23,8 @@ if ! apt-get "$@" update -qq >/dev/null 2>&1 ||
 fi
 rm -rf "$dir" && mkdir -p "$dir"
 dpkg-deb -x "$tmp"/mesa-vulkan-drivers_*.deb "$dir/root"
-lib=$(find "$dir/root" -name libvulkan_lvp.so | head -n 1)
+lib=$(cd "$dir" && find root -name libvulkan_lvp.so | head -n 1)
 [ -n "$lib" ] || { rm -rf "$dir"; exit 0; }
-printf '{ "file_format_version": "1.0.0", "ICD": { "library_path": "%s", "api_version": "1.3.0" } }\n' "$lib" > "$dir/lvp.json"
+# a library path relative to the manifest: the checkout can move
+printf '{ "file_format_version": "1.0.0", "ICD": { "library_path": "./%s", "api_version": "1.3.0" } }\n' "$lib" > "$dir/lvp.json"
 echo "rotor: lavapipe $(dpkg-deb -f "$tmp"/mesa-vulkan-drivers_*.deb Version) unpacked into .deps/lavapipe for the tests" >&2
