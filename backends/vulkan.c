@@ -21,7 +21,8 @@
  * over short rings (attn_dec.comp); ROTOR_VK_NOCOOP=1 keeps batched products
  * and attention off the matrix hardware (mm_t2_coop.comp, attn_coop.comp); ROTOR_VK_NOVECGLU=1
  * gives a gate/up pair the general short-row variant of mm_t2_vec.comp instead of its own;
- * ROTOR_VK_ARGMAX1=1 finds a row's largest value in one workgroup instead of several.
+ * ROTOR_VK_ARGMAX1=1 finds a row's largest value in one workgroup instead of several;
+ * ROTOR_VK_NOVMM=1 keeps the chained shaders off the Vulkan memory model (vk_chain.glsl).
  * Tuning: ROTOR_VK_VEC_LANES=N sets the lanes a weight row in mm_t2_vec.comp;
  * ROTOR_VK_ATTN_SPLITS=N caps how many splits decode attention makes of the ring;
  * ROTOR_VK_PROFILE=FILE writes device time per dispatch kind to FILE when the backend is
