@@ -23,7 +23,8 @@
  * gives a gate/up pair the general short-row variant of mm_t2_vec.comp instead of its own;
  * ROTOR_VK_ARGMAX1=1 finds a row's largest value in one workgroup instead of several;
  * ROTOR_VK_NOVMM=1 keeps the chained shaders off the Vulkan memory model (vk_chain.glsl).
- * Tuning: ROTOR_VK_VEC_LANES=N sets the lanes a weight row in mm_t2_vec.comp;
+ * Tuning: ROTOR_VK_VEC_LANES=N sets the lanes a weight row in mm_t2_vec.comp and
+ * ROTOR_VK_VEC_WG=128|512|1024 its workgroup size (default 256);
  * ROTOR_VK_ATTN_SPLITS=N caps how many splits decode attention makes of the ring;
  * ROTOR_VK_PROFILE=FILE writes device time per dispatch kind to FILE when the backend is
  * destroyed, with the driver's statistics of each pipeline (registers, shared memory) where it
@@ -823,10 +824,10 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
     static const struct { const char *shader; uint32_t spec[5]; } P[VP_COUNT] = {
         [VP_EMBED] = {"embed", {0}}, [VP_NORM] = {"norm", {0}}, [VP_MMT2_1] = {"mm_t2", {1, 128, 0}},
         [VP_MMT2_N] = {"mm_t2", {VK_TMAX, 128, 0}},
-        [VP_MMT2_V] = {"mm_t2_vec", {0, VK_WG_VEC, 0, 1, VK_VEC_MAXU}},
-        [VP_MMT2_VF] = {"mm_t2_vec", {0, VK_WG_VEC, 1, VK_VEC_KMAX / 4 / VK_WG_VEC, VK_VEC_MAXU}},
-        [VP_MMT2_VS] = {"mm_t2_vec", {0, VK_WG_VEC, 1, VK_VEC_NGS, VK_VEC_MAXU}},
-        [VP_MMT2_VG] = {"mm_t2_vec", {0, VK_WG_VEC, 1, VK_VEC_NGS, VK_VEC_MAXUG}},
+        [VP_MMT2_V] = {"mm_t2_vec", {0, 0, 0, 1, VK_VEC_MAXU}}, /* sizes: vec_spec */
+        [VP_MMT2_VF] = {"mm_t2_vec", {0, 0, 1, 0, VK_VEC_MAXU}},
+        [VP_MMT2_VS] = {"mm_t2_vec", {0, 0, 1, 0, VK_VEC_MAXU}},
+        [VP_MMT2_VG] = {"mm_t2_vec", {0, 0, 1, 0, VK_VEC_MAXUG}},
         [VP_MMT2_G] = {"mm_t2_gemm", {0}}, [VP_MMT2_C] = {"mm_t2_coop", {0}},
         [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
         [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTND] = {"attn_dec", {0, VK_ATTND_WG, 0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_ATTNC] = {"attn_coop", {0}}, [VP_GLU] = {"glu", {0}},
@@ -850,8 +851,14 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         VkResult r = vkCreateShaderModule(vk->dev, &mi, NULL, &mod);
         if (r != VK_SUCCESS) return vk_fail(vk, r, "vkCreateShaderModule", err);
         VkSpecializationMapEntry me[5] = {{0, 0, 4}, {1, 4, 4}, {2, 8, 4}, {3, 12, 4}, {4, 16, 4}};
-        uint32_t nspec = P[i].spec[4] ? 5 : P[i].spec[2] || P[i].spec[1] ? 3 : P[i].spec[0] ? 1 : 0;
-        VkSpecializationInfo spi = {nspec, me, nspec * 4, P[i].spec};
+        uint32_t spec[5];
+        memcpy(spec, P[i].spec, sizeof spec);
+        if (i >= VP_MMT2_V && i <= VP_MMT2_VG) { /* vec_spec: the workgroup and NG of this device */
+            spec[1] = vk->wg_vec;
+            if (i != VP_MMT2_V) spec[3] = i == VP_MMT2_VF ? VK_VEC_KMAX / 4 / vk->wg_vec : vk->ngs;
+        }
+        uint32_t nspec = spec[4] ? 5 : spec[2] || spec[1] ? 3 : spec[0] ? 1 : 0;
+        VkSpecializationInfo spi = {nspec, me, nspec * 4, spec};
         VkComputePipelineCreateInfo ci = {
             .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
             .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
@@ -916,8 +923,13 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->portable = rtr_env_flag("ROTOR_VK_PORTABLE");
     vk->no_fuse = rtr_env_flag("ROTOR_VK_NOFUSE"); /* for measuring what the fusions save */
     vk->no_poll = rtr_env_flag("ROTOR_VK_NOPOLL");  /* and what polling the fence saves */
+    const char *wv = getenv("ROTOR_VK_VEC_WG"); /* mm_t2_vec.comp's workgroup size */
+    int wgv = wv ? atoi(wv) : 0;
+    vk->wg_vec = wgv == 128 || wgv == 512 || wgv == 1024 ? (uint32_t)wgv : VK_WG_VEC;
+    vk->ngs = (VK_VEC_SHORT_K + 4 * vk->wg_vec - 1) / (4 * vk->wg_vec);
+    vk->vec_short = 4 * vk->ngs * vk->wg_vec;
     vk->no_vec = rtr_env_flag("ROTOR_VK_NOVEC") ||  /* the older one-token matmul, for comparison */
-                 lim->maxComputeWorkGroupInvocations < VK_WG_VEC || lim->maxComputeWorkGroupSize[0] < VK_WG_VEC;
+                 lim->maxComputeWorkGroupInvocations < vk->wg_vec || lim->maxComputeWorkGroupSize[0] < vk->wg_vec;
     /* batches through mm_t2.comp and attn.comp, for comparison or for want of shared memory */
     vk->no_gemm = rtr_env_flag("ROTOR_VK_NOGEMM") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
     vk->no_attnb = rtr_env_flag("ROTOR_VK_NOATTNB") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;

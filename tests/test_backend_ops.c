@@ -1102,6 +1102,13 @@ int main(void) {
                 run_suite(ent, "vulkan-novmm", cpu);
                 unsetenv("ROTOR_VK_NOVMM");
             }
+            if (!getenv("ROTOR_VK_VEC_WG")) { /* the one-token products in other workgroup sizes */
+                setenv("ROTOR_VK_VEC_WG", "512", 1);
+                run_suite(ent, "vulkan-vec512", cpu);
+                setenv("ROTOR_VK_VEC_WG", "128", 1);
+                run_suite(ent, "vulkan-vec128", cpu);
+                unsetenv("ROTOR_VK_VEC_WG");
+            }
         }
         if (!strcmp(ent->name, "opencl") && !rtr_env_flag("ROTOR_OPENCL_NOCMDBUF")) {
             setenv("ROTOR_OPENCL_NOCMDBUF", "1", 1); /* batches launch by launch, as without command buffers */
