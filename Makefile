@@ -131,7 +131,7 @@ help:
 	@echo "make            build ./rotor"
 	@echo "make test       the suite, the fuzz smoke run and the sanitizer run (what CI runs)"
 	@echo "make check      the suite alone (T=pattern runs a subset, also with make test)"
-	@echo "make fuzz-smoke every fuzz target for FUZZ_SMOKE_SECONDS (default 30)"
+	@echo "make fuzz-smoke every fuzz target for FUZZ_SMOKE_SECONDS (default 20)"
 	@echo "make san-test   the suite under AddressSanitizer and UndefinedBehaviorSanitizer"
 	@echo "make fuzz       run every fuzz target for FUZZ_SECONDS (default 60)"
 	@echo "make VULKAN=0 OPENCL=0          CPU-only build"

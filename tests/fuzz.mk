@@ -1,6 +1,6 @@
 # tests/fuzz.mk: fuzzing and sanitizer runs (included at the end of the Makefile).
 #   make fuzz          every libFuzzer target for FUZZ_SECONDS each (default 60)
-#   make fuzz-smoke    every target for FUZZ_SMOKE_SECONDS each (default 30; CI)
+#   make fuzz-smoke    every target for FUZZ_SMOKE_SECONDS each (default 20; CI)
 #   make fuzz T=json   only the targets whose name contains "json"
 #   make san-test      the whole test suite built with SAN=address,undefined in build-san/
 # The fuzz targets (tests/fuzz/fuzz_*.c) link the library objects built with clang and
@@ -11,7 +11,7 @@
 # (tests/fuzz_regress.sh) through build/tests/fuzz_replay: every target without libFuzzer.
 
 FUZZ_SECONDS       ?= 60
-FUZZ_SMOKE_SECONDS ?= 30
+FUZZ_SMOKE_SECONDS ?= 20
 FUZZ_JOBS          ?= $(shell nproc 2>/dev/null || echo 1)
 FUZZ_BUILD         ?= build-fuzz
 FUZZ_CC            ?= clang
