@@ -13,11 +13,21 @@ dir=$(cd "$(dirname "$0")/.." && pwd)/.deps/lavapipe
 tmp=$(mktemp -d) || exit 0
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
-echo "deb http://deb.debian.org/debian bookworm-backports main" > "$tmp/sources.list"
+# the mirror the system's own Debian sources use, then deb.debian.org
+mirror=$(grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -i debian | grep -v security | head -n 1)
+[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
 set -- -o Dir::Etc::SourceList="$tmp/sources.list" -o Dir::Etc::SourceParts=/dev/null \
     -o Dir::State::Lists="$tmp/lists" -o Dir::Cache="$tmp/cache" -o Debug::NoLocking=1
-if ! apt-get "$@" update -qq >/dev/null 2>&1 ||
-   ! (cd "$tmp" && apt-get "$@" download -qq mesa-vulkan-drivers/bookworm-backports >/dev/null 2>&1); then
+got=0
+for uri in $mirror http://deb.debian.org/debian; do
+    echo "deb $uri bookworm-backports main" > "$tmp/sources.list"
+    if apt-get "$@" update -qq >/dev/null 2>&1 &&
+       (cd "$tmp" && apt-get "$@" download -qq mesa-vulkan-drivers/bookworm-backports >/dev/null 2>&1); then
+        got=1
+        break
+    fi
+done
+if [ $got = 0 ]; then
     echo "rotor: could not fetch bookworm-backports' lavapipe; the tests use the system's" >&2
     exit 0
 fi
