@@ -137,7 +137,8 @@ int rtr_eval_argmax_ahead(rtr_session *s, int32_t id, int32_t *top, rtr_err *err
 int rtr_session_sync(rtr_session *s, rtr_err *err);
 /* One untimed pass through what generation runs (a two-token batch, a one-token step with
  * logits, greedy steps run ahead), then an empty ring: a GPU driver's first run of each kernel
- * costs far more than the ones after it. Language models with a ring of 8 or more; else a no-op. */
+ * costs far more than the ones after it. GPU backends, language models, rings of 8 or more; else
+ * a no-op (the CPU has nothing to warm but the page cache, which the prompt fills). */
 int rtr_session_warmup(rtr_session *s, rtr_err *err);
 
 /* Embedding models: evaluates ids from an empty session and writes the pooled, L2-normalised

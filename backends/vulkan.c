@@ -841,10 +841,12 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         if (i == VP_ATTNB && vk->no_attnb) continue;
         if (i == VP_ATTND && vk->no_attnd) continue;
         char name[64];
-        int mm = !strncmp(P[i].shader, "mm_", 3), chained = i == VP_ATTN || i == VP_ATTND || (i >= VP_MMT2_V && i <= VP_MMT2_VG);
-        snprintf(name, sizeof name, "%s%s", P[i].shader,
-                 i == VP_MMT2_C || i == VP_ATTNC ? "" : vk->vmm && chained ? "__vmm" : vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
-        const rtr_spv_entry *s = find_spv(name);
+        int mm = !strncmp(P[i].shader, "mm_", 3);
+        snprintf(name, sizeof name, "%s__vmm", P[i].shader); /* built for the chained shaders */
+        const rtr_spv_entry *s = vk->vmm ? find_spv(name) : NULL;
+        if (!s) snprintf(name, sizeof name, "%s%s", P[i].shader,
+                         i == VP_MMT2_C || i == VP_ATTNC ? "" : vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
+        if (!s) s = find_spv(name);
         if (!s) return rtr_seterr(err, RTR_EBACKEND, "vulkan: shader %s is not built in", name);
         VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = s->bytes, .pCode = s->code};
         VkShaderModule mod;

@@ -29,7 +29,8 @@ layout(std430, binding = 1) RTR_SHARED readonly buffer BK { uvec4 K4[]; };
 layout(std430, binding = 2) RTR_SHARED readonly buffer BV { uint V[]; };
 /* The same caches read before the wait: those slots were written by earlier batches, which a
  * barrier at this batch's start made visible, so plain loads serve (and the H100 serves them
- * faster than coherent ones); the rows this batch writes are read again coherently after it. */
+ * faster than coherent ones); the rows this batch writes are read again after it, through the
+ * RTR_SHARED declarations above. */
 layout(std430, binding = 1) readonly buffer BKP { uvec4 K4P[]; };
 layout(std430, binding = 2) readonly buffer BVP { uint VP[]; };
 layout(std430, binding = 3) readonly buffer BSP { int SP[]; };

@@ -32,17 +32,22 @@ layout(push_constant) uniform PC {
 shared float red_x[TMAX * WG];
 #endif
 
+/* two elements of a 16-bit float word: f16 or bf16 */
+vec2 pair(uint w) {
+    return pc.type == 1 ? unpackHalf2x16(w) : vec2(uintBitsToFloat(w << 16), uintBitsToFloat(w & 0xffff0000u));
+}
+
+/* the four signed bytes of a q8r word, the first in the low byte */
+vec4 bytes4(uint w) {
+    return vec4(float(int(w << 24) >> 24), float(int(w << 16) >> 24), float(int(w << 8) >> 24), float(int(w) >> 24));
+}
+
 float half_at(uint w, uint e) {
     return pc.type == 1 ? unpackHalf2x16(w)[e] : uintBitsToFloat(e == 0 ? w << 16 : w & 0xffff0000u);
 }
 
 #ifdef RTR_SG
 #define HU 4u /* 16-byte weight pieces a lane has in flight (row_vec) */
-
-/* two elements of a 16-bit float word: f16 or bf16 */
-vec2 pair(uint w) {
-    return pc.type == 1 ? unpackHalf2x16(w) : vec2(uintBitsToFloat(w << 16), uintBitsToFloat(w & 0xffff0000u));
-}
 
 /* Whether row_vec serves: one token, f16/bf16 rows of a multiple of 8 elements or q8r rows of a
  * multiple of 16 bytes (k a multiple of 4), weights and activations 16-byte aligned. */
@@ -72,8 +77,7 @@ float row_vec(uint row, uint lane, uint tpr) {
                 [[unroll]] for (uint c = 0; c < 4; c++) {
                     uint xi = 4 * i + c, wv = w[u][c];
                     vec4 x = xi < nx ? X4[xb + xi] : vec4(0.0);
-                    acc += dot(vec4(float(int(wv << 24) >> 24), float(int(wv << 16) >> 24),
-                                    float(int(wv << 8) >> 24), float(int(wv) >> 24)), x);
+                    acc += dot(bytes4(wv), x);
                 }
             } else {
                 acc += dot(vec4(pair(w[u].x), pair(w[u].y)), X4[xb + 2 * i]) +
@@ -112,8 +116,7 @@ void main() {
             uint kw = pc.kq / 4, wb = OFF(2) / 4 + row * kw, xb = OFF(0) / 4 + t0 * k;
             for (uint i = lane; i < (k + 3) / 4; i += tpr) {
                 uint wv = W[wb + i];
-                vec4 wf = vec4(float(int(wv << 24) >> 24), float(int(wv << 16) >> 24),
-                               float(int(wv << 8) >> 24), float(int(wv) >> 24));
+                vec4 wf = bytes4(wv);
                 for (uint t = 0; t < TMAX; t++) {
                     if (t >= ntok) break;
                     uint xi = xb + t * k + 4 * i;
@@ -138,7 +141,7 @@ void main() {
             uint wb = OFF(2) / 4 + row * (k / 2), xb = OFF(0) / 4 + t0 * k;
             for (uint i = lane; i < k / 2; i += tpr) {
                 uint wv = W[wb + i];
-                vec2 wf = pc.type == 1 ? unpackHalf2x16(wv) : vec2(uintBitsToFloat(wv << 16), uintBitsToFloat(wv & 0xffff0000u));
+                vec2 wf = pair(wv);
                 for (uint t = 0; t < TMAX; t++) {
                     if (t >= ntok) break;
                     uint xi = xb + t * k + 2 * i;

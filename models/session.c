@@ -125,7 +125,7 @@ void rtr_session_reset(rtr_session *s) {
 }
 
 int rtr_session_warmup(rtr_session *s, rtr_err *err) {
-    if (s->m->hp.pooling_last || s->cap < 8) return 0;
+    if (s->m->hp.pooling_last || s->cap < 8 || !strcmp(rtr_model_backend(s->m), "cpu")) return 0;
     rtr_session_reset(s);
     int32_t ids[2] = {0, 0}, top = 0; /* id 0 is in every vocabulary */
     int r = rtr_eval(s, ids, 2, err);

@@ -172,7 +172,7 @@ int rtr_cmd_chat(int argc, char **argv) {
     cli_install_signals();
     rtr_session_opts so = {(int)n_ctx, 4, 0, &cli_interrupted, ma.kv_f16};
     if (rtr_session_new(&c.s, c.m, &so, &e)) { cli_error("%s", e.msg); goto out; }
-    if (!no_warmup && strcmp(rtr_model_backend(c.m), "cpu") && rtr_session_warmup(c.s, &e)) {
+    if (!no_warmup && rtr_session_warmup(c.s, &e)) {
         cli_error("%s", e.code == RTR_EINTR ? "interrupted while warming up" : e.msg);
         if (e.code == RTR_EINTR) rc = 130;
         goto out;

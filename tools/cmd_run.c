@@ -198,7 +198,7 @@ int rtr_cmd_run(int argc, char **argv) {
     }
     if (rtr_sampler_new(&smp, &sp, mi.n_vocab)) { cli_error("out of memory"); goto out; }
     for (int i = 0; i < n_ids; i++) rtr_sampler_accept(smp, ids[i]);
-    if (!no_warmup && strcmp(rtr_model_backend(m), "cpu")) { /* counted in the load time */
+    if (!no_warmup) { /* counted in the load time */
         double t_w = rtr_now();
         if (rtr_session_warmup(s, &e)) {
             cli_error("%s", e.code == RTR_EINTR ? "interrupted while warming up" : e.msg);
