@@ -24,7 +24,8 @@
  * ROTOR_VK_ARGMAX1=1 finds a row's largest value in one workgroup instead of several;
  * ROTOR_VK_NOVMM=1 keeps the chained shaders off the Vulkan memory model (vk_chain.glsl).
  * Tuning: ROTOR_VK_VEC_LANES=N sets the lanes a weight row in mm_t2_vec.comp and
- * ROTOR_VK_VEC_WG=128|512|1024 its workgroup size (default 256);
+ * ROTOR_VK_VEC_WG=N or S,G,L its workgroup sizes (128, 256, 512 or 1024; S for short rows such
+ * as q/k/v and o, G for gate/up pairs, L for long rows such as down; default 512,256,512);
  * ROTOR_VK_ATTN_SPLITS=N caps how many splits decode attention makes of the ring;
  * ROTOR_VK_PROFILE=FILE writes device time per dispatch kind to FILE when the backend is
  * destroyed, with the driver's statistics of each pipeline (registers, shared memory) where it
@@ -818,6 +819,25 @@ static const rtr_spv_entry *find_spv(const char *name) {
     return NULL;
 }
 
+/* mm_t2_vec.comp's workgroup sizes: VK_WG_VEC_S/G/L, or ROTOR_VK_VEC_WG's one size for all, or
+ * three (short rows, gate/up pairs, long rows); the unfused variant takes the short rows' size. */
+static void vec_workgroups(vk_backend *vk) {
+    uint32_t w[3] = {VK_WG_VEC_S, VK_WG_VEC_G, VK_WG_VEC_L};
+    const char *e = getenv("ROTOR_VK_VEC_WG");
+    for (int i = 0; e && i < 3; i++) {
+        char *end;
+        long v = strtol(e, &end, 10);
+        if (end == e || (v != 128 && v != 256 && v != 512 && v != 1024)) break;
+        for (int j = i; j < 3; j++) w[j] = (uint32_t)v;
+        if (*end != ',') break;
+        e = end + 1;
+    }
+    vk->vec_wg[VP_MMT2_V - VP_MMT2_V] = w[0];
+    vk->vec_wg[VP_MMT2_VS - VP_MMT2_V] = w[0];
+    vk->vec_wg[VP_MMT2_VG - VP_MMT2_V] = w[1];
+    vk->vec_wg[VP_MMT2_VF - VP_MMT2_V] = w[2];
+}
+
 static int make_pipelines(vk_backend *vk, rtr_err *err) {
     /* specialization constants: 0 TMAX, 1 workgroup size; mm_t2_vec only: 2 fused norm, 3 its
      * words an invocation, 4 weight pieces an invocation */
@@ -856,8 +876,9 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         uint32_t spec[5];
         memcpy(spec, P[i].spec, sizeof spec);
         if (i >= VP_MMT2_V && i <= VP_MMT2_VG) { /* vec_spec: the workgroup and NG of this device */
-            spec[1] = vk->wg_vec;
-            if (i != VP_MMT2_V) spec[3] = i == VP_MMT2_VF ? VK_VEC_KMAX / 4 / vk->wg_vec : vk->ngs;
+            uint32_t wg = vk->vec_wg[i - VP_MMT2_V];
+            spec[1] = wg;
+            if (i != VP_MMT2_V) spec[3] = i == VP_MMT2_VF ? VK_VEC_KMAX / 4 / wg : (VK_VEC_SHORT_K + 4 * wg - 1) / (4 * wg);
         }
         uint32_t nspec = spec[4] ? 5 : spec[2] || spec[1] ? 3 : spec[0] ? 1 : 0;
         VkSpecializationInfo spi = {nspec, me, nspec * 4, spec};
@@ -925,13 +946,11 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->portable = rtr_env_flag("ROTOR_VK_PORTABLE");
     vk->no_fuse = rtr_env_flag("ROTOR_VK_NOFUSE"); /* for measuring what the fusions save */
     vk->no_poll = rtr_env_flag("ROTOR_VK_NOPOLL");  /* and what polling the fence saves */
-    const char *wv = getenv("ROTOR_VK_VEC_WG"); /* mm_t2_vec.comp's workgroup size */
-    int wgv = wv ? atoi(wv) : 0;
-    vk->wg_vec = wgv == 128 || wgv == 512 || wgv == 1024 ? (uint32_t)wgv : VK_WG_VEC;
-    vk->ngs = (VK_VEC_SHORT_K + 4 * vk->wg_vec - 1) / (4 * vk->wg_vec);
-    vk->vec_short = 4 * vk->ngs * vk->wg_vec;
-    vk->no_vec = rtr_env_flag("ROTOR_VK_NOVEC") ||  /* the older one-token matmul, for comparison */
-                 lim->maxComputeWorkGroupInvocations < vk->wg_vec || lim->maxComputeWorkGroupSize[0] < vk->wg_vec;
+    vec_workgroups(vk);
+    vk->no_vec = rtr_env_flag("ROTOR_VK_NOVEC"); /* the older one-token matmul, for comparison */
+    for (int i = 0; i < 4; i++)
+        if (lim->maxComputeWorkGroupInvocations < vk->vec_wg[i] || lim->maxComputeWorkGroupSize[0] < vk->vec_wg[i])
+            vk->no_vec = 1;
     /* batches through mm_t2.comp and attn.comp, for comparison or for want of shared memory */
     vk->no_gemm = rtr_env_flag("ROTOR_VK_NOGEMM") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
     vk->no_attnb = rtr_env_flag("ROTOR_VK_NOATTNB") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;

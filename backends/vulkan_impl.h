@@ -23,13 +23,16 @@ enum {
     VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMT2_V, VP_MMT2_VF, VP_MMT2_VS, VP_MMT2_VG, VP_MMT2_G, VP_MMT2_C, VP_MMF_1, VP_MMF_N,
     VP_ROPE, VP_KV, VP_ATTN, VP_ATTND, VP_ATTNB, VP_ATTNC, VP_GLU, VP_ARGMAX, VP_COUNT
 };
-#define VK_WG_VEC 256   /* invocations of a one-token matmul workgroup (mm_t2_vec.comp); */
-                        /* ROTOR_VK_VEC_WG=128|512|1024 sets another (vk_backend.wg_vec) */
-/* mm_t2_vec.comp's fused-norm variants hold the norm's row in registers, NG words an invocation:
- * VK_VEC_KMAX / 4 / wg_vec for rows up to VK_VEC_KMAX (VP_MMT2_VF), ngs for rows up to
- * vec_short = 4 * ngs * wg_vec, at least VK_VEC_SHORT_K (VP_MMT2_VS, and VP_MMT2_VG for gate/up
- * pairs, with VK_VEC_MAXUG weight pieces an invocation so that a workgroup takes twice the
- * rows). Fewer registers, more workgroups resident at once (BENCH.md). */
+/* invocations of a one-token matmul workgroup (mm_t2_vec.comp) for short rows (q/k/v, o), gate/up
+ * pairs and long rows (down); ROTOR_VK_VEC_WG sets others (vk_backend.vec_wg, vulkan.c) */
+#define VK_WG_VEC_S 512
+#define VK_WG_VEC_G 256
+#define VK_WG_VEC_L 512
+/* mm_t2_vec.comp's fused-norm variants hold the norm's row in registers, NG words an invocation
+ * of a workgroup of wg: VK_VEC_KMAX / 4 / wg for rows up to VK_VEC_KMAX (VP_MMT2_VF), enough for
+ * VK_VEC_SHORT_K for shorter rows (VP_MMT2_VS, and VP_MMT2_VG for gate/up pairs, with
+ * VK_VEC_MAXUG weight pieces an invocation so that a workgroup takes twice the rows). Fewer
+ * registers, more workgroups resident at once (BENCH.md). */
 #define VK_VEC_SHORT_K 3072u
 #define VK_VEC_MAXUG 10
 #define VK_VEC_MAXU 8   /* 16-byte weight pieces an invocation of it holds */
@@ -115,7 +118,7 @@ typedef struct {
     uint32_t qfam;
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memp;
-    uint32_t wg_vec, ngs, vec_short; /* mm_t2_vec.comp's workgroup and short rows (above) */
+    uint32_t vec_wg[4]; /* workgroup size of VP_MMT2_V + i (mm_t2_vec.comp's four pipelines) */
     int sg, dot, vmm, sg_size, portable, chain, no_fuse, no_poll, no_vec, no_vec_glu, no_gemm, no_attnb, no_attnd, argmax1, coop, vec_lanes, attn_splits;
     VkDeviceSize align, max_range;
     VkCommandPool cpool;

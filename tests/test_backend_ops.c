@@ -1103,10 +1103,10 @@ int main(void) {
                 unsetenv("ROTOR_VK_NOVMM");
             }
             if (!getenv("ROTOR_VK_VEC_WG")) { /* the one-token products in other workgroup sizes */
-                setenv("ROTOR_VK_VEC_WG", "512", 1);
-                run_suite(ent, "vulkan-vec512", cpu);
-                setenv("ROTOR_VK_VEC_WG", "128", 1);
-                run_suite(ent, "vulkan-vec128", cpu);
+                setenv("ROTOR_VK_VEC_WG", "256", 1);
+                run_suite(ent, "vulkan-vec256", cpu);
+                setenv("ROTOR_VK_VEC_WG", "128,1024,1024", 1); /* short rows, gate/up, long rows */
+                run_suite(ent, "vulkan-vecmix", cpu);
                 unsetenv("ROTOR_VK_VEC_WG");
             }
         }
