@@ -23,9 +23,11 @@
  * gives a gate/up pair the general short-row variant of mm_t2_vec.comp instead of its own;
  * ROTOR_VK_ARGMAX1=1 finds a row's largest value in one workgroup instead of several;
  * ROTOR_VK_NOVMM=1 keeps the chained shaders off the Vulkan memory model (vk_chain.glsl).
- * Tuning: ROTOR_VK_VEC_LANES=N sets the lanes a weight row in mm_t2_vec.comp and
- * ROTOR_VK_VEC_WG=N or S,G,L its workgroup sizes (128, 256, 512 or 1024; S for short rows such
- * as q/k/v and o, G for gate/up pairs, L for long rows such as down; default 512,256,512);
+ * Tuning: ROTOR_VK_VEC_WG=N or S,G,L sets mm_t2_vec.comp's workgroup sizes (128, 256, 512 or
+ * 1024; S for short rows such as q/k/v and o, G for gate/up pairs, L for long rows such as
+ * down; default 256,256,512), ROTOR_VK_VEC_LANES=N or S,G,L the fewest lanes a weight row
+ * (4, 8, 16 or 32; more where a row needs them) and ROTOR_VK_VEC_PIECES=N or S,G,L the 16-byte
+ * weight pieces an invocation holds (4 to 16; default 10,10,7);
  * ROTOR_VK_ATTN_SPLITS=N caps how many splits decode attention makes of the ring;
  * ROTOR_VK_PROFILE=FILE writes device time per dispatch kind to FILE when the backend is
  * destroyed, with the driver's statistics of each pipeline (registers, shared memory) where it
@@ -819,23 +821,36 @@ static const rtr_spv_entry *find_spv(const char *name) {
     return NULL;
 }
 
-/* mm_t2_vec.comp's workgroup sizes: VK_WG_VEC_S/G/L, or ROTOR_VK_VEC_WG's one size for all, or
- * three (short rows, gate/up pairs, long rows); the unfused variant takes the short rows' size. */
-static void vec_workgroups(vk_backend *vk) {
-    uint32_t w[3] = {VK_WG_VEC_S, VK_WG_VEC_G, VK_WG_VEC_L};
-    const char *e = getenv("ROTOR_VK_VEC_WG");
+/* Up to three sizes from environment variable name, "N" or "S,G,L" (short rows, gate/up pairs,
+ * long rows; a size missing repeats the one before), each from lo to hi (a power of two where
+ * pow2); out keeps its defaults where the variable is unset or a size is out of range. */
+static void env_three(const char *name, long lo, long hi, int pow2, uint32_t out[3]) {
+    const char *e = getenv(name);
     for (int i = 0; e && i < 3; i++) {
         char *end;
         long v = strtol(e, &end, 10);
-        if (end == e || (v != 128 && v != 256 && v != 512 && v != 1024)) break;
-        for (int j = i; j < 3; j++) w[j] = (uint32_t)v;
+        if (end == e || v < lo || v > hi || (pow2 && (v & (v - 1)))) break;
+        for (int j = i; j < 3; j++) out[j] = (uint32_t)v;
         if (*end != ',') break;
         e = end + 1;
     }
-    vk->vec_wg[VP_MMT2_V - VP_MMT2_V] = w[0];
-    vk->vec_wg[VP_MMT2_VS - VP_MMT2_V] = w[0];
-    vk->vec_wg[VP_MMT2_VG - VP_MMT2_V] = w[1];
-    vk->vec_wg[VP_MMT2_VF - VP_MMT2_V] = w[2];
+}
+
+/* mm_t2_vec.comp's workgroup sizes (VK_WG_VEC_S/G/L or ROTOR_VK_VEC_WG), fewest lanes a row
+ * (4, or ROTOR_VK_VEC_LANES) and weight pieces an invocation (VK_VEC_MAXU_S/G/L, or
+ * ROTOR_VK_VEC_PIECES) for its kinds of rows; the unfused variant takes the short rows'. */
+static void vec_settings(vk_backend *vk) {
+    uint32_t w[3] = {VK_WG_VEC_S, VK_WG_VEC_G, VK_WG_VEC_L}, l[3] = {4, 4, 4}, u[3] = {VK_VEC_MAXU_S, VK_VEC_MAXUG, VK_VEC_MAXU_L};
+    env_three("ROTOR_VK_VEC_WG", 128, 1024, 1, w);
+    env_three("ROTOR_VK_VEC_LANES", 4, 32, 1, l);
+    env_three("ROTOR_VK_VEC_PIECES", 4, 16, 0, u); /* 32 lanes x 4 pieces: VK_VEC_KMAX */
+    static const int kind[4] = {[VP_MMT2_V - VP_MMT2_V] = 0, [VP_MMT2_VS - VP_MMT2_V] = 0,
+                                [VP_MMT2_VG - VP_MMT2_V] = 1, [VP_MMT2_VF - VP_MMT2_V] = 2};
+    for (int i = 0; i < 4; i++) {
+        vk->vec_wg[i] = w[kind[i]];
+        vk->vec_lanes[i] = l[kind[i]];
+        vk->vec_maxu[i] = u[kind[i]];
+    }
 }
 
 static int make_pipelines(vk_backend *vk, rtr_err *err) {
@@ -844,10 +859,10 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
     static const struct { const char *shader; uint32_t spec[5]; } P[VP_COUNT] = {
         [VP_EMBED] = {"embed", {0}}, [VP_NORM] = {"norm", {0}}, [VP_MMT2_1] = {"mm_t2", {1, 128, 0}},
         [VP_MMT2_N] = {"mm_t2", {VK_TMAX, 128, 0}},
-        [VP_MMT2_V] = {"mm_t2_vec", {0, 0, 0, 1, VK_VEC_MAXU}}, /* sizes: vec_spec */
-        [VP_MMT2_VF] = {"mm_t2_vec", {0, 0, 1, 0, VK_VEC_MAXU}},
-        [VP_MMT2_VS] = {"mm_t2_vec", {0, 0, 1, 0, VK_VEC_MAXU}},
-        [VP_MMT2_VG] = {"mm_t2_vec", {0, 0, 1, 0, VK_VEC_MAXUG}},
+        [VP_MMT2_V] = {"mm_t2_vec", {0, 0, 0, 1, 0}}, /* sizes: vec_settings */
+        [VP_MMT2_VF] = {"mm_t2_vec", {0, 0, 1, 0, 0}},
+        [VP_MMT2_VS] = {"mm_t2_vec", {0, 0, 1, 0, 0}},
+        [VP_MMT2_VG] = {"mm_t2_vec", {0, 0, 1, 0, 0}},
         [VP_MMT2_G] = {"mm_t2_gemm", {0}}, [VP_MMT2_C] = {"mm_t2_coop", {0}},
         [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
         [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTND] = {"attn_dec", {0, VK_ATTND_WG, 0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_ATTNC] = {"attn_coop", {0}}, [VP_GLU] = {"glu", {0}},
@@ -878,6 +893,7 @@ static int make_pipelines(vk_backend *vk, rtr_err *err) {
         if (i >= VP_MMT2_V && i <= VP_MMT2_VG) { /* vec_spec: the workgroup and NG of this device */
             uint32_t wg = vk->vec_wg[i - VP_MMT2_V];
             spec[1] = wg;
+            spec[4] = vk->vec_maxu[i - VP_MMT2_V];
             if (i != VP_MMT2_V) spec[3] = i == VP_MMT2_VF ? VK_VEC_KMAX / 4 / wg : (VK_VEC_SHORT_K + 4 * wg - 1) / (4 * wg);
         }
         uint32_t nspec = spec[4] ? 5 : spec[2] || spec[1] ? 3 : spec[0] ? 1 : 0;
@@ -946,7 +962,7 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->portable = rtr_env_flag("ROTOR_VK_PORTABLE");
     vk->no_fuse = rtr_env_flag("ROTOR_VK_NOFUSE"); /* for measuring what the fusions save */
     vk->no_poll = rtr_env_flag("ROTOR_VK_NOPOLL");  /* and what polling the fence saves */
-    vec_workgroups(vk);
+    vec_settings(vk);
     vk->no_vec = rtr_env_flag("ROTOR_VK_NOVEC"); /* the older one-token matmul, for comparison */
     for (int i = 0; i < 4; i++)
         if (lim->maxComputeWorkGroupInvocations < vk->vec_wg[i] || lim->maxComputeWorkGroupSize[0] < vk->vec_wg[i])
@@ -964,8 +980,6 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     if (!find_spv("mm_t2_coop") || vk->no_gemm) vk->coop &= ~COOP_I8;
     if (!find_spv("attn_coop") || vk->no_attnb) vk->coop &= ~COOP_F16;
     vk->no_vec_glu = rtr_env_flag("ROTOR_VK_NOVECGLU");
-    const char *lp = getenv("ROTOR_VK_VEC_LANES"); /* lanes a weight row in mm_t2_vec.comp (4 to 32) */
-    vk->vec_lanes = lp ? atoi(lp) : 0;
     const char *as = getenv("ROTOR_VK_ATTN_SPLITS"); /* most splits of the ring in attention */
     vk->attn_splits = as ? atoi(as) : 0;
     vk->sg = c.sg && !vk->portable;

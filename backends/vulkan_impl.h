@@ -25,17 +25,19 @@ enum {
 };
 /* invocations of a one-token matmul workgroup (mm_t2_vec.comp) for short rows (q/k/v, o), gate/up
  * pairs and long rows (down); ROTOR_VK_VEC_WG sets others (vk_backend.vec_wg, vulkan.c) */
-#define VK_WG_VEC_S 512
+#define VK_WG_VEC_S 256
 #define VK_WG_VEC_G 256
 #define VK_WG_VEC_L 512
 /* mm_t2_vec.comp's fused-norm variants hold the norm's row in registers, NG words an invocation
  * of a workgroup of wg: VK_VEC_KMAX / 4 / wg for rows up to VK_VEC_KMAX (VP_MMT2_VF), enough for
- * VK_VEC_SHORT_K for shorter rows (VP_MMT2_VS, and VP_MMT2_VG for gate/up pairs, with
- * VK_VEC_MAXUG weight pieces an invocation so that a workgroup takes twice the rows). Fewer
+ * VK_VEC_SHORT_K for shorter rows (VP_MMT2_VS, and VP_MMT2_VG for gate/up pairs). Fewer
  * registers, more workgroups resident at once (BENCH.md). */
 #define VK_VEC_SHORT_K 3072u
+/* 16-byte weight pieces an invocation holds (MAXU), for short rows, gate/up pairs and long rows:
+ * a 2560-wide row in 4 lanes (40 pieces), a 6912-wide one in 16 (108) */
+#define VK_VEC_MAXU_S 10
 #define VK_VEC_MAXUG 10
-#define VK_VEC_MAXU 8   /* 16-byte weight pieces an invocation of it holds */
+#define VK_VEC_MAXU_L 7
 #define VK_VEC_KMAX 8192
 #define VK_GEMM_SHARED 18432 /* bytes of shared memory mm_t2_gemm.comp takes */
 #define VK_COOP_SHARED 43144 /* and attn_coop.comp, the larger of the two matrix shaders */
@@ -118,8 +120,8 @@ typedef struct {
     uint32_t qfam;
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memp;
-    uint32_t vec_wg[4]; /* workgroup size of VP_MMT2_V + i (mm_t2_vec.comp's four pipelines) */
-    int sg, dot, vmm, sg_size, portable, chain, no_fuse, no_poll, no_vec, no_vec_glu, no_gemm, no_attnb, no_attnd, argmax1, coop, vec_lanes, attn_splits;
+    uint32_t vec_wg[4], vec_lanes[4], vec_maxu[4]; /* VP_MMT2_V + i's workgroup, fewest lanes a row, MAXU */
+    int sg, dot, vmm, sg_size, portable, chain, no_fuse, no_poll, no_vec, no_vec_glu, no_gemm, no_attnb, no_attnd, argmax1, coop, attn_splits;
     VkDeviceSize align, max_range;
     VkCommandPool cpool;
     VkCommandBuffer up_cb, xfer_cb;

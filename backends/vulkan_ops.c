@@ -883,8 +883,8 @@ static int glu_fusable(const vk_backend *vk, const rtr_op *mm, const rtr_op *g, 
 }
 
 /* Lanes a weight row for mm_t2_vec.comp: the fewest from `from` up (a power of two, at most 32)
- * that hold a row in VK_VEC_MAXU pieces each (rows a workgroup = vec_wg / lanes). On the
- * H100, fewer and fuller workgroups won over more lanes a row at every 2B4T shape (BENCH.md). */
+ * that hold a row in vec_maxu pieces each (rows a workgroup = vec_wg / lanes). On the H100 and
+ * the H200, fewer lanes a row with more pieces each won at every 2B4T shape (BENCH.md). */
 static uint32_t vec_lanes(uint64_t kw4, uint32_t from, uint32_t maxu) {
     uint32_t lpr = from;
     while (lpr < 32 && kw4 > (uint64_t)lpr * maxu) lpr *= 2;
@@ -959,9 +959,7 @@ static int rec_mm_vec(rec_ctx *c, const rtr_op *nm, const rtr_op *mm, const rtr_
     }
     uint64_t kw4 = kpad128(mm->p.mm.k) / 64;
     int pipe = !nm ? VP_MMT2_V : kw4 * 64 > VK_VEC_SHORT_K ? VP_MMT2_VF : g && !c->vk->no_vec_glu ? VP_MMT2_VG : VP_MMT2_VS;
-    int fl = c->vk->vec_lanes; /* ROTOR_VK_VEC_LANES: the given lanes, or the fewest above that fit */
-    uint32_t lpr = vec_lanes(kw4, fl == 8 || fl == 16 || fl == 32 ? (uint32_t)fl : 4,
-                             pipe == VP_MMT2_VG ? VK_VEC_MAXUG : VK_VEC_MAXU),
+    uint32_t lpr = vec_lanes(kw4, vk->vec_lanes[pipe - VP_MMT2_V], vk->vec_maxu[pipe - VP_MMT2_V]),
              rpw = vk->vec_wg[pipe - VP_MMT2_V] / lpr;
     uint64_t groups = g ? ((uint64_t)mm->p.mm.n[0] + rpw / 2 - 1) / (rpw / 2) : (total + rpw - 1) / rpw;
     uint32_t chain = chain_order(c, all, n, groups);

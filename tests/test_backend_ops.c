@@ -1106,8 +1106,10 @@ int main(void) {
                 setenv("ROTOR_VK_VEC_WG", "256", 1);
                 run_suite(ent, "vulkan-vec256", cpu);
                 setenv("ROTOR_VK_VEC_WG", "128,1024,1024", 1); /* short rows, gate/up, long rows */
+                setenv("ROTOR_VK_VEC_PIECES", "4,16,5", 1);          /* 16, 4 and 32 lanes at 2B4T's */
                 run_suite(ent, "vulkan-vecmix", cpu);
                 unsetenv("ROTOR_VK_VEC_WG");
+                unsetenv("ROTOR_VK_VEC_PIECES");
             }
         }
         if (!strcmp(ent->name, "opencl") && !rtr_env_flag("ROTOR_OPENCL_NOCMDBUF")) {
