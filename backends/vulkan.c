@@ -964,9 +964,12 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     vk->no_poll = rtr_env_flag("ROTOR_VK_NOPOLL");  /* and what polling the fence saves */
     vec_settings(vk);
     vk->no_vec = rtr_env_flag("ROTOR_VK_NOVEC"); /* the older one-token matmul, for comparison */
-    for (int i = 0; i < 4; i++)
-        if (lim->maxComputeWorkGroupInvocations < vk->vec_wg[i] || lim->maxComputeWorkGroupSize[0] < vk->vec_wg[i])
-            vk->no_vec = 1;
+    uint32_t wmax = lim->maxComputeWorkGroupInvocations < lim->maxComputeWorkGroupSize[0] ? lim->maxComputeWorkGroupInvocations
+                                                                                          : lim->maxComputeWorkGroupSize[0];
+    for (int i = 0; i < 4; i++) { /* halved to what the device takes; Vulkan's least is 128 */
+        while (vk->vec_wg[i] > wmax && vk->vec_wg[i] > 128) vk->vec_wg[i] /= 2;
+        if (vk->vec_wg[i] > wmax) vk->no_vec = 1;
+    }
     /* batches through mm_t2.comp and attn.comp, for comparison or for want of shared memory */
     vk->no_gemm = rtr_env_flag("ROTOR_VK_NOGEMM") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
     vk->no_attnb = rtr_env_flag("ROTOR_VK_NOATTNB") || lim->maxComputeSharedMemorySize < VK_GEMM_SHARED;
