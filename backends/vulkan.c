@@ -1,7 +1,8 @@
-/* vulkan.c: the Vulkan backend's device half: instance and device selection, the device list,
- * memory and buffers, transfers (staging for weights and read-back, an upload ring for small
- * per-batch writes), pipelines, and begin/run/end with a fenced submit that never waits forever.
- * Op checking and command recording live in vulkan_ops.c.
+/* vulkan.c: the Vulkan backend's device half: device selection and setup, memory and buffers,
+ * transfers (staging for weights and read-back, an upload ring for small per-batch writes), and
+ * begin/run/end with a fenced submit that never waits forever. Finding devices and their
+ * capabilities lives in vulkan_dev.c, the pipelines in vulkan_pipe.c, op checking and command
+ * recording in vulkan_ops.c.
  *
  * Memory: weights and large buffers are device-local, uploaded through a staging buffer in
  * chunks; RTR_BUF_HOST buffers live in host-visible (cached) memory; other small buffers
@@ -33,7 +34,6 @@
  * destroyed, with the driver's statistics of each pipeline (registers, shared memory) where it
  * reports them. */
 #include "vulkan_impl.h"
-#include "shaders.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +45,7 @@
 #define VK_SMALL_BYTES (1u << 20)
 #define VK_PART_BYTES (2u << 20)
 
-static const char *vk_result_name(VkResult r) {
+const char *vk_result_name(VkResult r) {
     switch (r) {
     case VK_ERROR_OUT_OF_HOST_MEMORY: return "out of host memory";
     case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "out of device memory";
@@ -644,274 +644,8 @@ static const rtr_backend_ops vk_ops = {
     .wait_ahead = vkb_wait_ahead,
 };
 
-static int make_instance(VkInstance *out, rtr_err *err) {
-    uint32_t ver = VK_API_VERSION_1_0;
-    PFN_vkEnumerateInstanceVersion ev = (PFN_vkEnumerateInstanceVersion)vkGetInstanceProcAddr(NULL, "vkEnumerateInstanceVersion");
-    if (ev) ev(&ver);
-    if (ver < VK_API_VERSION_1_1)
-        return rtr_seterr(err, RTR_EBACKEND, "vulkan: the Vulkan loader is older than 1.1");
-    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .pApplicationName = "rotor",
-                             .pEngineName = "rotor", .apiVersion = ver < VK_API_VERSION_1_3 ? ver : VK_API_VERSION_1_3};
-    VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app};
-    VkResult r = vkCreateInstance(&ci, NULL, out);
-    if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED)
-        return rtr_seterr(err, RTR_EBACKEND, "vulkan: no Vulkan driver found (%s)", vk_result_name(r));
-    if (r != VK_SUCCESS) return vk_fail(NULL, r, "vkCreateInstance", err);
-    return 0;
-}
-
-static int has_ext(VkPhysicalDevice pd, const char *name) {
-    uint32_t n = 0;
-    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL) != VK_SUCCESS || !n) return 0;
-    VkExtensionProperties *e = malloc(n * sizeof *e);
-    int found = 0;
-    if (e && vkEnumerateDeviceExtensionProperties(pd, NULL, &n, e) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(e[i].extensionName, name);
-    free(e);
-    return found;
-}
-
-/* What the shaders may use on this device. */
-typedef struct {
-    int sg, sg_size, dot, dot_accel, dot_ext, int8, st8, st16;
-    int vmm;      /* the Vulkan memory model, device scope included, and used */
-    int vmm_mesa; /* the same, but not used: a Mesa before 23 */
-    int coop; /* COOP_* shaders the device can run */
-    char driver[VK_MAX_DRIVER_NAME_SIZE + VK_MAX_DRIVER_INFO_SIZE + 2];
-} dev_caps;
-
-/* Which cooperative-matrix shaders can run (COOP_I8: mm_t2_coop.comp, COOP_F16: attn_coop.comp):
- * VK_NV_cooperative_matrix with their shape at subgroup scope (16 x 8 x 32 int8 -> int32;
- * 16 x 16 x 16 f16 -> f32), subgroups of 32 (with vote and shuffle for the attention), int8
- * arithmetic and the Vulkan memory model. */
-static int coop_shapes(VkInstance inst, VkPhysicalDevice pd, const dev_caps *c, int v12, uint32_t sg_ops) {
-    if (!v12 || !c->int8 || c->sg_size != 32 || !has_ext(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME)) return 0;
-    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
-        vkGetInstanceProcAddr(inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
-    VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
-    VkPhysicalDeviceVulkanMemoryModelFeatures mf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES, .pNext = &cf};
-    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &mf};
-    vkGetPhysicalDeviceFeatures2(pd, &f2);
-    if (!get || !cf.cooperativeMatrix || !mf.vulkanMemoryModel) return 0;
-    VkCooperativeMatrixPropertiesNV props[64];
-    uint32_t n = 0;
-    if (get(pd, &n, NULL) != VK_SUCCESS) return 0;
-    if (n > 64) n = 64;
-    for (uint32_t i = 0; i < n; i++) props[i] = (VkCooperativeMatrixPropertiesNV){.sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV};
-    if (get(pd, &n, props) < 0) return 0;
-    int mask = 0;
-    uint32_t need_ops = VK_SUBGROUP_FEATURE_VOTE_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
-    for (uint32_t i = 0; i < n; i++) {
-        const VkCooperativeMatrixPropertiesNV *q = &props[i];
-        if (q->scope != VK_SCOPE_SUBGROUP_NV) continue;
-        if (q->MSize == 16 && q->NSize == 8 && q->KSize == 32 && q->AType == VK_COMPONENT_TYPE_SINT8_NV &&
-            q->BType == VK_COMPONENT_TYPE_SINT8_NV && q->CType == VK_COMPONENT_TYPE_SINT32_NV &&
-            q->DType == VK_COMPONENT_TYPE_SINT32_NV)
-            mask |= COOP_I8;
-        if (q->MSize == 16 && q->NSize == 16 && q->KSize == 16 && q->AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
-            q->BType == VK_COMPONENT_TYPE_FLOAT16_NV && q->CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
-            q->DType == VK_COMPONENT_TYPE_FLOAT32_NV && (sg_ops & need_ops) == need_ops)
-            mask |= COOP_F16;
-    }
-    return mask;
-}
-
-/* The major version of a Mesa driver ("... Mesa 22.3.6 ..." in its name and information), else 0. */
-static int mesa_major(const char *driver) {
-    const char *m = strstr(driver, "Mesa ");
-    return m && m[5] >= '0' && m[5] <= '9' ? atoi(m + 5) : 0;
-}
-
-static void query_caps(VkInstance inst, VkPhysicalDevice pd, dev_caps *c) {
-    memset(c, 0, sizeof *c);
-    VkPhysicalDeviceProperties p;
-    vkGetPhysicalDeviceProperties(pd, &p);
-    int v13 = p.apiVersion >= VK_API_VERSION_1_3, v12 = p.apiVersion >= VK_API_VERSION_1_2;
-    c->dot_ext = !v13 && has_ext(pd, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
-    int drv = v12 || has_ext(pd, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME);
-    VkPhysicalDeviceSubgroupProperties sp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
-    VkPhysicalDeviceDriverProperties dp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
-    VkPhysicalDeviceShaderIntegerDotProductProperties ip = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES};
-    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sp};
-    if (drv) { dp.pNext = p2.pNext; p2.pNext = &dp; }
-    if (v13 || c->dot_ext) { ip.pNext = p2.pNext; p2.pNext = &ip; }
-    vkGetPhysicalDeviceProperties2(pd, &p2);
-    c->sg_size = (int)sp.subgroupSize;
-    c->sg = (sp.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
-            (sp.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
-            (sp.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
-            sp.subgroupSize >= 4 && sp.subgroupSize <= 128 && !(sp.subgroupSize & (sp.subgroupSize - 1));
-    c->dot_accel = ip.integerDotProduct4x8BitPackedMixedSignednessAccelerated;
-    if (drv) snprintf(c->driver, sizeof c->driver, "%s %s", dp.driverName, dp.driverInfo);
-    else snprintf(c->driver, sizeof c->driver, "driver %u.%u.%u", VK_API_VERSION_MAJOR(p.driverVersion),
-                  VK_API_VERSION_MINOR(p.driverVersion), VK_API_VERSION_PATCH(p.driverVersion));
-    VkPhysicalDevice8BitStorageFeatures f8 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES};
-    VkPhysicalDevice16BitStorageFeatures f16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES, .pNext = &f8};
-    VkPhysicalDeviceShaderFloat16Int8Features fi = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .pNext = &f16};
-    VkPhysicalDeviceShaderIntegerDotProductFeatures fd = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
-    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f16};
-    if (v12 || has_ext(pd, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME)) f2.pNext = &fi;
-    if (v13 || c->dot_ext) { fd.pNext = f2.pNext; f2.pNext = &fd; }
-    VkPhysicalDeviceVulkanMemoryModelFeatures mf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
-    if (v12) { mf.pNext = f2.pNext; f2.pNext = &mf; }
-    vkGetPhysicalDeviceFeatures2(pd, &f2);
-    c->int8 = fi.shaderInt8;
-    c->st8 = f8.storageBuffer8BitAccess;
-    c->st16 = f16.storageBuffer16BitAccess;
-    c->dot = fd.shaderIntegerDotProduct;
-    /* Mesa 22.3's lavapipe runs the memory-model shaders wrongly (test_backend_ops: fused norms
-     * and GLU products far off); no Mesa before 23 is trusted with them */
-    int mesa = mesa_major(c->driver);
-    int vmm = v12 && mf.vulkanMemoryModel && mf.vulkanMemoryModelDeviceScope;
-    c->vmm = vmm && (mesa == 0 || mesa >= 23);
-    c->vmm_mesa = vmm && !c->vmm;
-    c->coop = coop_shapes(inst, pd, c, v12, sp.supportedOperations);
-}
-
-static const char *type_name(VkPhysicalDeviceType t) {
-    switch (t) {
-    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
-    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU";
-    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU";
-    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "CPU";
-    default: return "other";
-    }
-}
-
-int rtr_vulkan_list_devices(char *out, size_t cap) {
-    VkInstance inst;
-    rtr_err e;
-    if (make_instance(&inst, &e)) return 0; /* no loader driver: no devices */
-    uint32_t n = 0;
-    vkEnumeratePhysicalDevices(inst, &n, NULL);
-    VkPhysicalDevice *pds = n ? malloc(n * sizeof *pds) : NULL;
-    if (n && !pds) { vkDestroyInstance(inst, NULL); return RTR_ENOMEM; }
-    if (n) vkEnumeratePhysicalDevices(inst, &n, pds);
-    for (uint32_t i = 0; i < n; i++) {
-        VkPhysicalDeviceProperties p;
-        VkPhysicalDeviceMemoryProperties mp;
-        dev_caps c;
-        vkGetPhysicalDeviceProperties(pds[i], &p);
-        vkGetPhysicalDeviceMemoryProperties(pds[i], &mp);
-        query_caps(inst, pds[i], &c);
-        char heaps[160] = "";
-        for (uint32_t h = 0; h < mp.memoryHeapCount && strlen(heaps) < sizeof heaps - 40; h++)
-            snprintf(heaps + strlen(heaps), sizeof heaps - strlen(heaps), "%s%.1f GiB%s", h ? " + " : "",
-                     mp.memoryHeaps[h].size / 1073741824.0,
-                     mp.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT ? " device" : " host");
-        size_t l = strlen(out);
-        if (l >= cap) break;
-        snprintf(out + l, cap - l,
-                 "  %u: %s (%s), %s, Vulkan %u.%u, heaps %s, subgroup %d%s, int8 %s, 8/16-bit storage %s/%s, "
-                 "int dot %s, matrices %s, memory model %s\n",
-                 i, p.deviceName, type_name(p.deviceType), c.driver, VK_API_VERSION_MAJOR(p.apiVersion),
-                 VK_API_VERSION_MINOR(p.apiVersion), heaps, c.sg_size, c.sg ? " (arith)" : "",
-                 c.int8 ? "yes" : "no", c.st8 ? "yes" : "no", c.st16 ? "yes" : "no",
-                 !c.dot ? "no" : c.dot_accel ? "yes (accelerated)" : "yes", c.coop == (COOP_I8 | COOP_F16) ? "int8 + f16 (NV)" : c.coop == COOP_I8 ? "int8 (NV)" : c.coop ? "f16 (NV)" : "no",
-                 c.vmm ? "yes" : c.vmm_mesa ? "not used (Mesa before 23)" : "no");
-    }
-    free(pds);
-    vkDestroyInstance(inst, NULL);
-    return (int)n;
-}
-
-static const rtr_spv_entry *find_spv(const char *name) {
-    for (size_t i = 0; i < sizeof rtr_spv_table / sizeof rtr_spv_table[0]; i++)
-        if (!strcmp(rtr_spv_table[i].name, name)) return &rtr_spv_table[i];
-    return NULL;
-}
-
-/* Up to three sizes from environment variable name, "N" or "S,G,L" (short rows, gate/up pairs,
- * long rows; a size missing repeats the one before), each from lo to hi (a power of two where
- * pow2); out keeps its defaults where the variable is unset or a size is out of range. */
-static void env_three(const char *name, long lo, long hi, int pow2, uint32_t out[3]) {
-    const char *e = getenv(name);
-    for (int i = 0; e && i < 3; i++) {
-        char *end;
-        long v = strtol(e, &end, 10);
-        if (end == e || v < lo || v > hi || (pow2 && (v & (v - 1)))) break;
-        for (int j = i; j < 3; j++) out[j] = (uint32_t)v;
-        if (*end != ',') break;
-        e = end + 1;
-    }
-}
-
-/* mm_t2_vec.comp's workgroup sizes (VK_WG_VEC_S/G/L or ROTOR_VK_VEC_WG), fewest lanes a row
- * (4, or ROTOR_VK_VEC_LANES) and weight pieces an invocation (VK_VEC_MAXU_S/G/L, or
- * ROTOR_VK_VEC_PIECES) for its kinds of rows; the unfused variant takes the short rows'. */
-static void vec_settings(vk_backend *vk) {
-    uint32_t w[3] = {VK_WG_VEC_S, VK_WG_VEC_G, VK_WG_VEC_L}, l[3] = {4, 4, 4}, u[3] = {VK_VEC_MAXU_S, VK_VEC_MAXUG, VK_VEC_MAXU_L};
-    env_three("ROTOR_VK_VEC_WG", 128, 1024, 1, w);
-    env_three("ROTOR_VK_VEC_LANES", 4, 32, 1, l);
-    env_three("ROTOR_VK_VEC_PIECES", 4, 16, 0, u); /* 32 lanes x 4 pieces: VK_VEC_KMAX */
-    static const int kind[4] = {[VP_MMT2_V - VP_MMT2_V] = 0, [VP_MMT2_VS - VP_MMT2_V] = 0,
-                                [VP_MMT2_VG - VP_MMT2_V] = 1, [VP_MMT2_VF - VP_MMT2_V] = 2};
-    for (int i = 0; i < 4; i++) {
-        vk->vec_wg[i] = w[kind[i]];
-        vk->vec_lanes[i] = l[kind[i]];
-        vk->vec_maxu[i] = u[kind[i]];
-    }
-}
-
-static int make_pipelines(vk_backend *vk, rtr_err *err) {
-    /* specialization constants: 0 TMAX, 1 workgroup size; mm_t2_vec only: 2 fused norm, 3 its
-     * words an invocation, 4 weight pieces an invocation */
-    static const struct { const char *shader; uint32_t spec[5]; } P[VP_COUNT] = {
-        [VP_EMBED] = {"embed", {0}}, [VP_NORM] = {"norm", {0}}, [VP_MMT2_1] = {"mm_t2", {1, 128, 0}},
-        [VP_MMT2_N] = {"mm_t2", {VK_TMAX, 128, 0}},
-        [VP_MMT2_V] = {"mm_t2_vec", {0, 0, 0, 1, 0}}, /* sizes: vec_settings */
-        [VP_MMT2_VF] = {"mm_t2_vec", {0, 0, 1, 0, 0}},
-        [VP_MMT2_VS] = {"mm_t2_vec", {0, 0, 1, 0, 0}},
-        [VP_MMT2_VG] = {"mm_t2_vec", {0, 0, 1, 0, 0}},
-        [VP_MMT2_G] = {"mm_t2_gemm", {0}}, [VP_MMT2_C] = {"mm_t2_coop", {0}},
-        [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
-        [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTND] = {"attn_dec", {0, VK_ATTND_WG, 0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_ATTNC] = {"attn_coop", {0}}, [VP_GLU] = {"glu", {0}},
-        [VP_ARGMAX] = {"argmax", {0}},
-    };
-    for (int i = 0; i < VP_COUNT; i++) {
-        if (i >= VP_MMT2_V && i <= VP_MMT2_VG && vk->no_vec) continue;
-        if (i == VP_MMT2_G && vk->no_gemm) continue;
-        if (i == VP_MMT2_C && !(vk->coop & COOP_I8)) continue;
-        if (i == VP_ATTNC && !(vk->coop & COOP_F16)) continue;
-        if (i == VP_ATTNB && vk->no_attnb) continue;
-        if (i == VP_ATTND && vk->no_attnd) continue;
-        char name[64];
-        int mm = !strncmp(P[i].shader, "mm_", 3);
-        snprintf(name, sizeof name, "%s__vmm", P[i].shader); /* built for the chained shaders */
-        const rtr_spv_entry *s = vk->vmm ? find_spv(name) : NULL;
-        if (!s) snprintf(name, sizeof name, "%s%s", P[i].shader,
-                         i == VP_MMT2_C || i == VP_ATTNC ? "" : vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
-        if (!s) s = find_spv(name);
-        if (!s) return rtr_seterr(err, RTR_EBACKEND, "vulkan: shader %s is not built in", name);
-        VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = s->bytes, .pCode = s->code};
-        VkShaderModule mod;
-        VkResult r = vkCreateShaderModule(vk->dev, &mi, NULL, &mod);
-        if (r != VK_SUCCESS) return vk_fail(vk, r, "vkCreateShaderModule", err);
-        VkSpecializationMapEntry me[5] = {{0, 0, 4}, {1, 4, 4}, {2, 8, 4}, {3, 12, 4}, {4, 16, 4}};
-        uint32_t spec[5];
-        memcpy(spec, P[i].spec, sizeof spec);
-        if (i >= VP_MMT2_V && i <= VP_MMT2_VG) { /* vec_spec: the workgroup and NG of this device */
-            uint32_t wg = vk->vec_wg[i - VP_MMT2_V];
-            spec[1] = wg;
-            spec[4] = vk->vec_maxu[i - VP_MMT2_V];
-            if (i != VP_MMT2_V) spec[3] = i == VP_MMT2_VF ? VK_VEC_KMAX / 4 / wg : (VK_VEC_SHORT_K + 4 * wg - 1) / (4 * wg);
-        }
-        uint32_t nspec = spec[4] ? 5 : spec[2] || spec[1] ? 3 : spec[0] ? 1 : 0;
-        VkSpecializationInfo spi = {nspec, me, nspec * 4, spec};
-        VkComputePipelineCreateInfo ci = {
-            .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
-            .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
-                      .module = mod, .pName = "main", .pSpecializationInfo = nspec ? &spi : NULL},
-            .layout = vk->playout, .flags = vk->prof_stats ? VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR : 0};
-        r = vkCreateComputePipelines(vk->dev, VK_NULL_HANDLE, 1, &ci, NULL, &vk->pipe[i]);
-        vkDestroyShaderModule(vk->dev, mod, NULL);
-        if (r != VK_SUCCESS) return vk_fail(vk, r, "creating the compute pipelines", err);
-    }
-    return 0;
-}
-
 static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
-    int rc = make_instance(&vk->inst, err);
+    int rc = vk_make_instance(&vk->inst, err);
     if (rc) return rc;
     uint32_t n = 0;
     vkEnumeratePhysicalDevices(vk->inst, &n, NULL);
@@ -956,13 +690,13 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     if (fam < 0) return rtr_seterr(err, RTR_EBACKEND, "vulkan: %s has no compute queue", vk->props.deviceName);
     vk->qfam = (uint32_t)fam;
 
-    dev_caps c;
-    query_caps(vk->inst, vk->pd, &c);
+    vk_caps c;
+    vk_query_caps(vk->inst, vk->pd, &c);
     const VkPhysicalDeviceLimits *lim = &vk->props.limits;
     vk->portable = rtr_env_flag("ROTOR_VK_PORTABLE");
     vk->no_fuse = rtr_env_flag("ROTOR_VK_NOFUSE"); /* for measuring what the fusions save */
     vk->no_poll = rtr_env_flag("ROTOR_VK_NOPOLL");  /* and what polling the fence saves */
-    vec_settings(vk);
+    vk_vec_settings(vk);
     vk->no_vec = rtr_env_flag("ROTOR_VK_NOVEC"); /* the older one-token matmul, for comparison */
     uint32_t wmax = lim->maxComputeWorkGroupInvocations < lim->maxComputeWorkGroupSize[0] ? lim->maxComputeWorkGroupInvocations
                                                                                           : lim->maxComputeWorkGroupSize[0];
@@ -980,8 +714,8 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     /* the matrix shaders: where the device has them, this build has them (an older glslc builds
      * none) and the tiled shaders they stand in for are in use */
     vk->coop = vk->portable || rtr_env_flag("ROTOR_VK_NOCOOP") || lim->maxComputeSharedMemorySize < VK_COOP_SHARED ? 0 : c.coop;
-    if (!find_spv("mm_t2_coop") || vk->no_gemm) vk->coop &= ~COOP_I8;
-    if (!find_spv("attn_coop") || vk->no_attnb) vk->coop &= ~COOP_F16;
+    if (!vk_has_shader("mm_t2_coop") || vk->no_gemm) vk->coop &= ~COOP_I8;
+    if (!vk_has_shader("attn_coop") || vk->no_attnb) vk->coop &= ~COOP_F16;
     vk->no_vec_glu = rtr_env_flag("ROTOR_VK_NOVECGLU");
     const char *as = getenv("ROTOR_VK_ATTN_SPLITS"); /* most splits of the ring in attention */
     vk->attn_splits = as ? atoi(as) : 0;
@@ -1011,7 +745,7 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     const char *prof = getenv("ROTOR_VK_PROFILE");
     VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR pef = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR, .pipelineExecutableInfo = VK_TRUE};
-    if (prof && *prof && has_ext(vk->pd, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME)) {
+    if (prof && *prof && vk_has_ext(vk->pd, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME)) {
         exts[next++] = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
         pef.pNext = chain;
         chain = &pef;
@@ -1070,7 +804,7 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1,
                                       .pSetLayouts = &vk->dsl, .pushConstantRangeCount = 1, .pPushConstantRanges = &pr};
     if ((r = vkCreatePipelineLayout(vk->dev, &pli, NULL, &vk->playout)) != VK_SUCCESS) return vk_fail(vk, r, "vkCreatePipelineLayout", err);
-    if ((rc = make_pipelines(vk, err))) return rc;
+    if ((rc = vk_make_pipelines(vk, err))) return rc;
 
     if (!(vk->dummy = vk_buf_make(vk, 16, VK_MEM_DEV, 0, err)) ||
         !(vk->part = vk_buf_make(vk, VK_PART_BYTES, VK_MEM_DEV, 0, err)) ||

@@ -1,5 +1,6 @@
-/* vulkan_impl.h: what the two halves of the Vulkan backend share. vulkan.c owns the device,
- * memory, buffers, transfers and submission; vulkan_ops.c owns op checking, descriptor sets,
+/* vulkan_impl.h: what the parts of the Vulkan backend share. vulkan.c owns the backend's setup,
+ * memory, buffers, transfers and submission; vulkan_dev.c finding devices and their
+ * capabilities; vulkan_pipe.c the pipelines; vulkan_ops.c op checking, descriptor sets,
  * barriers and command recording. Internal to backends/vulkan*.c. */
 #ifndef ROTOR_VULKAN_IMPL_H
 #define ROTOR_VULKAN_IMPL_H
@@ -24,7 +25,7 @@ enum {
     VP_ROPE, VP_KV, VP_ATTN, VP_ATTND, VP_ATTNB, VP_ATTNC, VP_GLU, VP_ARGMAX, VP_COUNT
 };
 /* invocations of a one-token matmul workgroup (mm_t2_vec.comp) for short rows (q/k/v, o), gate/up
- * pairs and long rows (down); ROTOR_VK_VEC_WG sets others (vk_backend.vec_wg, vulkan.c) */
+ * pairs and long rows (down); ROTOR_VK_VEC_WG sets others (vk_backend.vec_wg, vulkan_pipe.c) */
 #define VK_WG_VEC_S 256
 #define VK_WG_VEC_G 256
 #define VK_WG_VEC_L 512
@@ -171,6 +172,25 @@ rtr_buf *vk_buf_make(vk_backend *vk, size_t bytes, int kind, int flags, rtr_err 
 void vk_buf_drop(vk_backend *vk, rtr_buf *b);
 int vk_write(vk_backend *vk, rtr_buf *b, size_t off, const void *src, size_t n, rtr_err *err);
 int vk_fail(vk_backend *vk, VkResult r, const char *what, rtr_err *err);
+const char *vk_result_name(VkResult r);
+
+/* vulkan_dev.c */
+/* What the shaders may use on a device. */
+typedef struct {
+    int sg, sg_size, dot, dot_accel, dot_ext, int8, st8, st16;
+    int vmm;      /* the Vulkan memory model, device scope included, and used */
+    int vmm_mesa; /* the same, but not used: a Mesa before 23 */
+    int coop; /* COOP_* shaders the device can run */
+    char driver[VK_MAX_DRIVER_NAME_SIZE + VK_MAX_DRIVER_INFO_SIZE + 2];
+} vk_caps;
+int vk_make_instance(VkInstance *out, rtr_err *err);
+int vk_has_ext(VkPhysicalDevice pd, const char *name);
+void vk_query_caps(VkInstance inst, VkPhysicalDevice pd, vk_caps *c);
+
+/* vulkan_pipe.c */
+int vk_has_shader(const char *name);
+void vk_vec_settings(vk_backend *vk);
+int vk_make_pipelines(vk_backend *vk, rtr_err *err);
 
 /* vulkan_ops.c */
 int vk_op_check(vk_backend *vk, const rtr_op *op, rtr_op *norm, rtr_err *err);
