@@ -1,5 +1,6 @@
-/* opencl_impl.h: what backends/opencl.c (device, program, buffers) and backends/opencl_ops.c
- * (one enqueue per op) share. Private to the OpenCL backend. */
+/* opencl_impl.h: what backends/opencl.c (device, buffers, batches), backends/opencl_prog.c (the
+ * kernel program and its disk cache) and backends/opencl_ops.c (one enqueue per op) share.
+ * Private to the OpenCL backend. */
 #ifndef ROTOR_OPENCL_IMPL_H
 #define ROTOR_OPENCL_IMPL_H
 
@@ -187,6 +188,14 @@ int cl_pool_of(const cl_backend *b, cl_mem m, cl_mem *pool, size_t *base);
 /* the offset (floats) in rope_tab of the inverse frequencies for (theta, rot_dim rd), written
  * there the first time they are asked for */
 int cl_rope_tab(cl_backend *b, float theta, int rd, cl_ulong *off, rtr_err *err);
+/* a device's string attribute what into buf (empty where it has none) */
+void cl_dev_str(cl_device_id d, cl_device_info what, char *buf, size_t cap);
+/* whether the device lists extension name */
+int cl_has_ext(cl_device_id d, const char *name);
+
+/* backends/opencl_prog.c */
+/* the program for this device (from the disk cache or built) and every kernel of it */
+int cl_build_kernels(cl_backend *b, int verbose, rtr_err *err);
 
 /* backends/opencl_ops.c */
 int cl_run(rtr_backend *be, const rtr_op *op, rtr_err *err);
