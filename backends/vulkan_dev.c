@@ -38,16 +38,16 @@ int vk_has_ext(VkPhysicalDevice pd, const char *name) {
 /* Which cooperative-matrix shaders can run (COOP_I8: mm_t2_coop.comp, COOP_F16: attn_coop.comp):
  * VK_NV_cooperative_matrix with their shape at subgroup scope (16 x 8 x 32 int8 -> int32;
  * 16 x 16 x 16 f16 -> f32), subgroups of 32 (with vote and shuffle for the attention), int8
- * arithmetic and the Vulkan memory model. */
-static int coop_shapes(VkInstance inst, VkPhysicalDevice pd, const vk_caps *c, int v12, uint32_t sg_ops) {
-    if (!v12 || !c->int8 || c->sg_size != 32 || !vk_has_ext(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME)) return 0;
+ * arithmetic and the Vulkan memory model (mem_model, as the device reports it). */
+static int coop_shapes(VkInstance inst, VkPhysicalDevice pd, const vk_caps *c, int v12, uint32_t sg_ops, int mem_model) {
+    if (!v12 || !mem_model || !c->int8 || c->sg_size != 32 || !vk_has_ext(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME))
+        return 0;
     PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
         vkGetInstanceProcAddr(inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
     VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
-    VkPhysicalDeviceVulkanMemoryModelFeatures mf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES, .pNext = &cf};
-    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &mf};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &cf};
     vkGetPhysicalDeviceFeatures2(pd, &f2);
-    if (!get || !cf.cooperativeMatrix || !mf.vulkanMemoryModel) return 0;
+    if (!get || !cf.cooperativeMatrix) return 0;
     VkCooperativeMatrixPropertiesNV props[64];
     uint32_t n = 0;
     if (get(pd, &n, NULL) != VK_SUCCESS) return 0;
@@ -120,7 +120,7 @@ void vk_query_caps(VkInstance inst, VkPhysicalDevice pd, vk_caps *c) {
     int vmm = v12 && mf.vulkanMemoryModel && mf.vulkanMemoryModelDeviceScope;
     c->vmm = vmm && (mesa == 0 || mesa >= 23);
     c->vmm_mesa = vmm && !c->vmm;
-    c->coop = coop_shapes(inst, pd, c, v12, sp.supportedOperations);
+    c->coop = coop_shapes(inst, pd, c, v12, sp.supportedOperations, v12 && mf.vulkanMemoryModel);
 }
 
 static const char *type_name(VkPhysicalDeviceType t) {

@@ -42,10 +42,6 @@ vec4 bytes4(uint w) {
     return vec4(float(int(w << 24) >> 24), float(int(w << 16) >> 24), float(int(w << 8) >> 24), float(int(w) >> 24));
 }
 
-float half_at(uint w, uint e) {
-    return pc.type == 1 ? unpackHalf2x16(w)[e] : uintBitsToFloat(e == 0 ? w << 16 : w & 0xffff0000u);
-}
-
 #ifdef RTR_SG
 #define HU 4u /* 16-byte weight pieces a lane has in flight (row_vec) */
 
@@ -157,7 +153,7 @@ void main() {
                 int j = int(i * 2) - int(h0); /* element of the low half */
                 for (uint e = 0; e < 2; e++, j++) {
                     if (j < 0 || j >= int(k)) continue;
-                    float wf = half_at(wv, e);
+                    float wf = pair(wv)[e];
                     for (uint t = 0; t < TMAX; t++) {
                         if (t >= ntok) break;
                         acc[t] += wf * uintBitsToFloat(X[xb + t * k + uint(j)]);

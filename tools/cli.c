@@ -209,3 +209,14 @@ void cli_install_signals(void) {
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
+
+int cli_warmup(rtr_session *s) {
+    rtr_err e = {0};
+    if (!rtr_session_warmup(s, &e)) return 0;
+    if (e.code == RTR_EINTR) {
+        cli_error("interrupted while warming up");
+        return 130;
+    }
+    cli_error("%s", e.msg);
+    return 1;
+}

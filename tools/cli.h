@@ -60,4 +60,8 @@ rtr_model *cli_open_model(const cli_model_args *a);
 extern volatile int cli_interrupted;
 void cli_install_signals(void);
 
+/* The session's untimed warm-up pass (rtr_session_warmup): 0, or the exit status after one
+ * error line (130 when interrupted). */
+int cli_warmup(rtr_session *s);
+
 #endif

@@ -172,11 +172,8 @@ int rtr_cmd_chat(int argc, char **argv) {
     cli_install_signals();
     rtr_session_opts so = {(int)n_ctx, 4, 0, &cli_interrupted, ma.kv_f16};
     if (rtr_session_new(&c.s, c.m, &so, &e)) { cli_error("%s", e.msg); goto out; }
-    if (!no_warmup && rtr_session_warmup(c.s, &e)) {
-        cli_error("%s", e.code == RTR_EINTR ? "interrupted while warming up" : e.msg);
-        if (e.code == RTR_EINTR) rc = 130;
-        goto out;
-    }
+    int wr = no_warmup ? 0 : cli_warmup(c.s);
+    if (wr) { rc = wr; goto out; }
     if (rtr_sampler_new(&c.sp, &sp, c.mi.n_vocab)) { cli_error("out of memory"); goto out; }
     c.cap = rtr_session_ctx(c.s) + 16;
     if (rag) {

@@ -200,11 +200,8 @@ int rtr_cmd_run(int argc, char **argv) {
     for (int i = 0; i < n_ids; i++) rtr_sampler_accept(smp, ids[i]);
     if (!no_warmup) { /* counted in the load time */
         double t_w = rtr_now();
-        if (rtr_session_warmup(s, &e)) {
-            cli_error("%s", e.code == RTR_EINTR ? "interrupted while warming up" : e.msg);
-            if (e.code == RTR_EINTR) rc = 130;
-            goto out;
-        }
+        int wr = cli_warmup(s);
+        if (wr) { rc = wr; goto out; }
         t_load += rtr_now() - t_w;
     }
 
