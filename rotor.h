@@ -75,6 +75,10 @@ typedef struct {
     uint64_t weight_bytes_per_token; /* bytes a single-token forward pass reads */
 } rtr_model_info;
 void rtr_model_get_info(const rtr_model *m, rtr_model_info *info);
+/* The model's backend reading a buffer larger than its caches, in GB/s (what bounds one-token
+ * decoding): for rotor bench's roofline on a GPU. Takes up to 512 MB of device memory while it
+ * runs, less where the device cannot spare it; call it with no batch in flight. */
+int rtr_model_read_bandwidth(const rtr_model *m, double *gbs, rtr_err *err);
 
 /* ---- tokenizer ---- */
 enum {

@@ -1,7 +1,7 @@
 /* model.c: opening a .rotor model: hyper-parameters from the metadata, shape checks for every
  * tensor the architecture needs, backend selection with fallback to the CPU, and the weight
  * buffers (aliases of the mapped file on the CPU, one upload on a GPU). Also the tokenizer
- * entry points of rotor.h that need the model. */
+ * entry points of rotor.h that need the model, and the probe of its device's read bandwidth. */
 #include "model.h"
 
 #include <math.h>
@@ -300,6 +300,77 @@ void rtr_model_get_info(const rtr_model *m, rtr_model_info *i) {
     i->is_embedding = h->pooling_last;
     i->file_bytes = m->f.size;
     i->weight_bytes_per_token = m->bytes_per_token;
+}
+
+/* ---- the device's read bandwidth ---- */
+
+#define BW_MAX ((size_t)512 << 20) /* bytes a pass streams: past the largest GPU caches (256 MB) */
+#define BW_MIN ((size_t)64 << 20)  /* the least worth timing, where the device spares no more */
+#define BW_K 4096                  /* f16 weights a row of the probe's product */
+#define BW_PASSES 16               /* passes over the weights a batch, at most */
+
+/* The probe: the one-token float product the LM head runs (the backend's kernel for streaming
+ * weights), over n rows of zeros, `passes` times a batch, each pass into its own output; the
+ * batch's time in *secs. */
+typedef struct { rtr_buf *w, *x, *d; int n; } bw_bufs;
+
+static int bw_batch(rtr_backend *be, const bw_bufs *b, int passes, double *secs, rtr_err *err) {
+    double t0 = rtr_now();
+    int r = be->ops->begin(be, err);
+    for (int k = 0; k < passes && !r; k++) {
+        rtr_op op;
+        memset(&op, 0, sizeof op);
+        op.kind = RTR_OP_MATMUL_F;
+        op.rows = 1;
+        op.a = (rtr_ref){b->x, 0};
+        op.dst = (rtr_ref){b->d, (size_t)k * (size_t)b->n * 4};
+        op.p.mf.type = RTR_T_F16;
+        op.p.mf.n = b->n;
+        op.p.mf.k = BW_K;
+        op.p.mm.w[0] = (rtr_ref){b->w, 0};
+        r = be->ops->run(be, &op, err);
+    }
+    if (!r) r = be->ops->end(be, err);
+    *secs = rtr_now() - t0;
+    return r;
+}
+
+/* One size: an untimed pass first (the batch's recording, the memory's first touch), then
+ * batches of enough passes to take a few milliseconds (so that a submission's own cost stays
+ * small beside them), the best of up to three within a quarter of a second. */
+static int bw_probe(rtr_backend *be, size_t bytes, double *gbs, rtr_err *err) {
+    bw_bufs b = {NULL, NULL, NULL, (int)(bytes / 2 / BW_K)};
+    size_t wb = (size_t)b.n * BW_K * 2;
+    int r = 0;
+    if (!(b.w = be->ops->buf_new(be, wb, NULL, 0, err)) || !(b.x = be->ops->buf_new(be, BW_K * 4, NULL, 0, err)) ||
+        !(b.d = be->ops->buf_new(be, (size_t)b.n * 4 * BW_PASSES, NULL, 0, err)))
+        r = err->code;
+    double t = 0, spent = 0, best = 0;
+    int passes = 1;
+    if (!r) r = bw_batch(be, &b, 1, &t, err);
+    if (!r && t < 0.004) passes = t > 0 && 0.004 / t < BW_PASSES ? (int)(0.004 / t) + 1 : BW_PASSES;
+    if (!r && passes > 1) r = bw_batch(be, &b, passes, &t, err); /* untimed: its recording */
+    for (int i = 0; !r && i < 3 && (i == 0 || spent < 0.25); i++) {
+        r = bw_batch(be, &b, passes, &t, err);
+        double g = t > 0 ? (double)wb * passes / t / 1e9 : 0;
+        if (g > best) best = g;
+        spent += t;
+    }
+    rtr_buf *all[3] = {b.w, b.x, b.d};
+    for (int i = 0; i < 3; i++)
+        if (all[i]) be->ops->buf_free(be, all[i]);
+    *gbs = best;
+    return r;
+}
+
+int rtr_model_read_bandwidth(const rtr_model *m, double *gbs, rtr_err *err) {
+    rtr_err e = {0};
+    int r = RTR_ENOMEM;
+    /* a device short of memory, or whose buffers may not be that large: half as much */
+    for (size_t bytes = BW_MAX; bytes >= BW_MIN && r; bytes /= 2)
+        if ((r = bw_probe(m->be, bytes, gbs, &e)) && r != RTR_ENOMEM && r != RTR_EARG) break;
+    if (r) return rtr_seterr(err, r, "bandwidth probe: %s", e.msg);
+    return 0;
 }
 
 /* ---- tokenizer entry points ---- */

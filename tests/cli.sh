@@ -46,6 +46,10 @@ for be in vulkan opencl; do
     check "and with --no-warmup" test "$got" = "$want"
     out=$(printf '%s\n' "$chat_in" | "$ROTOR" chat -m "$M" --backend $be --temp 0 -n 12 -c 64 2>/dev/null)
     check "greedy chat on $be equals the cpu's" test -n "$out" -a "$out" = "$cpu_chat"
+    out=$("$ROTOR" bench -m "$M" --backend $be -p 0 -n 2 -r 1 --no-warmup 2>/dev/null)
+    check "bench on $be: the device's own read bandwidth and a roofline" \
+        sh -c "printf '%s\n' '$out' | grep -qE 'memory bandwidth [0-9.]+ GB/s \(device reads\) \| roofline [0-9.]+ tok/s'"
+    check "and tg as a fraction of it" sh -c "printf '%s\n' '$out' | grep -qE '\| tg2 \| [0-9.]+ ± [0-9.]+ \| [0-9]+% \|'"
 done
 
 a=$("$ROTOR" run -m "$M" -p "Hello" -n 12 --seed 7 -q 2>/dev/null)

@@ -1,7 +1,8 @@
 /* cmd_bench.c: `rotor bench`: llama-bench style measurements (pp = prompt tokens per second,
  * tg = generated tokens per second, mean and standard deviation over -r repetitions) plus what
  * llama-bench lacks: load time, time to first token, peak memory, bytes read per generated
- * token, this machine's measured memory bandwidth and tg as a fraction of that roofline.
+ * token, the measured memory bandwidth (the CPU's threads reading host memory, or the GPU reading
+ * its own) and tg as a fraction of that roofline.
  * -d runs every test after an untimed prompt of that many tokens (llama-bench's depth: "tg128 @
  * d4096"). Generated tokens are chosen greedily on the backend, each next token's evaluation
  * queued before the host waits for the choice where the backend can (rtr_eval_argmax_ahead, as
@@ -282,7 +283,14 @@ int rtr_cmd_bench(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     double peak_mb = ru.ru_maxrss / 1024.0;
     int nth = ma.mo.n_threads > 0 ? ma.mo.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    double bw = do_bw && !strcmp(rtr_model_backend(m), "cpu") ? measure_bandwidth(nth) : 0;
+    /* the roofline's bandwidth: the CPU's threads reading host memory, or the GPU reading its own */
+    int on_cpu = !strcmp(rtr_model_backend(m), "cpu");
+    double bw = 0;
+    if (do_bw && on_cpu) bw = measure_bandwidth(nth);
+    else if (do_bw && rtr_model_read_bandwidth(m, &bw, &e)) {
+        fprintf(stderr, "rotor: bench: no roofline: %s\n", e.msg);
+        bw = 0;
+    }
     double bpt = (double)mi.weight_bytes_per_token;
     double roof = bw > 0 ? bw * 1e9 / bpt : 0;
     const char *name = strrchr(ma.model, '/') ? strrchr(ma.model, '/') + 1 : ma.model;
@@ -301,7 +309,8 @@ int rtr_cmd_bench(int argc, char **argv) {
         printf("\nload %.3f s | first token (7-token prompt) %.3f s | peak memory %.0f MB | KV+scratch %.0f MB | "
                "bytes/token %.1f MB",
                t_load, ttft, peak_mb, rtr_session_bytes(s) / 1e6, bpt / 1e6);
-        if (bw > 0) printf(" | memory bandwidth %.1f GB/s (%d threads) | roofline %.1f tok/s", bw, nth, roof);
+        if (bw > 0 && on_cpu) printf(" | memory bandwidth %.1f GB/s (%d threads) | roofline %.1f tok/s", bw, nth, roof);
+        if (bw > 0 && !on_cpu) printf(" | memory bandwidth %.1f GB/s (device reads) | roofline %.1f tok/s", bw, roof);
         printf("\n");
     } else {
         int csv = !strcmp(fmt, "csv"), jsonl = !strcmp(fmt, "jsonl");
