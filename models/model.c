@@ -308,6 +308,7 @@ void rtr_model_get_info(const rtr_model *m, rtr_model_info *i) {
 #define BW_MIN ((size_t)64 << 20)  /* the least worth timing, where the device spares no more */
 #define BW_K 4096                  /* f16 weights a row of the probe's product */
 #define BW_PASSES 16               /* passes over the weights a batch, at most */
+#define BW_BATCH_S 0.004           /* seconds a timed batch aims at */
 
 /* The probe: the one-token float product the LM head runs (the backend's kernel for streaming
  * weights), over n rows of zeros, `passes` times a batch, each pass into its own output; the
@@ -348,7 +349,7 @@ static int bw_probe(rtr_backend *be, size_t bytes, double *gbs, rtr_err *err) {
     double t = 0, spent = 0, best = 0;
     int passes = 1;
     if (!r) r = bw_batch(be, &b, 1, &t, err);
-    if (!r && t < 0.004) passes = t > 0 && 0.004 / t < BW_PASSES ? (int)(0.004 / t) + 1 : BW_PASSES;
+    if (!r && t < BW_BATCH_S) passes = t > BW_BATCH_S / BW_PASSES ? (int)(BW_BATCH_S / t) + 1 : BW_PASSES;
     if (!r && passes > 1) r = bw_batch(be, &b, passes, &t, err); /* untimed: its recording */
     for (int i = 0; !r && i < 3 && (i == 0 || spent < 0.25); i++) {
         r = bw_batch(be, &b, passes, &t, err);

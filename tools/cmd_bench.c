@@ -310,8 +310,9 @@ int rtr_cmd_bench(int argc, char **argv) {
         printf("\nload %.3f s | first token (7-token prompt) %.3f s | peak memory %.0f MB | KV+scratch %.0f MB | "
                "bytes/token %.1f MB",
                t_load, ttft, peak_mb, rtr_session_bytes(s) / 1e6, bpt / 1e6);
-        if (bw > 0 && on_cpu) printf(" | memory bandwidth %.1f GB/s (%d threads) | roofline %.1f tok/s", bw, nth, roof);
-        if (bw > 0 && !on_cpu) printf(" | memory bandwidth %.1f GB/s (device reads) | roofline %.1f tok/s", bw, roof);
+        char how[32] = "device reads";
+        if (on_cpu) snprintf(how, sizeof how, "%d threads", nth);
+        if (bw > 0) printf(" | memory bandwidth %.1f GB/s (%s) | roofline %.1f tok/s", bw, how, roof);
         printf("\n");
     } else {
         int csv = !strcmp(fmt, "csv"), jsonl = !strcmp(fmt, "jsonl");
