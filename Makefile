@@ -43,12 +43,14 @@ LIB_SRC += $(wildcard backends/vulkan*.c)
 SHADERS := $(filter-out %_coop.comp,$(wildcard kernels/*.comp))
 # each shader plain (core 1.1) and __sg (subgroup ops); the matmuls also __dot (int8 dot product);
 # the chained ones (vk_chain.glsl) also __vmm (int8 dot product and the Vulkan memory model);
+# mm_f also __amax (the LM head with greedy decoding's argmax, by 64-bit atomics);
 # *_coop.comp once (NV cooperative matrices, used only where the device lists their shapes), when
 # this glslc knows the extension (the backend runs without them otherwise)
 COOP_GLSL := $(shell printf '\#version 450\n\#extension GL_NV_cooperative_matrix : require\n\#extension GL_NV_integer_cooperative_matrix : require\nvoid main(){}\n' | $(GLSLC) -fshader-stage=compute -o /dev/null - 2>/dev/null && echo 1)
 SPV     := $(SHADERS:kernels/%.comp=$(BUILD)/spv/%.spv) $(SHADERS:kernels/%.comp=$(BUILD)/spv/%__sg.spv) \
            $(patsubst kernels/%.comp,$(BUILD)/spv/%__dot.spv,$(filter kernels/mm_%.comp,$(SHADERS))) \
            $(patsubst kernels/%.comp,$(BUILD)/spv/%__vmm.spv,$(shell grep -l 'include "vk_chain.glsl"' $(SHADERS))) \
+           $(BUILD)/spv/mm_f__amax.spv \
            $(if $(COOP_GLSL),$(patsubst kernels/%.comp,$(BUILD)/spv/%.spv,$(wildcard kernels/*_coop.comp)))
 GEN     += $(BUILD)/gen/shaders.h
 endif
@@ -91,6 +93,9 @@ $(BUILD)/spv/%__dot.spv: kernels/%.comp $(wildcard kernels/*.glsl)
 $(BUILD)/spv/%__vmm.spv: kernels/%.comp $(wildcard kernels/*.glsl)
 	@mkdir -p $(dir $@)
 	$(GLSLC) --target-env=vulkan1.1 -O -DRTR_SG -DRTR_DOT -DRTR_VMM -o $@ $<
+$(BUILD)/spv/%__amax.spv: kernels/%.comp $(wildcard kernels/*.glsl)
+	@mkdir -p $(dir $@)
+	$(GLSLC) --target-env=vulkan1.1 -O -DRTR_SG -DRTR_AMAX -o $@ $<
 $(BUILD)/spv/%.spv: kernels/%.comp $(wildcard kernels/*.glsl)
 	@mkdir -p $(dir $@)
 	$(GLSLC) --target-env=vulkan1.1 $(GLSLC_O) -o $@ $<

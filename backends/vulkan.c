@@ -22,7 +22,8 @@
  * over short rings (attn_dec.comp); ROTOR_VK_NOCOOP=1 keeps batched products
  * and attention off the matrix hardware (mm_t2_coop.comp, attn_coop.comp); ROTOR_VK_NOVECGLU=1
  * gives a gate/up pair the general short-row variant of mm_t2_vec.comp instead of its own;
- * ROTOR_VK_ARGMAX1=1 finds a row's largest value in one workgroup instead of several;
+ * ROTOR_VK_ARGMAX1=1 finds a row's largest value in one workgroup instead of several, and
+ * ROTOR_VK_NOAMAX=1 keeps greedy decoding's argmax out of the LM head's product (mm_f.comp);
  * ROTOR_VK_NOVMM=1 keeps the chained shaders off the Vulkan memory model (vk_chain.glsl).
  * Tuning: ROTOR_VK_VEC_WG=N or S,G,L sets mm_t2_vec.comp's workgroup sizes (128, 256, 512 or
  * 1024; S for short rows such as q/k/v and o, G for gate/up pairs, L for long rows such as
@@ -610,7 +611,7 @@ static void vkb_destroy(rtr_backend *be) {
         if (vk->prof_path && vk->prof_batches) prof_write(vk);
         for (int i = 0; i < VK_NREC; i++)
             if (vk->rec[i].qp) vkDestroyQueryPool(vk->dev, vk->rec[i].qp, NULL);
-        rtr_buf *own[] = {vk->dummy, vk->ring, vk->stage, vk->part, vk->cnt, vk->rope_tab, vk->sync};
+        rtr_buf *own[] = {vk->dummy, vk->ring, vk->stage, vk->part, vk->cnt, vk->akey, vk->rope_tab, vk->sync};
         for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) vk_buf_drop(vk, own[i]);
         for (int i = 0; i < VP_COUNT; i++)
             if (vk->pipe[i]) vkDestroyPipeline(vk->dev, vk->pipe[i], NULL);
@@ -736,7 +737,13 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
                                                     .vulkanMemoryModelDeviceScope = vk->vmm ? VK_TRUE : VK_FALSE};
     VkPhysicalDeviceShaderFloat16Int8Features f8i = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES,
                                                     .pNext = &mf, .shaderInt8 = VK_TRUE};
+    /* the head with the argmax after it (mm_f.comp's RTR_AMAX): 64-bit atomics on buffers */
+    vk->amax = vk->sg && c.a64 && vk_has_shader("mm_f__amax") && !rtr_env_flag("ROTOR_VK_NOAMAX");
+    VkPhysicalDeviceShaderAtomicInt64Features fa = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_ATOMIC_INT64_FEATURES,
+                                                    .shaderBufferInt64Atomics = VK_TRUE};
+    VkPhysicalDeviceFeatures ef = {.shaderInt64 = VK_TRUE};
     void *chain = NULL;
+    if (vk->amax) { fa.pNext = chain; chain = &fa; }
     if (vk->dot) { fd.pNext = chain; chain = &fd; }
     if (vk->coop) { mf.pNext = &cf; cf.pNext = chain; chain = &f8i; }
     else if (vk->vmm) { mf.pNext = chain; chain = &mf; }
@@ -755,7 +762,8 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     if (vk->coop) exts[next++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
     VkDeviceCreateInfo di = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = chain,
                              .queueCreateInfoCount = 1, .pQueueCreateInfos = &qi,
-                             .enabledExtensionCount = next, .ppEnabledExtensionNames = exts};
+                             .enabledExtensionCount = next, .ppEnabledExtensionNames = exts,
+                             .pEnabledFeatures = vk->amax ? &ef : NULL};
     VkResult r = vkCreateDevice(vk->pd, &di, NULL, &vk->dev);
     if (r != VK_SUCCESS) return vk_fail(vk, r, "vkCreateDevice", err);
     vkGetDeviceQueue(vk->dev, vk->qfam, 0, &vk->queue);
@@ -809,15 +817,19 @@ static int setup(vk_backend *vk, const rtr_backend_cfg *cfg, rtr_err *err) {
     if (!(vk->dummy = vk_buf_make(vk, 16, VK_MEM_DEV, 0, err)) ||
         !(vk->part = vk_buf_make(vk, VK_PART_BYTES, VK_MEM_DEV, 0, err)) ||
         !(vk->cnt = vk_buf_make(vk, VK_CNT_BYTES, VK_MEM_DEV, 0, err)) ||
+        !(vk->akey = vk_buf_make(vk, 16, VK_MEM_DEV, 0, err)) ||
         !(vk->rope_tab = vk_buf_make(vk, 64 << 10, VK_MEM_SMALL, 0, err)) ||
         !(vk->sync = vk_buf_make(vk, VK_CHAIN_N * 4, VK_MEM_SMALL, 0, err)))
         return err ? err->code : RTR_ENOMEM;
     /* dispatch chaining needs the counters' error word readable by the host */
     vk->chain = vk->sync->map && !rtr_env_flag("ROTOR_VK_NOCHAIN");
     if (vk->sync->map) memset(vk->sync->map, 0, vk->sync->vsize);
-    if (vk->cnt->map) memset(vk->cnt->map, 0, vk->cnt->vsize);
-    else if ((rc = open_uploads(vk, err))) return rc;
-    else vkCmdFillBuffer(vk->up_cb, vk->cnt->buf, 0, vk->cnt->vsize, 0);
+    for (int i = 0; i < 2; i++) { /* the counters start at 0 */
+        rtr_buf *b = i ? vk->akey : vk->cnt;
+        if (b->map) memset(b->map, 0, b->vsize);
+        else if ((rc = open_uploads(vk, err))) return rc;
+        else vkCmdFillBuffer(vk->up_cb, b->buf, 0, b->vsize, 0);
+    }
     snprintf(vk->base.desc, sizeof vk->base.desc, "%.80s (Vulkan%s%s%s)", vk->props.deviceName,
              vk->coop ? ", matrices" : vk->dot ? ", int8 dot" : vk->sg ? ", subgroups" : "", vk->portable ? ", portable" : "",
              vk->vmm ? ", memory model" : "");

@@ -109,7 +109,10 @@ void vk_query_caps(VkInstance inst, VkPhysicalDevice pd, vk_caps *c) {
     if (v13 || c->dot_ext) { fd.pNext = f2.pNext; f2.pNext = &fd; }
     VkPhysicalDeviceVulkanMemoryModelFeatures mf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
     if (v12) { mf.pNext = f2.pNext; f2.pNext = &mf; }
+    VkPhysicalDeviceShaderAtomicInt64Features fa = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_ATOMIC_INT64_FEATURES};
+    if (v12) { fa.pNext = f2.pNext; f2.pNext = &fa; }
     vkGetPhysicalDeviceFeatures2(pd, &f2);
+    c->a64 = f2.features.shaderInt64 && fa.shaderBufferInt64Atomics;
     c->int8 = fi.shaderInt8;
     c->st8 = f8.storageBuffer8BitAccess;
     c->st16 = f16.storageBuffer16BitAccess;

@@ -18,11 +18,12 @@ struct rtr_buf {
     int flags;
 };
 
-/* pipelines: one per shader, the matmuls twice (TMAX 1 for decode, VK_TMAX for batches), and
- * the ternary matmul once more with the norm fused in (decode) */
+/* pipelines: one per shader, the matmuls twice (TMAX 1 for decode, VK_TMAX for batches), the
+ * ternary matmul once more with the norm fused in (decode), the float one with the argmax
+ * (VP_MMF_1A, greedy decoding's head) */
 enum {
     VP_EMBED, VP_NORM, VP_MMT2_1, VP_MMT2_N, VP_MMT2_V, VP_MMT2_VF, VP_MMT2_VS, VP_MMT2_VG, VP_MMT2_G, VP_MMT2_C, VP_MMF_1, VP_MMF_N,
-    VP_ROPE, VP_KV, VP_ATTN, VP_ATTND, VP_ATTNB, VP_ATTNC, VP_GLU, VP_ARGMAX, VP_COUNT
+    VP_ROPE, VP_KV, VP_ATTN, VP_ATTND, VP_ATTNB, VP_ATTNC, VP_GLU, VP_ARGMAX, VP_MMF_1A, VP_COUNT
 };
 /* invocations of a one-token matmul workgroup (mm_t2_vec.comp) for short rows (q/k/v, o), gate/up
  * pairs and long rows (down); ROTOR_VK_VEC_WG sets others (vk_backend.vec_wg, vulkan_pipe.c) */
@@ -122,6 +123,7 @@ typedef struct {
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties memp;
     uint32_t vec_wg[4], vec_lanes[4], vec_maxu[4]; /* VP_MMT2_V + i's workgroup, fewest lanes a row, MAXU */
+    int amax; /* the head's product takes the argmax after it (VP_MMF_1A) */
     int sg, dot, vmm, sg_size, portable, chain, no_fuse, no_poll, no_vec, no_vec_glu, no_gemm, no_attnb, no_attnd, argmax1, coop, attn_splits;
     VkDeviceSize align, max_range;
     VkCommandPool cpool;
@@ -135,6 +137,7 @@ typedef struct {
     uint32_t nt_mm; /* weight rows per matmul workgroup */
     /* internal buffers */
     rtr_buf *dummy, *ring, *stage, *part, *cnt, *rope_tab, *sync; /* cnt: attention split counters; sync: chaining */
+    rtr_buf *akey; /* VP_MMF_1A's best key and count, zero between its dispatches */
     size_t ring_used;
     int up_open;
     /* descriptor set cache: open addressing on vk_dkey */
@@ -180,6 +183,7 @@ typedef struct {
     int sg, sg_size, dot, dot_accel, dot_ext, int8, st8, st16;
     int vmm;      /* the Vulkan memory model, device scope included, and used */
     int vmm_mesa; /* the same, but not used: a Mesa before 23 */
+    int a64;      /* 64-bit integers and their atomics on storage buffers */
     int coop; /* COOP_* shaders the device can run */
     char driver[VK_MAX_DRIVER_NAME_SIZE + VK_MAX_DRIVER_INFO_SIZE + 2];
 } vk_caps;

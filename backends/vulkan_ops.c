@@ -543,20 +543,36 @@ static int rec_norm(rec_ctx *c, const rtr_op *op, rtr_err *err) {
     return dispatch(c, VP_NORM, P + 5, gx, gy, 1, err);
 }
 
-static int rec_matmul_f(rec_ctx *c, const rtr_op *op, acc_list *l, rtr_err *err) {
+/* MATMUL_F; am: the one-token ARGMAX of its output after it, taken in the same dispatch
+ * (amax_fusable), or NULL */
+static int rec_matmul_f(rec_ctx *c, const rtr_op *op, const rtr_op *am, acc_list *l, rtr_err *err) {
     vk_backend *vk = c->vk;
     int t = op->p.mf.type, n = op->p.mf.n, k = op->p.mf.k, rows = op->rows;
     size_t kq = (size_t)rtr_q8r_row_bytes((uint64_t)k);
     clear_refs(c);
     c->ref[0] = op->a;
     c->ref[1] = op->a; /* the shader's second input is unused here */
+    if (am) { /* its key and count, and the index it writes */
+        l->a[l->n++] = (vk_access){vk->akey, 0, 16, 1};
+        l->a[l->n++] = (vk_access){am->dst.buf, am->dst.off, am->dst.off + 4, 1};
+        c->ref[4] = (rtr_ref){vk->akey, 0};
+        c->ref[5] = am->dst;
+    }
     depend(c, l->a, l->n);
     c->ref[2] = op->p.mm.w[0]; c->ref[3] = op->dst;
     c->pc[P + 0] = (uint32_t)t; c->pc[P + 1] = (uint32_t)n; c->pc[P + 2] = (uint32_t)k; c->pc[P + 3] = (uint32_t)rows;
     c->pc[P + 4] = vk->nt_mm; c->pc[P + 5] = (uint32_t)kq;
     uint32_t gx, gy, tm = rows == 1 ? 1 : VK_TMAX;
     grid((n + vk->nt_mm - 1) / vk->nt_mm, &gx, &gy);
-    return dispatch(c, rows == 1 ? VP_MMF_1 : VP_MMF_N, P + 6, gx, gy, (uint32_t)(rows + tm - 1) / tm, err);
+    c->pc[P + 6] = gx * gy;
+    return dispatch(c, am ? VP_MMF_1A : rows == 1 ? VP_MMF_1 : VP_MMF_N, P + 7, gx, gy, (uint32_t)(rows + tm - 1) / tm, err);
+}
+
+/* Whether am, the op after op, is the ARGMAX of op's one-token MATMUL_F output that
+ * rec_matmul_f can take into the product (greedy decoding's LM head and choice). */
+static int amax_fusable(const vk_backend *vk, const rtr_op *op, const rtr_op *am) {
+    return vk->amax && am && op->kind == RTR_OP_MATMUL_F && am->kind == RTR_OP_ARGMAX && op->rows == 1 && am->rows == 1 &&
+           am->a.buf == op->dst.buf && am->a.off == op->dst.off && am->p.add.n == op->p.mf.n;
 }
 
 #define VK_ATTNB_QR 8  /* query rows a workgroup of attn_batch.comp */
@@ -704,7 +720,7 @@ static int rec_op(rec_ctx *c, const rtr_op *op, rtr_err *err) {
         return dispatch(c, rows == 1 ? VP_MMT2_1 : VP_MMT2_N, P + 10, gx, gy, (uint32_t)(rows + tm - 1) / tm, err);
     }
     case RTR_OP_MATMUL_F:
-        return rec_matmul_f(c, op, &l, err);
+        return rec_matmul_f(c, op, NULL, &l, err);
     case RTR_OP_ROPE: {
         int half = op->p.rope.rot_dim / 2, ri = find_rope(vk, op->p.rope.theta, op->p.rope.rot_dim);
         if (ri < 0) return rtr_seterr(err, RTR_EBACKEND, "vulkan: rope table missing");
@@ -1012,7 +1028,12 @@ int vk_record(vk_backend *vk, vk_rec *rec, rtr_err *err) {
             rc = rec_rope_kv(&c, op, next, third, &la, &lb, &lc, err), i += 2;
         else if (!vk->no_fuse && next && rope_kv_fusable(vk, op, next, &la, &lb))
             rc = rec_rope_kv(&c, NULL, op, next, NULL, &la, &lb, err), i++;
-        else rc = rec_op(&c, op, err);
+        else if (!vk->no_fuse && amax_fusable(vk, op, next)) {
+            acc_list lh;
+            rc = op_accesses(vk, op, &lh, err);
+            if (!rc) rc = rec_matmul_f(&c, op, next, &lh, err);
+            i++;
+        } else rc = rec_op(&c, op, err);
         if (rc) return rc;
     }
     return 0;

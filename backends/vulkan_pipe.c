@@ -62,7 +62,7 @@ int vk_make_pipelines(vk_backend *vk, rtr_err *err) {
         [VP_MMT2_G] = {"mm_t2_gemm", {0}}, [VP_MMT2_C] = {"mm_t2_coop", {0}},
         [VP_MMF_1] = {"mm_f", {1, 0, 0}}, [VP_MMF_N] = {"mm_f", {VK_TMAX, 0, 0}},
         [VP_ROPE] = {"rope", {0}}, [VP_KV] = {"kv_store", {0}}, [VP_ATTN] = {"attn", {0}}, [VP_ATTND] = {"attn_dec", {0, VK_ATTND_WG, 0}}, [VP_ATTNB] = {"attn_batch", {0}}, [VP_ATTNC] = {"attn_coop", {0}}, [VP_GLU] = {"glu", {0}},
-        [VP_ARGMAX] = {"argmax", {0}},
+        [VP_ARGMAX] = {"argmax", {0}}, [VP_MMF_1A] = {"mm_f__amax", {1, 0, 0}},
     };
     for (int i = 0; i < VP_COUNT; i++) {
         if (i >= VP_MMT2_V && i <= VP_MMT2_VG && vk->no_vec) continue;
@@ -71,12 +71,13 @@ int vk_make_pipelines(vk_backend *vk, rtr_err *err) {
         if (i == VP_ATTNC && !(vk->coop & COOP_F16)) continue;
         if (i == VP_ATTNB && vk->no_attnb) continue;
         if (i == VP_ATTND && vk->no_attnd) continue;
+        if (i == VP_MMF_1A && !vk->amax) continue;
         char name[64];
         int mm = !strncmp(P[i].shader, "mm_", 3);
         snprintf(name, sizeof name, "%s__vmm", P[i].shader); /* built for the chained shaders */
         const rtr_spv_entry *s = vk->vmm ? find_spv(name) : NULL;
-        if (!s) snprintf(name, sizeof name, "%s%s", P[i].shader,
-                         i == VP_MMT2_C || i == VP_ATTNC ? "" : vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
+        int one = i == VP_MMT2_C || i == VP_ATTNC || i == VP_MMF_1A; /* built once, named in full */
+        if (!s) snprintf(name, sizeof name, "%s%s", P[i].shader, one ? "" : vk->dot && mm ? "__dot" : vk->sg ? "__sg" : "");
         if (!s) s = find_spv(name);
         if (!s) return rtr_seterr(err, RTR_EBACKEND, "vulkan: shader %s is not built in", name);
         VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = s->bytes, .pCode = s->code};

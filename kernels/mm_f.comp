@@ -4,9 +4,22 @@
  * staying float as on the CPU).
  * Same team layout as mm_t2.comp: one team a weight row, TMAX tokens at a time. One token with
  * subgroups, 16-byte aligned rows and operands (row_vec): 16-byte weight pieces, HU of them a
- * lane in flight, so that a one-token head streams its weights near the memory's speed. */
+ * lane in flight, so that a one-token head streams its weights near the memory's speed.
+ * RTR_AMAX (one token, subgroups, 64-bit atomics): the ARGMAX that follows the head as well, so
+ * that greedy decoding needs no dispatch of its own for it. Every row's value becomes a 64-bit
+ * key that orders as the sequential rule of backend.h does (the value's order above, the lower
+ * index above on ties; a NaN counts as -inf, a NaN first value as +inf, -0 as +0); each
+ * workgroup puts its best into binding 4's word 0 by atomicMax and counts itself in word 1, and
+ * the last to count writes the chosen index to binding 5 and puts both words back to 0. */
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
+#ifdef RTR_AMAX
+#ifndef RTR_SG
+#error "RTR_AMAX needs RTR_SG"
+#endif
+#extension GL_ARB_gpu_shader_int64 : require
+#extension GL_EXT_shader_atomic_int64 : require
+#endif
 #define WG 128
 layout(local_size_x = WG) in;
 #include "vk_common.glsl"
@@ -19,12 +32,17 @@ layout(std430, binding = 2) readonly buffer BW { uint W[]; };
 layout(std430, binding = 3) writeonly buffer BD { uint D[]; };
 layout(std430, binding = 0) readonly buffer BX4 { vec4 X4[]; };  /* the same, 16 bytes a read */
 layout(std430, binding = 2) readonly buffer BW4 { uvec4 W4[]; };
+#ifdef RTR_AMAX
+layout(std430, binding = 4) coherent buffer BAK { uint64_t AK[]; }; /* the best key, the count */
+layout(std430, binding = 5) writeonly buffer BID { uint ID[]; };    /* the chosen index */
+#endif
 
 layout(push_constant) uniform PC {
     uint o[RTR_NOFF]; /* the operands' offsets, packed (vk_bind.glsl) */
     uint type;  /* 0 f32, 1 f16, 2 bf16, 4 q8r (RTR_T_*) */
     uint n, k, rows, nt;
     uint kq;    /* q8r: bytes per row */
+    uint groups; /* RTR_AMAX: the workgroups of the dispatch */
 } pc;
 
 #ifndef RTR_SG
@@ -85,11 +103,42 @@ float row_vec(uint row, uint lane, uint tpr) {
 }
 #endif
 
+#ifdef RTR_AMAX
+/* the key of value v at index i: larger for the one the sequential rule keeps */
+uint64_t amax_key(float v, uint i) {
+    uint u = isnan(v) ? (i == 0u ? 0x7f800000u : 0xff800000u) : floatBitsToUint(v);
+    if ((u & 0x7fffffffu) == 0u) u = 0u;
+    uint o = (u & 0x80000000u) != 0u ? ~u : u | 0x80000000u;
+    return uint64_t(o) << 32 | uint64_t(~i);
+}
+
+shared uint64_t sk[WG];
+
+/* the workgroup's best key (best: its subgroup's) into AK[0], and the last workgroup's answer */
+void amax_join(uint64_t best) {
+    if (subgroupElect()) sk[gl_SubgroupID] = best;
+    barrier();
+    if (gl_LocalInvocationIndex != 0u) return;
+    for (uint i = 1u; i < gl_NumSubgroups; i++) best = max(best, sk[i]);
+    uint kb = OFF(4) / 8u;
+    if (best > AK[kb]) atomicMax(AK[kb], best); /* a stale read costs only an atomic */
+    memoryBarrierBuffer();
+    if (atomicAdd(AK[kb + 1u], uint64_t(1)) != uint64_t(pc.groups - 1u)) return;
+    memoryBarrierBuffer();
+    uint64_t k = atomicExchange(AK[kb], uint64_t(0));
+    atomicExchange(AK[kb + 1u], uint64_t(0));
+    ID[OFF(5) / 4u] = ~uint(k & 0xffffffffUL);
+}
+#endif
+
 void main() {
     uint grp = flat_group();
     uint t0 = gl_WorkGroupID.z * TMAX;
     uint ntok = min(TMAX, pc.rows - t0);
     uint k = pc.k;
+#ifdef RTR_AMAX
+    uint64_t best = uint64_t(0);
+#endif
 #ifdef RTR_SG
     uint lane = gl_SubgroupInvocationID, tpr = gl_SubgroupSize;
     for (uint row = grp * pc.nt + gl_SubgroupID; row < min((grp + 1) * pc.nt, pc.n); row += gl_NumSubgroups) {
@@ -180,13 +229,24 @@ void main() {
         for (uint t = 0; t < TMAX; t++) res[t] = red_x[t * WG + l];
         bool leader = lane == 0 && live;
 #endif
+        float sc = 1.0;
+#ifdef RTR_AMAX
+        if (pc.type == 4) /* in every lane: each keeps the key */
+#else
+        if (pc.type == 4 && leader)
+#endif
+            sc = uintBitsToFloat(W[(OFF(2) + pc.n * pc.kq) / 4 + row]);
         if (leader) {
-            float sc = 1.0;
-            if (pc.type == 4) sc = uintBitsToFloat(W[(OFF(2) + pc.n * pc.kq) / 4 + row]);
             for (uint t = 0; t < TMAX; t++) {
                 if (t >= ntok) break;
                 D[OFF(3) / 4 + (t0 + t) * pc.n + row] = floatBitsToUint(sc * res[t]);
             }
         }
+#ifdef RTR_AMAX
+        best = max(best, amax_key(sc * res[0], row)); /* the value written; the same in every lane */
+#endif
     }
+#ifdef RTR_AMAX
+    amax_join(best);
+#endif
 }

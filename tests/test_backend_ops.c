@@ -962,6 +962,73 @@ static void t_argmax(ctx *c) {
         }
 }
 
+/* the sequential rule of backend.h: the first largest, a NaN never larger (so chosen only first) */
+static int seq_argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* The one-token LM head and the ARGMAX of its output in one batch (greedy decoding's end, which
+ * a backend may take in one kernel): every float type, 1 to 128256 rows, k on and off a GPU's
+ * vector path. Cases: random rows; the largest row three times (the first wins); NaN rows (never
+ * chosen); a NaN first row (chosen); all rows zero, +0 and -0 (q8r scales of both signs: the
+ * first wins). Each side's choice against the rule applied to its own logits, and in the cases
+ * that fix it, against the answer itself. Consecutive cases run on the same backend, so a
+ * choice left over from the batch before shows. */
+static void t_head_argmax(ctx *c) {
+    static const int types[] = {RTR_T_F32, RTR_T_F16, RTR_T_BF16, RTR_T_Q8R};
+    static const int ns[] = {1, 7, 1000, 4097, 128256};
+    for (int ti = 0; ti < 4; ti++)
+        for (int ni = 0; ni < 5; ni++)
+            for (int kind = 0; kind < 5; kind++) {
+                int t = types[ti], n = ns[ni], k = ni % 2 ? 64 : 36;
+                int pick = n > 2 ? 1 + (int)(rnd(c) % (uint64_t)(n - 2)) : 0;
+                size_t kq = rtr_q8r_row_bytes((uint64_t)k), es = t == RTR_T_F32 ? 4 : 2;
+                size_t wbytes = t == RTR_T_Q8R ? (size_t)n * (kq + 4) : (size_t)n * k * es;
+                uint8_t *wt = calloc(wbytes, 1);
+                float *x = rand_f32(c, (size_t)k, -2, 2);
+                for (int r = 0; r < n; r++) {
+                    int top = kind == 1 && (r == pick || r == pick + (n - pick) / 3 || r == pick + 2 * (n - pick) / 3);
+                    int nan = (kind == 2 && (r == pick || r == n - 1)) || (kind == 3 && r == 0);
+                    for (int j = 0; j < k; j++) {
+                        float v = kind == 4 ? 0.0f : top ? (x[j] < 0 ? -1.0f : 1.0f) : frand(c, -0.3f, 0.3f);
+                        if (nan && j == k / 2 && t != RTR_T_Q8R) v = NAN;
+                        size_t i = (size_t)r * k + j;
+                        if (t == RTR_T_F32) ((float *)wt)[i] = v;
+                        else if (t == RTR_T_F16) ((uint16_t *)wt)[i] = rtr_f32_to_f16(v);
+                        else if (t == RTR_T_BF16) ((uint16_t *)wt)[i] = rtr_f32_to_bf16(v);
+                        else wt[(size_t)r * kq + j] = (uint8_t)(int8_t)(v * 127.0f);
+                    }
+                    if (t == RTR_T_Q8R) {
+                        float sc = nan ? NAN : kind == 4 && r % 2 == 0 ? -0.01f : 0.01f; /* -0 first */
+                        memcpy(wt + (size_t)n * kq + (size_t)r * 4, &sc, 4);
+                    }
+                }
+                tbuf *wb = tb_new(c, wbytes, wt, RTR_BUF_WEIGHT), *xa = tb_new(c, (size_t)k * 4, x, 0);
+                tbuf *lg = tb_new(c, (size_t)n * 4, NULL, 0), *id = tb_new(c, 4, NULL, 0);
+                rtr_op op[2];
+                memset(op, 0, sizeof op);
+                op[0].kind = RTR_OP_MATMUL_F; op[0].rows = 1; op[0].a = TR(xa, 0); op[0].dst = TR(lg, 0);
+                op[0].p.mf.type = t; op[0].p.mf.n = n; op[0].p.mf.k = k;
+                op[0].p.mm.w[0] = TR(wb, 0);
+                op[1].kind = RTR_OP_ARGMAX; op[1].rows = 1; op[1].a = TR(lg, 0); op[1].dst = TR(id, 0); op[1].p.add.n = n;
+                char what[96];
+                snprintf(what, sizeof what, "head+argmax %s k=%d n=%d case %d", rtr_type_name(t), k, n, kind);
+                float *lc = malloc((size_t)n * 4), *lgp = malloc((size_t)n * 4);
+                int32_t ic = -1, ig = -1;
+                if (!run_ops(c, op, 2, what) && !tb_read(c, lg, lc, lgp) && !tb_read(c, id, &ic, &ig)) {
+                    int fixed = kind == 1 ? pick : kind >= 3 ? 0 : -1;
+                    CHECK(ic == seq_argmax(lc, n), "%s: %s: cpu chose %d, its logits say %d", c->name, what, ic, seq_argmax(lc, n));
+                    CHECK(ig == seq_argmax(lgp, n), "%s: %s: chose %d, its logits say %d", c->name, what, ig, seq_argmax(lgp, n));
+                    if (fixed >= 0) CHECK(ig == fixed && ic == fixed, "%s: %s: chose %d (cpu %d), expected %d", c->name, what, ig, ic, fixed);
+                    if (kind == 2 && n > 2) CHECK(ig != pick && ig != n - 1, "%s: %s: chose a NaN row %d", c->name, what, ig);
+                }
+                tb_free(c, wb); tb_free(c, xa); tb_free(c, lg); tb_free(c, id);
+                free(wt); free(x); free(lc); free(lgp);
+            }
+}
+
 static void run_suite(const rtr_backend_entry *ent, const char *label, rtr_backend *cpu) {
     rtr_backend_cfg cfg = {.device = -1, .n_threads = 2};
     rtr_err e = {0};
@@ -991,6 +1058,7 @@ static void run_suite(const rtr_backend_entry *ent, const char *label, rtr_backe
     t_attn_decode(&c);
     t_layer_head(&c);
     t_argmax(&c);
+    t_head_argmax(&c);
     fprintf(stderr, "%s: %s\n", label, test_fail == before ? "all ops match the CPU" : "FAILURES above");
     gpu->ops->destroy(gpu);
 }
