@@ -427,7 +427,7 @@ static void prof_write(vk_backend *vk) {
         [VP_EMBED] = "embed", [VP_NORM] = "norm", [VP_MMT2_1] = "mm_t2_1", [VP_MMT2_N] = "mm_t2_n",
         [VP_MMT2_V] = "mm_t2_vec", [VP_MMT2_VF] = "mm_t2_vec_norm", [VP_MMT2_VS] = "mm_t2_vec_norm_s", [VP_MMT2_VG] = "mm_t2_vec_norm_g", [VP_MMT2_G] = "mm_t2_gemm", [VP_MMT2_C] = "mm_t2_coop", [VP_MMF_1] = "mm_f_1",
         [VP_MMF_N] = "mm_f_n", [VP_ROPE] = "rope", [VP_KV] = "kv_store", [VP_ATTN] = "attn", [VP_ATTND] = "attn_dec", [VP_ATTNB] = "attn_batch", [VP_ATTNC] = "attn_coop", [VP_GLU] = "glu",
-        [VP_ARGMAX] = "argmax"};
+        [VP_ARGMAX] = "argmax", [VP_MMF_1A] = "mm_f_1_argmax"};
     FILE *f = fopen(vk->prof_path, "w");
     if (!f) return;
     fprintf(f, "vulkan profile: %s, %ld batches, %.3f s submit to fence, %.3f s between timestamps\n", vk->base.desc,
