@@ -309,6 +309,8 @@ void rtr_model_get_info(const rtr_model *m, rtr_model_info *i) {
 #define BW_K 4096                  /* f16 weights a row of the probe's product */
 #define BW_PASSES 16               /* passes over the weights a batch, at most */
 #define BW_BATCH_S 0.004           /* seconds a timed batch aims at */
+#define BW_SPAN_S 1.0              /* seconds of timed batches, at most (at least one batch) */
+#define BW_TRIES 256               /* timed batches, at most */
 
 #define BW_FILL ((size_t)4 << 20) /* bytes of weights a write while filling them */
 
@@ -359,7 +361,9 @@ static int bw_batch(rtr_backend *be, const bw_bufs *b, int passes, double *secs,
 
 /* One size: the weights filled, an untimed pass first (the batch's recording), then
  * batches of enough passes to take a few milliseconds (so that a submission's own cost stays
- * small beside them), the best of up to three within a quarter of a second. */
+ * small beside them), the best of those that fit in a second: a GPU that idled while the model
+ * loaded can stream at a third of its speed for a while (BENCH.md), so a short probe can miss
+ * what the memory does. */
 static int bw_probe(rtr_backend *be, size_t bytes, double *gbs, rtr_err *err) {
     bw_bufs b = {NULL, NULL, NULL, (int)(bytes / 2 / BW_K)};
     size_t wb = (size_t)b.n * BW_K * 2;
@@ -373,7 +377,7 @@ static int bw_probe(rtr_backend *be, size_t bytes, double *gbs, rtr_err *err) {
     if (!r) r = bw_batch(be, &b, 1, &t, err);
     if (!r && t < BW_BATCH_S) passes = t > BW_BATCH_S / BW_PASSES ? (int)(BW_BATCH_S / t) + 1 : BW_PASSES;
     if (!r && passes > 1) r = bw_batch(be, &b, passes, &t, err); /* untimed: its recording */
-    for (int i = 0; !r && i < 3 && (i == 0 || spent < 0.25); i++) {
+    for (int i = 0; !r && i < BW_TRIES && (i == 0 || spent < BW_SPAN_S); i++) {
         r = bw_batch(be, &b, passes, &t, err);
         double g = t > 0 ? (double)wb * passes / t / 1e9 : 0;
         if (g > best) best = g;

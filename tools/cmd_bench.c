@@ -34,7 +34,7 @@ static void usage(void) {
             "      --device N         GPU index\n"
             "      --kernel NAME      CPU kernel set (scalar, avx2, avx512vnni, amx, neon)\n"
             "      --no-bandwidth     skip the memory bandwidth measurement (the roofline's; on a GPU it\n"
-            "                         streams 512 MB of the device's memory)\n"
+            "                         streams 512 MB of the device's memory for about a second)\n"
             "      --no-warmup        no untimed run before each test\n"
             "  -o, --output FMT       md, csv, json, jsonl (default md)\n");
 }
