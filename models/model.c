@@ -311,8 +311,7 @@ void rtr_model_get_info(const rtr_model *m, rtr_model_info *i) {
 #define BW_BATCH_S 0.004           /* seconds a timed batch aims at */
 #define BW_SPAN_S 1.0              /* seconds of timed batches, at most (at least one batch) */
 #define BW_TRIES 256               /* timed batches, at most */
-
-#define BW_FILL ((size_t)4 << 20) /* bytes of weights a write while filling them */
+#define BW_FILL ((size_t)4 << 20)  /* bytes of weights a write while filling them */
 
 /* The probe: the one-token float product the LM head runs (the backend's kernel for streaming
  * weights), over n rows of varied halves, `passes` times a batch, each pass into its own
@@ -361,9 +360,9 @@ static int bw_batch(rtr_backend *be, const bw_bufs *b, int passes, double *secs,
 
 /* One size: the weights filled, an untimed pass first (the batch's recording), then
  * batches of enough passes to take a few milliseconds (so that a submission's own cost stays
- * small beside them), the best of those that fit in a second: a GPU that idled while the model
- * loaded can stream at a third of its speed for a while (BENCH.md), so a short probe can miss
- * what the memory does. */
+ * small beside them), the best of those that fit in a second: a GPU can stream at a third of
+ * its speed for stretches of a second or more (BENCH.md), so a short probe can miss what the
+ * memory does. */
 static int bw_probe(rtr_backend *be, size_t bytes, double *gbs, rtr_err *err) {
     bw_bufs b = {NULL, NULL, NULL, (int)(bytes / 2 / BW_K)};
     size_t wb = (size_t)b.n * BW_K * 2;

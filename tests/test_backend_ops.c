@@ -921,6 +921,13 @@ static void t_buffers(ctx *c) {
     be->ops->buf_free(be, small);
 }
 
+/* the sequential rule of backend.h: the first largest, a NaN never larger (so chosen only first) */
+static int seq_argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
+    return best;
+}
+
 /* ARGMAX (greedy decoding's choice) on rows of 1 to 128256 values: random rows, the largest
  * value repeated (the first wins), NaNs (never chosen unless first), infinities; each backend's
  * answer against the sequential rule of backend.h, computed here. */
@@ -941,12 +948,7 @@ static void t_argmax(ctx *c) {
                 if (n > 2) { x[pick] = INFINITY; x[n - 1] = INFINITY; }
             }
             int32_t *want = malloc((size_t)rows * 4), *cpu = malloc((size_t)rows * 4), *gpu = malloc((size_t)rows * 4);
-            for (int r = 0; r < rows; r++) {
-                const float *xr = x + (size_t)r * n;
-                int best = 0;
-                for (int i = 1; i < n; i++) if (xr[i] > xr[best]) best = i;
-                want[r] = best;
-            }
+            for (int r = 0; r < rows; r++) want[r] = seq_argmax(x + (size_t)r * n, n);
             tbuf *a = tb_new(c, sz * 4, x, 0), *d = tb_new(c, (size_t)rows * 4, NULL, 0);
             rtr_op op = {0};
             op.kind = RTR_OP_ARGMAX; op.rows = rows; op.a = TR(a, 0); op.dst = TR(d, 0); op.p.add.n = n;
@@ -960,13 +962,6 @@ static void t_argmax(ctx *c) {
             tb_free(c, a); tb_free(c, d);
             free(x); free(want); free(cpu); free(gpu);
         }
-}
-
-/* the sequential rule of backend.h: the first largest, a NaN never larger (so chosen only first) */
-static int seq_argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++) if (x[i] > x[best]) best = i;
-    return best;
 }
 
 /* The one-token LM head and the ARGMAX of its output in one batch (greedy decoding's end, which
